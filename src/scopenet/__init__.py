@@ -1,0 +1,39 @@
+"""scopenet: deep learning for scanning probe and electron microscopy.
+
+>>> import scopenet as sn
+>>> img = sn.read("scan.sxm")            # doctest: +SKIP
+>>> clean = sn.denoise(img)              # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from ._version import __version__
+from .errors import InputError, ReadError, ScopenetError, WriteError
+from .image.micrograph import Axis, Micrograph
+from .io import read, read_all, write
+
+# Task façades are imported lazily so that `import scopenet` stays fast and light.
+_LAZY = {
+    "denoise": ("scopenet.tasks.denoise", "denoise"),
+    "Denoiser": ("scopenet.tasks.denoise", "Denoiser"),
+    "inpaint": ("scopenet.tasks.inpaint", "inpaint"),
+    "Inpainter": ("scopenet.tasks.inpaint", "Inpainter"),
+    "classify": ("scopenet.tasks.classify", "classify"),
+    "TipClassifier": ("scopenet.tasks.classify", "TipClassifier"),
+    "flatten": ("scopenet.image.preprocess", "flatten"),
+    "simulate": ("scopenet.simulate", None),
+    "metrics": ("scopenet.metrics", None),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        mod, attr = _LAZY[name]
+        m = importlib.import_module(mod)
+        return m if attr is None else getattr(m, attr)
+    raise AttributeError(f"module 'scopenet' has no attribute {name!r}")
+
+
+__all__ = ["__version__", "Axis", "Micrograph", "read", "read_all", "write", "ReadError", "WriteError",
+           "InputError", "ScopenetError", *_LAZY]

@@ -1,0 +1,6 @@
+"""CLI commands: simulate_cmds (to be written)."""
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the app."""

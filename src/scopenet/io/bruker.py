@@ -1,0 +1,1 @@
+"""Format module bruker (to be written)."""

@@ -1,0 +1,1 @@
+"""Format module em (to be written)."""

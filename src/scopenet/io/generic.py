@@ -1,0 +1,1 @@
+"""Format module generic (to be written)."""

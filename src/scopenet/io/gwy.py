@@ -1,0 +1,1 @@
+"""Format module gwy (to be written)."""

@@ -1,0 +1,1 @@
+"""Format module hdf5_io (to be written)."""

@@ -1,0 +1,1 @@
+"""Format module ibw (to be written)."""

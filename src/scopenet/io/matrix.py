@@ -1,0 +1,1 @@
+"""Format module matrix (to be written)."""

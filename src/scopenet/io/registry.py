@@ -1,0 +1,208 @@
+"""One registry of file formats; readers and writers register themselves here.
+
+A format module declares itself with :func:`register_format`: its extensions, an optional magic-byte
+test, a reader returning a list of :class:`~scopenet.image.Micrograph` (one per channel/trace/
+signal in the file) and an optional writer. :func:`read` chooses by magic bytes first, then by
+extension, and wraps every failure in :class:`~scopenet.errors.ReadError` naming the file.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from ..errors import ReadError, ScopenetError, WriteError
+from ..image.micrograph import Micrograph
+
+Reader = Callable[..., list[Micrograph]]
+Writer = Callable[..., None]
+
+
+@dataclass
+class Format:
+    """A file format family: ``name``, lower-case ``extensions`` (with dot), ``magic`` test on the
+    first 512 bytes, ``reader(path, **kw) -> list[Micrograph]`` and ``writer(img, path, **kw)``."""
+
+    name: str
+    extensions: tuple[str, ...]
+    reader: Optional[Reader] = None
+    writer: Optional[Writer] = None
+    magic: Optional[Callable[[bytes], bool]] = None
+    description: str = ""
+    priority: int = 0  # higher wins when several formats claim the same extension
+    kwargs_doc: dict = field(default_factory=dict)
+
+
+FORMATS: list[Format] = []
+
+
+def register_format(fmt: Format) -> Format:
+    FORMATS[:] = [f for f in FORMATS if f.name != fmt.name]
+    FORMATS.append(fmt)
+    return fmt
+
+
+def _suffix(path: Path) -> str:
+    return path.suffix.lower()
+
+
+def find_format(path: Path, head: bytes | None = None, for_writing: bool = False) -> Format | None:
+    """The format for ``path``: magic bytes first (reading only), then the extension."""
+    _load_builtin_formats()
+    cands = [f for f in FORMATS if (f.writer if for_writing else f.reader)]
+    if head is not None and not for_writing:
+        for f in sorted(cands, key=lambda f: -f.priority):
+            if f.magic is not None:
+                try:
+                    if f.magic(head):
+                        return f
+                except Exception:
+                    continue
+    ext = _suffix(path)
+    by_ext = [f for f in cands if ext in f.extensions]
+    if by_ext:
+        return sorted(by_ext, key=lambda f: -f.priority)[0]
+    return None
+
+
+def supported_extensions(for_writing: bool = False) -> list[str]:
+    _load_builtin_formats()
+    exts = set()
+    for f in FORMATS:
+        if (f.writer if for_writing else f.reader):
+            exts.update(f.extensions)
+    return sorted(exts)
+
+
+def _check_path(path: Path) -> bytes:
+    if not path.exists():
+        raise ReadError(path, "no such file")
+    if path.is_dir():
+        raise ReadError(path, "is a directory, not a file")
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            raise ReadError(path, "the file is empty (0 bytes)")
+        with open(path, "rb") as fh:
+            return fh.read(512)
+    except PermissionError as exc:
+        raise ReadError(path, f"permission denied ({exc})") from exc
+
+
+def read_all(path: str | os.PathLike, **kwargs) -> list[Micrograph]:
+    """Read every image in a file: all channels, traces (forward/backward, up/down) and signals.
+
+    Raises
+    ------
+    ReadError
+        If the file is missing, empty, truncated, corrupt or of an unsupported format.
+    """
+    path = Path(path)
+    head = _check_path(path)
+    fmt = find_format(path, head)
+    if fmt is None:
+        raise ReadError(path, f"unsupported format (extension '{path.suffix}'); scopenet reads "
+                              f"{', '.join(supported_extensions())}")
+    try:
+        images = fmt.reader(path, **kwargs)
+    except ReadError:
+        raise
+    except ScopenetError as exc:
+        raise ReadError(path, str(exc)) from exc
+    except MemoryError as exc:
+        raise ReadError(path, "too large to load into memory") from exc
+    except Exception as exc:  # any library failure becomes a ReadError naming the file
+        raise ReadError(path, f"not a valid {fmt.name} file or corrupt/truncated "
+                              f"({type(exc).__name__}: {exc})") from exc
+    if not images:
+        raise ReadError(path, f"the {fmt.name} file holds no image data")
+    for img in images:
+        if img.source is None:
+            img.source = path
+    return images
+
+
+def read(path: str | os.PathLike, *, channel: str | None = None, direction: str | None = None,
+         index: int | None = None, **kwargs) -> Micrograph:
+    """Read one image from an instrument file into a calibrated :class:`Micrograph`.
+
+    Parameters
+    ----------
+    path : str or Path
+        DM3/DM4, EMD, SER/EMI, MRC, TIFF, Nanonis .sxm, Omicron .Z_mtrx, Gwyddion .gwy, .ibw,
+        Bruker, .npy, .png, .h5 ...
+    channel : str, optional
+        For multi-channel files (SPM): the channel/signal name, e.g. ``"Z"``, ``"Current"``.
+        Matched case-insensitively; default the first (topography where present).
+    direction : str, optional
+        For SPM: ``"forward"``, ``"backward"``, or a full ``"forward/up"``; default the first.
+    index : int, optional
+        Pick the index-th image among those that match.
+
+    Returns
+    -------
+    Micrograph
+
+    Raises
+    ------
+    ReadError
+        If the file cannot be read or nothing in it matches ``channel``/``direction``.
+    """
+    images = read_all(path, **kwargs)
+    sel = images
+    if channel is not None:
+        c = channel.lower()
+        sel = [m for m in sel if m.signal.lower() == c] or [m for m in sel if c in m.signal.lower()]
+    if direction is not None:
+        d = direction.lower()
+        sel = [m for m in sel if m.scan_direction and (m.scan_direction.lower() == d
+                                                        or m.scan_direction.lower().startswith(d))]
+    if not sel:
+        avail = sorted({f"{m.signal}" + (f" ({m.scan_direction})" if m.scan_direction else "") for m in images})
+        raise ReadError(path, f"no image matches channel={channel!r} direction={direction!r}; "
+                              f"available: {', '.join(avail)}")
+    if index is not None:
+        if not -len(sel) <= index < len(sel):
+            raise ReadError(path, f"index {index} out of range: {len(sel)} matching images")
+        return sel[index]
+    return sel[0]
+
+
+def write(img: Micrograph, path: str | os.PathLike, *, overwrite: bool = False, **kwargs) -> Path:
+    """Write a Micrograph; the format follows the extension (.tif, .h5, .png, .npy ...).
+
+    The file is written under a temporary name and renamed when complete; an existing file is
+    only replaced with ``overwrite=True``.
+    """
+    from .._fileutil import atomic_output
+    from ..image.micrograph import as_micrograph
+
+    path = Path(path)
+    img = as_micrograph(img)
+    fmt = find_format(path, for_writing=True)
+    if fmt is None:
+        raise WriteError(path, f"no writer for extension '{path.suffix}'; scopenet writes "
+                               f"{', '.join(supported_extensions(for_writing=True))}")
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        fmt.writer(img, tmp, **kwargs)
+    return path
+
+
+_LOADED = False
+
+
+def _load_builtin_formats() -> None:
+    """Import the built-in format modules (each registers itself)."""
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    import importlib
+
+    for mod in BUILTIN_MODULES:
+        importlib.import_module(f"scopenet.io.{mod}")
+
+
+#: format modules, one per family; each calls register_format() at import.
+BUILTIN_MODULES = ["generic", "em", "tiff_io", "hdf5_io", "sxm", "matrix", "gwy", "ibw", "bruker"]

@@ -1,0 +1,1 @@
+"""Format module sxm (to be written)."""

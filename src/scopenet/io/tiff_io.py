@@ -1,0 +1,1 @@
+"""Format module tiff_io (to be written)."""

@@ -90,10 +90,95 @@ def make_sxm(scan_dir: str) -> bytes:
     return sxm_bytes(chans, nx=nx, ny=ny, width=3.2e-9, height=2.4e-9, scan_dir=scan_dir)
 
 
+# ------------------------------------------------------------------------------ Omicron MATRIX
+def _mstr(text: str) -> bytes:
+    return struct.pack("<L", len(text)) + text.encode("utf-16-le")
+
+
+def _mval(value) -> bytes:
+    if isinstance(value, bool):
+        return b"LOOB" + struct.pack("<L", int(value))
+    if isinstance(value, int):
+        return b"GNOL" + struct.pack("<l", value)
+    if isinstance(value, float):
+        return b"BUOD" + struct.pack("<d", value)
+    return b"GRTS" + _mstr(str(value))
+
+
+def _mblock(ident: str, payload: bytes, timed: bool = True) -> bytes:
+    """One MATRIX block: reversed 4-char id, length, [8-byte time stamp], payload."""
+    return ident.encode() + struct.pack("<L", len(payload)) + (bytes(8) if timed else b"") + payload
+
+
+def mtrx_index_bytes(data_name: str, *, points: int, lines: int, width: float, height: float,
+                     x_retrace: bool = True, y_retrace: bool = True, factor: float = 1e12,
+                     channel: str = "Z", unit: str = "m") -> bytes:
+    """A minimal MATRIX parameter/index file describing one image data file ``data_name``.
+
+    Raw integers convert to physical values as ``raw / factor`` (TFF_Linear1D, offset 0).
+    """
+    scanner = {"Width": (width, "m"), "Height": (height, "m"), "Points": (points, ""),
+               "Lines": (lines, ""), "Angle": (0.0, "Degree"), "X_Offset": (1e-9, "m"),
+               "Y_Offset": (-1e-9, "m"), "X_Retrace": (x_retrace, ""), "Y_Retrace": (y_retrace, ""),
+               "Raster_Time": (1e-3, "s")}
+    body = _mstr("XYScanner") + struct.pack("<L", len(scanner))
+    for prop, (value, u) in scanner.items():
+        body += _mstr(prop) + _mstr(u) + bytes(4) + _mval(value)
+    apee = _mblock("APEE", bytes(4) + struct.pack("<L", 1) + body)
+    tcid = (bytes(8) + struct.pack("<L", 0) + struct.pack("<L", 1)
+            + bytes(4) + struct.pack("<L", 7) + bytes(8) + _mstr(channel) + _mstr(unit)
+            + struct.pack("<L", 0))
+    tcid = _mblock("TCID", tcid, timed=False)
+    refx = (bytes(4) + struct.pack("<L", 7) + _mstr("TFF_Linear1D") + _mstr(unit) + struct.pack("<L", 2)
+            + _mstr("Factor") + _mval(float(factor)) + _mstr("Offset") + _mval(0.0))
+    refx = _mblock("REFX", refx, timed=False)
+    ferb = _mblock("FERB", bytes(4) + _mstr(data_name))
+    return b"ONTMATRX0101" + apee + tcid + refx + ferb
+
+
+def mtrx_data_bytes(raw: np.ndarray) -> bytes:
+    """A MATRIX data file holding the int32 sequence ``raw`` (in acquisition order)."""
+    raw = np.ascontiguousarray(raw, dtype="<i4")
+    csed = bytes(20) + struct.pack("<ii", raw.size, raw.size) + bytes(28)
+    inner = (struct.pack("<Q", 1393664000) + bytes(4)
+             + b"CSED" + struct.pack("<L", len(csed)) + csed
+             + b"ATAD" + struct.pack("<L", raw.nbytes) + raw.tobytes())
+    return b"ONTMATRX0101" + b"TLKB" + struct.pack("<L", len(inner) - 8) + inner
+
+
+def mtrx_acquisition(phys_fwd: np.ndarray, phys_bwd: np.ndarray, recorded: int | None = None) -> np.ndarray:
+    """The time-ordered line sequence of a 4-trace MATRIX scan of two physical images.
+
+    Up pass: lines from the bottom row to the top, each forward (left to right) then backward
+    (right to left); down pass: from the top row to the bottom. ``recorded`` keeps only the first
+    that many line pairs (a scan stopped early).
+    """
+    ny = phys_fwd.shape[0]
+    order = list(range(ny - 1, -1, -1)) + list(range(ny))
+    if recorded is not None:
+        order = order[:recorded]
+    seq = [np.concatenate([phys_fwd[r], phys_bwd[r][::-1]]) for r in order]
+    return np.concatenate(seq)
+
+
+def make_matrix(out: Path, prefix: str, recorded: int | None = None, ny: int = 10, nx: int = 8) -> Path:
+    """Write ``<prefix>--1_1.Z_mtrx`` and ``<prefix>_0001.mtrx``; Z in metres = raw / 1e12."""
+    phys = physical(ny, nx, 1e-12, 0.0)
+    raw = np.rint(mtrx_acquisition(phys, phys + 5e-12, recorded) * 1e12)
+    data = out / f"{prefix}--1_1.Z_mtrx"
+    data.write_bytes(mtrx_data_bytes(raw))
+    (out / f"{prefix}_0001.mtrx").write_bytes(
+        mtrx_index_bytes(data.name, points=nx, lines=ny, width=2e-9, height=2.5e-9))
+    return data
+
+
 def main(out: Path = OUT) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "generated_down.sxm").write_bytes(make_sxm("down"))
     (out / "generated_up.sxm").write_bytes(make_sxm("up"))
+    make_matrix(out, "gen_full")
+    make_matrix(out, "gen_stopped_up", recorded=6)     # 6 of 10 up lines
+    make_matrix(out, "gen_stopped_down", recorded=14)  # full up pass, 4 of 10 down lines
     total = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
     print(f"wrote {len(list(out.iterdir()))} files, {total} bytes, to {out}")
 

@@ -170,3 +170,105 @@ def test_sxm_backward_lines_up_with_forward(name, channel, expected):
     fwd, bwd = imgs[channel, f"forward/{d}"].data, imgs[channel, f"backward/{d}"].data
     assert rowcorr(fwd, bwd) > expected
     assert rowcorr(fwd, bwd[:, ::-1]) < 0.3  # the mirrored-back (stored) order does not
+
+
+# ============================================================================= Omicron MATRIX
+def test_matrix_generated_four_traces_line_up():
+    imgs = sio.read_all(SPM / "gen_full--1_1.Z_mtrx")
+    assert [m.scan_direction for m in imgs] == ["forward/up", "backward/up", "forward/down", "backward/down"]
+    phys = gen.physical(10, 8, 1e-12)
+    for m in imgs:
+        expected = phys + (5e-12 if m.scan_direction.startswith("backward") else 0.0)
+        np.testing.assert_allclose(m.data, expected, rtol=1e-6, atol=1e-18)
+        assert m.signal == "Z" and m.signal_unit == "m" and m.data.dtype == np.float32
+        assert m.pixel_size == pytest.approx((2.5e-9 / 10, 2e-9 / 8))
+        assert m.metadata["param"]["EEPA::XYScanner.Points"][0] == 8
+        assert_read_provenance(m, "omicron-matrix")
+
+
+def test_matrix_stopped_during_up_pass_gives_nan_top_rows_and_no_down_traces():
+    imgs = sio.read_all(SPM / "gen_stopped_up--1_1.Z_mtrx")
+    assert [m.scan_direction for m in imgs] == ["forward/up", "backward/up"]
+    fwd = imgs[0]
+    assert fwd.shape == (10, 8)
+    assert np.isnan(fwd.data[:4]).all() and np.isfinite(fwd.data[4:]).all()
+    np.testing.assert_allclose(fwd.data[4:], gen.physical(10, 8, 1e-12)[4:], rtol=1e-6)
+
+
+def test_matrix_stopped_during_down_pass_and_crop_unscanned():
+    from scopenet.io.matrix import crop_unscanned
+
+    k = {m.scan_direction: m for m in sio.read_all(SPM / "gen_stopped_down--1_1.Z_mtrx")}
+    assert np.isfinite(k["forward/up"].data).all()
+    down = k["forward/down"]
+    assert np.isnan(down.data[4:]).all() and np.isfinite(down.data[:4]).all()
+    cropped = crop_unscanned(down)
+    assert cropped.shape == (4, 8)
+    np.testing.assert_array_equal(cropped.data, down.data[:4])
+    assert cropped.pixel_size == down.pixel_size
+    assert cropped.provenance[-1]["operation"] == "crop_unscanned"
+    assert len(cropped.provenance) == len(down.provenance) + 1
+    up = crop_unscanned(sio.read_all(SPM / "gen_stopped_up--1_1.Z_mtrx")[0])
+    assert up.shape == (6, 8) and up.axes[0].offset == pytest.approx(4 * up.pixel_size[0])
+
+
+def test_crop_unscanned_rejects_all_nan():
+    from scopenet.errors import InputError
+    from scopenet.image.micrograph import Micrograph
+    from scopenet.io.matrix import crop_unscanned
+
+    with pytest.raises(InputError, match="NaN"):
+        crop_unscanned(Micrograph(np.full((3, 3), np.nan)))
+
+
+def test_matrix_without_index_raises(tmp_path):
+    data = (SPM / "gen_full--1_1.Z_mtrx").read_bytes()
+    p = tmp_path / "gen_full--1_1.Z_mtrx"
+    p.write_bytes(data)
+    with pytest.raises(ReadError, match=r"gen_full--1_1\.Z_mtrx.*gen_full_0001\.mtrx"):
+        sio.read_all(p)
+
+
+def test_matrix_index_file_itself_is_refused():
+    with pytest.raises(ReadError, match="index file"):
+        sio.read_all(SPM / "gen_full_0001.mtrx")
+
+
+def test_matrix_corrupt_index_raises(tmp_path):
+    (tmp_path / "x--1_1.Z_mtrx").write_bytes((SPM / "gen_full--1_1.Z_mtrx").read_bytes())
+    (tmp_path / "x_0001.mtrx").write_bytes((SPM / "gen_full_0001.mtrx").read_bytes()[:60])
+    with pytest.raises(ReadError, match="x--1_1.Z_mtrx"):
+        sio.read_all(tmp_path / "x--1_1.Z_mtrx")
+
+
+MATRIX_FIXTURE = {  # trace: (min, max, mean, stored [0,0])
+    "forward/up": (-3.904101902298851e-08, -3.8778363735632185e-08, -3.891394330228225e-08, -3.900291103448276e-08),
+    "backward/up": (-3.904795172413793e-08, -3.878506649425287e-08, -3.891242889231929e-08, -3.9007023390804594e-08),
+    "forward/down": (-3.903739603448276e-08, -3.878151752873563e-08, -3.8909840379593234e-08, -3.8990891264367814e-08),
+    "backward/down": (-3.9039284310344826e-08, -3.878155597701149e-08, -3.890821327012388e-08, -3.899882936781609e-08),
+}
+
+
+def test_matrix_fixture():
+    path = shared_path("fixtures", "matrix", "2014Mar01-093225--7_100.Z_mtrx")
+    imgs = sio.read_all(path)
+    assert [m.scan_direction for m in imgs] == list(MATRIX_FIXTURE)
+    for m in imgs:
+        lo, hi, mean, first = MATRIX_FIXTURE[m.scan_direction]
+        assert m.shape == (300, 300) and m.data.dtype == np.float32 and not np.isnan(m.data).any()
+        assert float(m.data.min()) == pytest.approx(lo, rel=1e-6)
+        assert float(m.data.max()) == pytest.approx(hi, rel=1e-6)
+        assert float(m.data.astype(np.float64).mean()) == pytest.approx(mean, rel=1e-6)
+        assert float(m.data[-1, 0]) == pytest.approx(first, rel=1e-6)  # stored row 0 = bottom
+        assert m.pixel_size == pytest.approx((1.4e-08 / 300, 1.4e-08 / 300), rel=1e-9)
+        assert m.signal == "Z" and m.signal_unit == "m"
+        assert m.metadata["sample_name"] == "I-125/Au 20140225"
+    k = {m.scan_direction: m.data for m in imgs}
+    assert rowcorr(k["forward/up"], k["backward/up"]) > 0.9
+    assert rowcorr(k["forward/up"], k["forward/down"]) > 0.9
+
+
+def test_matrix_fixture_without_index_is_an_error():
+    path = shared_path("fixtures", "matrix", "no_index", "2015Mar25-095231--29_3.Z_mtrx")
+    with pytest.raises(ReadError, match=r"2015Mar25-095231--29_3\.Z_mtrx.*index"):
+        sio.read_all(path)

@@ -172,11 +172,29 @@ def make_matrix(out: Path, prefix: str, recorded: int | None = None, ny: int = 1
     return data
 
 
+# ------------------------------------------------------------------------------------ Gwyddion
+def make_gwy(path: Path) -> Path:
+    """A GWYP file (written with gwyfile) with two fields, Height (m) and Phase (deg)."""
+    from gwyfile.objects import GwyContainer, GwyDataField, GwySIUnit
+
+    c = GwyContainer()
+    c["/0/data"] = GwyDataField(physical(6, 9, 1e-10), xreal=9e-8, yreal=6e-8, xoff=1e-8, yoff=2e-8,
+                                si_unit_xy=GwySIUnit(unitstr="m"), si_unit_z=GwySIUnit(unitstr="m"))
+    c["/0/data/title"] = "Height"
+    c["/0/meta"] = GwyContainer({"ImagingMode": "AC Mode"})
+    c["/1/data"] = GwyDataField(physical(6, 9, 0.5, -10.0), xreal=9e-8, yreal=6e-8,
+                                si_unit_xy=GwySIUnit(unitstr="m"), si_unit_z=GwySIUnit(unitstr="deg"))
+    c["/1/data/title"] = "Phase"
+    c.tofile(str(path))
+    return path
+
+
 def main(out: Path = OUT) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "generated_down.sxm").write_bytes(make_sxm("down"))
     (out / "generated_up.sxm").write_bytes(make_sxm("up"))
     make_matrix(out, "gen_full")
+    make_gwy(out / "generated.gwy")
     make_matrix(out, "gen_stopped_up", recorded=6)     # 6 of 10 up lines
     make_matrix(out, "gen_stopped_down", recorded=14)  # full up pass, 4 of 10 down lines
     total = sum(p.stat().st_size for p in out.iterdir() if p.is_file())

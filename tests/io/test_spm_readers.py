@@ -272,3 +272,75 @@ def test_matrix_fixture_without_index_is_an_error():
     path = shared_path("fixtures", "matrix", "no_index", "2015Mar25-095231--29_3.Z_mtrx")
     with pytest.raises(ReadError, match=r"2015Mar25-095231--29_3\.Z_mtrx.*index"):
         sio.read_all(path)
+
+
+# =================================================================================== Gwyddion
+def test_gwy_generated_fields():
+    imgs = sio.read_all(SPM / "generated.gwy")
+    assert [m.signal for m in imgs] == ["Height", "Phase"]
+    h, ph = imgs
+    np.testing.assert_allclose(h.data, gen.physical(6, 9, 1e-10), rtol=1e-6)
+    np.testing.assert_allclose(ph.data, gen.physical(6, 9, 0.5, -10.0), rtol=1e-6)
+    assert h.pixel_size == pytest.approx((1e-8, 1e-8)) and h.pixel_unit == "m"
+    assert (h.signal_unit, ph.signal_unit) == ("m", "deg")
+    assert h.metadata["field"]["xoff"] == pytest.approx(1e-8)
+    assert h.metadata["channel"]["/0/meta"]["ImagingMode"] == "AC Mode"
+    assert_read_provenance(h, "gwyddion")
+
+
+def test_gwy_array_count_beyond_file_is_refused_quickly(tmp_path):
+    """A string-array count of 2**32-1 makes gwyfile loop for ever; the validator stops it."""
+    import struct
+
+    body = b"/s\0S" + struct.pack("<I", 0xFFFFFFFF) + b"a\0"
+    data = b"GWYP" + b"GwyContainer\0" + struct.pack("<I", len(body)) + body
+    p = tmp_path / "loop.gwy"
+    p.write_bytes(data)
+    with pytest.raises(ReadError, match="loop.gwy.*corrupt"):
+        sio.read_all(p)
+
+
+def test_gwy_truncated(tmp_path):
+    data = (SPM / "generated.gwy").read_bytes()
+    p = tmp_path / "half.gwy"
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ReadError, match="half.gwy.*(corrupt|truncated)"):
+        sio.read_all(p)
+
+
+GWY_PTO = {  # title: (unit, min, max, mean)
+    "HeightRetrace": ("m", -1.545856775919674e-08, 1.0963674412778346e-07, None),
+    "AmplitudeRetrace": ("m", 8.835792340844417e-12, 1.602137089662392e-09, 1.2005731615623743e-10),
+    "DeflectionRetrace": ("m", 4.6480298721007784e-08, 1.6605305575012608e-07, 1.0119446707375574e-07),
+    "PhaseRetrace": ("deg", -89.98426818847656, 269.9393005371094, 23.944495160780207),
+}
+
+
+def test_gwy_fixture_pto():
+    imgs = sio.read_all(shared_path("fixtures", "gwy", "PTO_110_Virgin0001.gwy"))
+    assert [m.signal for m in imgs] == list(GWY_PTO)
+    for m in imgs:
+        unit, lo, hi, mean = GWY_PTO[m.signal]
+        assert m.shape == (256, 256) and m.signal_unit == unit
+        assert float(m.data.min()) == pytest.approx(lo, rel=1e-6)
+        assert float(m.data.max()) == pytest.approx(hi, rel=1e-6)
+        if mean is not None:
+            assert float(m.data.astype(np.float64).mean()) == pytest.approx(mean, rel=1e-5)
+        else:
+            assert abs(float(m.data.astype(np.float64).mean())) < 1e-12
+        assert m.pixel_size == pytest.approx((3.9215686274509804e-08,) * 2, rel=1e-9)
+        assert m.pixel_unit == "m"
+    assert imgs[0].metadata["channel"]["/0/meta"]["MicroscopeModel"] == "Cypher"
+
+
+def test_gwy_fixture_synthetic():
+    (m,) = sio.read_all(shared_path("fixtures", "gwy", "test.gwy"))
+    assert m.signal == "Test" and m.shape == (128, 128) and m.signal_unit == ""
+    assert (float(m.data.min()), float(m.data.max())) == (0.0, pytest.approx(0.001, rel=1e-6))
+    assert float(m.data.astype(np.float64).mean()) == pytest.approx(0.0005152968462939743, rel=1e-6)
+    assert m.pixel_size == (1.0, 1.0) and not m.axes[-1].calibrated
+
+
+def test_gwy_fixture_legacy_gwyo_is_an_error():
+    with pytest.raises(ReadError, match=r"GwiddionReader_chip\.gwy.*old Gwyddion 1\.x"):
+        sio.read_all(shared_path("fixtures", "gwy", "GwiddionReader_chip.gwy"))

@@ -189,12 +189,56 @@ def make_gwy(path: Path) -> Path:
     return path
 
 
+# ------------------------------------------------------------------------------- Igor binary wave
+def ibw_bytes(image_igor: np.ndarray, *, name: str, sfa, sfb, dim_units=("m", "m"), data_units: str = "A",
+              note: str = "") -> bytes:
+    """An Igor Binary Wave v5 (little-endian, float64) holding ``image_igor`` of shape (nx, ny).
+
+    Layout: BinHeader5 (64 bytes), WaveHeader5 (320 bytes), data in column-major order, note.
+    """
+    data = np.asarray(image_igor, dtype="<f8")
+    ndim = [0, 0, 0, 0]
+    for i, n in enumerate(data.shape):
+        ndim[i] = n
+    sfa4 = list(sfa) + [1.0] * (4 - len(sfa))
+    sfb4 = list(sfb) + [0.0] * (4 - len(sfb))
+    dimu = b"".join(u.encode().ljust(4, b"\0")[:4] for u in list(dim_units) + [""] * (4 - len(dim_units)))
+    payload = data.tobytes(order="F")
+    wh = (struct.pack("<IIIihh", 0, 0, 0, data.size, 4, 0) + bytes(6) + struct.pack("<h", 1)
+          + name.encode().ljust(32, b"\0")[:32] + struct.pack("<ii", 0, 0)
+          + struct.pack("<4i", *ndim) + struct.pack("<4d", *sfa4) + struct.pack("<4d", *sfb4)
+          + data_units.encode().ljust(4, b"\0")[:4] + dimu
+          + struct.pack("<hhdd", 0, 0, 0.0, 0.0) + bytes(4 + 16 + 16 + 4 + 64)
+          + struct.pack("<hhhcc", 0, 0, 0, b"\0", b"\0") + bytes(4 + 4 + 2 + 2 + 4 + 4))
+    assert len(wh) == 320, len(wh)
+    note_b = note.encode("latin-1")
+    bh = struct.pack("<hhllll4l4llll", 5, 0, 320 + len(payload), 0, len(note_b), 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                     0, 0, 0)
+    assert len(bh) == 64, len(bh)
+    head = bh + wh
+    checksum = -sum(struct.unpack("<192h", head)) % 65536  # header shorts sum to 0
+    checksum = checksum - 65536 if checksum > 32767 else checksum
+    head = struct.pack("<hh", 5, checksum) + head[4:]
+    return head + payload + note_b
+
+
+def make_ibw(path: Path) -> Path:
+    """A 2-D wave whose physical image is ``physical(7, 11)``; Igor's y axis points up."""
+    phys = physical(7, 11, 1e-12, 4e-10)
+    igor = phys[::-1].T  # (nx, ny), column j = line at y = sfB + j * sfA (bottom line first)
+    note = ("Generated\rChannel name and data unit: I [A]\rExperiment 'STM_test' (Project 'STM')\r")
+    path.write_bytes(ibw_bytes(igor, name="I 1-1 Forward Up", sfa=(2e-11, 3e-11), sfb=(-1e-10, 2e-10),
+                               note=note))
+    return path
+
+
 def main(out: Path = OUT) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "generated_down.sxm").write_bytes(make_sxm("down"))
     (out / "generated_up.sxm").write_bytes(make_sxm("up"))
     make_matrix(out, "gen_full")
     make_gwy(out / "generated.gwy")
+    make_ibw(out / "generated.ibw")
     make_matrix(out, "gen_stopped_up", recorded=6)     # 6 of 10 up lines
     make_matrix(out, "gen_stopped_down", recorded=14)  # full up pass, 4 of 10 down lines
     total = sum(p.stat().st_size for p in out.iterdir() if p.is_file())

@@ -344,3 +344,45 @@ def test_gwy_fixture_synthetic():
 def test_gwy_fixture_legacy_gwyo_is_an_error():
     with pytest.raises(ReadError, match=r"GwiddionReader_chip\.gwy.*old Gwyddion 1\.x"):
         sio.read_all(shared_path("fixtures", "gwy", "GwiddionReader_chip.gwy"))
+
+
+# ============================================================================== Igor .ibw
+def test_ibw_generated_orientation_calibration():
+    (m,) = sio.read_all(SPM / "generated.ibw")
+    np.testing.assert_allclose(m.data, gen.physical(7, 11, 1e-12, 4e-10), rtol=1e-6)
+    assert m.pixel_size == pytest.approx((3e-11, 2e-11)) and m.pixel_unit == "m"
+    assert (m.signal, m.signal_unit, m.scan_direction, m.modality) == ("I", "A", "forward/up", "STM")
+    assert "Generated" in m.metadata["note"]
+    assert_read_provenance(m, "igor-ibw")
+
+
+def test_ibw_negative_x_step_is_mirrored(tmp_path):
+    phys = gen.physical(3, 4)
+    igor = phys[::-1, ::-1].T  # x decreasing along dimension 0
+    p = tmp_path / "neg.ibw"
+    p.write_bytes(gen.ibw_bytes(igor, name="w", sfa=(-1e-9, 1e-9), sfb=(0.0, 0.0)))
+    (m,) = sio.read_all(p)
+    np.testing.assert_allclose(m.data, phys, rtol=1e-6)
+    assert m.pixel_size == pytest.approx((1e-9, 1e-9))
+
+
+def test_ibw_one_dimensional_wave_is_refused(tmp_path):
+    p = tmp_path / "line.ibw"
+    p.write_bytes(gen.ibw_bytes(np.arange(5.0), name="w", sfa=(1.0,), sfb=(0.0,)))
+    with pytest.raises(ReadError, match="line.ibw.*only 2-D"):
+        sio.read_all(p)
+
+
+def test_ibw_fixture():
+    path = next(shared_path("fixtures", "ibw").glob("*.ibw"))
+    (m,) = sio.read_all(path)
+    assert m.shape == (58, 256) and m.data.dtype == np.float32
+    assert float(m.data.min()) == pytest.approx(4.5671136331639334e-10, rel=1e-6)
+    assert float(m.data.max()) == pytest.approx(5.328426752954568e-10, rel=1e-6)
+    assert float(m.data.astype(np.float64).mean()) == pytest.approx(4.923754846335058e-10, rel=1e-6)
+    assert m.pixel_size == pytest.approx((1.953125e-11, 1.953125e-11), rel=1e-9)
+    assert (m.signal, m.signal_unit, m.scan_direction, m.modality) == ("I 3", "A", "backward/down", "STM")
+    import igor2.binarywave as bw
+
+    stored = bw.load(str(path))["wave"]["wData"]  # (x, y), y increasing upwards
+    np.testing.assert_array_equal(m.data, stored.T[::-1].astype(np.float32))

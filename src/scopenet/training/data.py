@@ -389,6 +389,10 @@ class ImageDataModule(pl.LightningDataModule):
         return cls(train, make(va, False), make(te, False), batch_size=config.batch_size,
                    num_workers=config.num_workers, seed=seed)
 
+    def steps_per_epoch(self, world_size: int = 1) -> int:
+        """Training batches per epoch on each of ``world_size`` processes (incomplete batches dropped)."""
+        return len(self.train_set) // (self.batch_size * max(int(world_size), 1))
+
     def _loader(self, ds: Dataset, shuffle: bool) -> ResumableDataLoader:
         sampler = EpochSampler(len(ds), self.batch_size, shuffle=shuffle, seed=self.seed, drop_last=shuffle)
         return ResumableDataLoader(ds, sampler, num_workers=self.num_workers,

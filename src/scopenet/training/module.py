@@ -1,7 +1,6 @@
 """Lightning modules: a generic image-to-image module that tasks subclass or configure."""
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import lightning.pytorch as pl
@@ -10,7 +9,7 @@ import torch.nn as nn
 
 from ..errors import InputError
 from .config import OptimConfig
-from .schedules import make_lr_lambda
+from .schedules import make_lr_lambda, total_training_steps
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -136,8 +135,7 @@ class ImageToImageModule(pl.LightningModule):
 
     def configure_optimizers(self):
         opt = build_optimizer(self.parameters(), self.optim_config)
-        total = self.trainer.estimated_stepping_batches if self._trainer is not None else 1
-        total = int(total) if math.isfinite(total) else 1
+        total = total_training_steps(self.trainer) if self._trainer is not None else 1
         lam = make_lr_lambda(self.optim_config.schedule, total, self.optim_config.schedule_params)
         if lam is None:
             return opt

@@ -100,6 +100,25 @@ def make_lr_lambda(schedule: str, total_steps: int, params: dict[str, Any] | Non
     raise InputError(f"unknown schedule {schedule!r}; use none, step, exponential, cyclic_sawtooth or demon")
 
 
+def total_training_steps(trainer) -> int:
+    """Optimiser steps in a whole run, without loading the training data early.
+
+    Uses ``trainer.datamodule.steps_per_epoch(world_size)`` when the data module offers it (as
+    :class:`~scopenet.training.data.ImageDataModule` does) and Lightning's
+    ``estimated_stepping_batches`` otherwise. (Asking Lightning from ``configure_optimizers``
+    builds the train loader before a checkpoint is restored, which loses the loader's position.)
+    """
+    dm = getattr(trainer, "datamodule", None)
+    if dm is not None and hasattr(dm, "steps_per_epoch"):
+        batches = int(dm.steps_per_epoch(trainer.world_size))
+        total = math.ceil(batches / trainer.accumulate_grad_batches) * max(int(trainer.max_epochs or 1), 1)
+        if trainer.max_steps is not None and trainer.max_steps > 0:
+            total = min(total, trainer.max_steps)
+        return max(total, 1)
+    est = trainer.estimated_stepping_batches
+    return max(int(est), 1) if math.isfinite(est) else 1
+
+
 def set_momentum(optimizer, beta: float) -> None:
     """Set the first-moment decay (Adam ``betas[0]``) or SGD ``momentum`` of every parameter group."""
     for group in optimizer.param_groups:
@@ -131,7 +150,7 @@ class DemonMomentum(Callback):
         self.total_steps = total_steps
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        total = self.total_steps or int(trainer.estimated_stepping_batches)
+        total = self.total_steps or total_training_steps(trainer)
         beta = demon_beta(trainer.global_step, total, self.beta_init)
         for opt in trainer.optimizers:
             set_momentum(opt, beta)

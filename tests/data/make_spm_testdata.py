@@ -232,6 +232,48 @@ def make_ibw(path: Path) -> Path:
     return path
 
 
+# ---------------------------------------------------------------------------- Bruker NanoScope
+NANOSCOPE_HARD = 400.0        # V full scale for 16 bit
+NANOSCOPE_SENS = 20.0         # nm/V
+NANOSCOPE_LSB_M = NANOSCOPE_HARD / 65536 * NANOSCOPE_SENS * 1e-9
+
+
+def nanoscope_bytes(raw_images, *, header_size: int = 8192, nx: int, ny: int) -> bytes:
+    """A NanoScope v5-style file: header padded to ``header_size``, then int16 images.
+
+    ``raw_images``: list of ``(channel, line_direction, raw int16 array (ny, nx) as stored,
+    sensitivity name or None)``.
+    """
+    lines = ["\\*File list", "\\Version: 0x05310001", f"\\Data length: {header_size}",
+             "\\*Equipment list", "\\Microscope: Generated", "\\*Scanner list",
+             f"\\@Sens. Zscan: V {NANOSCOPE_SENS:.5f} nm/V", "\\*Ciao scan list",
+             "\\Scan size: 1500 nm", "\\Samps/line: %d" % nx, "\\Lines: %d" % ny]
+    offset = header_size
+    for chan, line_dir, raw, sens in raw_images:
+        zscale = (f"V [{sens}] (0.006103516 V/LSB) {NANOSCOPE_HARD:.4f} V" if sens
+                  else f"V (0.000375 V/LSB) {NANOSCOPE_HARD:.4f} V")
+        lines += ["\\*Ciao image list", f"\\Data offset: {offset}", f"\\Data length: {raw.size * 2}",
+                  "\\Bytes/pixel: 2", "\\Data type: AFM", "\\Frame direction: Down",
+                  f"\\Samps/line: {nx}", f"\\Number of lines: {ny}", "\\Scan size: 1.5 1.2 ~m",
+                  f"\\Line direction: {line_dir}", f'\\@2:Image Data: S [{chan}] "{chan}"',
+                  f"\\@2:Z scale: {zscale}"]
+        offset += raw.size * 2
+    lines.append("\\*File list end")
+    text = ("\r\n".join(lines) + "\r\n").encode("latin-1")
+    assert len(text) < header_size
+    body = b"".join(np.ascontiguousarray(r, dtype="<i2").tobytes() for _, _, r, _ in raw_images)
+    return text + b"\0" * (header_size - len(text)) + body
+
+
+def make_nanoscope(path: Path, ny: int = 6, nx: int = 10) -> Path:
+    """Height (trace) and Amplitude (retrace, volts) images; rows stored bottom first."""
+    r, c = np.mgrid[0:ny, 0:nx]
+    phys = (100 * r + c).astype(np.int16)  # raw values as seen on screen
+    path.write_bytes(nanoscope_bytes([("Height", "Trace", phys[::-1], "Sens. Zscan"),
+                                      ("Amplitude", "Retrace", -phys[::-1], None)], nx=nx, ny=ny))
+    return path
+
+
 def main(out: Path = OUT) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "generated_down.sxm").write_bytes(make_sxm("down"))
@@ -239,6 +281,7 @@ def main(out: Path = OUT) -> None:
     make_matrix(out, "gen_full")
     make_gwy(out / "generated.gwy")
     make_ibw(out / "generated.ibw")
+    make_nanoscope(out / "generated.001")
     make_matrix(out, "gen_stopped_up", recorded=6)     # 6 of 10 up lines
     make_matrix(out, "gen_stopped_down", recorded=14)  # full up pass, 4 of 10 down lines
     total = sum(p.stat().st_size for p in out.iterdir() if p.is_file())

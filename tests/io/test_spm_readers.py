@@ -386,3 +386,49 @@ def test_ibw_fixture():
 
     stored = bw.load(str(path))["wave"]["wData"]  # (x, y), y increasing upwards
     np.testing.assert_array_equal(m.data, stored.T[::-1].astype(np.float32))
+
+
+# ========================================================================== Bruker NanoScope
+def test_nanoscope_generated():
+    h, a = sio.read_all(SPM / "generated.001")
+    r, c = np.mgrid[0:6, 0:10]
+    raw = 100.0 * r + c
+    np.testing.assert_allclose(h.data, raw * gen.NANOSCOPE_LSB_M, rtol=1e-6)
+    np.testing.assert_allclose(a.data, -raw * gen.NANOSCOPE_HARD / 65536, rtol=1e-6)
+    assert (h.signal, h.signal_unit, h.scan_direction) == ("Height", "m", "forward/down")
+    assert (a.signal, a.signal_unit, a.scan_direction) == ("Amplitude", "V", "backward/down")
+    assert h.pixel_size == pytest.approx((1.2e-6 / 6, 1.5e-6 / 10)) and h.modality == "AFM"
+    assert h.metadata["image"]["@2:Image Data"] == 'S [Height] "Height"'
+    assert_read_provenance(h, "bruker-nanoscope")
+
+
+def test_nanoscope_found_by_content_with_any_number_extension(tmp_path):
+    p = tmp_path / "scan.017"
+    p.write_bytes((SPM / "generated.001").read_bytes())
+    assert len(sio.read_all(p)) == 2
+
+
+def test_nanoscope_truncated_data(tmp_path):
+    p = tmp_path / "short.spm"
+    p.write_bytes((SPM / "generated.001").read_bytes()[:-7])
+    with pytest.raises(ReadError, match="short.spm.*truncated"):
+        sio.read_all(p)
+
+
+def test_nanoscope_force_file_refused(tmp_path):
+    p = tmp_path / "force.001"
+    p.write_bytes(b"\\*Force file list\r\n\\Data length: 100\r\n" + bytes(200))
+    with pytest.raises(ReadError, match="force.001.*force-curve"):
+        sio.read_all(p)
+
+
+def test_nanoscope_fixture():
+    (m,) = sio.read_all(shared_path("fixtures", "bruker", "old_bruker.002"))
+    nm = 1e-9
+    assert m.shape == (256, 256) and m.signal == "Height" and m.signal_unit == "m"
+    assert float(m.data.min()) == pytest.approx(52.300479918054194 * nm, rel=1e-6)
+    assert float(m.data.max()) == pytest.approx(757.0924404385254 * nm, rel=1e-6)
+    assert float(m.data.astype(np.float64).mean()) == pytest.approx(379.6178439709459 * nm, rel=1e-6)
+    assert float(m.data[-1, 0]) == pytest.approx(230.546989812854 * nm, rel=1e-6)  # stored row 0 = bottom
+    assert m.pixel_size == pytest.approx((58.59375 * nm, 58.59375 * nm), rel=1e-9)
+    assert m.scan_direction == "forward/up" and m.modality == "AFM"

@@ -1,0 +1,134 @@
+"""Small image classifiers for SPM tip-state judgement.
+
+``TipNet`` is the configurable convolutional family of the SPM review's Table 1 (five conv blocks,
+8-16-16-32-64 channels, one dense layer of 256); ``TipResNet`` is a ResNet-style option. Both end
+in raw logits (apply sigmoid for multi-label, softmax for single-label) and expose the last
+convolutional feature map for class activation maps (:meth:`features` / :meth:`head`).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+class _ConvBlock(nn.Sequential):
+    def __init__(self, cin: int, cout: int, pool: bool, dropout: float = 0.0):
+        layers: list[nn.Module] = [
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+        ]
+        if pool:
+            layers.append(nn.MaxPool2d(2))
+        if dropout:
+            layers.append(nn.Dropout2d(dropout))
+        super().__init__(*layers)
+
+
+class TipNet(nn.Module):
+    """Conv blocks + global average pooling + one dense layer.
+
+    Parameters
+    ----------
+    n_classes : int
+        Number of outputs (6 categories, or 2 for good/bad).
+    channels : sequence of int
+        Channels of the conv blocks (default 8-16-16-32-64 as in the review's Table 1).
+    dense : int
+        Width of the dense layer.
+    in_channels : int
+    dropout : float
+        Dropout before the output layer.
+
+    Shapes: input [B, in_channels, H, W] (H, W divisible by 2**(len(channels)-1) is best), output [B, n_classes].
+    """
+
+    def __init__(self, n_classes: int = 6, channels: Sequence[int] = (8, 16, 16, 32, 64), dense: int = 256,
+                 in_channels: int = 1, dropout: float = 0.3):
+        super().__init__()
+        self.config = {"n_classes": n_classes, "channels": list(channels), "dense": dense,
+                       "in_channels": in_channels, "dropout": dropout}
+        blocks, c = [], in_channels
+        for i, co in enumerate(channels):
+            blocks.append(_ConvBlock(c, co, pool=i < len(channels) - 1))
+            c = co
+        self.body = nn.Sequential(*blocks)
+        self.fc1 = nn.Linear(c, dense)
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(dense, n_classes)
+        self.feature_channels = c
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Last conv feature map [B, C, h, w] (used for class activation maps)."""
+        return self.body(x)
+
+    def head(self, f: torch.Tensor) -> torch.Tensor:
+        g = f.mean(dim=(2, 3))
+        return self.out(self.drop(torch.relu(self.fc1(g))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.b1 = nn.BatchNorm2d(cout)
+        self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.b2 = nn.BatchNorm2d(cout)
+        self.skip = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                     if stride != 1 or cin != cout else nn.Identity())
+
+    def forward(self, x):
+        y = torch.relu(self.b1(self.c1(x)))
+        y = self.b2(self.c2(y))
+        return torch.relu(y + self.skip(x))
+
+
+class TipResNet(nn.Module):
+    """A small ResNet: stem conv, residual stages (stride 2 between), global pooling, linear head."""
+
+    def __init__(self, n_classes: int = 6, widths: Sequence[int] = (16, 32, 64, 128), in_channels: int = 1,
+                 dropout: float = 0.2):
+        super().__init__()
+        self.config = {"n_classes": n_classes, "widths": list(widths), "in_channels": in_channels,
+                       "dropout": dropout}
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False),
+                                  nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
+        stages, c = [], widths[0]
+        for i, w in enumerate(widths):
+            stages.append(_ResBlock(c, w, stride=1 if i == 0 else 2))
+            c = w
+        self.body = nn.Sequential(*stages)
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(c, n_classes)
+        self.feature_channels = c
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(self.stem(x))
+
+    def head(self, f: torch.Tensor) -> torch.Tensor:
+        return self.out(self.drop(f.mean(dim=(2, 3))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def class_activation_map(model: nn.Module, x: torch.Tensor, class_index: int) -> torch.Tensor:
+    """Grad-CAM map [B, H, W] in [0, 1] for one output class, upsampled to the input size.
+
+    Works for any model exposing ``features(x)`` and ``head(features)``.
+    """
+    model.eval()
+    with torch.enable_grad():
+        f = model.features(x).detach().requires_grad_(True)
+        logits = model.head(f)
+        grad = torch.autograd.grad(logits[:, class_index].sum(), f)[0]
+    w = grad.mean(dim=(2, 3), keepdim=True)
+    cam = torch.relu((w * f).sum(1, keepdim=True))
+    cam = nn.functional.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    mx = cam.flatten(1).max(1).values.clamp_min(1e-12)
+    return (cam / mx[:, None, None]).detach()

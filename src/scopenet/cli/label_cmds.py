@@ -1,6 +1,194 @@
-"""CLI commands: label_cmds (to be written)."""
+"""``scopenet label ...``: run the crowd-labelling service and work with its database."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+from ._common import user_errors
+
+label_app = typer.Typer(help="Crowd-labelling service: serve, accounts, Zooniverse import, export, aggregation.",
+                        no_args_is_help=True)
+
+DB_OPT = typer.Option("sqlite:///labels.db", "--db", help="Database URL (sqlite:///file.db, postgresql://...).")
+
+
+def _session(db: str):
+    from ..label.db import make_engine, session_factory
+
+    return session_factory(make_engine(db))
+
+
+@label_app.command("serve")
+def serve(db: str = DB_OPT,
+          host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 for all interfaces)."),
+          port: int = typer.Option(8000, help="TCP port."),
+          upload_dir: Path = typer.Option(Path("label-uploads"), help="Folder for uploaded files and PNGs."),
+          max_upload_mb: float = typer.Option(64.0, help="Size limit per uploaded file, MiB."),
+          secret_key: Optional[str] = typer.Option(None, envvar="SCOPENET_LABEL_SECRET",
+                                                   help="Key signing session cookies (default: random)."),
+          session_hours: float = typer.Option(8.0, help="How long a login lasts, hours.")):
+    """Run the labelling web app."""
+    from datetime import timedelta
+
+    import uvicorn
+
+    from ..label.app import create_app
+
+    with user_errors():
+        app = create_app(db, secret_key=secret_key, upload_dir=upload_dir,
+                         max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+                         session_ttl=timedelta(hours=session_hours))
+    typer.echo(f"scopenet label: http://{host}:{port}/  (database {db})")
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+@label_app.command("create-admin")
+def create_admin(username: str = typer.Argument(..., help="User name of the new administrator."),
+                 password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True,
+                                              help="Password (prompted when not given)."),
+                 db: str = DB_OPT):
+    """Create an administrator account."""
+    from ..label import service as svc
+    from ..label.db import write_session
+
+    with user_errors(), write_session(_session(db)) as s:
+        svc.create_user(s, username, password, role="admin")
+    typer.echo(f"administrator {username!r} created")
+
+
+@label_app.command("invite")
+def invite(role: str = typer.Option("annotator", help="annotator or admin"), db: str = DB_OPT,
+           base_url: str = typer.Option("http://127.0.0.1:8000", help="Address of the running service."),
+           days: float = typer.Option(14.0, help="Days until the invitation expires.")):
+    """Print a single-use sign-up link."""
+    from datetime import timedelta
+
+    from ..label import service as svc
+    from ..label.db import write_session
+
+    with user_errors(), write_session(_session(db)) as s:
+        token = svc.create_invitation(s, role, ttl=timedelta(days=days))
+    typer.echo(f"{base_url.rstrip('/')}/signup?token={token}")
+
+
+@label_app.command("create-project")
+def create_project(name: str = typer.Argument(...), db: str = DB_OPT,
+                   categories: Optional[str] = typer.Option(None, help="Comma-separated categories "
+                                                            "(default: the six H:Si(100) categories)."),
+                   single_label: bool = typer.Option(False, "--single-label", help="Exactly one category per image."),
+                   tutorial: Optional[Path] = typer.Option(None, help="Text file with the tutorial text.")):
+    """Create a project."""
+    from ..label import service as svc
+    from ..label.db import write_session
+
+    with user_errors(), write_session(_session(db)) as s:
+        text = tutorial.read_text(encoding="utf-8") if tutorial else ""
+        p = svc.create_project(s, name, categories, multi_label=not single_label, tutorial=text)
+        typer.echo(f"project {p.name!r} (id {p.id}): {', '.join(p.categories)}")
+
+
+@label_app.command("import-zooniverse")
+def import_zooniverse(csv: Path = typer.Argument(..., help="Zooniverse classification export (CSV)."),
+                      project: str = typer.Option(..., help="Project name (created when missing)."),
+                      db: str = DB_OPT,
+                      categories: Optional[str] = typer.Option(None, help="Categories of a new project, "
+                                                               "comma-separated, in answer order."),
+                      task: str = typer.Option("T0", help="Task key of the question."),
+                      workflow_id: Optional[str] = typer.Option(None, help="Only this workflow's rows."),
+                      ignore_unknown: bool = typer.Option(False, help="Drop answers matching no category.")):
+    """Import a Zooniverse classification export into a project."""
+    from sqlalchemy import select
+
+    from ..label import service as svc
+    from ..label.db import Project, write_session
+    from ..label.zooniverse import import_zooniverse as _import
+
+    with user_errors(), write_session(_session(db)) as s:
+        p = s.scalar(select(Project).where(Project.name == project))
+        if p is None:
+            p = svc.create_project(s, project, categories)
+        rep = _import(s, p, csv, task=task, workflow_id=workflow_id, ignore_unknown=ignore_unknown)
+    typer.echo(str(rep))
+
+
+def _write_table(df, out: Path, overwrite: bool) -> None:
+    from .._fileutil import atomic_output
+    from ..errors import WriteError
+
+    suffix = out.suffix.lower()
+    if suffix not in (".csv", ".json"):
+        raise WriteError(out, "the output must end in .csv or .json")
+    with atomic_output(out, overwrite=overwrite) as tmp:
+        if suffix == ".csv":
+            df.to_csv(tmp, index=False)
+        else:
+            df.to_json(tmp, orient="records", indent=1)
+
+
+@label_app.command("export")
+def export(project: str = typer.Option(..., help="Project name."), db: str = DB_OPT,
+           output: Path = typer.Option(..., "-o", "--output", help="out.csv or out.json"),
+           kind: str = typer.Option("events", help="events (raw classifications) or scores (aggregated)."),
+           min_agreement: Optional[float] = typer.Option(None, help="For scores: drop images below this "
+                                                         "mean agreement."),
+           overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output.")):
+    """Export a project's classification events or aggregated scores."""
+    from ..errors import InputError
+    from ..label import service as svc
+
+    with user_errors():
+        if kind not in ("events", "scores"):
+            raise InputError(f"--kind is events or scores, not {kind!r}")
+        with _session(db)() as s:
+            p = svc.project_by_name(s, project)
+            df = svc.events_frame(s, p) if kind == "events" else svc.aggregate_project(s, p, min_agreement)
+        _write_table(df, output, overwrite)
+    typer.echo(f"{len(df)} rows -> {output}")
+
+
+@label_app.command("aggregate")
+def aggregate(events: Optional[Path] = typer.Argument(None, help="Events CSV (from `label export`) or, with "
+                                                      "--zooniverse, a Zooniverse export."),
+              project: Optional[str] = typer.Option(None, help="Aggregate this project of --db instead."),
+              db: str = DB_OPT,
+              zooniverse: bool = typer.Option(False, "--zooniverse", help="EVENTS is a Zooniverse export."),
+              categories: Optional[str] = typer.Option(None, help="Comma-separated categories (default: the six)."),
+              output: Path = typer.Option(..., "-o", "--output", help="scores.csv or scores.json"),
+              min_agreement: float = typer.Option(0.40, help="Drop images below this mean agreement (0 keeps all)."),
+              overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output.")):
+    """Mean scores, agreements 2|x-0.5| and counts per image; drop images below --min-agreement."""
+    import pandas as pd
+
+    from ..errors import InputError, ReadError
+    from ..label import service as svc
+    from ..label.aggregate import aggregate_events, filter_by_agreement
+
+    with user_errors():
+        cats = svc.parse_categories(categories)
+        if project is not None:
+            with _session(db)() as s:
+                scores = svc.aggregate_project(s, svc.project_by_name(s, project))
+        elif events is not None:
+            if zooniverse:
+                from ..label.zooniverse import read_zooniverse_export
+
+                ev = read_zooniverse_export(events, cats)
+            else:
+                if not events.is_file():
+                    raise ReadError(events, "no such file")
+                ev = pd.read_csv(events)
+            scores = aggregate_events(ev, cats, image_col="image")
+        else:
+            raise InputError("give an EVENTS file or --project")
+        kept = filter_by_agreement(scores, min_agreement)
+        _write_table(kept, output, overwrite)
+    mean_agree = float(scores["agree_mean"].mean()) if len(scores) else float("nan")
+    typer.echo(f"{len(scores)} images, mean agreement {mean_agree:.3f}; {len(kept)} kept with agreement "
+               f">= {min_agreement:.2f} -> {output}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add the ``label`` command group to the app."""
+    app.add_typer(label_app, name="label")

@@ -1,6 +1,106 @@
-"""CLI commands: train_cmds (to be written)."""
+"""CLI command: ``scopenet train TASK --config run.yaml [--resume]`` and ``scopenet train init TASK``."""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+from ._common import user_errors
+
+
+def known_tasks() -> list[str]:
+    """Task packages present in ``scopenet.tasks``."""
+    import scopenet.tasks as tasks
+
+    names = {m.name for m in pkgutil.iter_modules(tasks.__path__)}
+    for root in tasks.__path__:  # task folders may still lack an __init__.py
+        names.update(p.name for p in Path(root).iterdir() if p.is_dir() and p.name.isidentifier())
+    return sorted(n for n in names if not n.startswith("_"))
+
+
+def task_train_module(task: str):
+    """``scopenet.tasks.<task>.train``, or ``InputError`` naming the known tasks."""
+    from ..errors import InputError
+
+    tasks = known_tasks()
+    if task not in tasks:
+        raise InputError(f"unknown task {task!r}; known tasks: {', '.join(tasks) or 'none'}")
+    try:
+        return importlib.import_module(f"scopenet.tasks.{task}.train")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"scopenet.tasks.{task}.train":
+            raise InputError(f"task {task!r} has no training entry point (scopenet.tasks.{task}.train)") from None
+        raise
+
+
+def default_config(task: str):
+    """The task's default :class:`RunConfig` (``train.default_config()`` when it has one)."""
+    from ..training.config import RunConfig
+
+    from ..errors import InputError
+
+    try:
+        mod = task_train_module(task)
+    except InputError:
+        if task not in known_tasks():
+            raise
+        mod = None  # the task exists but has no training module yet: a generic configuration
+    if mod is not None and hasattr(mod, "default_config"):
+        return mod.default_config()
+    return RunConfig(task=task, name=f"{task}-run")
+
+
+def run_training(task: str, config: Path, resume: bool):
+    """Load ``config``, check its task and call ``scopenet.tasks.<task>.train.main(config, resume)``."""
+    from ..errors import InputError
+    from ..training.config import RunConfig
+
+    mod = task_train_module(task)
+    cfg = RunConfig.from_yaml(config)
+    if cfg.task != task:
+        raise InputError(f"{config} is a configuration for task {cfg.task!r}, not {task!r}")
+    if not hasattr(mod, "main"):
+        raise InputError(f"scopenet.tasks.{task}.train has no main(config, resume) entry point")
+    return mod.main(cfg, resume)
+
+
+def train_cmd(
+    task: str = typer.Argument(..., help="Task to train (denoise, inpaint, classify, ...), or 'init'."),
+    init_task: Optional[str] = typer.Argument(None, help="With 'init': the task whose default config to write."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Run configuration (YAML)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the run's last checkpoint."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="With 'init': YAML file to write."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="With 'init': replace an existing file."),
+):
+    """Train a task model from a YAML run configuration.
+
+    \b
+    scopenet train init denoise -o run.yaml     write the default configuration
+    scopenet train denoise --config run.yaml    train (checkpoints, logs and run.yaml in out_dir/name)
+    scopenet train denoise --config run.yaml --resume
+    """
+    from ..errors import InputError
+
+    with user_errors():
+        if task == "init":
+            if init_task is None:
+                raise InputError("usage: scopenet train init TASK -o run.yaml")
+            out = output or Path(f"{init_task}.yaml")
+            default_config(init_task).to_yaml(out, overwrite=overwrite)
+            typer.echo(f"wrote {out}")
+            return
+        if init_task is not None:
+            raise InputError(f"unexpected argument {init_task!r}; usage: scopenet train TASK --config run.yaml")
+        if config is None:
+            raise InputError(f"--config is required (create one with `scopenet train init {task} -o run.yaml`)")
+        result = run_training(task, config, resume)
+        if result is not None and hasattr(result, "run_dir"):
+            typer.echo(f"run finished: {result.run_dir}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add ``scopenet train`` to the app."""
+    app.command("train")(train_cmd)

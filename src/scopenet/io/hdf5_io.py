@@ -1,1 +1,192 @@
-"""Format module hdf5_io (to be written)."""
+"""HDF5 (``.h5``/``.hdf5``) with h5py: scopenet's own layout, EMD hand-off, plain datasets.
+
+Layout written by :func:`write_hdf5` (one group per image, so a file may hold several)::
+
+    /                          attrs: scopenet_format = "scopenet-micrograph", scopenet_format_version = 1
+    /scopenet/image_000/data   float32, (y, x) or (n, y, x), gzip-compressed
+        attrs: signal, signal_unit, [scan_direction], [modality], [source],
+               axis_names, axis_scales, axis_offsets, axis_units   (one entry per dimension)
+    /scopenet/image_000/provenance   JSON text (list of operations)
+    /scopenet/image_000/metadata     JSON text (original metadata, made JSON-able)
+
+Any HDF5 tool sees the data and calibration; :func:`read_hdf5` restores the Micrograph exactly.
+
+Every HDF5 file is claimed by the HDF5 signature, then dispatched on content:
+
+* scopenet layout -> restored as above;
+* an ``.emd`` file, or an HDF5 file with a Velox or Berkeley EMD layout ->
+  :func:`scopenet.io.em.read_emd` (so EMD always wins over the generic path);
+* any other HDF5 file -> each numeric 2-D/3-D dataset as an uncalibrated image named by its path,
+  metadata = its attributes.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ReadError
+from ..image.micrograph import Micrograph, _jsonable, provenance_entry
+from ._state import micrograph_from_state
+from .registry import Format, register_format
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+FORMAT_NAME = "scopenet-micrograph"
+FORMAT_VERSION = 1
+_MAX_GENERIC = 64  # at most this many datasets from a foreign HDF5 file
+
+
+def is_hdf5(head: bytes) -> bool:
+    return head.startswith(HDF5_SIGNATURE)
+
+
+def _s(v) -> str:
+    return v.decode("utf-8") if isinstance(v, bytes) else str(v)
+
+
+# ---------------------------------------------------------------------------------- writing
+def write_hdf5(images: Micrograph | list[Micrograph], path: Path, *, compression: str | None = "gzip",
+               **kwargs) -> None:
+    """Write one Micrograph (or several) with calibration, provenance and metadata.
+
+    Parameters
+    ----------
+    images : Micrograph or list of Micrograph
+    path : Path
+        Output file (the registry passes a temporary name, renamed when complete).
+    compression : str or None
+        h5py filter for the data (``"gzip"``, ``"lzf"`` or None).
+    """
+    import h5py
+
+    if isinstance(images, Micrograph):
+        images = [images]
+    str_dt = h5py.string_dtype("utf-8")
+    with h5py.File(path, "w") as f:
+        f.attrs["scopenet_format"] = FORMAT_NAME
+        f.attrs["scopenet_format_version"] = FORMAT_VERSION
+        from .._version import __version__
+
+        f.attrs["scopenet_version"] = __version__
+        root = f.create_group("scopenet")
+        for i, img in enumerate(images):
+            g = root.create_group(f"image_{i:03d}")
+            data = np.ascontiguousarray(img.data, dtype=np.float32)
+            ds = g.create_dataset("data", data=data, compression=compression,
+                                  chunks=True if compression else None)
+            ds.attrs["signal"] = img.signal
+            ds.attrs["signal_unit"] = img.signal_unit
+            for key in ("scan_direction", "modality"):
+                if getattr(img, key) is not None:
+                    ds.attrs[key] = getattr(img, key)
+            if img.source is not None:
+                ds.attrs["source"] = str(img.source)
+            ds.attrs.create("axis_names", [a.name for a in img.axes], dtype=str_dt)
+            ds.attrs["axis_scales"] = np.array([a.scale for a in img.axes], dtype=np.float64)
+            ds.attrs["axis_offsets"] = np.array([a.offset for a in img.axes], dtype=np.float64)
+            ds.attrs.create("axis_units", [a.unit for a in img.axes], dtype=str_dt)
+            # JSON text goes in datasets: attributes are limited to 64 kB
+            g.create_dataset("provenance", data=json.dumps(_jsonable(img.provenance)), dtype=str_dt)
+            g.create_dataset("metadata", data=json.dumps(_jsonable(img.metadata)), dtype=str_dt)
+
+
+# ---------------------------------------------------------------------------------- reading
+def _read_ours(path: Path, f) -> list[Micrograph]:
+    root = f["scopenet"]
+    out = []
+    for name in sorted(root):
+        g = root[name]
+        if "data" not in g:
+            raise ReadError(path, f"scopenet HDF5 group '{name}' has no 'data' dataset")
+        ds = g["data"]
+        a = ds.attrs
+        try:
+            names = [_s(x) for x in a["axis_names"]]
+            units = [_s(x) for x in a["axis_units"]]
+            scales = [float(x) for x in a["axis_scales"]]
+            offsets = [float(x) for x in a["axis_offsets"]]
+        except KeyError as exc:
+            raise ReadError(path, f"scopenet HDF5 image '{name}' lacks the calibration attribute "
+                                  f"{exc}") from exc
+        try:
+            prov = json.loads(_s(g["provenance"][()])) if "provenance" in g else []
+            meta = json.loads(_s(g["metadata"][()])) if "metadata" in g else {}
+        except ValueError as exc:
+            raise ReadError(path, f"corrupt JSON in scopenet HDF5 image '{name}' ({exc})") from exc
+        state = {
+            "shape": list(ds.shape),
+            "axes": [{"name": n, "scale": s, "offset": o, "unit": u}
+                     for n, s, o, u in zip(names, scales, offsets, units)],
+            "signal": _s(a.get("signal", "intensity")),
+            "signal_unit": _s(a.get("signal_unit", "")),
+            "scan_direction": _s(a["scan_direction"]) if "scan_direction" in a else None,
+            "modality": _s(a["modality"]) if "modality" in a else None,
+            "provenance": prov,
+            "metadata": meta,
+        }
+        out.append(micrograph_from_state(path, ds[()], state, "HDF5"))
+    return out
+
+
+def _is_emd(f) -> bool:
+    return "version_major" in f.attrs or ("Data" in f and "Version" in f)
+
+
+def _read_generic(path: Path, f) -> list[Micrograph]:
+    import h5py
+
+    found: list[tuple[str, h5py.Dataset]] = []
+
+    def visit(name, obj):
+        if len(found) < _MAX_GENERIC and isinstance(obj, h5py.Dataset) and obj.ndim in (2, 3) \
+                and obj.size > 0 and obj.dtype.kind in "iufb":
+            found.append((name, obj))
+
+    f.visititems(visit)
+    if not found:
+        raise ReadError(path, "the HDF5 file is neither a scopenet nor an EMD file and holds no "
+                              "2-D/3-D numeric dataset")
+    out = []
+    for name, ds in found:
+        attrs = {k: _jsonable(v) for k, v in ds.attrs.items()}
+        out.append(Micrograph(ds[()], signal=name.rsplit("/", 1)[-1], source=path,
+                              metadata={"hdf5_path": "/" + name, "attrs": attrs},
+                              provenance=[provenance_entry("read", format="HDF5", path=str(path),
+                                                           dataset="/" + name)]))
+    return out
+
+
+def read_hdf5(path: Path, **kwargs) -> list[Micrograph]:
+    """Read an HDF5 file: scopenet layout, EMD (handed to :mod:`scopenet.io.em`) or plain datasets."""
+    import h5py
+
+    path = Path(path)
+    if path.suffix.lower() == ".emd":
+        from .em import read_emd
+
+        return read_emd(path)
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise ReadError(path, f"corrupt or truncated HDF5 file ({exc})") from exc
+    with f:
+        if f.attrs.get("scopenet_format") is not None and "scopenet" in f:
+            version = int(f.attrs.get("scopenet_format_version", 1))
+            if version > FORMAT_VERSION:
+                raise ReadError(path, f"written by a newer scopenet (layout version {version}); "
+                                      f"upgrade scopenet to read it")
+            return _read_ours(path, f)
+        emd = _is_emd(f)
+        if not emd:
+            return _read_generic(path, f)
+    from .em import read_emd
+
+    return read_emd(path)
+
+
+register_format(Format("HDF5", (".h5", ".hdf5", ".hdf", ".he5"), reader=read_hdf5, writer=write_hdf5,
+                       magic=is_hdf5, priority=0,
+                       description="HDF5 (scopenet layout with calibration and provenance; EMD is "
+                                   "handed to the EMD reader)",
+                       kwargs_doc={"compression": "h5py filter: 'gzip' (default), 'lzf' or None"}))

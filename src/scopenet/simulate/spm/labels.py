@@ -1,0 +1,129 @@
+"""Labelling rules: from generating parameters and measured feature contrast to the six categories.
+
+All rules are soft (values in [0, 1]) and use the logistic ``sig(x) = 1 / (1 + exp(-x))``.
+
+**Feature contrast.** For each feature ``f`` the surface provides site pairs (``peak``, ``mid``):
+
+- ``individual_atoms`` – an atom vs the centre of its dimer (H:Si), or an atom vs the hollow
+  site (close-packed surfaces, HOPG, generic lattices);
+- ``dimers`` (H:Si only) – a dimer centre vs the point half-way to the next dimer along the row;
+- ``rows`` (H:Si only) – a dimer centre vs the trough between rows.
+
+The tip-imaged, noise-free height map of each tip state is sampled at both points of every pair
+that lies inside the image, on lines scanned with that state, on one terrace; the contrast
+``c_f`` is the median difference (m). It accounts for blur, asymmetry, ghosts and dilation alike.
+
+**Visibility** of feature ``f`` (spacing ``s_f``, atom apparent height ``A``, noise ``n_f`` = robust
+std of the flattened noise smoothed by a Gaussian of ``s_f / 4``)::
+
+    rel = c_f / A,  snr = c_f / n_f,  nyq = sig((s_f / pixel - 2) / 0.3)
+    visible_f = sig((rel - 0.12) / 0.03) * sig((snr - 1.5) / 0.4) * nyq     # can be made out
+    ready_f   = sig((rel - 0.25) / 0.05) * sig((snr - 3.0) / 0.6) * nyq     # seen at a glance
+
+With a tip change, each quantity is ``max_s q_s * min(1, frac_s / 0.3)`` over the states ``s``
+scanned over a fraction ``frac_s`` of the lines.
+
+**Categories** (the volunteers ticked the finest feature they could see, sometimes the next one too)::
+
+    individual_atoms = V_atoms
+    dimers           = V_dimers * (1 - 0.75 V_atoms)
+    rows             = V_rows   * (1 - 0.85 V_dimers)
+    asymmetries      = sig((e - 1.35) / 0.08) * max_f V_f   (e: elongation of the imaged feature,
+                       sqrt of the eigenvalue ratio of orbital + PSF + close-ghost covariance)
+    tip_change       = 1 if the tip state switched on a line with >= 2 lines on both sides, else 0
+    bad_blurry       = max(1 - max_f R_f, sig((scar_fraction - 0.08) / 0.02))
+
+Dimers and rows exist only on H:Si(100); other surfaces only ever get ``individual_atoms``.
+
+**DeepSPM good/bad tip**: ``good`` when there is no tip change, some feature is readily seen
+(``max_f R_f >= 0.5``), no ghost apex has weight >= 0.2, the elongation ``e < 1.3`` and
+``bad_blurry < 0.5``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+CATEGORIES = ("asymmetries", "individual_atoms", "dimers", "rows", "tip_change", "bad_blurry")
+FEATURES = ("individual_atoms", "dimers", "rows")
+
+
+def sig(x):
+    """The logistic function, elementwise."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, float)))
+
+
+def visibility(contrast: float, atom_height: float, noise: float, spacing: float,
+               pixel_size: float) -> tuple[float, float]:
+    """(visible, readily visible) of one feature; see the module docstring.
+
+    Parameters
+    ----------
+    contrast : float
+        Measured median peak-mid height difference (m); NaN when no site was measurable.
+    atom_height : float
+        Apparent height of a substrate atom (m).
+    noise : float
+        Noise std at the feature's scale (m).
+    spacing : float
+        Distance between the peak and mid sites' features (m).
+    pixel_size : float
+        m per pixel.
+    """
+    if not np.isfinite(contrast):
+        return 0.0, 0.0
+    rel = contrast / atom_height
+    snr = contrast / max(noise, 1e-30)
+    nyq = sig((spacing / pixel_size - 2.0) / 0.3)
+    vis = sig((rel - 0.12) / 0.03) * sig((snr - 1.5) / 0.4) * nyq
+    ready = sig((rel - 0.25) / 0.05) * sig((snr - 3.0) / 0.6) * nyq
+    return float(vis), float(ready)
+
+
+def combine_states(values, fractions) -> float:
+    """Combine a per-tip-state quantity over the states of a scan: ``max_s v_s * min(1, frac_s / 0.3)``."""
+    v = np.asarray(values, float)
+    f = np.asarray(fractions, float)
+    if v.size == 0:
+        return 0.0
+    return float(np.max(v * np.minimum(1.0, f / 0.3)))
+
+
+def elongation(cov: np.ndarray, orbital_sigma: float) -> float:
+    """Elongation of an imaged atom: sqrt of the eigenvalue ratio of ``cov + orbital_sigma^2 I``."""
+    lam = np.linalg.eigvalsh(np.asarray(cov, float) + orbital_sigma**2 * np.eye(2))
+    return float(np.sqrt(lam[-1] / max(lam[0], 1e-40)))
+
+
+def categories(visible: dict, ready: dict, elong: float, tip_change: bool,
+               scar_fraction: float = 0.0) -> np.ndarray:
+    """The six soft labels in :data:`CATEGORIES` order, float32 [6].
+
+    Parameters
+    ----------
+    visible, ready : dict
+        ``feature -> value in [0, 1]`` (combined over tip states); missing features count as 0.
+    elong : float
+        Feature elongation (largest over the states that contribute).
+    tip_change : bool
+    scar_fraction : float
+        Fraction of lines touched by scars.
+    """
+    va, vd, vr = (float(visible.get(f, 0.0)) for f in FEATURES)
+    best_vis = max(va, vd, vr)
+    best_ready = max(float(ready.get(f, 0.0)) for f in FEATURES)
+    lab = np.array([
+        sig((elong - 1.35) / 0.08) * best_vis,
+        va,
+        vd * (1 - 0.75 * va),
+        vr * (1 - 0.85 * vd),
+        1.0 if tip_change else 0.0,
+        max(1.0 - best_ready, float(sig((scar_fraction - 0.08) / 0.02))),
+    ], dtype=np.float32)
+    return np.clip(lab, 0.0, 1.0)
+
+
+def good_tip(labels6: np.ndarray, ready: dict, max_ghost_weight: float, elong: float) -> bool:
+    """DeepSPM's good/bad tip verdict from the labels and tip parameters (rule in the module docstring)."""
+    best_ready = max(float(ready.get(f, 0.0)) for f in FEATURES)
+    return bool(labels6[4] < 0.5 and best_ready >= 0.5 and max_ghost_weight < 0.2 and elong < 1.3
+                and labels6[5] < 0.5)

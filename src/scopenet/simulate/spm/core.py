@@ -29,24 +29,25 @@ class SPMSimConfig(BaseModel):
 
     size: int = Field(128, ge=8, le=4096, description="image side (pixels)")
     pixel_size: float | None = Field(None, gt=0, description="m per pixel; None: from fov_range")
-    fov_range: tuple[float, float] = Field((4e-9, 16e-9), description="field of view range (m), log-uniform")
+    fov_range: tuple[float, float] = Field((4e-9, 13e-9), description="field of view range (m), log-uniform")
     surfaces: dict[str, float] = Field(
         default_factory=lambda: {"hsi100": 0.6, "au111": 0.1, "cu111": 0.1, "hopg": 0.1, "lattice": 0.1},
         description="surface kind -> relative probability")
     p_steps: float = Field(0.35, ge=0, le=1, description="probability of step edges")
-    tip_sigma_range: tuple[float, float] = Field((0.1e-10, 5e-10), description="tip PSF sigma (m), log-uniform")
+    tip_sigma_range: tuple[float, float] = Field((0.3e-10, 5e-10), description="tip PSF sigma (m), log-uniform")
     p_double: float = Field(0.15, ge=0, le=1, description="probability of extra tip apices")
     p_asymmetric: float = Field(0.2, ge=0, le=1, description="probability of an asymmetric tip")
     p_blunt: float = Field(0.25, ge=0, le=1, description="probability of blunt-tip dilation")
     blunt_radius_range: tuple[float, float] = Field((0.5e-9, 10e-9), description="paraboloid radius (m)")
     p_tip_change: float = Field(0.2, ge=0, le=1, description="probability of a tip change during the scan")
     p_second_change: float = Field(0.3, ge=0, le=1, description="probability of a second change, given one")
-    white_noise_range: tuple[float, float] = Field((0.03, 1.2), description="white noise std / atom height")
-    pink_noise_range: tuple[float, float] = Field((0.02, 0.8), description="1/f noise std / atom height")
+    white_noise_range: tuple[float, float] = Field((0.01, 0.4), description="white noise std / atom height")
+    pink_noise_range: tuple[float, float] = Field((0.02, 0.5), description="1/f noise std / atom height")
     p_line_noise: float = Field(0.8, ge=0, le=1)
     line_noise_range: tuple[float, float] = Field((0.05, 3.0), description="line-offset step std / atom height")
     p_scars: float = Field(0.35, ge=0, le=1)
     scars_mean: float = Field(4.0, ge=0, description="mean number of scars when present")
+    feedback_lag_range: tuple[float, float] = Field((0.05, 1.5), description="feedback time constant (pixels)")
     p_drift: float = Field(0.5, ge=0, le=1)
     drift_max: float = Field(0.08, ge=0, description="max drift speed (pixels per line)")
     p_creep: float = Field(0.2, ge=0, le=1)
@@ -252,7 +253,9 @@ def simulate_image(rng: np.random.Generator | int | None = None, config: SPMSimC
     if rng.random() < cfg.p_scars:
         smap, scar_info = scars(rng, (H, W), int(rng.poisson(cfg.scars_mean)) + 1, 2.0 * A)
         noise += smap
-    raw = clean + noise
+    # the feedback loop follows the surface with a lag: a causal exponential filter along each line
+    lag = _loguniform(rng, *cfg.feedback_lag_range) * k
+    raw = _feedback(clean + noise, lag)
 
     order = {"linear": 1, "mean": 0}.get(cfg.flatten)
     image = flatten_lines(raw, order) if order is not None else raw
@@ -319,13 +322,23 @@ def simulate_image(rng: np.random.Generator | int | None = None, config: SPMSimC
         "tip_change_lines": switch_lines, "tip_change_times": [float(x) / k for x in switch_t],
         "state_fractions": [float(x) for x in fractions],
         "drift_px_per_line": [v / k for v in vel], "creep_px": [v / k for v in creep], "creep_tau_lines": tau / k,
-        "white_noise_m": white, "pink_noise_m": pink, "pink_alpha": alpha, "line_noise_m": line_sigma,
+        "white_noise_m": white, "pink_noise_m": pink, "pink_alpha": alpha, "feedback_lag_px": lag / k, "line_noise_m": line_sigma,
         "scars": scar_info, "flatten": cfg.flatten, "normalize": cfg.normalize,
         "raw_range_m": [float(raw.min()), float(raw.max())],
         "contrast_m": {f: [None if not np.isfinite(c) else float(c) for c in v] for f, v in contrasts.items() if v},
         "visible": visible, "ready": ready, "elongation": elong,
     }
     return SPMSample(image.astype(np.float32), height_true.astype(np.float32), lab, good, params, atoms)
+
+
+def _feedback(z: np.ndarray, lag: float) -> np.ndarray:
+    """Causal first-order low-pass along the fast-scan axis with time constant ``lag`` pixels."""
+    from scipy.signal import lfilter
+
+    a = float(np.exp(-1.0 / max(lag, 1e-6)))
+    zi = z[:, :1] * a          # start each line in equilibrium with its first pixel
+    out, _ = lfilter([1 - a], [1, -a], z, axis=1, zi=zi)
+    return out
 
 
 def _level(level, yx):

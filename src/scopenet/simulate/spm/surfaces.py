@@ -343,8 +343,8 @@ def hsi100(rng: np.random.Generator, shape: tuple[int, int], pixel_size: float, 
     dby = cat(db_yx)
     layers.append(GaussianLayer("dangling_bonds", dby, 1.2e-10 * rng.uniform(0.8, 1.5, len(dby)),
                                 2.5e-10 / p, SPECIES["dangling_bond"]))
-    dens = rng.choice([0.0, 0.005, 0.02, 0.05]) if adsorbate_density is None else adsorbate_density
-    blobs, counts = blob_layers(rng, shape, p, dens, 2e-10)
+    dens = rng.choice([0.0, 0.003, 0.01, 0.03]) if adsorbate_density is None else adsorbate_density
+    blobs, counts = blob_layers(rng, shape, p, dens, 1.3e-10)
     layers += blobs
     terrace = level * SI_STEP
     sites = {k: (cat(peaks[k]), cat(mids[k])) for k in peaks}

@@ -332,8 +332,9 @@ def ransac_plane(x, threshold: float | None = None, mask=None, max_trials: int =
     ----------
     x : array_like, shape (y, x) or (n, y, x), or Micrograph
     threshold : float, optional
-        Inlier distance, in data units. Default: 3x a robust noise estimate (from fast-axis pixel
-        differences), at least 1e-6 of the data range.
+        Inlier distance, in data units. Default: the larger of 3x a robust noise estimate (from
+        fast-axis pixel differences) and 2 % of the 1-99 percentile spread about the least-squares
+        plane (so noise-free or finely corrugated terraces count as one plane, steps do not).
     mask : array_like of bool, shape (y, x), optional
         True where pixels must not take part in the fit.
     max_trials : int
@@ -365,8 +366,10 @@ def ransac_plane(x, threshold: float | None = None, mask=None, max_trials: int =
         vals = z[ok]
         rng_z = float(vals.max() - vals.min())
         thr = threshold
-        if thr is None:
-            thr = 3.0 * _robust_noise(z, ok)
+        if thr is None:  # noise level, but never below 2 % of the spread about the mean plane
+            resid = (z - _poly2d_fit(z, ok, 1)[0])[ok]
+            lo, hi = np.percentile(resid, [1, 99])
+            thr = max(3.0 * _robust_noise(z, ok), 0.02 * (hi - lo))
         thr = max(float(thr), 1e-6 * rng_z, np.finfo(float).tiny)
         yy, xx = np.nonzero(ok)
         pick = rng.choice(n_ok, size=min(n_ok, max_points), replace=False)
@@ -381,9 +384,14 @@ def ransac_plane(x, threshold: float | None = None, mask=None, max_trials: int =
         h, w = z.shape
         plane = a + bx * np.arange(w)[None, :] + by * np.arange(h)[:, None]
         inl = ok & (np.abs(z - plane) <= thr)
-        if inl.sum() >= 3:
+        for _ in range(3):  # refine by least squares on the inliers of the whole image
+            if inl.sum() < 3:
+                break
             plane = _poly2d_fit(z, inl, 1)[0]
-            inl = ok & (np.abs(z - plane) <= thr)
+            new = ok & (np.abs(z - plane) <= thr)
+            if np.array_equal(new, inl):
+                break
+            inl = new
         inlier_maps.append(inl)
         return z - plane
 

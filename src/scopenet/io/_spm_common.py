@@ -71,7 +71,9 @@ def make_image(data: np.ndarray, *, axes: list[Axis], signal: str, signal_unit: 
                scan_direction: str | None, modality: str | None, metadata: dict[str, Any],
                path: Path, fmt: str, **prov: Any) -> Micrograph:
     """A Micrograph with the standard ``read`` provenance entry."""
-    return Micrograph(np.asarray(data, dtype=np.float32), axes=axes, signal=signal,
+    with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values become +-inf
+        data = np.asarray(data, dtype=np.float32)
+    return Micrograph(data, axes=axes, signal=signal,
                       signal_unit=signal_unit, scan_direction=scan_direction, modality=modality,
                       metadata=metadata, source=Path(path),
                       provenance=[provenance_entry("read", format=fmt, path=str(path), **prov)])

@@ -129,7 +129,7 @@ def read_ibw(path: str | Path) -> list[Micrograph]:
     meta = {"version": loaded.get("version"), "bin_header": wave.get("bin_header"), "wave_header": wh,
             "note": note, "data_units": unit, "dimension_units": wave.get("dimension_units"),
             "labels": wave.get("labels")}
-    return [make_image(img.astype(np.float32), axes=axes, signal=signal, signal_unit=unit,
+    return [make_image(img, axes=axes, signal=signal, signal_unit=unit,
                        scan_direction=_direction(name, note), modality=mod.group(1) if mod else None,
                        metadata=meta, path=path, fmt="igor-ibw", wave=name)]
 

@@ -184,11 +184,13 @@ def category_frequency(targets: np.ndarray) -> np.ndarray:
 def class_weights(targets: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     """Per-category weights inversely proportional to category frequency, shape (c,).
 
-    ``w_c = mean(f) / f_c``: a category of average frequency gets 1, one ten times rarer gets ten
-    times more. Categories nobody ticked get weight 0.
+    ``w_c = mean(f) / f_c`` (mean over the categories that occur): a category of average frequency
+    gets 1, one ten times rarer gets ten times more. Categories nobody ticked get weight 0.
     """
     f = category_frequency(targets)
-    w = np.where(f > eps, f.mean() / np.maximum(f, eps), 0.0)
+    present = f > eps
+    ref = f[present].mean() if present.any() else 0.0
+    w = np.where(present, ref / np.maximum(f, eps), 0.0)
     return w.astype(np.float32)
 
 

@@ -98,6 +98,11 @@ class _LimitBody:
         return await self.app(scope, limited_receive, send)
 
 
+class LoginIn(BaseModel):
+    username: str
+    password: str
+
+
 class ClassificationIn(BaseModel):
     image_id: int
     #: ticked category names/keys, or {category: bool}
@@ -447,10 +452,6 @@ def create_app(database_url: str = "sqlite:///labels.db", secret_key: str | None
         return export_response(pid, kind, fmt, min_agreement)
 
     # ------------------------------------------------------------------------- JSON API
-
-    class LoginIn(BaseModel):
-        username: str
-        password: str
 
     @app.post("/api/login")
     def api_login(body: LoginIn):

@@ -96,7 +96,8 @@ def _parse_time(value) -> datetime | None:
 
 
 def read_zooniverse_export(path: str | Path, categories: Sequence[str] = DEFAULT_CATEGORIES, task: str | None = "T0",
-                           workflow_id: int | str | None = None, ignore_unknown: bool = False) -> pd.DataFrame:
+                           workflow_id: int | str | None = None, ignore_unknown: bool = False,
+                           drop_duplicates: bool = True) -> pd.DataFrame:
     """Classification events of a Zooniverse export CSV.
 
     Parameters
@@ -112,6 +113,9 @@ def read_zooniverse_export(path: str | Path, categories: Sequence[str] = DEFAULT
         Keep only this workflow's rows.
     ignore_unknown : bool
         Drop answers that match no category instead of raising.
+    drop_duplicates : bool
+        Keep only the first classification of a subject by the same volunteer (as the service's
+        unique (user, image) rule does).
 
     Returns
     -------
@@ -171,7 +175,10 @@ def read_zooniverse_export(path: str | Path, categories: Sequence[str] = DEFAULT
         rec.update({k: int(c in ticked) for c, k in zip(categories, keys)})
         recs.append(rec)
     cols = ["classification_id", "user", "subject_id", "image", "created_at", "workflow_id", *keys]
-    return pd.DataFrame(recs, columns=cols)
+    ev = pd.DataFrame(recs, columns=cols)
+    if drop_duplicates:
+        ev = ev.drop_duplicates(["user", "subject_id"], keep="first").reset_index(drop=True)
+    return ev
 
 
 @dataclass
@@ -211,7 +218,7 @@ def import_zooniverse(s, project, path: str | Path, task: str | None = "T0", wor
     from .db import Classification, Image, User
 
     ev = read_zooniverse_export(path, project.categories, task=task, workflow_id=workflow_id,
-                                ignore_unknown=ignore_unknown)
+                                ignore_unknown=ignore_unknown, drop_duplicates=False)
     rep = ImportReport(rows=len(ev))
     images = {img.external_id: img for img in s.scalars(select(Image).where(Image.project_id == project.id,
                                                                            Image.external_id.is_not(None)))}

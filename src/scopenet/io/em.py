@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -317,7 +318,8 @@ def _check_mrc_size(path: Path) -> None:
     import mrcfile.utils
     from mrcfile.mrcinterpreter import MrcInterpreter
 
-    with open(path, "rb") as fh:
+    with open(path, "rb") as fh, warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # permissive mode warns; we raise below
         try:
             mi = MrcInterpreter(iostream=fh, permissive=True, header_only=True)
         except (ValueError, EOFError) as exc:

@@ -78,7 +78,3 @@ def make_image(data: np.ndarray, *, axes: list[Axis], signal: str, signal_unit: 
                       metadata=metadata, source=Path(path),
                       provenance=[provenance_entry("read", format=fmt, path=str(path), **prov)])
 
-
-def read_head(path: Path, n: int = 512) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read(n)

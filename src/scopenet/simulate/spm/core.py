@@ -264,6 +264,14 @@ def simulate_image(rng: np.random.Generator | int | None = None, config: SPMSimC
     # ---- labels from measured feature contrast
     fractions = np.array([(state_idx == si).mean() for si in range(len(states))])
     line_state = state_idx[:, W // 2]
+    clean_flat = flatten_lines(clean, 1)
+    spans = []
+    for si in range(len(states)):
+        rows_si = clean_flat[line_state == si]
+        if rows_si.size == 0:
+            rows_si = clean_flat
+        lo, hi = np.percentile(rows_si, [5, 95])
+        spans.append(float(hi - lo))
     vis_s = {f: [] for f in L.FEATURES}
     ready_s = {f: [] for f in L.FEATURES}
     contrasts = {f: [] for f in L.FEATURES}
@@ -291,7 +299,7 @@ def simulate_image(rng: np.random.Generator | int | None = None, config: SPMSimC
                 zm = ndimage.map_coordinates(zmaps[si], [mid[use, 0], mid[use, 1]], order=1)
                 c = float(np.median(zp - zm))
             nsd = float(nz[lines_si].std()) if lines_si.any() else float(nz.std())
-            v, r = L.visibility(c, A, nsd, sp, p)
+            v, r = L.visibility(c, spans[si], nsd, sp, p)
             vis_s[f].append(v)
             ready_s[f].append(r)
             contrasts[f].append(c)
@@ -326,7 +334,7 @@ def simulate_image(rng: np.random.Generator | int | None = None, config: SPMSimC
         "scars": scar_info, "flatten": cfg.flatten, "normalize": cfg.normalize,
         "raw_range_m": [float(raw.min()), float(raw.max())],
         "contrast_m": {f: [None if not np.isfinite(c) else float(c) for c in v] for f, v in contrasts.items() if v},
-        "visible": visible, "ready": ready, "elongation": elong,
+        "visible": visible, "ready": ready, "contrast_span_m": spans, "elongation": elong,
     }
     return SPMSample(image.astype(np.float32), height_true.astype(np.float32), lab, good, params, atoms)
 

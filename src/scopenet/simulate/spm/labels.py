@@ -13,12 +13,14 @@ The tip-imaged, noise-free height map of each tip state is sampled at both point
 that lies inside the image, on lines scanned with that state, on one terrace; the contrast
 ``c_f`` is the median difference (m). It accounts for blur, asymmetry, ghosts and dilation alike.
 
-**Visibility** of feature ``f`` (spacing ``s_f``, atom apparent height ``A``, noise ``n_f`` = robust
-std of the flattened noise smoothed by a Gaussian of ``s_f / 4``)::
+**Visibility** of feature ``f`` (spacing ``s_f``; ``span`` = 5-95 percentile range of the
+flattened noise-free image on the state's lines, i.e. the grey range a viewer of the min-max
+scaled image sees, so large adsorbates or steps compress the features; noise ``n_f`` = std of the
+flattened noise without scars, smoothed by a Gaussian of ``s_f / 4``)::
 
-    rel = c_f / A,  snr = c_f / n_f,  nyq = sig((s_f / pixel - 2) / 0.3)
-    visible_f = sig((rel - 0.12) / 0.03) * sig((snr - 1.5) / 0.4) * nyq     # can be made out
-    ready_f   = sig((rel - 0.25) / 0.05) * sig((snr - 3.0) / 0.6) * nyq     # seen at a glance
+    rel = c_f / span,  snr = c_f / n_f,  nyq = sig((s_f / pixel - 2) / 0.3)
+    visible_f = sig((rel - 0.08) / 0.02) * sig((snr - 1.5) / 0.4) * nyq     # can be made out
+    ready_f   = sig((rel - 0.16) / 0.03) * sig((snr - 3.0) / 0.6) * nyq     # seen at a glance
 
 With a tip change, each quantity is ``max_s q_s * min(1, frac_s / 0.3)`` over the states ``s``
 scanned over a fraction ``frac_s`` of the lines.
@@ -52,7 +54,7 @@ def sig(x):
     return 1.0 / (1.0 + np.exp(-np.asarray(x, float)))
 
 
-def visibility(contrast: float, atom_height: float, noise: float, spacing: float,
+def visibility(contrast: float, span: float, noise: float, spacing: float,
                pixel_size: float) -> tuple[float, float]:
     """(visible, readily visible) of one feature; see the module docstring.
 
@@ -60,8 +62,8 @@ def visibility(contrast: float, atom_height: float, noise: float, spacing: float
     ----------
     contrast : float
         Measured median peak-mid height difference (m); NaN when no site was measurable.
-    atom_height : float
-        Apparent height of a substrate atom (m).
+    span : float
+        Grey range of the noise-free image (m), see the module docstring.
     noise : float
         Noise std at the feature's scale (m).
     spacing : float
@@ -71,11 +73,11 @@ def visibility(contrast: float, atom_height: float, noise: float, spacing: float
     """
     if not np.isfinite(contrast):
         return 0.0, 0.0
-    rel = contrast / atom_height
+    rel = contrast / max(span, 1e-30)
     snr = contrast / max(noise, 1e-30)
     nyq = sig((spacing / pixel_size - 2.0) / 0.3)
-    vis = sig((rel - 0.12) / 0.03) * sig((snr - 1.5) / 0.4) * nyq
-    ready = sig((rel - 0.25) / 0.05) * sig((snr - 3.0) / 0.6) * nyq
+    vis = sig((rel - 0.08) / 0.02) * sig((snr - 1.5) / 0.4) * nyq
+    ready = sig((rel - 0.16) / 0.03) * sig((snr - 3.0) / 0.6) * nyq
     return float(vis), float(ready)
 
 

@@ -322,8 +322,8 @@ def create_app(database_url: str = "sqlite:///labels.db", secret_key: str | None
                     svc.record_classification(s, u, img, categories)
         try:
             retry_locked(work)
-        except IntegrityError:
-            pass  # answered already (double submit): the first answer stands
+        except (IntegrityError, svc.AlreadyAnswered):
+            pass  # answered or skipped already (double submit): the first action stands
         except InputError as exc:
             raise HTTPException(400, str(exc)) from exc
         return RedirectResponse(f"/projects/{pid}/classify", status_code=303)
@@ -499,8 +499,8 @@ def create_app(database_url: str = "sqlite:///labels.db", secret_key: str | None
                 return svc.record_classification(s, s.get(User, user.id), img, body.categories).id
         try:
             cid = retry_locked(work)
-        except IntegrityError:
-            return JSONResponse({"detail": "you have classified this image already"}, status_code=409)
+        except (IntegrityError, svc.AlreadyAnswered):
+            return JSONResponse({"detail": "you have classified or skipped this image already"}, status_code=409)
         except InputError as exc:
             return JSONResponse({"detail": str(exc)}, status_code=422)
         return {"id": cid}

@@ -173,11 +173,15 @@ def next_image(s: Session, user: User, project: Project) -> Image | None:
 def progress(s: Session, user: User, project: Project) -> tuple[int, int]:
     """(images this user has answered or skipped, images to classify in the project)."""
     total = s.scalar(select(func.count(Image.id)).where(*_queue_filter(project))) or 0
-    ids = select(Image.id).where(*_queue_filter(project))
-    n_c = s.scalar(select(func.count(Classification.id)).where(Classification.user_id == user.id,
-                                                                Classification.image_id.in_(ids))) or 0
-    n_s = s.scalar(select(func.count(Skip.id)).where(Skip.user_id == user.id, Skip.image_id.in_(ids))) or 0
-    return int(n_c + n_s), int(total)
+    done = select(Classification.image_id).where(Classification.user_id == user.id)
+    skipped = select(Skip.image_id).where(Skip.user_id == user.id)
+    n = s.scalar(select(func.count(Image.id)).where(*_queue_filter(project),
+                                                    Image.id.in_(done) | Image.id.in_(skipped))) or 0
+    return int(n), int(total)
+
+
+class AlreadyAnswered(InputError):
+    """The annotator has answered or skipped this image before; the first action stands."""
 
 
 def normalise_answers(project: Project, answers: Mapping[str, object] | Iterable[str]) -> dict[str, bool]:
@@ -205,7 +209,16 @@ def normalise_answers(project: Project, answers: Mapping[str, object] | Iterable
 
 def record_classification(s: Session, user: User, image: Image, answers, external_id: str | None = None,
                           created_at=None) -> Classification:
-    """Store one classification event (the unique (user, image) constraint rejects a second one)."""
+    """Store one classification event.
+
+    Raises
+    ------
+    AlreadyAnswered
+        If the user skipped the image before. A second answer is rejected by the database's
+        unique (user, image) constraint (:class:`sqlalchemy.exc.IntegrityError`).
+    """
+    if s.scalar(select(Skip.id).where(Skip.user_id == user.id, Skip.image_id == image.id)) is not None:
+        raise AlreadyAnswered("you skipped this image")
     c = Classification(user_id=user.id, image_id=image.id, answers=normalise_answers(image.project, answers),
                        external_id=external_id)
     if created_at is not None:
@@ -216,7 +229,11 @@ def record_classification(s: Session, user: User, image: Image, answers, externa
 
 
 def record_skip(s: Session, user: User, image: Image) -> None:
-    if s.scalar(select(Skip.id).where(Skip.user_id == user.id, Skip.image_id == image.id)) is None:
+    """Remember that the user skipped the image (nothing happens if they answered or skipped it)."""
+    answered = s.scalar(select(Classification.id).where(Classification.user_id == user.id,
+                                                        Classification.image_id == image.id))
+    if answered is None and s.scalar(select(Skip.id).where(Skip.user_id == user.id,
+                                                           Skip.image_id == image.id)) is None:
         s.add(Skip(user_id=user.id, image_id=image.id))
         s.flush()
 

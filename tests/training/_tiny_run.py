@@ -54,6 +54,8 @@ def main(argv=None):
         data=dict(crop_size=16, batch_size=a.batch_size, samples_per_image=4,
                   split=(1.0, 0.0, 0.0) if a.no_val else (0.8, 0.2, 0.0)),
         optim=dict(optimizer=a.optimizer, lr=a.lr, schedule=a.schedule, clipper=a.clipper,
+                   # fast-moving moments and a low threshold so that clipping really happens
+                   clipper_params=dict(n_max=1.0, b1=0.9, b2=0.9, mu1_init=1.0, mu2_init=1.5) if a.clipper else {},
                    betas=(0.0, 0.999) if a.optimizer == "sgd" else (0.9, 0.999)),
         trainer=dict(max_epochs=a.epochs, accelerator="cpu", devices=a.devices, strategy=a.strategy,
                      checkpoint_every_n_steps=a.every, log_every=1, seed=7),

@@ -319,3 +319,17 @@ def test_cli_train_dispatches_to_task_entry_point(tmp_path, monkeypatch):
     assert r.exit_code == 1 and "unknown task" in r.output and "faketask" in r.output
     r = runner.invoke(app, ["train", "faketask"])
     assert r.exit_code == 1 and "--config" in r.output
+
+
+def test_module_uses_alrc_from_config():
+    pytest.importorskip("scopenet.training.alrc")
+    from scopenet.training.module import ImageToImageModule
+
+    optim = OptimConfig(clipper="alrc", clipper_params={"n_max": 3.0, "mu1_init": 1.0, "mu2_init": 1.01})
+    m = ImageToImageModule(torch.nn.Identity(), loss="mse", optim=optim)
+    assert "clipper.mu1" in m.state_dict()  # moments travel with checkpoints
+    m.log = lambda *a, **k: None
+    pred = torch.tensor([[[[1.0, 3.0]]], [[[0.0, 0.0]]]])  # example losses 5 and 0
+    loss = m.training_step((pred, torch.zeros(2, 1, 1, 2)), 0)
+    # L_max = mu1 + 3 sigma = 1 + 3 * 0.1 = 1.3 replaces the spike of 5; the mean over examples is 0.65
+    assert loss.item() == pytest.approx(0.65, rel=1e-5)

@@ -69,8 +69,8 @@ def psnr_per_example(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 class ImageToImageModule(pl.LightningModule):
     """Train any ``network`` mapping images to images on ``(input, target)`` batches.
 
-    The per-example loss (the element-wise loss averaged over channels and pixels, shape (N,)) goes
-    through the optional loss clipper (ALRC and friends) and is then averaged over the batch.
+    The element-wise loss map goes through the optional loss clipper (ALRC and friends, which clip
+    per example or per element according to their ``mode``) and is then averaged.
     Logs ``train_loss`` (unclipped), ``val_loss`` and ``val_psnr``.
 
     Parameters
@@ -82,7 +82,7 @@ class ImageToImageModule(pl.LightningModule):
     optim : OptimConfig
         Optimiser, schedule and clipper settings.
     clipper : nn.Module, optional
-        Overrides ``optim.clipper``; called on per-example losses.
+        Overrides ``optim.clipper``; called on the element-wise loss ``(N, C, H, W)``.
 
     Notes
     -----
@@ -109,29 +109,32 @@ class ImageToImageModule(pl.LightningModule):
         return el.reshape(el.shape[0], -1).mean(dim=1)
 
     def compute_loss(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return ``(per-example loss, prediction, target)`` for a batch."""
+        """Return ``(element-wise loss (N, ...), prediction, target)`` for a batch.
+
+        Override for other losses (masked pixels, weights...); the clipper groups the element-wise
+        loss into per-example (or per-element) losses according to its ``mode``.
+        """
         x, y = batch[0], batch[1]
         pred = self(x)
-        return self.per_example_loss(pred, y), pred, y
+        return self.loss_fn(pred, y), pred, y
 
     def training_step(self, batch, batch_idx):
-        losses, _, _ = self.compute_loss(batch)
-        clipped = self.clipper(losses) if self.clipper is not None else losses
-        loss = clipped.mean()
-        self.log("train_loss", losses.detach().mean(), prog_bar=True, on_step=True, on_epoch=False)
+        el, _, _ = self.compute_loss(batch)
+        loss = self.clipper(el).mean() if self.clipper is not None else el.mean()
+        self.log("train_loss", el.detach().mean(), prog_bar=True, on_step=True, on_epoch=False)
         return loss
 
+    def _eval_step(self, batch, stage: str) -> None:
+        el, pred, y = self.compute_loss(batch)
+        n = el.shape[0]
+        self.log(f"{stage}_loss", el.mean(), prog_bar=stage == "val", on_epoch=True, sync_dist=True, batch_size=n)
+        self.log(f"{stage}_psnr", psnr_per_example(pred, y).mean(), on_epoch=True, sync_dist=True, batch_size=n)
+
     def validation_step(self, batch, batch_idx):
-        losses, pred, y = self.compute_loss(batch)
-        n = losses.shape[0]
-        self.log("val_loss", losses.mean(), prog_bar=True, on_epoch=True, sync_dist=True, batch_size=n)
-        self.log("val_psnr", psnr_per_example(pred, y).mean(), on_epoch=True, sync_dist=True, batch_size=n)
+        self._eval_step(batch, "val")
 
     def test_step(self, batch, batch_idx):
-        losses, pred, y = self.compute_loss(batch)
-        n = losses.shape[0]
-        self.log("test_loss", losses.mean(), on_epoch=True, sync_dist=True, batch_size=n)
-        self.log("test_psnr", psnr_per_example(pred, y).mean(), on_epoch=True, sync_dist=True, batch_size=n)
+        self._eval_step(batch, "test")
 
     def configure_optimizers(self):
         opt = build_optimizer(self.parameters(), self.optim_config)

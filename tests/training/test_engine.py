@@ -333,3 +333,34 @@ def test_module_uses_alrc_from_config():
     loss = m.training_step((pred, torch.zeros(2, 1, 1, 2)), 0)
     # L_max = mu1 + 3 sigma = 1 + 3 * 0.1 = 1.3 replaces the spike of 5; the mean over examples is 0.65
     assert loss.item() == pytest.approx(0.65, rel=1e-5)
+
+
+def test_group_labels_from_micrograph_sources_and_stacks():
+    from scopenet.image.micrograph import Micrograph
+    from scopenet.training.data import expand_stacks, group_labels
+
+    rng = np.random.default_rng(0)
+    ims = [Micrograph(rng.normal(size=(16, 16)), source=f"f{i % 3}.sxm") for i in range(9)]
+    ims.append(Micrograph(rng.normal(size=(4, 16, 16)), source="stack.dm4"))
+    ims.append(rng.normal(size=(16, 16)))
+    labels = group_labels(ims)
+    assert labels[0] == labels[3] == ("file", "f0.sxm") and labels[-1] == ("image", 10)
+    frames, groups = expand_stacks(ims, labels)
+    assert len(frames) == 14 and groups[9:13] == [("file", "stack.dm4")] * 4
+    dm = ImageDataModule.from_images(ims, DataConfig(crop_size=8, batch_size=1, samples_per_image=1,
+                                                     split=(0.5, 0.25, 0.25)))
+    # the four frames of the stack all sit in one part
+    parts = [ds.images if ds is not None else [] for ds in (dm.train_set, dm.val_set, dm.test_set)]
+    assert sorted(len(p) for p in parts) != [0, 0, 14]
+    stack_frames = {normalise_image(f).tobytes() for f in frames[9:13]}
+    holders = [sum(a.tobytes() in stack_frames for a in p) for p in parts]
+    assert sorted(holders) == [0, 0, 4]
+    assert metadata_group_example() == [("file", "A"), ("file", "A"), ("image", 2)]
+
+
+def metadata_group_example():
+    from scopenet.image.micrograph import Micrograph
+    from scopenet.training.data import group_labels
+
+    ims = [Micrograph(np.zeros((4, 4)), metadata={"sample": "A"}) for _ in range(2)] + [Micrograph(np.zeros((4, 4)))]
+    return group_labels(ims, "sample")

@@ -123,6 +123,36 @@ def grouped_split(groups: Sequence[Any], fractions: Sequence[float] = (0.75, 0.1
     return tuple(np.array(sorted(p), dtype=int) for p in parts)  # type: ignore[return-value]
 
 
+def group_labels(images: Sequence[Any], key: str | None = "source") -> list[Any]:
+    """Source label of every image for :func:`grouped_split`.
+
+    ``key == "source"`` uses a Micrograph's ``source`` file; other keys look in its ``metadata``.
+    Images without the label (plain arrays) are their own group.
+    """
+    labels: list[Any] = []
+    for i, img in enumerate(images):
+        label = None
+        if key == "source":
+            label = getattr(img, "source", None)
+        elif key is not None:
+            label = (getattr(img, "metadata", None) or {}).get(key)
+        labels.append(("file", str(label)) if label is not None else ("image", i))
+    return labels
+
+
+def expand_stacks(images: Sequence[Any], groups: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+    """Split Micrograph stacks ``(n, H, W)`` into frames that keep their stack's group label."""
+    out_images, out_groups = [], []
+    for img, g in zip(images, groups):
+        if getattr(img, "is_stack", False):
+            out_images.extend(img.data[k] for k in range(img.data.shape[0]))
+            out_groups.extend([g] * img.data.shape[0])
+        else:
+            out_images.append(img)
+            out_groups.append(g)
+    return out_images, out_groups
+
+
 def _as_array(img: Any, i: int) -> np.ndarray:
     data = getattr(img, "data", img)
     arr = np.asarray(data, dtype=np.float32)
@@ -366,13 +396,16 @@ class ImageDataModule(pl.LightningDataModule):
         pair_fn : callable, optional
             See :class:`ArrayImageDataset`.
         groups : sequence, optional
-            Source label of every image; default each image is its own group.
+            Source label of every image; default :func:`group_labels` with ``config.group_key``
+            (a Micrograph's source file; plain arrays are their own group). Frames of a
+            Micrograph stack share its group.
         seed : int
             Seed of crops and sample order.
         """
-        groups = list(range(len(images))) if groups is None else list(groups)
+        groups = group_labels(images, config.group_key) if groups is None else list(groups)
         if len(groups) != len(images):
             raise InputError(f"{len(groups)} group labels for {len(images)} images")
+        images, groups = expand_stacks(images, groups)
         tr, va, te = grouped_split(groups, config.split, config.split_seed)
         common = dict(crop_size=config.crop_size, normalise=config.normalise, pair_fn=pair_fn)
 

@@ -227,3 +227,21 @@ def test_png_preview_of_stack_and_nan(tmp_path, rng):
     data[0, :4] = np.nan
     (w, h), _ = _png_size(write(Micrograph(data), tmp_path / "s.png"))
     assert w / h == pytest.approx(24 / 16, rel=0.02)
+
+
+@pytest.mark.parametrize("scale, unit, ij_unit, ij_scale", [
+    (1e-10, "m", "nm", 0.1), (7.8125e-10, "m", "nm", 0.78125), (2e-5, "m", "micron", 20.0),
+    (0.05, "nm", "nm", 0.05), (1234.5, "nm", "nm", 1234.5),
+])
+def test_tiff_imagej_calibration_for_si_metres(tmp_path, rng, scale, unit, ij_unit, ij_scale):
+    """SPM files calibrate in metres: ImageJ gets nm/micron, the JSON keeps metres exactly."""
+    import tifffile
+
+    img = Micrograph(rng.random((6, 6)), axes=[Axis("y", 6, scale, unit=unit), Axis("x", 6, scale, unit=unit)])
+    p = write(img, tmp_path / "m.tif")
+    with tifffile.TiffFile(p) as tf:
+        num, den = tf.pages[0].tags["XResolution"].value
+        assert den / num == pytest.approx(ij_scale, rel=1e-5)
+        assert tf.imagej_metadata["unit"] == ij_unit
+    back = read(p)
+    assert back.axes == img.axes

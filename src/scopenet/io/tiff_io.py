@@ -148,8 +148,32 @@ def _ij_unit_out(unit: str) -> str:
     return u if u.isascii() else u.encode("ascii", "backslashreplace").decode("ascii")
 
 
+def _rational(v: float) -> tuple[int, int] | None:
+    """``v`` as a TIFF RATIONAL (two uint32), about 1e-6 relative precision; None if impossible."""
+    if not (math.isfinite(v) and v > 0):
+        return None
+    u32 = 2**32 - 1
+    den = int(min(1_000_000, u32 // max(v, 1.0))) if v >= 1 else int(min(u32, 1_000_000 / v))
+    num = round(v * den) if den >= 1 else 0
+    return (num, den) if 1 <= num <= u32 else None
+
+
+def _imagej_calibration(scale: float, unit: str) -> tuple[float, str]:
+    """Pixel size and unit for ImageJ: SI metres become nm/micron/mm (ImageJ's usual units)."""
+    if unit != "m":
+        return scale, _ij_unit_out(unit)
+    for limit, factor, name in ((1e-6, 1e9, "nm"), (1e-3, 1e6, "micron"), (1.0, 1e3, "mm")):
+        if abs(scale) < limit:
+            return scale * factor, name
+    return scale, "m"
+
+
 def write_tiff(img: Micrograph, path: Path, **kwargs) -> None:
     """Write ``img`` as a float32 ImageJ TIFF with resolution tags and the full state as JSON.
+
+    The ImageJ calibration (resolution tags = pixels per unit, ``unit``, ``spacing``,
+    ``xorigin``/``yorigin``) is what ImageJ/Fiji show; pixel sizes in metres are written in nm,
+    micron or mm. The exact axes are in the JSON state.
 
     Parameters
     ----------
@@ -167,15 +191,20 @@ def write_tiff(img: Micrograph, path: Path, **kwargs) -> None:
     ay, ax = img.axes[-2], img.axes[-1]
     resolution = None
     if ax.calibrated and ax.scale > 0 and math.isfinite(ax.scale):
-        sy = ay.scale if (ay.calibrated and ay.unit == ax.unit and ay.scale > 0) else ax.scale
-        resolution = (1.0 / ax.scale, 1.0 / sy)
-        ij["unit"] = _ij_unit_out(ax.unit)
-        if ax.offset:
-            ij["xorigin"] = -ax.offset / ax.scale
-        if ay.offset and ay.unit == ax.unit:
-            ij["yorigin"] = -ay.offset / sy
-        if img.is_stack and img.axes[0].unit == ax.unit and img.axes[0].scale > 0:
-            ij["spacing"] = img.axes[0].scale
+        sy_raw = ay.scale if (ay.calibrated and ay.unit == ax.unit and ay.scale > 0) else ax.scale
+        sx, unit = _imagej_calibration(ax.scale, ax.unit)
+        sy = sy_raw * (sx / ax.scale)
+        rx, ry = _rational(1.0 / sx), _rational(1.0 / sy)
+        if rx is not None and ry is not None:
+            resolution = (rx, ry)
+            ij["unit"] = unit
+            if ax.offset:
+                ij["xorigin"] = -ax.offset / ax.scale
+            if ay.offset and ay.unit == ax.unit:
+                ij["yorigin"] = -ay.offset / sy_raw
+            a0 = img.axes[0]
+            if img.is_stack and a0.unit == ax.unit and a0.scale > 0:
+                ij["spacing"] = a0.scale * (sx / ax.scale)
     ij["scopenet"] = state_to_json(img)
     extra = {}
     if kwargs.get("compression"):

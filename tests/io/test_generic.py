@@ -205,3 +205,17 @@ def test_hdf5_without_images(tmp_path):
         f["v"] = np.arange(4)
     with pytest.raises(ReadError, match="no 2-D/3-D numeric dataset"):
         read(p)
+
+
+def test_rgb_tiff_becomes_one_channel(tmp_path):
+    import tifffile
+
+    g = np.arange(20, dtype=np.uint8).reshape(4, 5)
+    p = tmp_path / "grey_rgb.tif"
+    tifffile.imwrite(p, np.stack([g, g, g], -1), photometric="rgb")
+    img = read(p)
+    assert img.shape == (4, 5)
+    np.testing.assert_array_equal(img.data, g)
+    q = tmp_path / "colour.tif"
+    tifffile.imwrite(q, np.stack([g, np.zeros_like(g), np.zeros_like(g)], -1), photometric="rgb")
+    np.testing.assert_allclose(read(q).data, 0.299 * g, rtol=1e-6)

@@ -290,6 +290,10 @@ def read_emd(path: Path, **kwargs) -> list[Micrograph]:
     logger.setLevel(logging.ERROR)
     try:
         sigs = file_reader(str(path), lazy=False)
+    except ImportError as exc:  # Velox spectrum streams need the optional 'sparse' package
+        name = getattr(exc, "name", None) or "sparse"
+        raise ReadError(path, f"reading this {kind} EMD file needs the package '{name}' "
+                              f"(pip install {name})") from exc
     except Exception as exc:  # any library failure -> a ReadError naming the EMD flavour
         raise ReadError(path, f"not a readable {kind} EMD file ({type(exc).__name__}: {exc})") from exc
     finally:

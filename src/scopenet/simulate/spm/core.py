@@ -247,7 +247,7 @@ def simulate_image(rng: np.random.Generator | int | None = None, config: SPMSimC
         line_sigma = _loguniform(rng, *cfg.line_noise_range) * A
         noise += line_offsets(rng, H, line_sigma, 5 * line_sigma, 0.02)[:, None]
         noise += (line_sigma / W) * rng.standard_normal(H)[:, None] * np.arange(W)[None, :]
-    tilt = rng.normal(0, 2e-11, 2)          # sample tilt (m/pixel): removed by flattening, kept in raw
+    tilt = rng.normal(0, 0.03, 2) * p       # sample tilt, ~2 degrees (m/pixel): removed by flattening
     noise += tilt[0] * np.arange(H)[:, None] + tilt[1] * np.arange(W)[None, :]
     scar_info: list = []
     if rng.random() < cfg.p_scars:

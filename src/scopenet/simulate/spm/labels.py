@@ -51,7 +51,7 @@ FEATURES = ("individual_atoms", "dimers", "rows")
 
 def sig(x):
     """The logistic function, elementwise."""
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, float)))
+    return 1.0 / (1.0 + np.exp(-np.clip(np.asarray(x, float), -500, 500)))
 
 
 def visibility(contrast: float, span: float, noise: float, spacing: float,

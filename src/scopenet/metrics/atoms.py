@@ -1,0 +1,151 @@
+"""Atom-position metrics: optimal one-to-one matching within a tolerance.
+
+Predicted and true positions are paired by the Hungarian algorithm
+(:func:`scipy.optimize.linear_sum_assignment`) so that the number of pairs closer than
+``tolerance`` is maximal and, among such pairings, their summed distance is minimal. Matched
+pairs are true positives; unmatched predictions are false positives, unmatched true atoms false
+negatives.
+
+Examples
+--------
+>>> m = match_atoms([[0, 0], [10, 10]], [[0.5, 0], [30, 30]], tolerance=2.0)
+>>> m.tp, m.fp, m.fn, m.precision, m.rms_px
+(1, 1, 1, 0.5, 0.5)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from scopenet.errors import InputError
+
+__all__ = ["AtomMatch", "match_atoms"]
+
+
+@dataclass(frozen=True)
+class AtomMatch:
+    """Result of :func:`match_atoms`.
+
+    Attributes
+    ----------
+    pairs : ndarray of int, shape (M, 2)
+        Indices ``(true_index, pred_index)`` of the matched pairs.
+    distances_px : ndarray, shape (M,)
+        Distance of each pair in pixels.
+    n_true, n_pred : int
+        Numbers of true and predicted atoms.
+    pixel_size : float or None
+        Metres per pixel, if given.
+    """
+
+    pairs: np.ndarray
+    distances_px: np.ndarray
+    n_true: int
+    n_pred: int
+    pixel_size: float | None = None
+
+    @property
+    def tp(self) -> int:
+        """True positives (matched pairs)."""
+        return int(len(self.pairs))
+
+    @property
+    def fp(self) -> int:
+        """False positives (unmatched predictions)."""
+        return self.n_pred - self.tp
+
+    @property
+    def fn(self) -> int:
+        """False negatives (unmatched true atoms)."""
+        return self.n_true - self.tp
+
+    @property
+    def precision(self) -> float:
+        """``tp / n_pred``; 1.0 when nothing was predicted (no false positive was made)."""
+        return 1.0 if self.n_pred == 0 else self.tp / self.n_pred
+
+    @property
+    def recall(self) -> float:
+        """``tp / n_true``; 1.0 when there were no atoms (none was missed)."""
+        return 1.0 if self.n_true == 0 else self.tp / self.n_true
+
+    @property
+    def f1(self) -> float:
+        """Harmonic mean of precision and recall."""
+        p, r = self.precision, self.recall
+        return 0.0 if p + r == 0 else 2 * p * r / (p + r)
+
+    @property
+    def rms_px(self) -> float:
+        """RMS distance of the matched pairs in pixels (NaN without matches)."""
+        if self.tp == 0:
+            return float("nan")
+        return float(np.sqrt(np.mean(self.distances_px ** 2)))
+
+    @property
+    def rms_m(self) -> float | None:
+        """RMS distance in metres (``rms_px * pixel_size``), None without a pixel size."""
+        return None if self.pixel_size is None else self.rms_px * self.pixel_size
+
+    def as_dict(self) -> dict:
+        """Summary numbers (for tables and model cards)."""
+        return {"tp": self.tp, "fp": self.fp, "fn": self.fn, "precision": self.precision,
+                "recall": self.recall, "f1": self.f1, "rms_px": self.rms_px, "rms_m": self.rms_m}
+
+
+def _points(xy, name: str) -> np.ndarray:
+    a = np.asarray(xy, dtype=np.float64)
+    if a.size == 0:
+        return np.zeros((0, 2))
+    if a.ndim != 2 or a.shape[1] not in (2, 3):
+        raise InputError(f"{name} positions must have shape (N, 2) or (N, 3), got {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise InputError(f"{name} positions contain NaN or inf")
+    return a
+
+
+def match_atoms(true_xy, pred_xy, tolerance: float, pixel_size: float | None = None) -> AtomMatch:
+    """Match predicted atom positions to true ones within ``tolerance`` pixels.
+
+    Parameters
+    ----------
+    true_xy, pred_xy : array_like, shape (N, 2) and (M, 2)
+        Positions in pixels (any consistent axis order; 3-D positions also work).
+    tolerance : float
+        Largest distance (px) at which a prediction can count as a true atom (e.g. half the
+        smallest interatomic distance).
+    pixel_size : float, optional
+        Metres per pixel, for :attr:`AtomMatch.rms_m`.
+
+    Returns
+    -------
+    AtomMatch
+    """
+    from scipy.optimize import linear_sum_assignment
+    from scipy.spatial.distance import cdist
+
+    if not (np.isfinite(tolerance) and tolerance > 0):
+        raise InputError(f"tolerance must be finite and > 0, got {tolerance!r}")
+    if pixel_size is not None and not (np.isfinite(pixel_size) and pixel_size > 0):
+        raise InputError(f"pixel_size must be finite and > 0, got {pixel_size!r}")
+    t = _points(true_xy, "true")
+    p = _points(pred_xy, "predicted")
+    empty = AtomMatch(np.zeros((0, 2), dtype=np.int64), np.zeros(0), len(t), len(p), pixel_size)
+    if len(t) == 0 or len(p) == 0:
+        return empty
+    if t.shape[1] != p.shape[1]:
+        raise InputError(f"true and predicted positions differ in dimension: {t.shape[1]} vs {p.shape[1]}")
+    d = cdist(t, p)
+    ok = d <= tolerance
+    if not ok.any():
+        return empty
+    # A forbidden pair costs more than any complete set of allowed pairs, so the assignment first
+    # maximises the number of allowed pairs, then minimises their summed distance.
+    big = tolerance * (min(d.shape) + 1) + 1.0
+    cost = np.where(ok, d, big)
+    rows, cols = linear_sum_assignment(cost)
+    keep = ok[rows, cols]
+    rows, cols = rows[keep], cols[keep]
+    return AtomMatch(np.stack([rows, cols], axis=1).astype(np.int64), d[rows, cols], len(t), len(p),
+                     pixel_size)

@@ -586,8 +586,10 @@ def scan_time(mask_or_path: np.ndarray, dwell: float = 1e-6, flyback: float = 50
 
 
 def simulate_batch(n: int, size: int = 512, seed: int = 0, kind: str = "spiral",
-                   coverage: float = 1 / 20) -> dict:
-    """``n`` masks of one kind (``kind="mixed"`` cycles through all), reproducible from ``seed``.
+                   coverage: float = 1 / 20, start: int = 0, tick=None) -> dict:
+    """``n`` masks of one kind (``kind="mixed"`` draws a kind per mask), reproducible from ``seed``.
+
+    Mask ``i`` depends only on ``(seed, start + i)``; ``tick`` is called with 1 after each mask.
 
     Returns
     -------
@@ -597,13 +599,17 @@ def simulate_batch(n: int, size: int = 512, seed: int = 0, kind: str = "spiral",
     """
     if n < 0:
         raise InputError(f"n must be >= 0, got {n}")
+    if kind != "mixed" and kind not in MASK_KINDS + ("jittered_grid",):
+        raise InputError(f"unknown mask kind {kind!r}; choose one of {', '.join(MASK_KINDS)} or mixed")
     masks = np.zeros((n, size, size), bool)
     kinds = []
     for i in range(n):
-        rng = np.random.default_rng(np.random.SeedSequence([seed, i]))
+        rng = np.random.default_rng(np.random.SeedSequence([seed, start + i]))
         k = MASK_KINDS[rng.integers(len(MASK_KINDS))] if kind == "mixed" else kind
         masks[i] = make_mask(k, size, coverage, rng)
         kinds.append(k)
+        if tick is not None:
+            tick(1)
     return {"masks": masks, "kinds": kinds, "coverage": masks.reshape(n, -1).mean(1)}
 
 
@@ -631,15 +637,9 @@ def write_dataset(out_dir, n: int, seed: int = 0, size: int = 512, kind: str = "
     """Write ``n`` masks as ``.npz`` shards plus ``manifest.json`` (see :func:`simulate_batch`)."""
     from .em._shards import write_shards
 
-    def make(start: int, count: int) -> dict:
-        masks = np.zeros((count, size, size), bool)
-        kinds = []
-        for j in range(count):
-            rng = np.random.default_rng(np.random.SeedSequence([seed, start + j]))
-            k = MASK_KINDS[rng.integers(len(MASK_KINDS))] if kind == "mixed" else kind
-            masks[j] = make_mask(k, size, coverage, rng)
-            kinds.append(k)
-        return {"masks": masks, "kinds": np.array(kinds), "coverage": masks.reshape(count, -1).mean(1)}
+    def make(start: int, count: int, tick=None) -> dict:
+        b = simulate_batch(count, size, seed, kind, coverage, start=start, tick=tick)
+        return {"masks": b["masks"], "kinds": np.array(b["kinds"]), "coverage": b["coverage"]}
 
     return write_shards(out_dir, n, make, shard_size=shard_size, progress=progress, overwrite=overwrite,
                         meta={"generator": "scopenet.simulate.scans", "kind": kind, "size": size,

@@ -7,6 +7,7 @@ refused unless ``overwrite`` is true, in which case only this writer's own files
 """
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from pathlib import Path
@@ -47,7 +48,8 @@ def write_shards(out_dir: str | Path, n: int, make: Callable[[int, int], dict], 
         Number of samples.
     make : callable ``(start, count) -> dict[str, ndarray]``
         Produces samples ``start .. start + count - 1`` (arrays with a leading sample axis, or any
-        arrays ``numpy.savez`` accepts).
+        arrays ``numpy.savez`` accepts). If it takes a ``tick`` keyword, it is called with a function
+        to advance the progress bar by one per sample.
     shard_size : int
         Samples per shard file.
     meta : dict
@@ -63,6 +65,7 @@ def write_shards(out_dir: str | Path, n: int, make: Callable[[int, int], dict], 
     if shard_size < 1:
         raise InputError(f"shard_size must be >= 1, got {shard_size}")
     out = prepare_out_dir(out_dir, overwrite)
+    ticks = "tick" in inspect.signature(make).parameters
     shards = []
     bar = None
     if progress:
@@ -73,14 +76,17 @@ def write_shards(out_dir: str | Path, n: int, make: Callable[[int, int], dict], 
     try:
         for start in range(0, n, shard_size):
             count = min(shard_size, n - start)
-            arrays = make(start, count)
+            if ticks and bar is not None:
+                arrays = make(start, count, tick=bar.update)
+            else:
+                arrays = make(start, count)
             name = f"shard_{start // shard_size:05d}.npz"
             with atomic_output(out / name) as tmp:
                 with open(tmp, "wb") as fh:
                     np.savez_compressed(fh, **arrays)
             shards.append({"file": name, "start": start, "count": count,
                            "arrays": {k: [list(np.shape(v)), str(np.asarray(v).dtype)] for k, v in arrays.items()}})
-            if bar is not None:
+            if bar is not None and not ticks:
                 bar.update(count)
     finally:
         if bar is not None:

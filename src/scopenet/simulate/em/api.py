@@ -89,11 +89,12 @@ def simulate_image(rng: np.random.Generator, size: int = 512, kind: str = "mixed
     return EMSample(li.image, kind, li.params, li.atoms, li.atoms_m, li.mask, li.pixel_size_m)
 
 
-def simulate_batch(n: int, size: int = 512, seed: int = 0, kind: str = "mixed", start: int = 0) -> dict:
+def simulate_batch(n: int, size: int = 512, seed: int = 0, kind: str = "mixed", start: int = 0,
+                   tick=None) -> dict:
     """``n`` clean micrographs with ground truth, reproducible from ``seed``.
 
     Sample ``i`` is drawn from ``SeedSequence([seed, start + i])``, so a sample does not depend on how a
-    run is split into batches or shards.
+    run is split into batches or shards. ``tick``, if given, is called with 1 after each sample.
 
     Returns
     -------
@@ -120,6 +121,8 @@ def simulate_batch(n: int, size: int = 512, seed: int = 0, kind: str = "mixed", 
         params.append(s.params)
         if s.pixel_size_m:
             px[i] = s.pixel_size_m
+        if tick is not None:
+            tick(1)
     return {"images": images, "masks": masks, "atoms": atoms, "atoms_m": atoms_m, "kinds": kinds,
             "pixel_size_m": px, "params": params}
 
@@ -144,8 +147,8 @@ def write_dataset(out_dir: str | Path, n: int, seed: int = 0, size: int = 512, k
     if kind not in EM_KINDS:
         raise InputError(f"unknown EM kind {kind!r}; choose one of {', '.join(EM_KINDS)}")
 
-    def make(start: int, count: int) -> dict:
-        b = simulate_batch(count, size, seed, kind, start=start)
+    def make(start: int, count: int, tick=None) -> dict:
+        b = simulate_batch(count, size, seed, kind, start=start, tick=tick)
         flat, off = ragged_to_arrays(b["atoms"])
         return {"images": b["images"], "masks": b["masks"], "atoms": flat, "atoms_offsets": off,
                 "pixel_size_m": b["pixel_size_m"], "kinds": np.array(b["kinds"]),

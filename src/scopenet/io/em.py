@@ -130,12 +130,9 @@ def _is_spectral(ax: dict) -> bool:
 
 
 def _make_axis(ax: dict, name: str) -> Axis:
-    unit = _unit(ax.get("units"))
     scale = float(ax.get("scale", 1.0) or 1.0)
     offset = float(ax.get("offset", 0.0) or 0.0)
-    if unit == "px":
-        return Axis(name, int(ax.get("size", 1)), scale, offset, "px")
-    return Axis(name, int(ax.get("size", 1)), scale, offset, unit)
+    return Axis(name, int(ax.get("size", 1)), scale, offset, _unit(ax.get("units")))
 
 
 def _to_float32(data: np.ndarray) -> tuple[np.ndarray, dict]:
@@ -261,11 +258,8 @@ def _emd_kind(path: Path) -> str:
     with h5py.File(path, "r") as f:
         if "version_major" in f.attrs:
             return "NCEM"
-        v = f.attrs.get("version")
         if "Version" in f or "Data" in f:
             return "Velox"
-        if v is not None:
-            return "EMD"
     return "unknown"
 
 

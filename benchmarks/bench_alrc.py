@@ -13,9 +13,15 @@ mean and unit variance and bilinearly (2x2 mean) downsampled, as in the paper's 
 Network: bilinear 2x upsampling, a 3x3 conv, two skip-2 residual blocks and a 3x3 output conv, ReLU
 after every conv but the last (the paper's fig. 5 shape, narrower); Xavier weights, zero biases;
 ADAM at 1/1280 (the paper's learning policy). ALRC is applied to each example's loss
-(``mode="example"``) with b1 = b2 = 0.999 and n_min = inf; its initial moments are measured on the
-untrained network (the authors' README: "run ... 10+ iterations without ALRC to get rough
-estimates"), which overestimates the moments of the trained network, as the algorithm wants.
+(``mode="example"``) with n_min = inf; its initial moments are measured on the untrained network
+(the authors' README: "run ... 10+ iterations without ALRC to get rough estimates"), which
+overestimates the moments of the trained network, as the algorithm wants.
+
+Decay rate: the paper uses b1 = b2 = 0.999 (a ~1000-iteration window) in 100000-iteration runs.
+These CPU runs are ~50x shorter, and with 0.999 the overestimated initial moments have not decayed
+by the end of a 2000-iteration run, so ALRC never engages (we measured 0-0.1 % of losses clipped).
+The default here is therefore b1 = b2 = 0.99, a window of ~100 iterations, 5 % of the run;
+``--decay 0.999`` gives the paper's value.
 
 Reported per setting: mean +- sd over seeds of (a) the mean of the final ``--tail`` fraction of the
 unclipped training losses (the paper's measure) and (b) the loss on 256 held-out images, both x100.
@@ -226,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pool", type=int, default=2048, help="training images generated")
     p.add_argument("--width", type=int, default=16, help="network channels")
     p.add_argument("--lr", type=float, default=1 / 1280, help="ADAM learning rate (paper: 1/1280)")
-    p.add_argument("--decay", type=float, default=0.999, help="ALRC b1 = b2 (paper: 0.999)")
+    p.add_argument("--decay", type=float, default=0.99,
+                   help="ALRC b1 = b2 (paper: 0.999 for 50x longer runs; see the module docstring)")
     p.add_argument("--tail", type=float, default=0.25, help="fraction of final iterations averaged")
     p.add_argument("--data", choices=["auto", "synthetic", "simulate"], default="auto")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")

@@ -190,7 +190,8 @@ class ALRC(LossClipper):
     steps : torch.Tensor
         Number of moment updates so far (int64 buffer).
     last_clipped_fraction : float or None
-        Fraction of losses clipped in the last training call (a Python float, for logging).
+        Fraction of losses clipped in the last training call (a Python float, for logging; None
+        for losses off the CPU, to avoid a device sync).
 
     Examples
     --------
@@ -256,7 +257,9 @@ class ALRC(LossClipper):
             self.mu1.mul_(self.b1).add_((1.0 - self.b1) * src.mean())
             self.mu2.mul_(self.b2).add_((1.0 - self.b2) * (src ** 2).mean())
             self.steps.add_(1)
-        self.last_clipped_fraction = None if losses.is_cuda else float((above | below).float().mean())
+        # a host sync: skipped off the CPU
+        self.last_clipped_fraction = (float((above | below).float().mean()) if losses.device.type == "cpu"
+                                      else None)
         return out
 
     def extra_repr(self) -> str:

@@ -3,27 +3,19 @@ server on a file SQLite database (WAL); afterwards the database holds exactly 5,
 from __future__ import annotations
 
 import random
-import socket
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 from collections import Counter
 
 import pytest
 
+from ._server import running_server
+
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("uvicorn")
 
 N_USERS, N_IMAGES = 50, 100          # 50 x 100 = 5,000 classifications
 N_RETRIES = 2                        # per user: re-send answered images, expecting 409
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def seed_database(url: str) -> None:
@@ -51,27 +43,7 @@ def test_50_annotators_5000_classifications(tmp_path):
 
     url = f"sqlite:///{tmp_path / 'load.db'}"
     seed_database(url)
-    port = free_port()
-    code = textwrap.dedent(f"""
-        import uvicorn
-        from scopenet.label import create_app
-        app = create_app({url!r}, secret_key="load", upload_dir={str(tmp_path / 'up')!r})
-        uvicorn.run(app, host="127.0.0.1", port={port}, log_level="warning", backlog=512)
-    """)
-    server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/login", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None, server.stdout.read().decode()
-            assert time.monotonic() < deadline, "the server did not start within 60 s"
-            time.sleep(0.2)
-
+    with running_server(url, tmp_path / "up") as base:
         statuses: Counter = Counter()
         errors: list[str] = []
         lock = threading.Lock()
@@ -117,12 +89,6 @@ def test_50_annotators_5000_classifications(tmp_path):
         assert statuses[("retry", 409)] == N_USERS * N_RETRIES, statuses
         print(f"\n{N_USERS * N_IMAGES} classifications from {N_USERS} annotators in {elapsed:.1f} s "
               f"({N_USERS * N_IMAGES / elapsed:.0f}/s)")
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            server.kill()
 
     engine = make_engine(url)
     with session_factory(engine)() as s:

@@ -1,0 +1,54 @@
+"""Run the labelling app under uvicorn in a child process on a free loopback port."""
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Iterator
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(database_url: str, upload_dir: Path, startup_s: float = 60) -> Iterator[str]:
+    """Start ``uvicorn`` serving :func:`scopenet.label.create_app`; yield its base URL; stop it."""
+    import httpx
+
+    port = free_port()
+    code = textwrap.dedent(f"""
+        import uvicorn
+        from scopenet.label import create_app
+        app = create_app({database_url!r}, secret_key="test", upload_dir={str(upload_dir)!r})
+        uvicorn.run(app, host="127.0.0.1", port={port}, log_level="warning", backlog=512)
+    """)
+    server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + startup_s
+        while True:
+            try:
+                if httpx.get(f"{base}/login", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None:
+                raise RuntimeError("the server exited:\n" + server.stdout.read().decode())
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not start within {startup_s} s")
+            time.sleep(0.2)
+        yield base
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            server.kill()
+            server.wait()

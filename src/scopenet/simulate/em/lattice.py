@@ -210,6 +210,15 @@ def render_gaussians(shape: tuple[int, int], positions: np.ndarray, weights: np.
     return np.bincount(flat, weights=vals, minlength=h * w).reshape(h, w)
 
 
+@functools.lru_cache(maxsize=16)
+def _rfft_q2(h: int, w: int) -> np.ndarray:
+    qy = np.fft.fftfreq(h).astype(np.float32)[:, None]
+    qx = np.fft.rfftfreq(w).astype(np.float32)[None, :]
+    q2 = qy**2 + qx**2
+    q2.flags.writeable = False
+    return q2
+
+
 def gaussian_random_field(shape: tuple[int, int], rng: np.random.Generator, corr_px: float,
                           beta: float | None = None) -> np.ndarray:
     """Zero-mean, unit-variance random field, generated in Fourier space.
@@ -225,9 +234,7 @@ def gaussian_random_field(shape: tuple[int, int], rng: np.random.Generator, corr
     from scipy import fft as sfft
 
     h, w = shape
-    qy = np.fft.fftfreq(h).astype(np.float32)[:, None]
-    qx = np.fft.rfftfreq(w).astype(np.float32)[None, :]
-    q2 = qy**2 + qx**2
+    q2 = _rfft_q2(h, w)
     if beta is None:
         filt = np.exp(-2 * np.pi**2 * corr_px**2 * q2)
     else:

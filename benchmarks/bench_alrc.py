@@ -126,7 +126,8 @@ def load_images(n: int, size: int, seed: int, data: str) -> tuple[np.ndarray, st
         try:
             from scopenet.simulate.em import simulate_batch  # type: ignore[attr-defined]
 
-            arr = np.asarray(simulate_batch(n, size, seed, "hrtem"), dtype=np.float64)
+            res = simulate_batch(n, size, seed, "mixed")
+            arr = np.asarray(res["images"] if isinstance(res, dict) else res, dtype=np.float64)
             arr = arr.reshape(n, size, size)
             return np.stack([_normalise(a) for a in arr]), "scopenet.simulate.em.simulate_batch"
         except Exception as exc:  # noqa: BLE001 - any failure falls back to the built-in textures

@@ -436,7 +436,7 @@ def stem_image(rng: np.random.Generator, size: int = 512, scene: ColumnScene | N
     """
     scene = scene if scene is not None else random_columns(rng, size)
     px = scene.params["pixel_size_A"]
-    sigma_A = sigma_A if sigma_A is not None else rng.uniform(0.25, 0.6)
+    sigma_A = sigma_A if sigma_A is not None else rng.uniform(0.3, 0.9)
     sigma = max(0.6, sigma_A / px)
     w = scene.haadf / max(np.median(scene.haadf), 1e-9) if len(scene.haadf) else scene.haadf
     img = render_gaussians((size, size), scene.positions, w, sigma)

@@ -247,7 +247,7 @@ def realistic_noise(clean: np.ndarray, rng: np.random.Generator, kind: str = "st
     p: dict = {}
     img = _as_image(clean)
     if kind == "stem":
-        img, shifts = stem_scan_distort(img, rng, jitter=float(rng.uniform(0, 0.6)),
+        img, shifts = stem_scan_distort(img, rng, jitter=float(rng.uniform(0, 1.5)),
                                         walk=float(rng.uniform(0, 0.05)), max_drift=2.0)
         p["line_shift_std_px"] = float(shifts[:, 1].std())
     dose = float(dose if dose is not None else np.exp(rng.uniform(np.log(20), np.log(3000))))

@@ -226,6 +226,9 @@ def simulate_image(rng: np.random.Generator | int | None = None, config: SPMSimC
         if s.radius:
             z = dilate_paraboloid(z, s.radius, p)
         zmaps.append(z)
+        if len(states) == 1 and not moving:                     # fast path: one state, no drift
+            clean = z[oy:oy + H, ox:ox + W] + s.z_offset
+            continue
         sel = state_idx == si
         if not sel.any():
             continue
@@ -236,7 +239,8 @@ def simulate_image(rng: np.random.Generator | int | None = None, config: SPMSimC
         clean[sel] = vals + s.z_offset
 
     # ---- scan noise (time-ordered, so it falls along lines)
-    noise_scale = np.array([s.noise_scale for s in states])[state_idx]
+    noise_scale = (np.array([s.noise_scale for s in states])[state_idx] if len(states) > 1
+                   else np.full((H, W), states[0].noise_scale))
     white = _loguniform(rng, *cfg.white_noise_range) * A
     pink = _loguniform(rng, *cfg.pink_noise_range) * A
     alpha = float(rng.uniform(0.8, 1.6))
@@ -264,6 +268,15 @@ def simulate_image(rng: np.random.Generator | int | None = None, config: SPMSimC
     # ---- labels from measured feature contrast
     fractions = np.array([(state_idx == si).mean() for si in range(len(states))])
     line_state = state_idx[:, W // 2]
+    nspec = sfft.rfft2(noise_flat)
+    noise_pow = np.abs(nspec) ** 2
+    noise_pow[:, 1:-1 if W % 2 == 0 else None] *= 2            # the rfft holds half the spectrum
+    noise_pow[0, 0] = 0.0
+    kk2 = sfft.fftfreq(H)[:, None] ** 2 + sfft.rfftfreq(W)[None, :] ** 2
+    # noise std on a state's lines relative to the whole image (white noise scales with the state)
+    ns_rms = float(np.sqrt(np.mean(noise_scale**2)))
+    state_noise = [float(np.sqrt(((white * s.noise_scale) ** 2 + pink**2) / ((white * ns_rms) ** 2 + pink**2)))
+                   for s in states]
     clean_flat = flatten_lines(clean, 1)
     spans = []
     for si in range(len(states)):
@@ -287,8 +300,9 @@ def simulate_image(rng: np.random.Generator | int | None = None, config: SPMSimC
         same = _level(surf.level, peak) == _level(surf.level, mid)
         ok = inside & same
         sp = surf.spacing[f]
-        sm = max(0.5, 0.25 * sp / p)
-        nz = ndimage.gaussian_filter(noise_flat, sm, mode="nearest")
+        # std of the noise smoothed by a Gaussian of s_f / 4, from its power spectrum (Parseval)
+        gk = np.exp(-4 * np.pi**2 * max(0.5, 0.25 * sp / p) ** 2 * kk2)
+        nsd_all = float(np.sqrt((noise_pow * gk).sum() / (H * W) ** 2))
         for si, s in enumerate(states):
             lines_si = line_state == si
             use = ok & lines_si[np.clip(np.rint(py).astype(int), 0, H - 1)]
@@ -298,7 +312,7 @@ def simulate_image(rng: np.random.Generator | int | None = None, config: SPMSimC
                 zp = ndimage.map_coordinates(zmaps[si], [peak[use, 0], peak[use, 1]], order=1)
                 zm = ndimage.map_coordinates(zmaps[si], [mid[use, 0], mid[use, 1]], order=1)
                 c = float(np.median(zp - zm))
-            nsd = float(nz[lines_si].std()) if lines_si.any() else float(nz.std())
+            nsd = nsd_all * state_noise[si]
             v, r = L.visibility(c, spans[si], nsd, sp, p)
             vis_s[f].append(v)
             ready_s[f].append(r)

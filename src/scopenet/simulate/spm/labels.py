@@ -16,7 +16,8 @@ that lies inside the image, on lines scanned with that state, on one terrace; th
 **Visibility** of feature ``f`` (spacing ``s_f``; ``span`` = 5-95 percentile range of the
 flattened noise-free image on the state's lines, i.e. the grey range a viewer of the min-max
 scaled image sees, so large adsorbates or steps compress the features; noise ``n_f`` = std of the
-flattened noise without scars, smoothed by a Gaussian of ``s_f / 4``)::
+flattened noise without scars, smoothed by a Gaussian of ``s_f / 4``, computed from its power
+spectrum and scaled by the state's white-noise level)::
 
     rel = c_f / span,  snr = c_f / n_f,  nyq = sig((s_f / pixel - 2) / 0.3)
     visible_f = sig((rel - 0.08) / 0.02) * sig((snr - 1.5) / 0.4) * nyq     # can be made out

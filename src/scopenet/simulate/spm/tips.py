@@ -23,7 +23,7 @@ from .surfaces import freq_grid
 
 #: Half-width cap (pixels) of the paraboloid used by :func:`dilate_paraboloid`: the tip is a
 #: paraboloid cap of at most this radius (beyond it the sides are taken as vertical).
-MAX_DILATION_PX = 20
+MAX_DILATION_PX = 16
 
 
 @dataclass
@@ -107,7 +107,8 @@ def tip_transfer(shape: tuple[int, int], pixel_size: float, tip: TipState) -> np
     ramp = np.ones_like(g, dtype=complex)
     total = 1.0
     for dy, dx, w in tip.ghosts:
-        ramp = ramp + w * np.exp(-2j * np.pi * (ky * dy + kx * dx) / pixel_size)
+        # a shift is separable: exp(-2 pi i (ky dy + kx dx)) = exp(-2 pi i ky dy) exp(-2 pi i kx dx)
+        ramp += (w * np.exp(-2j * np.pi * ky * (dy / pixel_size))) * np.exp(-2j * np.pi * kx * (dx / pixel_size))
         total += w
     return g * ramp / total
 

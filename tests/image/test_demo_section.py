@@ -11,6 +11,7 @@ from scopenet.report import Report
 from scopenet.samples import sample_files
 
 
+@pytest.mark.slow
 def test_section_runs_on_bundled_samples(tmp_path):
     from pathlib import Path
 

@@ -21,7 +21,6 @@ The generation is deliberately simple and self-contained; ``scopenet.simulate`` 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -82,29 +81,15 @@ def haadf_lattice(seed: int = 11) -> tuple[np.ndarray, dict]:
 
 
 def _write(data: np.ndarray, info: dict, path: Path, overwrite: bool) -> None:
+    """Write through scopenet's TIFF writer: ImageJ calibration + the full Micrograph state."""
+    import scopenet as sn
+
     px = info["pixel_size_nm"]
-    try:
-        import scopenet as sn
-        from scopenet.io.registry import find_format
-
-        if find_format(path, for_writing=True) is not None:
-            axes = [sn.Axis("y", N, px, 0.0, "nm"), sn.Axis("x", N, px, 0.0, "nm")]
-            img = sn.Micrograph(data, axes=axes, signal=info["signal"], signal_unit=info["signal_unit"],
-                                modality=info["modality"], scan_direction=info.get("scan_direction"),
-                                metadata={"generator": "scripts/make_samples.py", **info})
-            sn.write(img, path, overwrite=overwrite)
-            return
-    except ImportError:
-        pass
-    # fallback until scopenet's TIFF writer exists: ImageJ TIFF with resolution tags
-    import tifffile
-
-    if path.exists() and not overwrite:
-        raise SystemExit(f"{path} exists (pass --overwrite)")
-    tmp = path.with_suffix(".partial.tif")
-    tifffile.imwrite(tmp, data, imagej=True, resolution=(1.0 / px, 1.0 / px),
-                     metadata={"unit": "nm", "Info": json.dumps(info)})
-    tmp.replace(path)
+    axes = [sn.Axis("y", N, px, 0.0, "nm"), sn.Axis("x", N, px, 0.0, "nm")]
+    img = sn.Micrograph(data, axes=axes, signal=info["signal"], signal_unit=info["signal_unit"],
+                        modality=info["modality"], scan_direction=info.get("scan_direction"),
+                        metadata={"generator": "scripts/make_samples.py", **info})
+    sn.write(img, path, overwrite=overwrite)
 
 
 def main(argv=None) -> int:

@@ -40,6 +40,13 @@ def serve(db: str = DB_OPT,
         app = create_app(db, secret_key=secret_key, upload_dir=upload_dir,
                          max_upload_bytes=int(max_upload_mb * 1024 * 1024),
                          session_ttl=timedelta(hours=session_hours))
+    from sqlalchemy import select
+
+    from ..label.db import User
+
+    with app.state.Session() as s:
+        if s.scalar(select(User.id).where(User.role == "admin")) is None:
+            typer.echo(f"no administrator yet: create one with `scopenet label create-admin NAME --db {db}`")
     typer.echo(f"scopenet label: http://{host}:{port}/  (database {db})")
     uvicorn.run(app, host=host, port=port, log_level="info")
 

@@ -45,6 +45,8 @@ class TipNet(nn.Module):
     Shapes: input [B, in_channels, H, W] (H, W divisible by 2**(len(channels)-1) is best), output [B, n_classes].
     """
 
+    arch_name = "tipnet"
+
     def __init__(self, n_classes: int = 6, channels: Sequence[int] = (8, 16, 16, 32, 64), dense: int = 256,
                  in_channels: int = 1, dropout: float = 0.3):
         super().__init__()
@@ -91,6 +93,8 @@ class _ResBlock(nn.Module):
 class TipResNet(nn.Module):
     """A small ResNet: stem conv, residual stages (stride 2 between), global pooling, linear head."""
 
+    arch_name = "tipresnet"
+
     def __init__(self, n_classes: int = 6, widths: Sequence[int] = (16, 32, 64, 128), in_channels: int = 1,
                  dropout: float = 0.2):
         super().__init__()
@@ -132,3 +136,13 @@ def class_activation_map(model: nn.Module, x: torch.Tensor, class_index: int) ->
     cam = nn.functional.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
     mx = cam.flatten(1).max(1).values.clamp_min(1e-12)
     return (cam / mx[:, None, None]).detach()
+
+
+def _register() -> None:
+    from . import register_architecture
+
+    register_architecture("tipnet", TipNet, replace=True)
+    register_architecture("tipresnet", TipResNet, replace=True)
+
+
+_register()

@@ -1,0 +1,193 @@
+"""Train and evaluate the shipped tip-state classifiers (CPU; run with `nice`).
+
+    python scripts/train_classify.py cv     --size 32 --epochs 20 --folds 5 [--sim 0] --out cv.json
+    python scripts/train_classify.py final  --size 32 --epochs 20 [--sim 0] --cv cv.json
+    python scripts/train_classify.py simdata --n 6000 --seed 100 --out sim.npz
+    python scripts/train_classify.py goodbad --sim sim.npz --test sim_test.npz
+
+`cv` trains one TipNet per session-held-out fold of gordon-hsi (folds from ``session_folds(k, seed=0)``)
+and records per-category ROC AUC; `final` trains on all of gordon-hsi and writes
+``src/scopenet/weights/classify-hsi-six`` with the CV figure in its card.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "gordon-hsi"
+WEIGHTS = ROOT / "src" / "scopenet" / "weights"
+
+
+def _hsi(size: int):
+    from scopenet.tasks.classify.data import load_gordon_hsi
+    from scopenet.tasks.classify.preprocess import prepare
+
+    d = load_gordon_hsi(DATA)
+    cache = Path(f"/tmp/scopenet-hsi{size}.npy")
+    if cache.exists():
+        X = np.load(cache)
+    else:
+        X = prepare(d.images, size)
+        np.save(cache, X)
+    return d, X
+
+
+def _sim(path: str | None, size: int, n: int | None = None):
+    if not path:
+        return None, None
+    from scopenet.tasks.classify.preprocess import prepare
+
+    z = np.load(path)
+    X = prepare(z["images"], size)
+    Y = z["labels6"].astype(np.float32)
+    if n:
+        X, Y = X[:n], Y[:n]
+    return X, Y
+
+
+def _aucs(y, p):
+    from sklearn.metrics import roc_auc_score
+
+    return [float(roc_auc_score(y[:, k], p[:, k])) if 0 < y[:, k].sum() < len(y) else float("nan")
+            for k in range(y.shape[1])]
+
+
+def cmd_cv(a):
+    from scopenet.tasks.classify import TipClassifier
+    from scopenet.tasks.classify.data import session_folds
+
+    d, X = _hsi(a.size)
+    Xs, Ys = _sim(a.sim, a.size, a.sim_n)
+    folds = session_folds(d.sessions, a.folds, 0)
+    res = {"size": a.size, "epochs": a.epochs, "sim": a.sim, "sim_n": a.sim_n, "folds": []}
+    for fi, (tr, te) in enumerate(folds):
+        if a.only is not None and fi not in a.only:
+            continue
+        t = time.time()
+        Xtr, Ytr = X[tr], d.soft[tr]
+        if Xs is not None:
+            Xtr, Ytr = np.concatenate([Xtr, Xs]), np.concatenate([Ytr, Ys])
+        clf = TipClassifier(size=a.size, epochs=a.epochs, seed=fi, threads=a.threads, lr=a.lr)
+        clf.fit(Xtr, Ytr, inputs_prepared=True)
+        p = clf.predict_proba(X[te], inputs_prepared=True, tta=True)
+        p0 = clf.predict_proba(X[te], inputs_prepared=True)
+        auc, auc0 = _aucs(d.hard[te], p), _aucs(d.hard[te], p0)
+        res["folds"].append({"fold": fi, "n_test": len(te), "auc_tta": auc, "auc": auc0,
+                             "macro_tta": float(np.nanmean(auc)), "macro": float(np.nanmean(auc0)),
+                             "time_s": time.time() - t})
+        print(fi, np.round(auc0, 3), "macro", round(float(np.nanmean(auc0)), 3), "tta",
+              round(float(np.nanmean(auc)), 3), f"{time.time() - t:.0f}s", flush=True)
+        Path(a.out).write_text(json.dumps(res, indent=1))
+    m = [f["macro"] for f in res["folds"]]
+    print("macro mean", np.mean(m).round(3), "sd", np.std(m, ddof=1).round(3) if len(m) > 1 else "")
+
+
+def cmd_final(a):
+    from scopenet.tasks.classify import TipClassifier
+
+    d, X = _hsi(a.size)
+    Xs, Ys = _sim(a.sim, a.size, a.sim_n)
+    Xtr, Ytr = X, d.soft
+    if Xs is not None:
+        Xtr, Ytr = np.concatenate([Xtr, Xs]), np.concatenate([Ytr, Ys])
+    t = time.time()
+    clf = TipClassifier(size=a.size, epochs=a.epochs, seed=0, threads=a.threads, lr=a.lr)
+    clf.fit(Xtr, Ytr, inputs_prepared=True, progress=True)
+    metrics = {}
+    if a.cv:
+        cv = json.loads(Path(a.cv).read_text())
+        per = np.array([f["auc"] for f in cv["folds"]])
+        macro = per.mean(1)
+        metrics = {"cv_sessions_folds": len(per), "cv_macro_auc_mean": float(macro.mean()),
+                   "cv_macro_auc_sd": float(macro.std(ddof=1)) if len(per) > 1 else None,
+                   "cv_auc_per_category_mean": dict(zip(clf.categories, per.mean(0).round(4).tolist()))}
+    clf.card_ = {"training_data": f"gordon-hsi (3,271 images, 23 sessions, soft labels)"
+                                  + (f" + {len(Xs)} simulate.spm images" if Xs is not None else ""),
+                 "metrics": metrics, "training_time_s": round(time.time() - t, 1),
+                 "evaluation": "5-fold session-held-out CV on gordon-hsi (session_folds seed 0), "
+                               "AUC per category on hard labels (mean score >= 0.5)"}
+    print(clf.save(WEIGHTS / "classify-hsi-six", overwrite=True))
+
+
+def cmd_simdata(a):
+    from scopenet.simulate.spm import simulate_batch
+
+    t = time.time()
+    s = simulate_batch(a.n, a.size, seed=a.seed, surfaces=json.loads(a.surfaces) if a.surfaces else None) \
+        if a.surfaces else simulate_batch(a.n, a.size, seed=a.seed)
+    np.savez_compressed(a.out, images=s["images"], labels6=s["labels6"], good=s["good"])
+    print(f"{a.n} images in {time.time() - t:.0f}s; good fraction {s['good'].mean():.3f}; "
+          f"label means {np.round(s['labels6'].mean(0), 3)}")
+
+
+def cmd_goodbad(a):
+    from scopenet.tasks.classify import TipClassifier
+    from scopenet.tasks.classify.preprocess import prepare
+
+    tr = [np.load(p) for p in a.sim]
+    X = np.concatenate([prepare(z["images"], a.size) for z in tr])
+    g = np.concatenate([z["good"] for z in tr]).astype(int)
+    L6 = np.concatenate([z["labels6"] for z in tr]).astype(np.float32)
+    te = np.load(a.test)
+    Xt, gt, L6t = prepare(te["images"], a.size), te["good"].astype(int), te["labels6"]
+    t = time.time()
+    gb = TipClassifier(size=a.size, epochs=a.epochs, mode="single", categories=["bad", "good"],
+                       threads=a.threads, lr=a.lr)
+    gb.fit(X, g, inputs_prepared=True, progress=True)
+    acc = float((gb.predict(Xt, inputs_prepared=True) == gt).mean())
+    print(f"good/bad held-out simulated accuracy {acc:.4f} (n={len(gt)}), {time.time() - t:.0f}s", flush=True)
+    gb.card_ = {"training_data": f"{len(X)} simulate.spm images (default config, seeds {a.seeds})",
+                "metrics": {"sim_heldout_accuracy": acc, "sim_heldout_n": int(len(gt))},
+                "training_time_s": round(time.time() - t, 1)}
+    gb.save(WEIGHTS / "classify-good-bad", overwrite=True)
+    if a.six:
+        from scopenet.tasks.classify import TipClassifier as T
+
+        six = T.load(WEIGHTS / "classify-hsi-six")
+        p = six.predict_proba(Xt if six.config.size == a.size else prepare(te["images"], six.config.size),
+                              inputs_prepared=True)
+        auc = _aucs((L6t >= 0.5).astype(int), p)
+        print("hsi-six on held-out simulated: per-category", np.round(auc, 3), "macro", np.nanmean(auc).round(3))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name in ("cv", "final", "goodbad"):
+        p = sub.add_parser(name)
+        p.add_argument("--size", type=int, default=32)
+        p.add_argument("--epochs", type=int, default=20)
+        p.add_argument("--threads", type=int, default=1)
+        p.add_argument("--lr", type=float, default=3e-3)
+    cv = sub.choices["cv"]
+    cv.add_argument("--folds", type=int, default=5)
+    cv.add_argument("--only", type=int, nargs="*")
+    cv.add_argument("--out", default="/tmp/classify-cv.json")
+    for p in (cv, sub.choices["final"]):
+        p.add_argument("--sim", default=None)
+        p.add_argument("--sim-n", type=int, default=None)
+    sub.choices["final"].add_argument("--cv", default=None)
+    gb = sub.choices["goodbad"]
+    gb.add_argument("--sim", nargs="+", required=True)
+    gb.add_argument("--test", required=True)
+    gb.add_argument("--seeds", default="")
+    gb.add_argument("--six", action="store_true")
+    sd = sub.add_parser("simdata")
+    sd.add_argument("--n", type=int, default=2000)
+    sd.add_argument("--size", type=int, default=64)
+    sd.add_argument("--seed", type=int, default=100)
+    sd.add_argument("--surfaces", default=None)
+    sd.add_argument("--out", required=True)
+    a = ap.parse_args(argv)
+    {"cv": cmd_cv, "final": cmd_final, "simdata": cmd_simdata, "goodbad": cmd_goodbad}[a.cmd](a)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

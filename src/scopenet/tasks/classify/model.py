@@ -1,0 +1,351 @@
+"""The tip-state classifier estimator: ``TipClassifier`` and the ``classify`` function.
+
+>>> import scopenet as sn
+>>> clf = sn.TipClassifier.pretrained("hsi-six")           # doctest: +SKIP
+>>> p = clf.predict_proba(images)                           # [N, 6] per-category probabilities
+>>> cams = clf.cam(images, "bad_blurry")                    # [N, 64, 64] in [0, 1]
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ...errors import InputError, ReadError
+from ...nn.cnn import TipNet, TipResNet, class_activation_map
+from .config import ClassifierConfig
+from .preprocess import augment, dihedral, prepare
+
+#: names accepted by :meth:`TipClassifier.pretrained` -> installed model name
+PRETRAINED = {"hsi-six": "classify-hsi-six", "good-bad": "classify-good-bad"}
+
+
+def one_cycle(step: int, total: int, peak: float, warmup: float = 0.3, div: float = 25.0,
+              final_div: float = 1e4) -> float:
+    """One-cycle learning rate at optimiser ``step`` (0-based) of ``total``: cosine up, cosine down.
+
+    A pure function of the step, so a resumed run follows the uninterrupted schedule exactly.
+    """
+    total = max(int(total), 1)
+    up = max(int(warmup * total), 1)
+    lo, end = peak / div, peak / final_div
+    if step < up:
+        return lo + (peak - lo) * (1 - math.cos(math.pi * step / up)) / 2
+    t = min((step - up) / max(total - up, 1), 1.0)
+    return end + (peak - end) * (1 + math.cos(math.pi * t)) / 2
+
+
+def soft_bce(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None,
+             pos_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Binary cross-entropy on soft multi-label targets in [0, 1], mean over categories then samples.
+
+    Parameters
+    ----------
+    logits, targets : Tensor [B, K]
+    weights : Tensor [B], optional — per-sample weights
+    pos_weight : Tensor [K], optional — weight of the positive term per category
+    """
+    per = F.binary_cross_entropy_with_logits(logits, targets, pos_weight=pos_weight, reduction="none").mean(1)
+    if weights is None:
+        return per.mean()
+    return (per * weights).sum() / weights.sum().clamp_min(1e-12)
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
+                       ) -> torch.Tensor:
+    """Cross-entropy against soft class distributions ``targets`` [B, K] (rows sum to 1)."""
+    t = targets / targets.sum(1, keepdim=True).clamp_min(1e-12)
+    per = -(t * F.log_softmax(logits, 1)).sum(1)
+    if weights is None:
+        return per.mean()
+    return (per * weights).sum() / weights.sum().clamp_min(1e-12)
+
+
+def _build_net(cfg: ClassifierConfig) -> torch.nn.Module:
+    k = len(cfg.categories)
+    if cfg.arch == "tipnet":
+        return TipNet(k, channels=cfg.channels, dense=cfg.dense, dropout=cfg.dropout)
+    return TipResNet(k, widths=cfg.channels, dropout=cfg.dropout)
+
+
+class TipClassifier:
+    """Tip-state / image-quality classifier for SPM images (scikit-learn style estimator).
+
+    Parameters
+    ----------
+    config : ClassifierConfig, optional
+    **overrides
+        Fields of :class:`ClassifierConfig` (``size=32``, ``mode="single"``, ``categories=[...]``...).
+
+    Attributes
+    ----------
+    net_ : torch.nn.Module or None
+        The trained network (``None`` before :meth:`fit`).
+    history_ : list of float
+        Mean training loss per epoch.
+    card_ : dict
+        Model-card fields (metrics, training data) kept when saving.
+    """
+
+    def __init__(self, config: ClassifierConfig | None = None, **overrides):
+        cfg = config or ClassifierConfig()
+        self.config = cfg.model_copy(update=overrides) if overrides else cfg
+        ClassifierConfig.model_validate(self.config.model_dump())  # validate overrides
+        self.net_: torch.nn.Module | None = None
+        self.history_: list[float] = []
+        self.card_: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def categories(self) -> list[str]:
+        return list(self.config.categories)
+
+    def _check_fitted(self) -> torch.nn.Module:
+        if self.net_ is None:
+            raise InputError("this TipClassifier is not trained: call fit() or load a pretrained model")
+        return self.net_
+
+    def _inputs(self, images) -> np.ndarray:
+        return prepare(images, self.config.size, self.config.flatten)
+
+    def category_index(self, category: int | str) -> int:
+        if isinstance(category, (int, np.integer)):
+            if not 0 <= int(category) < len(self.categories):
+                raise InputError(f"category index {category} out of range 0..{len(self.categories) - 1}")
+            return int(category)
+        if category not in self.categories:
+            raise InputError(f"unknown category {category!r}; this model has {', '.join(self.categories)}")
+        return self.categories.index(category)
+
+    # ------------------------------------------------------------------ training
+    def fit(self, images, labels, sample_weight=None, *, inputs_prepared: bool = False,
+            checkpoint: str | Path | None = None, resume: bool = False, progress: bool = False,
+            callback: Callable[[int, float], None] | None = None) -> "TipClassifier":
+        """Train the network from scratch.
+
+        Parameters
+        ----------
+        images : images accepted by :func:`~scopenet.tasks.classify.preprocess.prepare`, or, with
+            ``inputs_prepared=True``, an array ``[N, 1, size, size]`` already prepared.
+        labels : array [N, K] of soft scores in [0, 1] (``mode="multi"``), or for ``mode="single"``
+            either [N, K] class distributions or [N] integer class indices.
+        sample_weight : array [N], optional
+        checkpoint : path, optional
+            Write a resumable checkpoint here after every epoch.
+        resume : bool
+            Continue from ``checkpoint`` when it exists (same schedule as an uninterrupted run).
+        progress : bool
+            Show a tqdm bar over epochs.
+        callback : callable(epoch, loss), optional
+        """
+        cfg = self.config
+        X = np.asarray(images, np.float32) if inputs_prepared else self._inputs(images)
+        if X.ndim != 4 or X.shape[1] != 1:
+            raise InputError(f"prepared inputs must have shape [N, 1, S, S], got {X.shape}")
+        Y = np.asarray(labels, np.float32)
+        k = len(cfg.categories)
+        if cfg.mode == "single" and Y.ndim == 1:
+            if Y.min() < 0 or Y.max() >= k or not np.all(Y == np.round(Y)):
+                raise InputError(f"single-label class indices must be integers in 0..{k - 1}")
+            Y = np.eye(k, dtype=np.float32)[Y.astype(int)]
+        if Y.shape != (len(X), k):
+            raise InputError(f"labels must have shape ({len(X)}, {k}) for categories {cfg.categories}, got {Y.shape}")
+        if not np.isfinite(Y).all() or Y.min() < 0 or Y.max() > 1:
+            raise InputError("labels must be finite scores in [0, 1]")
+        W = None if sample_weight is None else np.asarray(sample_weight, np.float32)
+        if W is not None and W.shape != (len(X),):
+            raise InputError(f"sample_weight must have shape ({len(X)},), got {W.shape}")
+        if len(X) == 0:
+            raise InputError("no training images")
+
+        old_threads = torch.get_num_threads()
+        torch.set_num_threads(cfg.threads)
+        try:
+            self._train_loop(X, Y, W, checkpoint, resume, progress, callback)
+        finally:
+            torch.set_num_threads(old_threads)
+        return self
+
+    def _train_loop(self, X, Y, W, checkpoint, resume, progress, callback):
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        net = _build_net(cfg)
+        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        n, bs = len(X), min(cfg.batch_size, len(X))
+        steps_per_epoch = math.ceil(n / bs)
+        total = cfg.epochs * steps_per_epoch
+        pw = None
+        if cfg.mode == "multi" and cfg.balance:
+            f = Y.mean(0).clip(1e-3, 1 - 1e-3)
+            pw = torch.from_numpy(((1 - f) / f).clip(0.2, 20).astype(np.float32))
+        xt, yt = torch.from_numpy(X), torch.from_numpy(Y)
+        wt = None if W is None else torch.from_numpy(W)
+        start_epoch, step = 0, 0
+        ckpt = Path(checkpoint) if checkpoint else None
+        if resume and ckpt is not None and ckpt.exists():
+            state = torch.load(ckpt, map_location="cpu", weights_only=False)
+            if state.get("config") != cfg.model_dump():
+                raise ReadError(ckpt, "checkpoint was written with different classifier settings")
+            net.load_state_dict(state["net"])
+            opt.load_state_dict(state["opt"])
+            gen.set_state(state["gen"])
+            torch.set_rng_state(state["torch_rng"])
+            start_epoch, step, self.history_ = state["epoch"], state["step"], list(state["history"])
+        else:
+            self.history_ = []
+        epochs = range(start_epoch, cfg.epochs)
+        if progress:
+            from tqdm.auto import tqdm
+
+            epochs = tqdm(epochs, desc="train classify", initial=start_epoch, total=cfg.epochs)
+        for epoch in epochs:
+            net.train()
+            perm = torch.randperm(n, generator=gen)
+            tot = 0.0
+            for i in range(0, n, bs):
+                b = perm[i:i + bs]
+                if len(b) < 2:  # BatchNorm needs two samples
+                    continue
+                x = augment(xt[b], line_p=cfg.line_aug_p, generator=gen)
+                for g in opt.param_groups:
+                    g["lr"] = one_cycle(step, total, cfg.lr)
+                logits = net(x)
+                wb = None if wt is None else wt[b]
+                if cfg.mode == "multi":
+                    loss = soft_bce(logits, yt[b], wb, pw)
+                else:
+                    loss = soft_cross_entropy(logits, yt[b], wb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                tot += loss.item() * len(b)
+            self.history_.append(tot / n)
+            if progress:
+                epochs.set_postfix(loss=f"{tot / n:.4f}")
+            if callback is not None:
+                callback(epoch, tot / n)
+            if ckpt is not None:
+                from ..._fileutil import atomic_output
+
+                ckpt.parent.mkdir(parents=True, exist_ok=True)
+                state = {"net": net.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
+                         "torch_rng": torch.get_rng_state(), "epoch": epoch + 1, "step": step,
+                         "history": self.history_, "config": cfg.model_dump()}
+                with atomic_output(ckpt, overwrite=True) as tmp:
+                    torch.save(state, tmp)
+        net.eval()
+        self.net_ = net
+
+    # ------------------------------------------------------------------ inference
+    def predict_logits(self, images, batch_size: int = 1024, tta: bool = False,
+                       inputs_prepared: bool = False) -> np.ndarray:
+        """Raw network outputs ``[N, K]``; ``tta`` averages the logits over the 8 dihedral transforms."""
+        net = self._check_fitted().eval()
+        X = np.asarray(images, np.float32) if inputs_prepared else self._inputs(images)
+        out = np.empty((len(X), len(self.categories)), np.float32)
+        with torch.inference_mode():
+            for i in range(0, len(X), batch_size):
+                x = torch.from_numpy(X[i:i + batch_size])
+                if tta:
+                    out[i:i + len(x)] = torch.stack([net(dihedral(x, k)) for k in range(8)]).mean(0).numpy()
+                else:
+                    out[i:i + len(x)] = net(x).numpy()
+        return out
+
+    def predict_proba(self, images, batch_size: int = 1024, tta: bool = False,
+                      inputs_prepared: bool = False) -> np.ndarray:
+        """Probabilities ``[N, K]``: independent sigmoids (multi-label) or a softmax (single-label)."""
+        z = torch.from_numpy(self.predict_logits(images, batch_size, tta, inputs_prepared))
+        p = torch.sigmoid(z) if self.config.mode == "multi" else torch.softmax(z, 1)
+        return p.numpy()
+
+    def predict(self, images, threshold: float = 0.5, **kw) -> np.ndarray:
+        """Multi-label: booleans ``[N, K]`` (probability >= ``threshold``); single-label: class indices ``[N]``."""
+        p = self.predict_proba(images, **kw)
+        if self.config.mode == "multi":
+            return p >= threshold
+        return p.argmax(1)
+
+    def cam(self, images, category: int | str, inputs_prepared: bool = False) -> np.ndarray:
+        """Grad-CAM maps ``[N, size, size]`` in [0, 1]: where the evidence for ``category`` lies.
+
+        The maps are on the network's input grid (the image resized to ``config.size``).
+        """
+        net = self._check_fitted()
+        idx = self.category_index(category)
+        X = np.asarray(images, np.float32) if inputs_prepared else self._inputs(images)
+        out = [class_activation_map(net, torch.from_numpy(X[i:i + 256]), idx).numpy()
+               for i in range(0, len(X), 256)]
+        return np.concatenate(out) if out else np.zeros((0, self.config.size, self.config.size), np.float32)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path_stem: str | Path, overwrite: bool = False, **card) -> tuple[Path, Path]:
+        """Write ``<stem>.safetensors`` + ``<stem>.json`` (settings, categories and metrics in the card)."""
+        from ...training.packaging import save_model
+
+        net = self._check_fitted()
+        full = {**self.card_, **card}
+        full.update(task="classify", classifier=self.config.model_dump(), categories=self.categories,
+                    input_shape=[1, 1, self.config.size, self.config.size],
+                    preprocessing={"flatten_x": self.config.flatten, "size": self.config.size,
+                                   "normalise": "per-image zero mean, unit std"})
+        return save_model(path_stem, net, full, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path_or_name: str | Path) -> "TipClassifier":
+        """Load a model written by :meth:`save` (a path stem or an installed model name)."""
+        from ...training.packaging import load_model
+
+        net = load_model(path_or_name)
+        card = net.scopenet_card
+        if card.get("task") != "classify" or "classifier" not in card:
+            raise ReadError(Path(str(path_or_name)), "not a scopenet classifier (model card has no 'classifier')")
+        self = cls(ClassifierConfig.model_validate(card["classifier"]))
+        self.net_ = net.eval()
+        self.card_ = {k: v for k, v in card.items() if k not in ("classifier",)}
+        return self
+
+    @classmethod
+    def pretrained(cls, name: str = "hsi-six") -> "TipClassifier":
+        """A shipped model: ``"hsi-six"`` (six H:Si(100) categories) or ``"good-bad"`` (DeepSPM-style)."""
+        return cls.load(PRETRAINED.get(name, name))
+
+    def __repr__(self) -> str:
+        state = "trained" if self.net_ is not None else "untrained"
+        return f"TipClassifier({self.config.arch}, {self.config.mode}, size={self.config.size}, {state})"
+
+
+def classify(images, model: str | TipClassifier = "hsi-six", threshold: float = 0.5) -> "Any":
+    """Classify images with a (pretrained) tip-state model.
+
+    Parameters
+    ----------
+    images : Micrograph, ndarray [H, W] / [N, H, W], or list of them
+    model : str or TipClassifier
+        A pretrained name (``"hsi-six"``, ``"good-bad"``), a saved model path, or an estimator.
+    threshold : float
+        Decision threshold for multi-label models.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per image: a probability column per category and ``labels`` (the categories at or
+        above ``threshold``; the most probable class for single-label models).
+    """
+    import pandas as pd
+
+    clf = model if isinstance(model, TipClassifier) else TipClassifier.pretrained(str(model))
+    p = clf.predict_proba(images)
+    df = pd.DataFrame(p, columns=clf.categories)
+    if clf.config.mode == "multi":
+        df["labels"] = [";".join(c for c, v in zip(clf.categories, row) if v >= threshold) for row in p]
+    else:
+        df["labels"] = [clf.categories[i] for i in p.argmax(1)]
+    return df

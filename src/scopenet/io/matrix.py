@@ -33,8 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, ReadError
+from ..errors import ReadError
 from ..image.micrograph import Micrograph
+from ..image.preprocess import crop_unscanned  # noqa: F401  (public re-export)
 from .registry import Format, register_format
 from ._spm_common import MAX_PIXELS, make_image, spm_axes
 
@@ -130,35 +131,7 @@ def read_matrix(path: str | Path) -> list[Micrograph]:
     return images
 
 
-def crop_unscanned(img: Micrograph) -> Micrograph:
-    """Crop away the all-NaN rows (unscanned lines of a scan stopped early).
-
-    Parameters
-    ----------
-    img : Micrograph
-        A 2-D image, e.g. from :func:`read_matrix`.
-
-    Returns
-    -------
-    Micrograph
-        The rows from the first to the last one holding any finite value; the pixel size is kept,
-        the y offset follows, and a ``crop_unscanned`` provenance entry is appended. An image with
-        no NaN row is returned as a copy with the same provenance entry.
-
-    Raises
-    ------
-    InputError
-        If the image is not 2-D or no row holds a finite value.
-    """
-    if img.ndim != 2:
-        raise InputError(f"crop_unscanned needs a 2-D image, got shape {img.shape}")
-    good = np.flatnonzero(np.isfinite(img.data).any(axis=1))
-    if good.size == 0:
-        raise InputError("crop_unscanned: every row of the image is NaN (nothing was scanned)")
-    y0, y1 = int(good[0]), int(good[-1]) + 1
-    out = img.crop(y0, y1, 0, img.shape[1])
-    out.provenance[-1] = {**out.provenance[-1], "operation": "crop_unscanned"}
-    return out
+# crop_unscanned lives in scopenet.image.preprocess (re-exported here for convenience)
 
 
 def _magic(head: bytes) -> bool:

@@ -185,7 +185,12 @@ def write(img: Micrograph, path: str | os.PathLike, *, overwrite: bool = False, 
         raise WriteError(path, f"no writer for extension '{path.suffix}'; scopenet writes "
                                f"{', '.join(supported_extensions(for_writing=True))}")
     with atomic_output(path, overwrite=overwrite) as tmp:
-        fmt.writer(img, tmp, **kwargs)
+        try:
+            fmt.writer(img, tmp, **kwargs)
+        except ScopenetError:
+            raise
+        except Exception as exc:  # a library failure becomes a WriteError naming the file
+            raise WriteError(path, f"{fmt.name} writer failed ({type(exc).__name__}: {exc})") from exc
     return path
 
 

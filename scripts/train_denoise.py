@@ -1,0 +1,43 @@
+#!/usr/bin/env python
+"""Train the shipped ``denoise-default`` model (about 38 min on 2 CPU cores) and install it.
+
+    nohup nice python scripts/train_denoise.py --out runs &        # start (or --resume to continue)
+    python scripts/train_denoise.py --out runs --resume --install  # finish and copy into weights/
+
+The run folder ``<out>/denoise-default`` holds run.yaml, last.pt (resumable), log.csv and the saved model.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+
+def main(argv=None) -> int:
+    from scopenet.tasks.denoise.train import default_config, main as train_main
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("runs"))
+    p.add_argument("--minutes", type=float, default=None, help="time budget (default 38)")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--install", action="store_true", help="copy the result to src/scopenet/weights/denoise-default.*")
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+    cfg = default_config()
+    cfg.out_dir = a.out
+    if a.minutes is not None:
+        cfg.extra = {**cfg.extra, "time_budget_min": a.minutes}
+    run = train_main(cfg, resume=a.resume, progress=not a.no_progress)
+    print(f"run folder: {run}")
+    if a.install:
+        from scopenet.weights import SHIPPED_DIR
+
+        for ext in (".safetensors", ".json"):
+            shutil.copyfile(run / f"model{ext}", SHIPPED_DIR / f"denoise-default{ext}")
+        print(f"installed into {SHIPPED_DIR}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

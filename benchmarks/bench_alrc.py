@@ -220,6 +220,27 @@ def _fmt(vals: list[float]) -> str:
     return f"{a.mean():.3f} ± {sd:.3f}"
 
 
+def _tables(results: dict, args, source: str, n_seeds: int, elapsed: float) -> str:
+    """Markdown tables (one per loss and measure), thresholds as rows and batch sizes as columns."""
+    lines = [f"Data: {source}; {args.iters} iterations; {n_seeds} seeds; lr {args.lr:g}; ALRC decay "
+             f"{args.decay}; errors x100 (mean ± sd over seeds).", ""]
+    for which, col in (("final training error (mean of last "
+                        f"{int(round(args.tail * 100))}% of iterations, unclipped)", 0),
+                       ("held-out error (256 images)", 1), ("fraction of example losses clipped (%)", 2)):
+        for loss in args.losses:
+            lines += [f"**{loss}: {which}**", "",
+                      "| ALRC n | " + " | ".join(f"batch {bs}" for bs in args.batch_sizes) + " |",
+                      "|---|" + "---|" * len(args.batch_sizes)]
+            for thr in args.thresholds:
+                label = "∞ (no clip)" if not math.isfinite(thr) else f"{thr:g}"
+                cells = [_fmt([r[col] * (100 if col == 2 else 1) for r in results[(loss, bs, thr)]])
+                         for bs in args.batch_sizes]
+                lines.append(f"| {label} | " + " | ".join(cells) + " |")
+            lines.append("")
+    lines.append(f"Elapsed {elapsed:.0f} s.")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -256,46 +277,26 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# {args.iters} iterations, {args.seeds} seeds, lr {args.lr:g}, width {args.width}, "
           f"decay {args.decay}, tail {args.tail:g}, threads {args.threads}", flush=True)
 
+    # Seed-major order: after each round every setting has the same number of runs, so an
+    # interrupted benchmark still leaves a complete (if shorter) table, rewritten after each round.
     results: dict[tuple, list[tuple[float, float, float]]] = {}
-    for loss in args.losses:
-        for bs in args.batch_sizes:
-            for thr in args.thresholds:
-                runs = []
-                for seed in range(args.seeds):
+    for seed in range(args.seeds):
+        for loss in args.losses:
+            for bs in args.batch_sizes:
+                for thr in args.thresholds:
                     t = time.perf_counter()
                     r = train_one(hr, lr_img, test, loss=loss, batch_size=bs, threshold=thr, seed=seed,
                                   iters=args.iters, tail=args.tail, width=args.width, lr=args.lr,
                                   decay=args.decay)
-                    runs.append(r)
+                    results.setdefault((loss, bs, thr), []).append(r)
                     print(f"{loss:8s} bs={bs} n={thr:g} seed={seed}: train {r[0]:.3f} test {r[1]:.3f} "
                           f"clipped {100 * r[2]:.2f}% ({time.perf_counter() - t:.1f} s)", flush=True)
-                results[(loss, bs, thr)] = runs
-
-    lines = [f"Data: {source}; {args.iters} iterations; {args.seeds} seeds; errors x100 "
-             f"(mean ± sd over seeds).", ""]
-    for which, col in (("final training error (mean of last "
-                        f"{int(round(args.tail * 100))}% of iterations, unclipped)", 0),
-                       ("held-out error (256 images)", 1), ("fraction of example losses clipped (%)", 2)):
-        for loss in args.losses:
-            lines.append(f"**{loss}: {which}**")
-            lines.append("")
-            lines.append("| ALRC n | " + " | ".join(f"batch {bs}" for bs in args.batch_sizes) + " |")
-            lines.append("|---|" + "---|" * len(args.batch_sizes))
-            for thr in args.thresholds:
-                label = "∞ (no clip)" if not math.isfinite(thr) else f"{thr:g}"
-                cells = []
-                for bs in args.batch_sizes:
-                    vals = [r[col] * (100 if col == 2 else 1) for r in results[(loss, bs, thr)]]
-                    cells.append(_fmt(vals))
-                lines.append(f"| {label} | " + " | ".join(cells) + " |")
-            lines.append("")
-    lines.append(f"Total time {time.perf_counter() - t0:.0f} s.")
-    text = "\n".join(lines)
+        text = _tables(results, args, source, seed + 1, time.perf_counter() - t0)
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(text + "\n")
     print()
     print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
     return 0
 
 

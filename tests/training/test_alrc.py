@@ -279,3 +279,19 @@ def test_float16_losses_keep_their_dtype():
     out = a(torch.tensor([1.0, 8.0], dtype=torch.float16))
     assert out.dtype == torch.float16
     torch.testing.assert_close(out, torch.tensor([1.0, 2.5], dtype=torch.float16))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_alrc_equals_clamp_with_gradient_ratio_on_random_batches(seed):
+    """Invariant of Algorithm 1: value = clamp(L, L_min, L_max), d value / d L = value / L."""
+    g = torch.Generator().manual_seed(seed)
+    mu1 = float(torch.rand(1, generator=g)) * 2 + 0.5
+    mu2 = mu1 ** 2 + float(torch.rand(1, generator=g)) + 0.01
+    a = ALRC(n_max=2.0, n_min=1.0, mu1_init=mu1, mu2_init=mu2, mode="element", reduction="none")
+    lo, hi = (float(t) for t in a.thresholds())
+    x = (torch.rand(64, generator=g, dtype=torch.float64) * 3 * hi + 1e-3).requires_grad_(True)
+    out = a(x)
+    expected = x.detach().clamp(lo, hi)
+    torch.testing.assert_close(out.detach(), expected)
+    out.sum().backward()
+    torch.testing.assert_close(x.grad, expected / x.detach())

@@ -1,0 +1,434 @@
+"""The :class:`Denoiser` estimator and :func:`denoise`, the one-call denoiser (``sn.denoise``).
+
+>>> import numpy as np
+>>> den = Denoiser(arch_config={"widths": [8, 16]})          # untrained, for illustration
+>>> den.predict(np.random.rand(40, 50)).shape
+(40, 50)
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ...errors import InputError
+from ...image.micrograph import Micrograph
+from .config import FitSettings, PredictSettings
+from .net import CompactDenoiser  # noqa: F401  (registers "denoise-compact")
+from .train import huber_mse_1000
+
+__all__ = ["Denoiser", "denoise", "n2v_mask", "dihedral_tta", "estimate_dose", "MODEL_ALIASES"]
+
+#: short names accepted by :meth:`Denoiser.pretrained` and :func:`denoise`
+MODEL_ALIASES = {"default": "denoise-default"}
+
+
+# --------------------------------------------------------------------------------------- helpers
+def _as_stack(img) -> tuple[np.ndarray, Micrograph | None, bool]:
+    m = img if isinstance(img, Micrograph) else None
+    arr = np.asarray(m.data if m is not None else img)
+    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+        raise InputError(f"denoising needs a real numeric image, got dtype {arr.dtype}")
+    if arr.ndim not in (2, 3) or arr.size == 0 or min(arr.shape[-2:]) < 2:
+        raise InputError(f"denoising needs a 2-D image or (n, y, x) stack of at least 2x2 px, got shape {arr.shape}")
+    if not np.isfinite(arr).any():
+        raise InputError("every pixel is NaN or infinite")
+    return (arr[None] if arr.ndim == 2 else arr), m, arr.ndim == 2
+
+
+def _unit(frame: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Frame min-max scaled to [0, 1] (non-finite pixels set to the median first), and its (lo, hi)."""
+    f = np.asarray(frame, dtype=np.float64)
+    bad = ~np.isfinite(f)
+    if bad.any():
+        f = f.copy()
+        f[bad] = np.median(f[~bad])
+    lo, hi = float(f.min()), float(f.max())
+    if hi <= lo:
+        return np.zeros(f.shape, np.float32), lo, hi
+    return ((f - lo) / (hi - lo)).astype(np.float32), lo, hi
+
+
+def dihedral_tta(fn, x: np.ndarray) -> np.ndarray:
+    """Average ``fn`` over the 8 flips/90-degree rotations of a 2-D ``x``, each mapped back.
+
+    Parameters
+    ----------
+    fn : callable ``(H, W) -> (H, W)``
+    x : ndarray, shape (H, W)
+    """
+    acc = np.zeros(x.shape, np.float64)
+    for k in range(8):
+        t = np.rot90(x, k % 4)
+        t = t[:, ::-1] if k >= 4 else t
+        y = np.asarray(fn(np.ascontiguousarray(t)), np.float64)
+        y = y[:, ::-1] if k >= 4 else y
+        acc += np.rot90(y, -(k % 4))
+    return (acc / 8).astype(np.float32)
+
+
+def n2v_mask(crop: np.ndarray, rng: np.random.Generator, fraction: float = 0.02, radius: int = 2
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Noise2Void blind-spot masking (Krull, Buchholz & Jug 2019, uniform pixel selection).
+
+    A ``fraction`` of the pixels (at least one) is chosen uniformly without replacement; each takes
+    the value of a different pixel drawn uniformly from its ``(2 radius + 1)^2`` neighbourhood
+    (itself excluded, positions clipped to the image). The network sees the masked crop and is
+    trained to predict the original values at the masked pixels only.
+
+    Parameters
+    ----------
+    crop : ndarray, shape (H, W)
+    rng : numpy.random.Generator
+    fraction : float
+        Fraction of pixels masked, ``0 < fraction < 0.5``.
+    radius : int
+        Neighbourhood radius, px (>= 1).
+
+    Returns
+    -------
+    masked : ndarray, float32, shape (H, W)
+        Copy of ``crop`` with the masked pixels replaced.
+    mask : ndarray, bool, shape (H, W)
+        True at the masked pixels.
+    """
+    c = np.asarray(crop, np.float32)
+    if c.ndim != 2 or min(c.shape) < 2:
+        raise InputError(f"n2v_mask needs a 2-D crop of at least 2x2 px, got shape {c.shape}")
+    if not 0 < fraction < 0.5 or radius < 1:
+        raise InputError(f"need 0 < fraction < 0.5 and radius >= 1, got {fraction}, {radius}")
+    h, w = c.shape
+    n = max(1, int(round(fraction * h * w)))
+    idx = rng.choice(h * w, size=n, replace=False)
+    ys, xs = np.divmod(idx, w)
+    offs = np.array([(dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)
+                     if (dy, dx) != (0, 0)])
+    masked = c.copy()
+    for i in range(n):
+        while True:  # resample offsets whose clipped position falls back onto the pixel itself
+            dy, dx = offs[rng.integers(len(offs))]
+            sy, sx = min(max(ys[i] + dy, 0), h - 1), min(max(xs[i] + dx, 0), w - 1)
+            if (sy, sx) != (ys[i], xs[i]):
+                break
+        masked[ys[i], xs[i]] = c[sy, sx]
+    mask = np.zeros((h, w), bool)
+    mask[ys, xs] = True
+    return masked, mask
+
+
+def estimate_dose(noisy, denoised) -> dict[str, float]:
+    """Estimate the electron dose of a shot-noise-limited image from its denoised version.
+
+    For Poisson counts ``c`` shown min-max scaled, ``n = (c - c_min) / R``, the noise variance at a
+    scaled level ``m`` is ``(m R + c_min) / R^2``: linear in ``m`` with slope ``1 / R``. A straight
+    line fitted to the squared residual ``(noisy - denoised)^2`` against ``denoised`` (both scaled to
+    the noisy image's [0, 1]) gives ``R``, the counts spanned by the image.
+
+    Returns
+    -------
+    dict
+        ``counts_range`` (R, counts from darkest to brightest pixel), ``mean_counts`` (about
+        ``R * mean(scaled image) + c_min``), ``fit_slope``, ``fit_intercept``. NaN when the fit
+        has a non-positive slope (noise not signal-dependent, e.g. not shot-noise limited).
+    """
+    n, lo, hi = _unit(np.asarray(noisy))
+    d = (np.asarray(denoised, np.float64) - lo) / (hi - lo if hi > lo else 1.0)
+    if n.shape != d.shape:
+        raise InputError(f"noisy and denoised shapes differ: {n.shape} vs {d.shape}")
+    r2 = (n - d) ** 2
+    bins = np.linspace(0, 1, 21)
+    k = np.clip(np.digitize(d.ravel(), bins) - 1, 0, 19)
+    cnt = np.bincount(k, minlength=20)
+    ok = cnt > 50
+    xm = np.bincount(k, d.ravel(), 20)[ok] / cnt[ok]
+    ym = np.bincount(k, r2.ravel(), 20)[ok] / cnt[ok]
+    if ok.sum() < 2:
+        slope, icpt = float("nan"), float("nan")
+    else:
+        slope, icpt = (float(v) for v in np.polyfit(xm, ym, 1, w=np.sqrt(cnt[ok])))
+    if not slope > 0:
+        return {"counts_range": float("nan"), "mean_counts": float("nan"), "fit_slope": slope,
+                "fit_intercept": icpt}
+    R = 1.0 / slope
+    cmin = max(icpt * R * R, 0.0)
+    return {"counts_range": R, "mean_counts": float(R * d.mean() + cmin), "fit_slope": slope, "fit_intercept": icpt}
+
+
+# ------------------------------------------------------------------------------------- estimator
+class Denoiser:
+    """Image denoiser: a network plus how to apply and fine-tune it (scikit-learn style).
+
+    Parameters
+    ----------
+    arch : str
+        Registered architecture (:func:`scopenet.nn.build_architecture`); default the compact U-Net.
+    arch_config : dict, optional
+        Its constructor arguments.
+    settings : PredictSettings, optional
+        Tiling and clipping used by :meth:`predict`.
+
+    Attributes
+    ----------
+    net_ : torch.nn.Module
+    card_ : dict
+        Model card (training data, metrics, history of fine-tuning).
+    history_ : list of float
+        Loss per step of the last :meth:`fit`.
+    """
+
+    def __init__(self, arch: str = "denoise-compact", arch_config: dict[str, Any] | None = None,
+                 settings: PredictSettings | None = None):
+        from ...nn import build_architecture
+
+        self.arch = arch
+        self.arch_config = dict(arch_config or {})
+        self.settings = settings or PredictSettings()
+        self.net_ = build_architecture(arch, self.arch_config).eval()
+        self.card_: dict[str, Any] = {"task": "denoise"}
+        self.history_: list[float] = []
+
+    # ----------------------------------------------------------------- persistence
+    @classmethod
+    def load(cls, path_or_name: str | Path, settings: PredictSettings | None = None) -> "Denoiser":
+        """Load a saved denoiser (``<stem>.safetensors`` + ``<stem>.json``) or an installed model name."""
+        from ...training.packaging import load_model
+
+        if isinstance(path_or_name, str):
+            path_or_name = MODEL_ALIASES.get(path_or_name, path_or_name)
+        net = load_model(path_or_name)
+        card = dict(net.scopenet_card)
+        obj = cls.__new__(cls)
+        obj.arch = card["architecture"]["name"]
+        obj.arch_config = dict(card["architecture"].get("config", {}))
+        ps = card.get("predict_settings")
+        obj.settings = settings or (PredictSettings(**ps) if isinstance(ps, dict) else PredictSettings())
+        obj.net_ = net.eval()
+        obj.card_ = card
+        obj.history_ = []
+        return obj
+
+    @classmethod
+    def pretrained(cls, name: str = "default", settings: PredictSettings | None = None) -> "Denoiser":
+        """An installed pretrained denoiser: ``"default"`` (``denoise-default``) or any installed name."""
+        return cls.load(MODEL_ALIASES.get(name, name), settings)
+
+    def save(self, path_stem: str | Path, overwrite: bool = False) -> tuple[Path, Path]:
+        """Write ``<stem>.safetensors`` and ``<stem>.json`` (never overwrites without ``overwrite``)."""
+        from ...training.packaging import save_model
+
+        card = {k: v for k, v in self.card_.items()
+                if k not in ("architecture", "n_parameters", "card_format", "created", "name")}
+        card["task"] = "denoise"
+        card["predict_settings"] = self.settings.model_dump()
+        card["architecture"] = {"name": self.arch, "config": self.arch_config}
+        return save_model(path_stem, self.net_, card, overwrite=overwrite)
+
+    # ----------------------------------------------------------------- prediction
+    def _net_unit(self, x: np.ndarray) -> np.ndarray:
+        """Network on a batch ``(B, H, W)`` of [0, 1] images -> ``(B, H, W)``."""
+        with torch.inference_mode():
+            y = self.net_(torch.from_numpy(np.ascontiguousarray(x, np.float32))[:, None])[:, 0].numpy()
+        return np.clip(y, 0, 1) if self.settings.clip else y
+
+    def _frame(self, u: np.ndarray) -> np.ndarray:
+        s = self.settings
+        if u.size <= s.max_direct_pixels:
+            return self._net_unit(u[None])[0]
+        from ...image.tiling import predict_tiled
+
+        return predict_tiled(u, self._net_unit, tile=min(s.tile, max(u.shape)), overlap=s.overlap,
+                             batch_size=s.batch_size, batched=True, operation=None)
+
+    def predict(self, img, tta: bool = False):
+        """Denoise an image or stack of any size.
+
+        Parameters
+        ----------
+        img : ndarray (H, W) or (N, H, W), or Micrograph
+            Each frame is min-max scaled to [0, 1] (like the training data), denoised and mapped back
+            to its original range. NaN/inf pixels are replaced by the median for the network and
+            restored as NaN in the output.
+        tta : bool
+            Average over the 8 flips/rotations (8x slower, slightly better).
+
+        Returns
+        -------
+        ndarray float32 of the input's shape, or a Micrograph (calibration, metadata kept; one
+        provenance entry ``denoise`` added).
+        """
+        stack, m, single = _as_stack(img)
+        self.net_.eval()
+        out = np.empty(stack.shape, np.float32)
+        for i, fr in enumerate(stack):
+            u, lo, hi = _unit(fr)
+            y = dihedral_tta(self._frame, u) if tta else self._frame(u)
+            y = y.astype(np.float64) * (hi - lo) + lo
+            y[~np.isfinite(fr)] = np.nan
+            out[i] = y
+        out = out[0] if single else out
+        if m is None:
+            return out
+        return m.with_data(out, operation="denoise", model=str(self.card_.get("name", self.arch)), tta=bool(tta))
+
+    # ----------------------------------------------------------------- training
+    def fit(self, images, mode: str = "supervised", targets=None, settings: FitSettings | None = None,
+            progress: bool = False, **overrides) -> "Denoiser":
+        """Fine-tune (or train) the network.
+
+        Parameters
+        ----------
+        images : sequence of 2-D arrays / Micrographs, or an (N, H, W) array
+            ``supervised``: clean images (Ede's dose noise is added on the fly) unless ``targets``
+            are given, in which case ``images`` are the noisy inputs. ``n2n``: noisy frames, with
+            ``targets`` a second noisy frame of the same scene for each (or pass stacks of >= 2
+            frames as ``images`` and no targets: two different frames are drawn per crop).
+            ``n2v``: single noisy images, no targets (blind-spot masking, :func:`n2v_mask`).
+        mode : {"supervised", "n2n", "n2v"}
+        targets : sequence of 2-D arrays, optional
+        settings : FitSettings, optional
+        progress : bool
+        **overrides
+            Fields of :class:`FitSettings` (``steps=50``, ``lr=1e-4`` ...).
+
+        Returns
+        -------
+        self
+        """
+        from ...simulate.em.noise import ede_noisy_pair
+
+        fs = (settings or FitSettings()).model_copy(update={**overrides, "mode": mode})
+        FitSettings.model_validate(fs.model_dump())
+        if mode not in ("supervised", "n2n", "n2v"):
+            raise InputError(f"mode must be 'supervised', 'n2n' or 'n2v', got {mode!r}")
+        srcs = self._fit_arrays(images, "images")
+        tgts = self._fit_arrays(targets, "targets") if targets is not None else None
+        if tgts is not None:
+            if mode == "n2v":
+                raise InputError("Noise2Void trains without targets; do not pass targets with mode='n2v'")
+            if len(tgts) != len(srcs) or any(a.shape != b.shape for a, b in zip(srcs, tgts)):
+                raise InputError("targets must match images one to one, with the same shapes")
+        if mode == "n2n" and tgts is None and not all(a.ndim == 3 and a.shape[0] >= 2 for a in srcs):
+            raise InputError("Noise2Noise needs targets (a second noisy frame per image) or stacks of >= 2 frames")
+        # scale pairs jointly (by the input frame's range) so that input and target stay comparable
+        size = fs.crop_size
+        for a in srcs:
+            if min(a.shape[-2:]) < size:
+                raise InputError(f"image of shape {a.shape} is smaller than crop_size={size}; lower crop_size")
+        rng = np.random.default_rng(fs.seed)
+        torch.manual_seed(fs.seed)
+        net = self.net_
+        net.train()
+        opt = torch.optim.Adam(net.parameters(), lr=fs.lr, betas=(0.5, 0.999))
+        from ...training.data import dihedral
+
+        def crop_pair():
+            i = int(rng.integers(len(srcs)))
+            a = srcs[i]
+            if a.ndim == 3:  # stack: pick frames
+                j, k = rng.choice(a.shape[0], 2, replace=False) if a.shape[0] >= 2 else (0, 0)
+                a, b = a[j], a[k]
+            else:
+                b = tgts[i] if tgts is not None else None
+            h, w = a.shape
+            y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+            t = int(rng.integers(8))
+            ca = dihedral(a[y:y + size, x:x + size], t)
+            cb = dihedral(b[y:y + size, x:x + size], t) if b is not None else None
+            return ca, cb
+
+        self.history_ = []
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=fs.steps, desc=f"fit ({mode})")
+        t0 = time.perf_counter()
+        for _ in range(fs.steps):
+            xs, ys, ms = [], [], []
+            for _ in range(fs.batch_size):
+                ca, cb = crop_pair()
+                if mode == "supervised" and cb is None:
+                    noisy, truth = ede_noisy_pair(ca, rng, "high" if rng.random() < fs.high_dose_fraction else "low")
+                    xs.append(noisy), ys.append(truth), ms.append(np.ones_like(noisy, bool))
+                    continue
+                u, lo, hi = _unit(ca)
+                scale = (hi - lo) if hi > lo else 1.0
+                if mode == "n2v":
+                    masked, mask = n2v_mask(u, rng, fs.n2v_fraction, fs.n2v_radius)
+                    xs.append(masked), ys.append(u), ms.append(mask)
+                else:
+                    tb = ((np.asarray(cb, np.float64) - lo) / scale).astype(np.float32)
+                    if mode == "n2n" and rng.random() < 0.5:  # symmetric: either frame may be the input
+                        u, tb = tb, u
+                    xs.append(u), ys.append(tb), ms.append(np.ones_like(u, bool))
+            x = torch.from_numpy(np.stack(xs)[:, None])
+            y = torch.from_numpy(np.stack(ys)[:, None])
+            mk = torch.from_numpy(np.stack(ms)[:, None])
+            pred = net(x)
+            if mode == "n2v":
+                loss = 1000.0 * torch.mean((pred[mk] - y[mk]) ** 2)
+                loss = torch.where(loss < 1, loss, torch.sqrt(loss.clamp_min(1.0)))
+            else:
+                loss = huber_mse_1000(pred, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            self.history_.append(float(loss.detach()))
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        net.eval()
+        self.card_.setdefault("fine_tuning", []).append(
+            {"mode": mode, "settings": fs.model_dump(), "n_images": len(srcs),
+             "time_s": round(time.perf_counter() - t0, 2), "final_loss": self.history_[-1]})
+        return self
+
+    @staticmethod
+    def _fit_arrays(images, what: str) -> list[np.ndarray]:
+        if images is None:
+            raise InputError(f"{what} is None")
+        if isinstance(images, (np.ndarray, Micrograph)):
+            arr = np.asarray(images.data if isinstance(images, Micrograph) else images)
+            items = [arr] if arr.ndim == 2 else list(arr)
+        elif isinstance(images, Sequence):
+            items = [np.asarray(i.data if isinstance(i, Micrograph) else i) for i in images]
+        else:
+            raise InputError(f"{what} must be an array or a sequence of images, got {type(images).__name__}")
+        out = []
+        for k, a in enumerate(items):
+            if a.ndim not in (2, 3) or not np.issubdtype(a.dtype, np.number) or not np.isfinite(a).all():
+                raise InputError(f"{what}[{k}] must be a finite 2-D image (or stack), got shape {a.shape}, "
+                                 f"dtype {a.dtype}")
+            out.append(a.astype(np.float32))
+        if not out:
+            raise InputError(f"{what} is empty")
+        return out
+
+
+_CACHE: dict[str, Denoiser] = {}
+
+
+def denoise(img, model: str | Denoiser = "default", tta: bool = False):
+    """Denoise a micrograph with a pretrained model (``sn.denoise``).
+
+    Parameters
+    ----------
+    img : ndarray (H, W) / (N, H, W) or Micrograph
+        Any size; calibration and metadata of a Micrograph are kept and a provenance entry added.
+    model : str or Denoiser
+        Installed model name (``"default"`` is ``denoise-default``), a saved model path, or a Denoiser.
+    tta : bool
+        Average over the 8 flips/rotations.
+    """
+    if isinstance(model, Denoiser):
+        den = model
+    else:
+        key = str(model)
+        if key not in _CACHE:
+            _CACHE[key] = Denoiser.pretrained(key) if "/" not in key else Denoiser.load(Path(key))
+        den = _CACHE[key]
+    return den.predict(img, tta=tta)

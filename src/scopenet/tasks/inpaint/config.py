@@ -1,0 +1,65 @@
+"""Settings for sparse-scan completion (pydantic; round-trip to YAML)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+#: Ede's seven spiral coverages as *actual* fractions of probed pixels (thesis ch. 4): 1/17.9 ... 1/87.0
+EDE_COVERAGES = (1 / 17.9, 1 / 27.3, 1 / 38.2, 1 / 50.0, 1 / 60.5, 1 / 73.7, 1 / 87.0)
+
+
+class InpaintTrainConfig(BaseModel):
+    """One training run of the coverage-agnostic completion model (fully describes the run).
+
+    Times in seconds, sizes in pixels. Loss: ``loss_scale * ALRC(MSE)`` of the output against the truth
+    blurred by a ``blur_size x blur_size`` Gaussian of ``blur_sigma`` px (Ede thesis ch. 4).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    workdir: Path = Path("runs/inpaint-default")
+    architecture: str = "inpaint-unet"
+    arch_config: dict = Field(default_factory=lambda: {"depth": 3, "base_channels": 16, "unshuffle": 2})
+    crop: int = 128
+    batch_size: int = 8
+    lr: float = 1e-3
+    lr_final_fraction: float = 0.05
+    max_steps: int = 100_000
+    time_budget_s: float = 2400.0
+    n_simulated: int = 160
+    simulated_size: int = 256
+    use_em_real: bool = True
+    kinds: list[str] = Field(default_factory=lambda: ["spiral", "grid", "random", "segments"])
+    coverage_min: float = 1 / 100
+    coverage_max: float = 1 / 10
+    n_coverages: int = 10
+    masks_per_level: int = 2
+    blur_size: int = 5
+    blur_sigma: float = 2.5
+    loss_scale: float = 200.0
+    alrc: dict = Field(default_factory=lambda: {"n_max": 3.0, "mu1_init": 1.0, "mu2_init": 2.0, "b1": 0.99, "b2": 0.99})
+    checkpoint_every_s: float = 120.0
+    log_every: int = 10
+    threads: int = 2
+    seed: int = 0
+
+    def to_yaml(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False))
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "InpaintTrainConfig":
+        return cls(**(yaml.safe_load(Path(path).read_text()) or {}))
+
+
+class InpaintConfig(BaseModel):
+    """Inference settings of :class:`~scopenet.tasks.inpaint.model.Inpainter`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tile: int = 512
+    overlap: int = 64
+    normalise: Literal["scanned", "none"] = "scanned"
+    keep_scanned: bool = False

@@ -1,0 +1,142 @@
+"""Train the coverage-agnostic completion model (``scripts/train_inpaint.py``, ``main(config, resume)``).
+
+A plain, resumable PyTorch loop (small enough for a laptop CPU): samples are drawn on the fly from a
+pool of simulated micrographs (STEM / HRTEM / mesoscale, :mod:`scopenet.simulate.em`) and the
+``train`` split of the real em-real micrographs, masked with spiral, jittered-grid, random-pixel and
+random-segment paths at coverages 1/100 ... 1/10, infilled with nearest neighbours; loss
+``200 * ALRC(MSE)`` against the Gaussian-blurred truth. Checkpoints (``last.pt``) every
+``checkpoint_every_s``; the run stops at ``max_steps`` or ``time_budget_s`` of training time and
+writes ``<workdir>/model.safetensors`` + ``model.json``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...nn import build_architecture
+from ...nn import partial_stem  # noqa: F401  (registers the architectures)
+from ...training.alrc import ALRC
+from .config import InpaintTrainConfig
+from .data import make_batch, mask_bank
+
+
+def image_pool(cfg: InpaintTrainConfig) -> tuple[list[np.ndarray], dict]:
+    """Simulated + real (train split) images in [0, 1], each at least ``cfg.crop`` px on a side."""
+    from ...simulate.em.api import simulate_batch
+
+    sim = simulate_batch(cfg.n_simulated, cfg.simulated_size, seed=cfg.seed + 1000, kind="mixed")
+    pool = [im for im in sim["images"]]
+    info = {"simulated": cfg.n_simulated, "simulated_kinds": {k: sim["kinds"].count(k) for k in set(sim["kinds"])}}
+    real_ids = []
+    if cfg.use_em_real:
+        try:
+            from ...training.em_real import load_em_real
+
+            for r in load_em_real(split="train"):
+                if min(r.image.shape) >= cfg.crop:
+                    # real images are large: add each several times so they carry ~half the samples
+                    pool += [r.image] * 4
+                    real_ids.append(r.id)
+        except Exception as exc:  # the shared folder is optional
+            info["em_real_error"] = str(exc)
+    info["em_real_train_ids"] = real_ids
+    return pool, info
+
+
+def _lr(cfg: InpaintTrainConfig, frac: float) -> float:
+    frac = min(max(frac, 0.0), 1.0)
+    return cfg.lr * (cfg.lr_final_fraction + (1 - cfg.lr_final_fraction) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def main(config: InpaintTrainConfig | dict | str | Path | None = None, resume: bool = True) -> Path:
+    """Run (or resume) a training run; returns the path stem of the saved model."""
+    from ...training.packaging import save_model
+
+    if config is None:
+        cfg = InpaintTrainConfig()
+    elif isinstance(config, InpaintTrainConfig):
+        cfg = config
+    elif isinstance(config, dict):
+        cfg = InpaintTrainConfig(**config)
+    else:
+        cfg = InpaintTrainConfig.from_yaml(config)
+    torch.set_num_threads(cfg.threads)
+    wd = Path(cfg.workdir)
+    wd.mkdir(parents=True, exist_ok=True)
+    cfg.to_yaml(wd / "config.yaml")
+    torch.manual_seed(cfg.seed)
+    net = build_architecture(cfg.architecture, cfg.arch_config)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    clip = ALRC(mode="example", **cfg.alrc)
+    step, elapsed = 0, 0.0
+    ck = wd / "last.pt"
+    if resume and ck.exists():
+        st = torch.load(ck, weights_only=False)
+        net.load_state_dict(st["net"])
+        opt.load_state_dict(st["opt"])
+        clip.load_state_dict(st["clip"])
+        step, elapsed = st["step"], st["elapsed"]
+        print(f"resumed at step {step} ({elapsed:.0f} s)", flush=True)
+    pool, info = image_pool(cfg)
+    masks = mask_bank(cfg.kinds, cfg.coverage_min, cfg.coverage_max, cfg.n_coverages, cfg.masks_per_level,
+                      seed=cfg.seed)
+    print(f"pool {len(pool)} images, {len(masks)} masks", flush=True)
+    rng = np.random.default_rng([cfg.seed, step])
+    log = open(wd / "log.csv", "a")
+    t0, last_ck = time.time(), time.time()
+    run_loss = run_rms = run_nn = None
+
+    def save_ck():
+        torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "clip": clip.state_dict(),
+                    "step": step, "elapsed": elapsed + time.time() - t0}, wd / "last.tmp")
+        (wd / "last.tmp").replace(ck)
+
+    net.train()
+    clip.train()
+    while step < cfg.max_steps and elapsed + time.time() - t0 < cfg.time_budget_s:
+        frac = max(step / cfg.max_steps, (elapsed + time.time() - t0) / cfg.time_budget_s)
+        for g in opt.param_groups:
+            g["lr"] = _lr(cfg, frac)
+        x, y, truth = make_batch(pool, masks, cfg.batch_size, cfg.crop, rng, cfg.blur_size, cfg.blur_sigma)
+        x, y = torch.from_numpy(x), torch.from_numpy(y)
+        out = net(x)
+        mse = ((out - y) ** 2).mean(dim=(1, 2, 3))
+        loss = clip(cfg.loss_scale * mse)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        step += 1
+        with torch.no_grad():
+            rms = float(((out.numpy() - truth) ** 2).mean() ** 0.5)
+            nnr = float(((x[:, :1].numpy() - truth) ** 2).mean() ** 0.5)
+        a = 0.95
+        lv = float(loss.detach())
+        run_loss = lv if run_loss is None else a * run_loss + (1 - a) * lv
+        run_rms = rms if run_rms is None else a * run_rms + (1 - a) * rms
+        run_nn = nnr if run_nn is None else a * run_nn + (1 - a) * nnr
+        if step % cfg.log_every == 0:
+            t = elapsed + time.time() - t0
+            line = f"{step},{t:.0f},{run_loss:.4f},{run_rms:.4f},{run_nn:.4f}"
+            log.write(line + "\n")
+            log.flush()
+            print(f"step {step} t={t:.0f}s loss={run_loss:.4f} rms={run_rms:.4f} (nn infill {run_nn:.4f})", flush=True)
+        if time.time() - last_ck > cfg.checkpoint_every_s:
+            save_ck()
+            last_ck = time.time()
+    save_ck()
+    total = elapsed + time.time() - t0
+    card = {"task": "inpaint", "training_time_s": round(total, 1), "steps": step,
+            "training_data": {"description": "simulated STEM/HRTEM/meso micrographs + em-real train split",
+                              **info},
+            "training_config": cfg.model_dump(mode="json"),
+            "input": "[nn_infill(partial, mask), mask] with intensities in [0, 1]",
+            "final_running_rms_vs_truth": run_rms, "final_running_rms_nn_infill": run_nn}
+    stem = wd / "model"
+    save_model(stem, net.eval(), card, overwrite=True)
+    (wd / "done.json").write_text(json.dumps({"steps": step, "time_s": total}))
+    return stem

@@ -1,0 +1,205 @@
+"""Behaviour of the tip-state classifier: preprocessing, losses, training, persistence, CAMs, CLI."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from scopenet.errors import InputError, ReadError
+from scopenet.tasks.classify import ClassifierConfig, TipClassifier, classify
+from scopenet.tasks.classify.model import one_cycle, soft_bce, soft_cross_entropy
+from scopenet.tasks.classify.preprocess import (dihedral, flatten_x, line_artefacts, prepare, random_dihedral,
+                                                standardise)
+
+SMALL = dict(size=16, channels=[4, 8, 8], dense=16, dropout=0.0, batch_size=32, line_aug_p=0.0)
+
+
+def blob_set(n: int, seed: int, size: int = 16):
+    """Noise images with a 3x3 blob at a random place: bright for class 1, dark for class 0.
+
+    Both classes have the same pixel statistics (no shortcut through per-image standardisation);
+    only the blob tells them apart. Returns (images [n, size, size], labels [n], blob centres [n, 2]).
+    """
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, (n, size, size)).astype(np.float32)
+    y = (np.arange(n) % 2).astype(np.float32)
+    centres = rng.integers(3, size - 3, (n, 2))
+    for i in range(n):
+        r, c = centres[i]
+        x[i, r - 1:r + 2, c - 1:c + 2] += 6.0 if y[i] else -6.0
+    return x, y, centres
+
+
+@pytest.fixture(scope="module")
+def blob_model():
+    x, y, _ = blob_set(192, 0, 32)
+    clf = TipClassifier(categories=["blob"], epochs=4, lr=1e-2, **{**SMALL, "size": 32, "channels": [8, 8, 16]})
+    clf.fit(x, y[:, None])
+    return clf
+
+
+# ----------------------------------------------------------------------------- preprocessing
+def test_flatten_x_removes_per_line_tilts_and_offsets():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(20, 30))
+    tilted = base + rng.normal(size=(20, 1)) * 5 + rng.normal(size=(20, 1)) * np.linspace(-1, 1, 30)[None]
+    np.testing.assert_allclose(flatten_x(tilted), flatten_x(base), atol=1e-10)
+    f = flatten_x(tilted)
+    np.testing.assert_allclose(f.mean(1), 0, atol=1e-10)
+
+
+def test_prepare_shapes_and_standardisation():
+    imgs = [np.random.default_rng(1).normal(size=(128, 128)), np.random.default_rng(3).random((21, 300))]
+    x = prepare(imgs, 32)
+    assert x.shape == (2, 1, 32, 32) and x.dtype == np.float32
+    np.testing.assert_allclose(x.mean((1, 2, 3)), 0, atol=1e-5)
+    np.testing.assert_allclose(x.std((1, 2, 3)), 1, atol=1e-3)
+    # exact 2x2 block means for 128 -> 64
+    z = np.random.default_rng(2).normal(size=(128, 128))
+    ref = standardise(flatten_x(z).reshape(64, 2, 64, 2).mean((1, 3)))
+    np.testing.assert_allclose(prepare(z, 64, flatten=True)[0, 0], ref, atol=1e-5)
+
+
+def test_prepare_refuses_bad_input():
+    with pytest.raises(InputError):
+        prepare(np.zeros((2, 3, 4, 5)), 32)
+    with pytest.raises(InputError):
+        prepare(np.full((8, 8), np.nan), 32)
+    with pytest.raises(InputError):
+        prepare(np.zeros((8, 8)), 4)
+
+
+def test_dihedral_group_has_eight_distinct_members():
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    outs = {tuple(dihedral(x, k).flatten().tolist()) for k in range(8)}
+    assert len(outs) == 8
+    assert torch.equal(dihedral(x, 0), x)
+    assert torch.equal(dihedral(dihedral(x, 1), 3), x)  # quarter turns compose
+    y = random_dihedral(torch.randn(10, 1, 6, 6), torch.Generator().manual_seed(0))
+    assert y.shape == (10, 1, 6, 6)
+
+
+def test_line_artefacts_act_along_rows_and_restandardise():
+    x = torch.zeros(4, 1, 32, 32)
+    x[..., ::2] = 1.0
+    x = (x - x.mean((2, 3), keepdim=True)) / x.std((2, 3), keepdim=True)
+    y = line_artefacts(x, p=1.0, offset_std=2.0, noise_std=0.0, generator=torch.Generator().manual_seed(0))
+    # without line noise the added signal is constant along every row: the within-row contrast of
+    # the alternating columns stays the same in every row (only rescaled per image)
+    d = y[..., 0::2] - y[..., 1::2]
+    assert float((d - d.mean((2, 3), keepdim=True)).abs().max()) < 1e-4
+    assert not torch.allclose(y, x, atol=1e-2)
+    np.testing.assert_allclose(y.mean((1, 2, 3)).numpy(), 0, atol=1e-5)
+    np.testing.assert_allclose(y.std((1, 2, 3)).numpy(), 1, atol=1e-4)
+
+
+# ----------------------------------------------------------------------------- losses and schedule
+def test_soft_bce_is_minimised_at_the_soft_label():
+    t = torch.tensor([[0.3, 0.8]])
+    z = torch.logit(t).clone().requires_grad_(True)
+    soft_bce(z, t).backward()
+    assert float(z.grad.abs().max()) < 1e-6
+    assert float(soft_bce(torch.logit(t), t)) < float(soft_bce(torch.zeros(1, 2), t))
+    w = torch.tensor([1.0, 0.0])
+    both = torch.tensor([[0.0, 0.0], [5.0, 5.0]])
+    tt = torch.tensor([[0.0, 0.0], [0.0, 0.0]])
+    np.testing.assert_allclose(float(soft_bce(both, tt, w)), np.log(2), rtol=1e-6)
+
+
+def test_soft_cross_entropy_matches_hard_cross_entropy_for_one_hot():
+    z = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([0, 2, 1, 1, 0])
+    ref = torch.nn.functional.cross_entropy(z, y)
+    np.testing.assert_allclose(float(soft_cross_entropy(z, torch.eye(3)[y])), float(ref), rtol=1e-6)
+
+
+def test_one_cycle_schedule_shape():
+    lr = [one_cycle(s, 100, 1.0) for s in range(100)]
+    assert lr[0] == pytest.approx(1 / 25)
+    assert max(lr) == pytest.approx(1.0, rel=1e-3) and int(np.argmax(lr)) == 30
+    assert lr[-1] < 1e-3
+
+
+# ----------------------------------------------------------------------------- training and inference
+def test_trained_model_beats_chance_on_a_separable_set(blob_model):
+    x, y, _ = blob_set(100, 1, 32)
+    p = blob_model.predict_proba(x)[:, 0]
+    assert ((p >= 0.5) == (y == 1)).mean() > 0.9
+    assert blob_model.history_[-1] < blob_model.history_[0]
+
+
+def test_predict_shapes_multi_and_single():
+    x, y, _ = blob_set(40, 2)
+    m = TipClassifier(categories=["a", "b", "c"], epochs=1, **SMALL)
+    m.fit(x, np.random.default_rng(0).random((40, 3)))
+    assert m.predict_proba(x).shape == (40, 3)
+    assert m.predict(x).dtype == bool and m.predict(x).shape == (40, 3)
+    s = TipClassifier(categories=["bad", "good"], mode="single", epochs=1, **SMALL)
+    s.fit(x, y.astype(int))
+    p = s.predict_proba(x, tta=True)
+    np.testing.assert_allclose(p.sum(1), 1, atol=1e-5)
+    assert s.predict(x).shape == (40,) and set(np.unique(s.predict(x))) <= {0, 1}
+    df = classify(x[:3], s)
+    assert list(df.columns) == ["bad", "good", "labels"] and len(df) == 3
+
+
+def test_fit_refuses_bad_labels():
+    x, _, _ = blob_set(8, 0)
+    m = TipClassifier(categories=["a", "b"], epochs=1, **SMALL)
+    with pytest.raises(InputError, match="shape"):
+        m.fit(x, np.zeros((8, 3)))
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
+        m.fit(x, np.full((8, 2), 2.0))
+    with pytest.raises(InputError, match="not trained"):
+        m.predict_proba(x)
+
+
+def test_save_load_gives_identical_outputs(blob_model, tmp_path):
+    x, _, _ = blob_set(20, 3, 32)
+    blob_model.save(tmp_path / "m", metrics={"toy": 1.0})
+    back = TipClassifier.load(tmp_path / "m")
+    np.testing.assert_array_equal(back.predict_proba(x), blob_model.predict_proba(x))
+    assert back.config == blob_model.config and back.card_["metrics"] == {"toy": 1.0}
+    with pytest.raises(Exception):
+        blob_model.save(tmp_path / "m")  # no silent overwrite
+
+
+def test_resume_reproduces_an_uninterrupted_run(tmp_path):
+    x, y, _ = blob_set(64, 4)
+    cfg = dict(categories=["blob"], epochs=2, **{**SMALL, "line_aug_p": 0.5})
+    ref = TipClassifier(**cfg).fit(x, y[:, None])
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(epoch, loss):
+        if epoch == 0:
+            raise Stop
+
+    ck = tmp_path / "ck.pt"
+    with pytest.raises(Stop):
+        TipClassifier(**cfg).fit(x, y[:, None], checkpoint=ck, callback=stop_after_first)
+    resumed = TipClassifier(**cfg).fit(x, y[:, None], checkpoint=ck, resume=True)
+    assert resumed.history_ == pytest.approx(ref.history_, rel=1e-5)
+    np.testing.assert_allclose(resumed.predict_proba(x), ref.predict_proba(x), atol=1e-5)
+
+
+def test_cam_is_normalised_and_peaks_on_the_blob(blob_model):
+    x, y, centres = blob_set(40, 5, 32)
+    idx = np.flatnonzero(y == 1)
+    cams = blob_model.cam(x[idx], "blob")
+    assert cams.shape == (len(idx), 32, 32)
+    assert cams.min() >= 0 and cams.max() <= 1 + 1e-6
+    dist = [np.hypot(*(np.array(np.unravel_index(c.argmax(), c.shape)) - centres[i])) for c, i in zip(cams, idx)]
+    # the last feature map has 4-pixel cells; a CAM blind to the blob would sit ~12 px away
+    assert np.median(dist) <= 5.0
+    with pytest.raises(InputError):
+        blob_model.cam(x[:1], "nope")
+
+
+def test_config_yaml_round_trip(tmp_path):
+    cfg = ClassifierConfig(size=32, mode="single", categories=["bad", "good"])
+    assert ClassifierConfig.from_yaml(cfg.to_yaml(tmp_path / "c.yaml")) == cfg
+    (tmp_path / "bad.yaml").write_text("size: -3\n")
+    with pytest.raises(ReadError, match="bad.yaml"):
+        ClassifierConfig.from_yaml(tmp_path / "bad.yaml")

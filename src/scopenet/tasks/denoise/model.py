@@ -17,6 +17,7 @@ import torch
 from ...errors import InputError
 from ...image.micrograph import Micrograph
 from .config import FitSettings, PredictSettings
+from ...nn import xception as _xception  # noqa: F401  (registers "atrous-xception")
 from .net import CompactDenoiser  # noqa: F401  (registers "denoise-compact")
 from .train import huber_mse_1000
 

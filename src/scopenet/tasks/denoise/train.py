@@ -42,7 +42,7 @@ def default_config() -> RunConfig:
         trainer=TrainerConfig(max_steps=100000, checkpoint_every_n_steps=50, seed=0, log_every=10),
         extra={"time_budget_min": 38.0, "n_sim_per_kind": 48, "sim_size": 256, "real_fraction": 0.5,
                "high_dose_fraction": 0.5, "bin_real_fraction": 0.5, "min_lr_fraction": 0.02,
-               "threads": 2},
+               "threads": 2, "use_real": True},
     )
 
 
@@ -188,7 +188,7 @@ def main(config: RunConfig | str | Path, resume: bool = False, *, progress: bool
         torch.set_rng_state(st["torch_rng"])
         step, elapsed = int(st["step"]), float(st["elapsed"])
 
-    pool = TrainingPool(int(ex["n_sim_per_kind"]), int(ex["sim_size"]), config.trainer.seed)
+    pool = TrainingPool(int(ex["n_sim_per_kind"]), int(ex["sim_size"]), config.trainer.seed, bool(ex["use_real"]))
     budget = float(ex["time_budget_min"]) * 60.0
     max_steps = config.trainer.max_steps if config.trainer.max_steps > 0 else 10 ** 12
     log_path = run_dir / "log.csv"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +65,29 @@ def make_app(tmp_path: Path):
     return make
 
 
-def login(client, username: str) -> None:
-    r = client.post("/login", data={"username": username, "password": PASSWORDS[username]},
-                    follow_redirects=False)
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def page_csrf(client, path: str = "/login") -> str:
+    """The anti-CSRF token in the forms of a page (as a browser would see it)."""
+    r = client.get(path)
+    m = CSRF_RE.search(r.text)
+    assert m, f"no csrf_token on {path} ({r.status_code})"
+    return m.group(1)
+
+
+def login(client, username: str, password: str | None = None) -> str:
+    """Log in through the form; returns the session's CSRF token, also set as the client's
+    ``X-CSRF-Token`` header so that its API calls carry it."""
+    token = page_csrf(client, "/login")
+    r = client.post("/login", data={"username": username, "password": password or PASSWORDS[username],
+                                    "csrf_token": token}, follow_redirects=False)
     assert r.status_code == 303, r.text
+    token = page_csrf(client, "/")
+    client.headers["X-CSRF-Token"] = token
+    return token
+
+
+def csrf(client) -> str:
+    """The CSRF token of a logged-in client (see :func:`login`)."""
+    return client.headers["X-CSRF-Token"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select, update
 
-from .conftest import PASSWORDS, add_images, login, npy_bytes, scan
+from .conftest import PASSWORDS, add_images, csrf, login, npy_bytes, page_csrf, scan
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -57,7 +57,8 @@ def test_passwords_are_bcrypt_hashes(make_app, client_for):
     assert verify_password(PASSWORDS["alice"], u.password_hash)
     assert not verify_password("alice-pass-2", u.password_hash)
     c = client_for(app)
-    r = c.post("/login", data={"username": "alice", "password": "wrong-password"}, follow_redirects=False)
+    r = c.post("/login", data={"username": "alice", "password": "wrong-password", "csrf_token": page_csrf(c)},
+               follow_redirects=False)
     assert r.status_code == 401 and "wrong password" in r.text
     assert "scopenet_label_session" not in r.cookies
 
@@ -69,11 +70,13 @@ def test_admin_only_export_upload_delete(make_app, client_for):
     assert alice.get("/admin/projects/1/export?kind=events").status_code == 403
     assert alice.get("/admin/projects/1/export?kind=scores&fmt=json").status_code == 403
     assert alice.get("/api/projects/1/export").status_code == 403
-    assert alice.post("/admin/projects/1/delete").status_code == 403
-    assert alice.post("/admin/images/1/delete").status_code == 403
-    r = alice.post("/admin/projects/1/upload", files=[("files", ("a.npy", npy_bytes(scan(1))))])
-    assert r.status_code == 403
-    assert alice.post("/admin/invitations", data={"role": "admin"}).status_code == 403
+    tok = {"csrf_token": csrf(alice)}  # a valid token: refused for not being an admin
+    assert alice.post("/admin/projects/1/delete", data=tok).status_code == 403
+    assert alice.post("/admin/images/1/delete", data=tok).status_code == 403
+    assert alice.post("/admin/images/1/example", data={**tok, "example_for": "Dimers"}).status_code == 403
+    r = alice.post("/admin/projects/1/upload", data=tok, files=[("files", ("a.npy", npy_bytes(scan(1))))])
+    assert r.status_code == 403 and "only administrators" in r.text
+    assert alice.post("/admin/invitations", data={"role": "admin", **tok}).status_code == 403
     with app.state.Session() as s:
         from scopenet.label.db import Image, Project
 
@@ -83,9 +86,10 @@ def test_admin_only_export_upload_delete(make_app, client_for):
     assert r.status_code == 200 and r.text.startswith("event_id,image_id,image,sha256,user,created_at")
     png = app.state.upload_dir / "png"
     assert len(list(png.iterdir())) == 2
-    assert admin.post("/admin/images/1/delete", follow_redirects=False).status_code == 303
+    tok = {"csrf_token": csrf(admin)}
+    assert admin.post("/admin/images/1/delete", data=tok, follow_redirects=False).status_code == 303
     assert len(list(png.iterdir())) == 1
-    assert admin.post("/admin/projects/1/delete", follow_redirects=False).status_code == 303
+    assert admin.post("/admin/projects/1/delete", data=tok, follow_redirects=False).status_code == 303
     assert list(png.iterdir()) == [] and list((app.state.upload_dir / "originals").iterdir()) == []
     assert admin.get("/admin/projects/1").status_code == 404
 
@@ -101,9 +105,11 @@ def test_annotator_sees_every_image_once_in_random_order(make_app, client_for):
         assert iid is not None
         seen.append(iid)
         form = {"image_id": iid, "categories": ["Dimers", "Rows"]} if k % 3 else {"image_id": iid, "action": "skip"}
+        form["csrf_token"] = csrf(alice)
         assert alice.post("/projects/1/classify", data=form, follow_redirects=False).status_code == 303
         # a double submit of the same image changes nothing
-        alice.post("/projects/1/classify", data={"image_id": iid, "categories": ["Tip Change"]})
+        alice.post("/projects/1/classify", data={"image_id": iid, "categories": ["Tip Change"],
+                                                 "csrf_token": csrf(alice)})
     assert sorted(seen) == list(range(1, 9))
     r = alice.get("/projects/1/classify")
     assert image_id_on_page(r.text) is None and "All done" in r.text and "8 of 8" in r.text
@@ -157,7 +163,7 @@ def test_session_expiry(make_app, client_for):
         assert s.scalar(select(func.count(LoginSession.id))) == 0  # the expired row is gone
     # a short lifetime from create_app expires the same way; logout ends a session at once
     login(alice, "alice")
-    assert alice.post("/logout", follow_redirects=False).status_code == 303
+    assert alice.post("/logout", data={"csrf_token": csrf(alice)}, follow_redirects=False).status_code == 303
     assert alice.get("/", follow_redirects=False).status_code == 303
 
 
@@ -185,7 +191,7 @@ def test_mixed_upload_refuses_corrupt_files_and_neutralises_names(make_app, clie
 
     app = make_app(n_images=0)
     admin = client_for(app, "admin")
-    r = admin.post("/admin/projects/1/upload", files=corrupt_files())
+    r = admin.post("/admin/projects/1/upload", data={"csrf_token": csrf(admin)}, files=corrupt_files())
     assert r.status_code == 200
     assert "Stored 2 image(s)" in r.text
     refused = re.findall(r'<li class="refused">([^<]*)</li>', r.text)
@@ -204,7 +210,8 @@ def test_mixed_upload_refuses_corrupt_files_and_neutralises_names(make_app, clie
     assert not (tmp_path / "x.png").exists() and not (up.parent / "x.png").exists()
     assert not list(up.glob("tmp-*"))  # the batch folder is cleaned up
     # the same file again is refused as a duplicate
-    r = admin.post("/admin/projects/1/upload", files=[("files", ("again.npy", npy_bytes(scan(1))))])
+    r = admin.post("/admin/projects/1/upload", data={"csrf_token": csrf(admin)},
+                   files=[("files", ("again.npy", npy_bytes(scan(1))))])
     assert r.status_code == 400 and "again.npy: the same file is in this project already" in r.text
     # annotators get the rendered PNG
     alice = client_for(app, "alice")
@@ -217,9 +224,11 @@ def test_upload_size_limits(make_app, client_for):
     admin = client_for(app, "admin")
     small, big = npy_bytes(scan(1, 16)), npy_bytes(scan(2, 32))
     assert len(small) < 3000 < len(big)
-    r = admin.post("/admin/projects/1/upload", files=[("files", ("small.npy", small)), ("files", ("big.npy", big))])
+    tok = {"csrf_token": csrf(admin)}
+    r = admin.post("/admin/projects/1/upload", data=tok,
+                   files=[("files", ("small.npy", small)), ("files", ("big.npy", big))])
     assert "Stored 1 image(s)" in r.text and "big.npy: larger than the upload limit of 3,000 bytes" in r.text
-    r = admin.post("/admin/projects/1/upload", files=[("files", (f"f{i}.npy", big)) for i in range(6)])
+    r = admin.post("/admin/projects/1/upload", data=tok, files=[("files", (f"f{i}.npy", big)) for i in range(6)])
     assert r.status_code == 413
 
 
@@ -233,7 +242,7 @@ def test_upload_real_spm_files(make_app, client_for):
     names = ["sxm/Si_7x7_012.sxm", "matrix/2014Mar01-093225--7_100.Z_mtrx", "matrix/2014Mar01-093225_0001.mtrx",
              "matrix/no_index/2015Mar25-095231--29_3.Z_mtrx"]
     files = [("files", (n.split("/")[-1], (fx / n).read_bytes())) for n in names]
-    r = admin.post("/admin/projects/1/upload", files=files)
+    r = admin.post("/admin/projects/1/upload", data={"csrf_token": csrf(admin)}, files=files)
     assert "Stored 2 image(s)" in r.text, r.text
     refused = re.findall(r'<li class="refused">([^<]*)</li>', r.text)
     assert len(refused) == 1 and refused[0].startswith("2015Mar25-095231--29_3.Z_mtrx: ")
@@ -242,19 +251,22 @@ def test_upload_real_spm_files(make_app, client_for):
 def test_invitation_sign_up(make_app, client_for):
     app = make_app(n_images=0)
     admin = client_for(app, "admin")
-    r = admin.post("/admin/invitations", data={"role": "annotator"})
+    r = admin.post("/admin/invitations", data={"role": "annotator", "csrf_token": csrf(admin)})
     url = re.search(r'<code id="invite-url">([^<]+)</code>', r.text).group(1)
     token = url.split("token=")[1]
     new = client_for(app)
     assert new.get(f"/signup?token={token}").status_code == 200
     assert new.get("/signup?token=forged").status_code == 404
-    r = new.post("/signup", data={"token": token, "username": "carol", "password": "carol-pass",
-                                  "password2": "carol-pass"}, follow_redirects=False)
+    form = {"token": token, "username": "carol", "password": "carol-pass", "password2": "carol-pass"}
+    assert new.post("/signup", data=form).status_code == 403  # no anti-CSRF token: refused, nothing made
+    r = new.post("/signup", data={**form, "csrf_token": page_csrf(new, f"/signup?token={token}")},
+                 follow_redirects=False)
     assert r.status_code == 303
     assert new.get("/", follow_redirects=False).status_code == 200
     assert new.get("/admin").status_code == 403  # invited as annotator
-    again = client_for(app).post("/signup", data={"token": token, "username": "dave", "password": "dave-pass1",
-                                                  "password2": "dave-pass1"})
+    other = client_for(app)
+    again = other.post("/signup", data={"token": token, "username": "dave", "password": "dave-pass1",
+                                        "password2": "dave-pass1", "csrf_token": page_csrf(other)})
     assert again.status_code == 400 and "used or expired" in again.text
 
 

@@ -6,7 +6,8 @@
 
 Pages: ``/login``, ``/signup?token=...`` (invitations), ``/`` (projects), ``/projects/{id}/tutorial``,
 ``/projects/{id}/classify`` (keys 1-9 toggle categories, Enter submits, S skips), ``/admin`` and
-``/admin/projects/{id}`` (upload, export, delete; admins only).
+``/admin/projects/{id}?page=N`` (upload, export, delete, tutorial examples; paginated image list;
+admins only).
 
 API: ``POST /api/login``, ``GET /api/projects``, ``GET /api/projects/{id}/next``,
 ``POST /api/projects/{id}/classifications``, ``GET /api/me/classifications``,
@@ -15,10 +16,28 @@ API: ``POST /api/login``, ``GET /api/projects``, ``GET /api/projects/{id}/next``
 Security: passwords are bcrypt hashes; the session cookie carries a random token signed with
 itsdangerous (HttpOnly, SameSite=Lax) and the database keeps its hash with an expiry; only admins
 export, upload or delete (403 otherwise); annotators only ever see their own answers; uploads are
-size-limited and stored under generated names.
+size-limited and stored under generated names; a request body over the limit gets 413, with or
+without a declared length.
+
+CSRF: every state-changing request carries a per-session token, ``HMAC(secret, session token)``
+(before log-in: of a random pre-session cookie), see :class:`~scopenet.label.security.CsrfTokens`.
+
+* HTML forms send it in the hidden field ``csrf_token`` that every form of the pages holds;
+* the JSON API takes it in the header ``X-CSRF-Token``: ``GET /api/csrf`` returns the token of
+  the current (pre-)session, and ``POST /api/login`` returns the new session's token as
+  ``csrf_token``. A cross-site page can neither read the token nor set a custom header.
+
+A POST whose token is missing or wrong is refused with 403 before anything happens.
+
+Log-in throttle: failed log-ins are counted per account and per client address in a sliding
+window (:class:`~scopenet.label.security.LoginThrottle`; default 5 per account, 20 per address,
+15 minutes); a locked account or address gets 429 with ``Retry-After``, even with the right
+password. Behind a reverse proxy run uvicorn with ``--proxy-headers`` so that the client address
+is the real one.
 """
 from __future__ import annotations
 
+import math
 import os
 import secrets
 from dataclasses import dataclass
@@ -26,7 +45,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -38,11 +57,18 @@ from ..errors import InputError
 from . import service as svc
 from .db import (Classification, Image, Project, User, make_engine, retry_locked, session_factory,
                  write_session)
-from .security import DEFAULT_ROUNDS, CookieSigner, verify_password
+from .security import DEFAULT_ROUNDS, CookieSigner, CsrfTokens, LoginThrottle, new_token, verify_password
 
 HERE = Path(__file__).parent
 COOKIE = "scopenet_label_session"
+#: random value binding the anti-CSRF token of forms shown before log-in
+PRE_COOKIE = "scopenet_label_pre"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_REFUSED = "the request's anti-forgery token is missing or stale: reload the page and try again"
 DEFAULT_MAX_UPLOAD = 64 * 1024 * 1024
+#: images per page of the admin image list (``?page=N&per_page=M``, at most MAX_PER_PAGE)
+DEFAULT_PER_PAGE, MAX_PER_PAGE = 50, 500
 
 
 @dataclass(frozen=True)
@@ -67,10 +93,19 @@ class BodyTooLarge(Exception):
 
 
 class _LimitBody:
-    """ASGI middleware refusing request bodies over ``limit`` bytes (413)."""
+    """ASGI middleware refusing request bodies over ``limit`` bytes with 413.
+
+    A declared ``Content-Length`` over the limit is refused before the body is read. A body without
+    one (``Transfer-Encoding: chunked``) is counted as it arrives; once past the limit the app's
+    reading fails, whatever the app would answer then (a body-parsing 400, say) is dropped and
+    413 is sent instead.
+    """
 
     def __init__(self, app, limit: int):
         self.app, self.limit = app, limit
+
+    def _too_large(self) -> JSONResponse:
+        return JSONResponse({"detail": f"request larger than {self.limit:,} bytes"}, status_code=413)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -82,20 +117,35 @@ class _LimitBody:
                 except ValueError:
                     too_big = True
                 if too_big:
-                    resp = JSONResponse({"detail": f"request larger than {self.limit:,} bytes"}, status_code=413)
-                    return await resp(scope, receive, send)
-        seen = 0
+                    return await self._too_large()(scope, receive, send)
+        seen, exceeded, started = 0, False, False
 
         async def limited_receive():
-            nonlocal seen
+            nonlocal seen, exceeded
+            if exceeded:
+                raise BodyTooLarge()
             msg = await receive()
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > self.limit:
+                    exceeded = True
                     raise BodyTooLarge()
             return msg
 
-        return await self.app(scope, limited_receive, send)
+        async def guarded_send(msg):
+            nonlocal started
+            if exceeded and not started:
+                return  # the app's answer to a body cut short is replaced by 413 below
+            started = True
+            await send(msg)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not exceeded or started:
+                raise
+        if exceeded and not started:
+            await self._too_large()(scope, receive, send)
 
 
 class LoginIn(BaseModel):
@@ -112,7 +162,8 @@ class ClassificationIn(BaseModel):
 def create_app(database_url: str = "sqlite:///labels.db", secret_key: str | None = None,
                upload_dir: str | os.PathLike | None = None, max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
                max_request_bytes: int | None = None, session_ttl: timedelta = timedelta(hours=8),
-               secure_cookies: bool = False, bcrypt_rounds: int = DEFAULT_ROUNDS) -> FastAPI:
+               secure_cookies: bool = False, bcrypt_rounds: int = DEFAULT_ROUNDS,
+               login_throttle: LoginThrottle | None = None) -> FastAPI:
     """Build the labelling web app.
 
     Parameters
@@ -135,6 +186,9 @@ def create_app(database_url: str = "sqlite:///labels.db", secret_key: str | None
         Send the session cookie over HTTPS only (set behind TLS).
     bcrypt_rounds : int
         Work factor for new password hashes.
+    login_throttle : LoginThrottle, optional
+        Counts failed log-ins and locks accounts and client addresses; default
+        ``LoginThrottle()`` (5 failures per account, 20 per address, within 15 minutes).
     """
     if secret_key is None:
         secret_key = os.environ.get("SCOPENET_LABEL_SECRET")
@@ -145,11 +199,14 @@ def create_app(database_url: str = "sqlite:///labels.db", secret_key: str | None
     engine = make_engine(database_url)
     Session = session_factory(engine)
     signer = CookieSigner(secret_key)
+    csrf = CsrfTokens(secret_key)
+    throttle = login_throttle if login_throttle is not None else LoginThrottle()
     templates = Jinja2Templates(directory=str(HERE / "templates"))
 
     app = FastAPI(title="scopenet label", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.engine, app.state.Session, app.state.upload_dir = engine, Session, upload_dir
     app.state.max_upload_bytes = max_upload_bytes
+    app.state.login_throttle = throttle
     app.add_middleware(_LimitBody, limit=max_request_bytes or max(50 * max_upload_bytes, 1 << 20))
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
@@ -158,15 +215,46 @@ def create_app(database_url: str = "sqlite:///labels.db", secret_key: str | None
     def is_api(request: Request) -> bool:
         return request.url.path.startswith("/api/")
 
+    def csrf_binding(request: Request) -> str | None:
+        """What the request's anti-CSRF token is bound to: the session token, else the pre-session cookie."""
+        token = signer.loads(request.cookies.get(COOKIE))
+        if token:
+            return "session:" + token
+        pre = request.cookies.get(PRE_COOKIE)
+        return "pre:" + pre if pre and len(pre) <= 100 else None
+
+    def form_csrf(request: Request, csrf_token: str = Form("")) -> None:
+        """Dependency of every state-changing form POST: 403 without the right token."""
+        if not csrf.check(csrf_binding(request), csrf_token):
+            raise HTTPException(403, CSRF_REFUSED)
+
+    def api_csrf(request: Request, x_csrf_token: str | None = Header(None)) -> None:
+        """Dependency of every state-changing API POST: the token in the ``X-CSRF-Token`` header."""
+        if not csrf.check(csrf_binding(request), x_csrf_token):
+            raise HTTPException(403, CSRF_REFUSED)
+
     def page(request: Request, name: str, user: Principal | None = None, status_code: int = 200,
              **ctx: Any) -> HTMLResponse:
-        return templates.TemplateResponse(request, name, {"user": user, **ctx}, status_code=status_code)
+        binding, pre = csrf_binding(request), None
+        if binding is None:  # first visit: start a pre-session so that the log-in form has a token
+            pre = new_token()
+            binding = "pre:" + pre
+        resp = templates.TemplateResponse(request, name, {"user": user, CSRF_FIELD: csrf.token(binding), **ctx},
+                                          status_code=status_code)
+        if pre is not None:
+            resp.set_cookie(PRE_COOKIE, pre, httponly=True, samesite="lax", secure=secure_cookies, path="/")
+        return resp
+
+    def open_session(user: User) -> str:
+        with write_session(Session) as s:
+            return svc.start_session(s, s.get(User, user.id), session_ttl)
+
+    def put_session_cookie(resp: Response, token: str) -> None:
+        resp.set_cookie(COOKIE, signer.dumps(token), max_age=max(0, int(session_ttl.total_seconds())),
+                        httponly=True, samesite="lax", secure=secure_cookies, path="/")
 
     def set_login_cookie(resp: Response, user: User) -> None:
-        with write_session(Session) as s:
-            token = svc.start_session(s, s.get(User, user.id), session_ttl)
-        resp.set_cookie(COOKIE, signer.dumps(token), max_age=int(session_ttl.total_seconds()),
-                        httponly=True, samesite="lax", secure=secure_cookies, path="/")
+        put_session_cookie(resp, open_session(user))
 
     def optional_user(request: Request) -> Principal | None:
         token = signer.loads(request.cookies.get(COOKIE))
@@ -187,6 +275,10 @@ def create_app(database_url: str = "sqlite:///labels.db", secret_key: str | None
         if not user.is_admin:
             raise HTTPException(403, "only administrators may do this")
         return user
+
+    #: routes that need a login check it before the token (anonymous: 401 / to the log-in page)
+    LOGGED_IN_FORM = [Depends(current_user), Depends(form_csrf)]
+    LOGGED_IN_API = [Depends(current_user), Depends(api_csrf)]
 
     def get_project(s, pid: int) -> Project:
         p = s.get(Project, pid)
@@ -220,19 +312,44 @@ def create_app(database_url: str = "sqlite:///labels.db", secret_key: str | None
     def login_form(request: Request, next: str = "/"):
         return page(request, "login.html", None, next=safe_next(next), error=None)
 
-    @app.post("/login")
-    def login(request: Request, username: str = Form(...), password: str = Form(...), next: str = Form("/")):
+    def client_address(request: Request) -> str | None:
+        return request.client.host if request.client else None
+
+    def check_login(request: Request, username: str, password: str) -> tuple[User | None, float]:
+        """(the user, 0) for the right password; (None, 0) when wrong; (None, seconds) while locked."""
+        username, addr = username.strip(), client_address(request)
+        wait = throttle.retry_after(username, addr)
+        if wait > 0:
+            return None, wait
         with Session() as s:
-            u = svc.user_by_name(s, username.strip())
+            u = svc.user_by_name(s, username)
             ok = u is not None and verify_password(password, u.password_hash)
         if not ok:
+            throttle.failure(username, addr)
+            return None, 0.0
+        throttle.success(username)
+        return u, 0.0
+
+    def locked_message(wait: float) -> str:
+        return (f"Too many failed log-ins for this account or from this address; "
+                f"try again in {max(1, math.ceil(wait / 60))} minute(s).")
+
+    @app.post("/login", dependencies=[Depends(form_csrf)])
+    def login(request: Request, username: str = Form(...), password: str = Form(...), next: str = Form("/")):
+        u, wait = check_login(request, username, password)
+        if wait > 0:
+            resp = page(request, "login.html", None, status_code=429, next=safe_next(next),
+                        error=locked_message(wait))
+            resp.headers["Retry-After"] = str(math.ceil(wait))
+            return resp
+        if u is None:
             return page(request, "login.html", None, status_code=401, next=safe_next(next),
                         error="Unknown user name or wrong password.")
         resp = RedirectResponse(safe_next(next), status_code=303)
         set_login_cookie(resp, u)
         return resp
 
-    @app.post("/logout")
+    @app.post("/logout", dependencies=[Depends(form_csrf)])
     def logout(request: Request):
         token = signer.loads(request.cookies.get(COOKIE))
         with write_session(Session) as s:
@@ -250,7 +367,7 @@ def create_app(database_url: str = "sqlite:///labels.db", secret_key: str | None
                         detail="This invitation is unknown, used or expired.")
         return page(request, "signup.html", None, token=token, error=None, role=inv.role)
 
-    @app.post("/signup")
+    @app.post("/signup", dependencies=[Depends(form_csrf)])
     def signup(request: Request, token: str = Form(...), username: str = Form(...),
                password: str = Form(...), password2: str = Form(...)):
         error = None
@@ -306,7 +423,7 @@ def create_app(database_url: str = "sqlite:///labels.db", secret_key: str | None
             return page(request, "classify.html", user, project=p, image=img, done=done, total=total,
                         position=min(done + 1, total))
 
-    @app.post("/projects/{pid}/classify")
+    @app.post("/projects/{pid}/classify", dependencies=LOGGED_IN_FORM)
     def classify_submit(pid: int, image_id: int = Form(...), categories: list[str] = Form([]),
                         action: str = Form("submit"), user: Principal = Depends(current_user)):
         def work():
@@ -359,7 +476,7 @@ def create_app(database_url: str = "sqlite:///labels.db", secret_key: str | None
         with Session() as s:
             return page(request, "admin.html", user, invite_url=None, error=None, **admin_context(s))
 
-    @app.post("/admin/invitations", response_class=HTMLResponse)
+    @app.post("/admin/invitations", response_class=HTMLResponse, dependencies=LOGGED_IN_FORM)
     def admin_invite(request: Request, role: str = Form("annotator"), user: Principal = Depends(admin_user)):
         try:
             with write_session(Session) as s:
@@ -370,7 +487,7 @@ def create_app(database_url: str = "sqlite:///labels.db", secret_key: str | None
         with Session() as s:
             return page(request, "admin.html", user, invite_url=url, error=error, **admin_context(s))
 
-    @app.post("/admin/projects")
+    @app.post("/admin/projects", dependencies=LOGGED_IN_FORM)
     def admin_create_project(request: Request, name: str = Form(...), categories: str = Form(""),
                              multi_label: str = Form("multi"), tutorial: str = Form(""),
                              user: Principal = Depends(admin_user)):
@@ -385,24 +502,56 @@ def create_app(database_url: str = "sqlite:///labels.db", secret_key: str | None
         return RedirectResponse(f"/admin/projects/{pid}", status_code=303)
 
     def project_admin_page(request: Request, user: Principal, pid: int, messages=(), refused=(),
-                           status_code: int = 200):
+                           status_code: int = 200, page_no: int = 1, per_page: int = DEFAULT_PER_PAGE):
         with Session() as s:
             p = get_project(s, pid)
+            n_images = s.scalar(select(func.count(Image.id)).where(Image.project_id == p.id)) or 0
+            n_pages = max(1, math.ceil(n_images / per_page))
+            page_no = min(max(1, page_no), n_pages)
+            rows = s.scalars(select(Image).where(Image.project_id == p.id).order_by(Image.id)
+                             .limit(per_page).offset((page_no - 1) * per_page)).all()
+            ids = [i.id for i in rows]
             counts = dict(s.execute(select(Classification.image_id, func.count(Classification.id))
-                                    .join(Image).where(Image.project_id == p.id)
-                                    .group_by(Classification.image_id)).all())
+                                    .where(Classification.image_id.in_(ids))
+                                    .group_by(Classification.image_id)).all()) if ids else {}
             images = [{"id": i.id, "name": i.original_name, "example_for": i.example_for,
                        "has_png": bool(i.png_name), "events": counts.get(i.id, 0), "size": (i.width, i.height)}
-                      for i in s.scalars(select(Image).where(Image.project_id == p.id).order_by(Image.id))]
+                      for i in rows]
+            pager = {"page": page_no, "pages": n_pages, "per_page": per_page, "total": n_images,
+                     "first": (page_no - 1) * per_page + 1 if images else 0,
+                     "last": (page_no - 1) * per_page + len(images)}
             return page(request, "admin_project.html", user, status_code=status_code, project=p, images=images,
-                        messages=list(messages), refused=list(refused),
+                        pager=pager, messages=list(messages), refused=list(refused),
                         max_upload=app.state.max_upload_bytes)
 
     @app.get("/admin/projects/{pid}", response_class=HTMLResponse)
-    def admin_project(request: Request, pid: int, user: Principal = Depends(admin_user)):
-        return project_admin_page(request, user, pid)
+    def admin_project(request: Request, pid: int, page_no: int = Query(1, alias="page", ge=1),
+                      per_page: int = Query(DEFAULT_PER_PAGE, ge=1, le=MAX_PER_PAGE),
+                      user: Principal = Depends(admin_user)):
+        return project_admin_page(request, user, pid, page_no=page_no, per_page=per_page)
 
-    @app.post("/admin/projects/{pid}/upload", response_class=HTMLResponse)
+    def back_to_list(pid: int, return_page: int, per_page: int) -> RedirectResponse:
+        query = f"?page={max(1, return_page)}"
+        if per_page != DEFAULT_PER_PAGE and 1 <= per_page <= MAX_PER_PAGE:
+            query += f"&per_page={per_page}"
+        return RedirectResponse(f"/admin/projects/{pid}{query}", status_code=303)
+
+    @app.post("/admin/images/{image_id}/example", dependencies=LOGGED_IN_FORM)
+    def admin_set_example(image_id: int, example_for: str = Form(""), return_page: int = Form(1),
+                          per_page: int = Form(DEFAULT_PER_PAGE), user: Principal = Depends(admin_user)):
+        """Mark an uploaded image as a tutorial example of a category (empty ``example_for``: unmark)."""
+        with write_session(Session) as s:
+            img = s.get(Image, image_id)
+            if img is None:
+                raise HTTPException(404, "no such image")
+            pid = img.project_id
+            try:
+                svc.set_example(s, img, example_for or None)
+            except InputError as exc:
+                raise HTTPException(400, str(exc)) from exc
+        return back_to_list(pid, return_page, per_page)
+
+    @app.post("/admin/projects/{pid}/upload", response_class=HTMLResponse, dependencies=LOGGED_IN_FORM)
     def admin_upload(request: Request, pid: int, files: list[UploadFile] = File(...),
                      example_for: str = Form(""), user: Principal = Depends(admin_user)):
         try:
@@ -417,21 +566,22 @@ def create_app(database_url: str = "sqlite:///labels.db", secret_key: str | None
         return project_admin_page(request, user, pid, messages=msgs, refused=res.messages(),
                                   status_code=200 if stored or not res.refused else 400)
 
-    @app.post("/admin/projects/{pid}/delete")
+    @app.post("/admin/projects/{pid}/delete", dependencies=LOGGED_IN_FORM)
     def admin_delete_project(pid: int, user: Principal = Depends(admin_user)):
         with write_session(Session) as s:
             svc.delete_project(s, get_project(s, pid), upload_dir)
         return RedirectResponse("/admin", status_code=303)
 
-    @app.post("/admin/images/{image_id}/delete")
-    def admin_delete_image(image_id: int, user: Principal = Depends(admin_user)):
+    @app.post("/admin/images/{image_id}/delete", dependencies=LOGGED_IN_FORM)
+    def admin_delete_image(image_id: int, return_page: int = Form(1), per_page: int = Form(DEFAULT_PER_PAGE),
+                           user: Principal = Depends(admin_user)):
         with write_session(Session) as s:
             img = s.get(Image, image_id)
             if img is None:
                 raise HTTPException(404, "no such image")
             pid = img.project_id
             svc.delete_image(s, img, upload_dir)
-        return RedirectResponse(f"/admin/projects/{pid}", status_code=303)
+        return back_to_list(pid, return_page, per_page)
 
     def export_response(pid: int, kind: str, fmt: str, min_agreement: float | None) -> Response:
         if kind not in ("events", "scores") or fmt not in ("csv", "json"):
@@ -453,18 +603,32 @@ def create_app(database_url: str = "sqlite:///labels.db", secret_key: str | None
 
     # ------------------------------------------------------------------------- JSON API
 
-    @app.post("/api/login")
-    def api_login(body: LoginIn):
-        with Session() as s:
-            u = svc.user_by_name(s, body.username.strip())
-            ok = u is not None and verify_password(body.password, u.password_hash)
-        if not ok:
-            return JSONResponse({"detail": "unknown user name or wrong password"}, status_code=401)
-        resp = JSONResponse({"username": u.username, "role": u.role})
-        set_login_cookie(resp, u)
+    @app.get("/api/csrf")
+    def api_csrf_token(request: Request):
+        """The anti-CSRF token of the current session (or of a new pre-session, whose cookie is set)."""
+        binding, pre = csrf_binding(request), None
+        if binding is None:
+            pre = new_token()
+            binding = "pre:" + pre
+        resp = JSONResponse({"csrf_token": csrf.token(binding)})
+        if pre is not None:
+            resp.set_cookie(PRE_COOKIE, pre, httponly=True, samesite="lax", secure=secure_cookies, path="/")
         return resp
 
-    @app.post("/api/logout")
+    @app.post("/api/login", dependencies=[Depends(api_csrf)])
+    def api_login(request: Request, body: LoginIn):
+        u, wait = check_login(request, body.username, body.password)
+        if wait > 0:
+            return JSONResponse({"detail": locked_message(wait)}, status_code=429,
+                                headers={"Retry-After": str(math.ceil(wait))})
+        if u is None:
+            return JSONResponse({"detail": "unknown user name or wrong password"}, status_code=401)
+        token = open_session(u)
+        resp = JSONResponse({"username": u.username, "role": u.role, "csrf_token": csrf.token("session:" + token)})
+        put_session_cookie(resp, token)
+        return resp
+
+    @app.post("/api/logout", dependencies=[Depends(api_csrf)])
     def api_logout(request: Request):
         token = signer.loads(request.cookies.get(COOKIE))
         with write_session(Session) as s:
@@ -488,7 +652,7 @@ def create_app(database_url: str = "sqlite:///labels.db", secret_key: str | None
         return {"image_id": img.id if img else None, "image_url": f"/images/{img.id}.png" if img else None,
                 "done": done, "total": total}
 
-    @app.post("/api/projects/{pid}/classifications", status_code=201)
+    @app.post("/api/projects/{pid}/classifications", status_code=201, dependencies=LOGGED_IN_API)
     def api_classify(pid: int, body: ClassificationIn, user: Principal = Depends(current_user)):
         def work() -> int:
             with write_session(Session) as s:

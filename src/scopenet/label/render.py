@@ -77,25 +77,26 @@ def png_bytes(grey: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-_FALLBACK = {".npy", ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+#: pictures no :mod:`scopenet.io` reader takes (.npy, .png and .tif go through scopenet.read)
+_PICTURES = {".jpg", ".jpeg", ".bmp"}
 
 
-def _fallback_read(path: Path) -> np.ndarray:
-    """Plain arrays and pictures, used only while :mod:`scopenet.io` has no reader for them."""
+def _read_picture(path: Path) -> np.ndarray:
+    """A JPEG or BMP picture as float32 luminance (y, x)."""
+    from PIL import Image as PILImage
+
     try:
-        if path.suffix.lower() == ".npy":
-            return np.load(path, allow_pickle=False)
-        from PIL import Image as PILImage
-
         with PILImage.open(path) as im:
             return np.asarray(im.convert("F"))
     except Exception as exc:
-        raise ReadError(path, f"not a valid {path.suffix} file or corrupt/truncated "
+        raise ReadError(path, f"not a valid {path.suffix} picture or corrupt/truncated "
                               f"({type(exc).__name__}: {exc})") from exc
 
 
 def render_file(path: str | Path) -> tuple[bytes, int, int]:
     """Read a microscope file with :func:`scopenet.read` and render its first image to PNG.
+
+    JPEG and BMP pictures, for which :mod:`scopenet.io` has no reader, are opened with Pillow.
 
     Returns
     -------
@@ -115,9 +116,9 @@ def render_file(path: str | Path) -> tuple[bytes, int, int]:
         img = read(path)
         data, modality = np.asarray(img.data), img.modality
     except ReadError as exc:
-        if "unsupported format" not in exc.reason or path.suffix.lower() not in _FALLBACK:
+        if "unsupported format" not in exc.reason or path.suffix.lower() not in _PICTURES:
             raise
-        data, modality = _fallback_read(path), None
+        data, modality = _read_picture(path), None
     if data.ndim == 3:  # a stack: show the first frame
         data = data[0]
     if data.ndim != 2:

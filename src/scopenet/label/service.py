@@ -379,6 +379,26 @@ def ingest_uploads(s: Session, project: Project, files: Sequence[tuple[str, Bina
     return result
 
 
+def set_example(s: Session, img: Image, category: str | None) -> None:
+    """Mark an image as a tutorial example of ``category`` (None: an image to classify again).
+
+    An example leaves the annotators' queue; classification events it has are kept.
+
+    Raises
+    ------
+    InputError
+        For a category the project does not have, or an image without pixels (a Zooniverse
+        subject whose file was never uploaded).
+    """
+    if category is not None:
+        cats = img.project.categories
+        if category not in cats:
+            raise InputError(f"unknown category {category!r}; this project has {cats}")
+        if not img.png_name:
+            raise InputError(f"{img.original_name!r} has no pixels yet: upload its file first")
+    img.example_for = category
+
+
 def _remove_files(img: Image, upload_dir: Path) -> None:
     for sub, name in (("originals", img.stored_name), ("png", img.png_name)):
         if name:

@@ -1,0 +1,189 @@
+"""Benchmark: ``scopenet bench classify [--folds 5] [--quick] [--sim-n 500]``.
+
+Prints, as tables:
+
+1. session-held-out cross-validation on ``gordon-hsi`` (whole sessions per fold): per-category and
+   macro ROC AUC of the CNN (retrained per fold with the shipped model's settings) against the pixel
+   baselines (logistic regression, random forest on 32x32 pixels) on the *same* folds;
+2. per-category precision / recall / F1 and 2x2 confusion matrices of the CNN over all folds (threshold 0.5);
+3. held-out simulated data (``simulate.spm``, a seed never used in training): good/bad accuracy and
+   confusion matrix of ``good-bad``, six-category macro AUC of ``hsi-six``;
+4. CPU inference throughput (images/s) at 64x64, batch inference under ``torch.inference_mode``.
+
+``--roc DIR`` also writes ROC-curve PNGs.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_DATA = Path(__file__).resolve().parents[4].parent / "shared" / "data" / "gordon-hsi"
+
+
+def _table(title: str, header: list[str], rows: list[list]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=title)
+    for h in header:
+        t.add_column(str(h), justify="right" if h != header[0] else "left")
+    for r in rows:
+        t.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in r])
+    Console(width=160).print(t)
+
+
+def _aucs(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    from ...metrics.classification import roc_auc
+
+    out = []
+    for k in range(y.shape[1]):
+        out.append(float(roc_auc(y[:, k], p[:, k], average=None)) if 0 < y[:, k].sum() < len(y) else np.nan)
+    return np.array(out)
+
+
+def session_cv(data_dir, folds: int = 5, limit: int | None = None, epochs: int | None = None,
+               baselines: bool = True, seed: int = 0) -> dict:
+    """Per-fold AUCs of the CNN and the pixel baselines on session-held-out folds of gordon-hsi."""
+    from .baselines import PixelBaseline
+    from .data import load_gordon_hsi, session_folds
+    from .model import TipClassifier
+    from .preprocess import prepare
+
+    d = load_gordon_hsi(data_dir)
+    ship = TipClassifier.pretrained("hsi-six").config
+    cfg = ship.model_copy(update={"epochs": epochs or ship.epochs})
+    X = prepare(d.images, cfg.size, cfg.flatten)
+    res: dict = {"cnn": [], "logreg": [], "forest": [], "y": [], "p": [], "n_test": []}
+    for fi, (tr, te) in enumerate(session_folds(d.sessions, folds, seed)[:limit]):
+        y = d.hard[te]
+        clf = TipClassifier(cfg.model_copy(update={"seed": fi})).fit(X[tr], d.soft[tr], inputs_prepared=True)
+        p = clf.predict_proba(X[te], inputs_prepared=True)
+        res["cnn"].append(_aucs(y, p))
+        res["y"].append(y)
+        res["p"].append(p)
+        res["n_test"].append(len(te))
+        if baselines:
+            for kind in ("logreg", "forest"):
+                b = PixelBaseline(kind, seed=fi).fit(d.images[tr], d.soft[tr])
+                res[kind].append(_aucs(y, b.predict_proba(d.images[te])))
+        print(f"fold {fi}: {len(te)} test images, CNN macro AUC {np.nanmean(res['cnn'][-1]):.3f}", flush=True)
+    return res
+
+
+def throughput(clf, n: int = 4096, size: int = 64, batch: int = 1024, threads: int | None = None) -> float:
+    """Images per second of ``clf`` on already prepared ``size`` x ``size`` inputs (CPU, inference mode)."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    x = np.random.default_rng(0).normal(size=(n, 1, size, size)).astype(np.float32)
+    clf.predict_proba(x[:batch], inputs_prepared=True, batch_size=batch)  # warm-up
+    t = time.perf_counter()
+    clf.predict_proba(x, inputs_prepared=True, batch_size=batch)
+    return n / (time.perf_counter() - t)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .data import CATEGORIES
+    from .model import TipClassifier
+
+    ap = argparse.ArgumentParser(prog="scopenet bench classify", description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default=str(DEFAULT_DATA), help="gordon-hsi folder")
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--limit", type=int, default=None, help="evaluate only the first N folds")
+    ap.add_argument("--epochs", type=int, default=None, help="CNN epochs per fold (default: the shipped model's)")
+    ap.add_argument("--quick", action="store_true", help="2 folds, 5 epochs, 300 simulated images")
+    ap.add_argument("--sim-n", type=int, default=1000, help="held-out simulated images")
+    ap.add_argument("--sim-seed", type=int, default=999)
+    ap.add_argument("--no-cv", action="store_true", help="skip the gordon-hsi cross-validation")
+    ap.add_argument("--roc", default=None, help="folder for ROC-curve PNGs")
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.limit, a.epochs, a.sim_n = a.limit or 2, a.epochs or 5, min(a.sim_n, 300)
+
+    # 1-2. real data, session-held-out
+    if not a.no_cv:
+        if not Path(a.data).is_dir():
+            print(f"gordon-hsi not found at {a.data}: skipping the cross-validation")
+        else:
+            from ...metrics.classification import multilabel_confusion_matrix, multilabel_precision_recall_f1
+
+            r = session_cv(a.data, a.folds, a.limit, a.epochs)
+            rows = []
+            for name in ("cnn", "forest", "logreg"):
+                per = np.array(r[name])
+                macro = np.nanmean(per, 1)
+                rows.append([name, *np.nanmean(per, 0).tolist(), float(macro.mean()),
+                             float(macro.std(ddof=1)) if len(macro) > 1 else 0.0])
+            _table(f"gordon-hsi session-held-out ROC AUC ({len(r['cnn'])} of {a.folds} folds; mean over folds)",
+                   ["model", *CATEGORIES, "macro", "sd"], rows)
+            y, p = np.concatenate(r["y"]), np.concatenate(r["p"])
+            s = multilabel_precision_recall_f1(y, p)
+            cm = multilabel_confusion_matrix(y, p)
+            _table("CNN per category over all held-out folds (threshold 0.5)",
+                   ["category", "precision", "recall", "F1", "TN", "FP", "FN", "TP"],
+                   [[c, float(s.precision[k]), float(s.recall[k]), float(s.f1[k]), *cm[k].ravel().tolist()]
+                    for k, c in enumerate(CATEGORIES)])
+            if a.roc:
+                _roc_png(y, p, CATEGORIES, Path(a.roc) / "roc-gordon-hsi.png")
+
+    # 3. simulated, held out
+    from ...metrics.classification import confusion_matrix
+    from ...simulate.spm import simulate_batch
+
+    sim = simulate_batch(a.sim_n, 64, seed=a.sim_seed)
+    gb = TipClassifier.pretrained("good-bad")
+    six = TipClassifier.pretrained("hsi-six")
+    pred = gb.predict(sim["images"])
+    g = sim["good"].astype(int)
+    acc = float((pred == g).mean())
+    cmg = confusion_matrix(g, pred, n_classes=2)
+    y6 = (sim["labels6"] >= 0.5).astype(int)
+    auc6 = _aucs(y6, six.predict_proba(sim["images"]))
+    _table(f"held-out simulated data ({a.sim_n} images, seed {a.sim_seed})",
+           ["metric", "value"],
+           [["good/bad accuracy", acc], ["good/bad confusion [[bad->bad, bad->good], [good->bad, good->good]]",
+                                         str(cmg.tolist())],
+            ["good fraction (majority baseline)", float(max(g.mean(), 1 - g.mean()))],
+            *[[f"hsi-six AUC {c}", float(v)] for c, v in zip(CATEGORIES, auc6)],
+            ["hsi-six macro AUC", float(np.nanmean(auc6))]])
+
+    # 4. speed
+    rows = []
+    for name, clf in (("hsi-six", six), ("good-bad", gb)):
+        for th in (1, None):
+            import torch
+
+            n_thr = th or torch.get_num_threads()
+            rows.append([name, f"{clf.config.size}x{clf.config.size} net", n_thr,
+                         throughput(clf, size=clf.config.size, threads=th),
+                         throughput(clf, size=64, threads=th) if clf.config.size == 64 else float("nan")])
+    _table("CPU inference (batch 1024, inference_mode; prepared inputs)",
+           ["model", "input", "threads", "images/s at model size", "images/s at 64x64"], rows)
+    return 0
+
+
+def _roc_png(y, p, names, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=100)
+    for k, n in enumerate(names):
+        if 0 < y[:, k].sum() < len(y):
+            fpr, tpr, _ = roc_curve(y[:, k], p[:, k])
+            ax.plot(fpr, tpr, label=n)
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

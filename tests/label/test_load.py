@@ -56,8 +56,11 @@ def test_50_annotators_5000_classifications(tmp_path):
             local: Counter = Counter()
             try:
                 with httpx.Client(base_url=base, timeout=60) as c:
-                    r = c.post("/api/login", json={"username": f"user{i:02d}", "password": f"password-{i:02d}"})
+                    pre = c.get("/api/csrf").json()["csrf_token"]  # anti-CSRF token of the pre-session
+                    r = c.post("/api/login", json={"username": f"user{i:02d}", "password": f"password-{i:02d}"},
+                               headers={"X-CSRF-Token": pre})
                     r.raise_for_status()
+                    c.headers["X-CSRF-Token"] = r.json()["csrf_token"]  # the session's token from now on
                     start.wait(timeout=60)
                     for k, iid in enumerate(order):
                         cats = [cat for cat in ("Dimers", "Rows", "Bad/Blurry") if rng.random() < 0.4]

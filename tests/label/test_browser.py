@@ -1,5 +1,6 @@
 """Browser test: Playwright drives Debian's chromium through log-in, the tutorial, classifying
-with the keyboard, and the admin export. Any failing step fails the test."""
+with the keyboard, the admin export and marking a tutorial example. Every form carries its
+anti-CSRF token, so a form that lost it fails here. Any failing step fails the test."""
 from __future__ import annotations
 
 import io
@@ -108,6 +109,15 @@ def test_login_tutorial_classify_with_keys_and_export(tmp_path):
                 page.click("#export-events-csv")
             path = tmp_path / "events.csv"
             dl.value.save_as(path)
+
+            # the admin makes an uploaded image a tutorial example of "Rows" (4th category)
+            row = page.locator("#image-1")
+            row.locator("select[name=example_for]").select_option("Rows")
+            row.locator("text=Set").click()
+            expect(page.locator("#image-1 select[name=example_for]")).to_have_value("Rows")
+            page.goto("/projects/1/tutorial")
+            expect(page.locator("#example-4 img")).to_have_count(1)
+            expect(page.locator("#example-3 img")).to_have_count(1)
             assert not js_errors, js_errors
         finally:
             browser.close()

@@ -59,7 +59,10 @@ def test_service_on_postgresql(pg_url, tmp_path):
         for j in range(3):
             s.add(Image(project_id=p.id, original_name=f"i{j}", png_name=f"{j:032x}.png"))
     c = TestClient(app)
-    assert c.post("/api/login", json={"username": "alice", "password": "alice-pass"}).status_code == 200
+    r = c.post("/api/login", json={"username": "alice", "password": "alice-pass"},
+               headers={"X-CSRF-Token": c.get("/api/csrf").json()["csrf_token"]})
+    assert r.status_code == 200
+    c.headers["X-CSRF-Token"] = r.json()["csrf_token"]
     seen = []
     for _ in range(3):
         iid = c.get("/api/projects/1/next").json()["image_id"]

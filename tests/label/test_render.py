@@ -68,3 +68,42 @@ def test_render_real_sxm():
 
     png, w, h = render_file(shared_path("fixtures", "sxm", "Si_7x7_012.sxm"))
     assert png[:4] == b"\x89PNG" and w > 16 and h > 16
+
+
+def test_npy_goes_through_scopenet_read(tmp_path):
+    """An .npy written by scopenet keeps its sidecar: an electron micrograph is not X-flattened."""
+    import io
+
+    from PIL import Image
+
+    import scopenet as sn
+    from scopenet.image.micrograph import Micrograph
+
+    r = np.random.default_rng(1)
+    z = (lattice(40) + r.normal(0, 3, (40, 1))).astype(np.float32)  # strong line offsets
+    sn.write(Micrograph(z, modality="TEM"), tmp_path / "em.npy")
+    np.save(tmp_path / "plain.npy", z)
+    em = np.asarray(Image.open(io.BytesIO(render_file(tmp_path / "em.npy")[0])))
+    plain = np.asarray(Image.open(io.BytesIO(render_file(tmp_path / "plain.npy")[0])))
+    np.testing.assert_array_equal(em, spm_contrast(z, flatten=False))
+    np.testing.assert_array_equal(plain, spm_contrast(z, flatten=True))
+    assert np.abs(em.astype(int) - plain.astype(int)).mean() > 20
+
+
+def test_jpeg_and_bmp_pictures_are_read_with_pillow(tmp_path):
+    import io
+
+    from PIL import Image
+
+    g = (np.arange(30 * 20).reshape(20, 30) % 256).astype(np.uint8)
+    for name in ("a.bmp", "b.jpg"):
+        Image.fromarray(g).save(tmp_path / name)
+        png, w, h = render_file(tmp_path / name)
+        assert (w, h) == (30, 20) and Image.open(io.BytesIO(png)).size == (30, 20)
+    bad = tmp_path / "broken.jpeg"
+    bad.write_bytes(b"\xff\xd8\xff garbage")
+    with pytest.raises(ReadError, match="broken.jpeg"):
+        render_file(bad)
+    with pytest.raises(ReadError, match="unsupported|format"):
+        (tmp_path / "notes.txt").write_text("hello")
+        render_file(tmp_path / "notes.txt")

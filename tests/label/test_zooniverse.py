@@ -98,7 +98,9 @@ def test_import_round_trip_to_scores(make_app, tmp_path):
     # imported volunteers cannot log in
     from fastapi.testclient import TestClient
 
-    r = TestClient(app).post("/api/login", json={"username": "zooniverse:ogordon", "password": ""})
+    c = TestClient(app)
+    r = c.post("/api/login", json={"username": "zooniverse:ogordon", "password": ""},
+               headers={"X-CSRF-Token": c.get("/api/csrf").json()["csrf_token"]})
     assert r.status_code == 401
 
 

@@ -9,8 +9,8 @@ Pages: ``/login``, ``/signup?token=...`` (invitations), ``/`` (projects), ``/pro
 ``/admin/projects/{id}?page=N`` (upload, export, delete, tutorial examples; paginated image list;
 admins only).
 
-API: ``POST /api/login``, ``GET /api/projects``, ``GET /api/projects/{id}/next``,
-``POST /api/projects/{id}/classifications``, ``GET /api/me/classifications``,
+API: ``GET /api/csrf``, ``POST /api/login``, ``POST /api/logout``, ``GET /api/projects``,
+``GET /api/projects/{id}/next``, ``POST /api/projects/{id}/classifications``, ``GET /api/me/classifications``,
 ``GET /api/projects/{id}/export`` (admins).
 
 Security: passwords are bcrypt hashes; the session cookie carries a random token signed with
@@ -27,7 +27,8 @@ CSRF: every state-changing request carries a per-session token, ``HMAC(secret, s
   the current (pre-)session, and ``POST /api/login`` returns the new session's token as
   ``csrf_token``. A cross-site page can neither read the token nor set a custom header.
 
-A POST whose token is missing or wrong is refused with 403 before anything happens.
+A POST whose token is missing or wrong is refused with 403 and changes nothing (pages that need a
+log-in check the log-in first: 401 or a redirect to ``/login`` for anonymous requests).
 
 Log-in throttle: failed log-ins are counted per account and per client address in a sliding
 window (:class:`~scopenet.label.security.LoginThrottle`; default 5 per account, 20 per address,

@@ -53,13 +53,26 @@ def default_config(task: str):
     return RunConfig(task=task, name=f"{task}-run")
 
 
-def run_training(task: str, config: Path, resume: bool):
-    """Load ``config``, check its task and call ``scopenet.tasks.<task>.train.main(config, resume)``."""
+def run_training(task: str, config: Path | None, resume: bool, labels: Path | None = None):
+    """Load ``config``, check its task and call ``scopenet.tasks.<task>.train.main(config, resume)``.
+
+    ``labels`` (an export CSV) is passed on to tasks that train from labels (classify); with it the
+    configuration may be omitted and the task's default is used.
+    """
     from ..errors import InputError
     from ..training.config import RunConfig
 
     mod = task_train_module(task)
-    cfg = RunConfig.from_yaml(config)
+    if config is None:
+        if labels is None:
+            raise InputError(f"--config is required (create one with `scopenet train init {task} -o run.yaml`)")
+        cfg = default_config(task)
+    else:
+        cfg = RunConfig.from_yaml(config)
+    if labels is not None:
+        if task != "classify":
+            raise InputError(f"--labels is for `scopenet train classify`, not {task!r}")
+        return mod.main(cfg, resume, labels=labels)
     if cfg.task != task:
         raise InputError(f"{config} is a configuration for task {cfg.task!r}, not {task!r}")
     if not hasattr(mod, "main"):
@@ -74,6 +87,8 @@ def train_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue from the run's last checkpoint."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="With 'init': YAML file to write."),
     overwrite: bool = typer.Option(False, "--overwrite", help="With 'init': replace an existing file."),
+    labels: Optional[Path] = typer.Option(None, "--labels",
+                                          help="classify: labelling-service or Zooniverse export CSV."),
 ):
     """Train a task model from a YAML run configuration.
 
@@ -81,6 +96,7 @@ def train_cmd(
     scopenet train init denoise -o run.yaml     write the default configuration
     scopenet train denoise --config run.yaml    train (checkpoints, logs and run.yaml in out_dir/name)
     scopenet train denoise --config run.yaml --resume
+    scopenet train classify --labels export.csv   train the tip classifier from an export
     """
     from ..errors import InputError
 
@@ -94,9 +110,7 @@ def train_cmd(
             return
         if init_task is not None:
             raise InputError(f"unexpected argument {init_task!r}; usage: scopenet train TASK --config run.yaml")
-        if config is None:
-            raise InputError(f"--config is required (create one with `scopenet train init {task} -o run.yaml`)")
-        result = run_training(task, config, resume)
+        result = run_training(task, config, resume, labels)
         if result is not None and hasattr(result, "run_dir"):
             typer.echo(f"run finished: {result.run_dir}")
 

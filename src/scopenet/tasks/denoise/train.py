@@ -42,7 +42,7 @@ def default_config() -> RunConfig:
         trainer=TrainerConfig(max_steps=100000, checkpoint_every_n_steps=50, seed=0, log_every=10),
         extra={"time_budget_min": 38.0, "n_sim_per_kind": 48, "sim_size": 256, "real_fraction": 0.5,
                "high_dose_fraction": 0.5, "bin_real_fraction": 0.5, "min_lr_fraction": 0.02,
-               "threads": 2, "use_real": True},
+               "threads": 1, "use_real": True},
     )
 
 

@@ -140,3 +140,23 @@ def main(config: InpaintTrainConfig | dict | str | Path | None = None, resume: b
     save_model(stem, net.eval(), card, overwrite=True)
     (wd / "done.json").write_text(json.dumps({"steps": step, "time_s": total}))
     return stem
+
+
+def export_checkpoint(workdir: str | Path, stem: str | Path, extra_card: dict | None = None,
+                      overwrite: bool = False) -> Path:
+    """Package ``<workdir>/last.pt`` of a (possibly still running) run as ``<stem>.safetensors`` + ``.json``."""
+    from ...training.packaging import save_model
+
+    wd = Path(workdir)
+    cfg = InpaintTrainConfig.from_yaml(wd / "config.yaml")
+    st = torch.load(wd / "last.pt", weights_only=False, map_location="cpu")
+    net = build_architecture(cfg.architecture, cfg.arch_config)
+    net.load_state_dict(st["net"])
+    card = {"task": "inpaint", "training_time_s": round(float(st["elapsed"]), 1), "steps": int(st["step"]),
+            "training_data": "simulated STEM/HRTEM/meso micrographs (scopenet.simulate.em, 256 px) + em-real "
+                             "train split; spiral/grid/random/segments masks at coverages 1/100..1/10",
+            "training_config": cfg.model_dump(mode="json"),
+            "input": "[nn_infill(partial, mask), mask] with intensities scaled to [0, 1]"}
+    card.update(extra_card or {})
+    save_model(stem, net.eval(), card, overwrite=overwrite)
+    return Path(stem)

@@ -1,0 +1,214 @@
+"""The :class:`Inpainter` estimator and :func:`inpaint`: complete a sparse scan with a trained network.
+
+>>> import scopenet as sn                                  # doctest: +SKIP
+>>> full = sn.inpaint(partial, mask)                       # default pretrained model  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ...errors import InputError
+from ...image.micrograph import Micrograph
+from ...nn import build_architecture
+from ...nn import partial_stem  # noqa: F401  (registers the inpainting architectures)
+from ...simulate.scans import nn_infill
+from .baselines import check_scan
+from .config import InpaintConfig, InpaintTrainConfig
+
+DEFAULT_MODEL = "inpaint-default"
+
+
+def _scale(partial: np.ndarray, mask: np.ndarray, mode: str) -> tuple[float, float]:
+    if mode == "none":
+        return 0.0, 1.0
+    v = partial[mask]
+    lo, hi = float(v.min()), float(v.max())
+    return lo, (hi - lo) if hi > lo else 1.0
+
+
+class Inpainter:
+    """Complete partial scans: ``[NN infill, mask] -> network -> full image``.
+
+    Parameters
+    ----------
+    net : torch.nn.Module, optional
+        A network mapping ``(B, 2, H, W)`` to ``(B, 1, H, W)``; default an untrained
+        :class:`~scopenet.nn.partial_stem.InpaintUNet` (which returns the NN infill).
+    config : InpaintConfig, optional
+        Inference settings (tiling, intensity normalisation).
+    card : dict, optional
+        Model card (set by :meth:`pretrained` / :meth:`load`).
+    """
+
+    def __init__(self, net: torch.nn.Module | None = None, config: InpaintConfig | None = None,
+                 card: dict | None = None):
+        self.net = net if net is not None else build_architecture("inpaint-unet", {})
+        self.config = config or InpaintConfig()
+        self.card = card or getattr(self.net, "scopenet_card", {}) or {}
+
+    # ------------------------------------------------------------------ construction / files
+    @classmethod
+    def pretrained(cls, name: str = "default", config: InpaintConfig | None = None) -> "Inpainter":
+        """Load a shipped or cached model by name (``"default"`` = ``inpaint-default``) or path stem."""
+        from ...training.packaging import load_model
+
+        key = DEFAULT_MODEL if name == "default" else name
+        if not key.startswith("inpaint-") and "/" not in key and "\\" not in key and not Path(key).exists():
+            key = f"inpaint-{key}"
+        net = load_model(key)
+        return cls(net, config, net.scopenet_card)
+
+    @classmethod
+    def load(cls, path_stem: str | Path, config: InpaintConfig | None = None) -> "Inpainter":
+        """Load a model saved with :meth:`save` (``<stem>.safetensors`` + ``<stem>.json``)."""
+        from ...training.packaging import load_model
+
+        net = load_model(Path(path_stem))
+        return cls(net, config, net.scopenet_card)
+
+    def save(self, path_stem: str | Path, overwrite: bool = False) -> tuple[Path, Path]:
+        """Write weights + model card (never overwrites without ``overwrite=True``)."""
+        from ...training.packaging import save_model
+
+        card = {k: v for k, v in self.card.items() if k not in ("architecture", "n_parameters", "card_format")}
+        card.setdefault("task", "inpaint")
+        return save_model(path_stem, self.net, card, overwrite=overwrite)
+
+    # ------------------------------------------------------------------------------ training
+    def fit(self, images, config: InpaintTrainConfig | dict | None = None, **overrides: Any) -> "Inpainter":
+        """Train (or fine-tune) the network on full images, masked on the fly.
+
+        Parameters
+        ----------
+        images : sequence of 2-D arrays (or Micrographs), intensities scaled to [0, 1] per image
+        config : InpaintTrainConfig or dict, optional
+            Training settings; ``workdir``, ``time_budget_s``, ``max_steps`` etc. (keyword overrides too).
+        """
+        import time
+
+        from ...training.alrc import ALRC
+        from .data import make_batch, mask_bank
+
+        cfg = config if isinstance(config, InpaintTrainConfig) else InpaintTrainConfig(**(config or {}))
+        cfg = cfg.model_copy(update=overrides)
+        pool = []
+        for im in images:
+            a = np.asarray(im.data if isinstance(im, Micrograph) else im, np.float32)
+            if a.ndim != 2 or min(a.shape) < cfg.crop:
+                raise InputError(f"fit needs 2-D images of at least {cfg.crop} px, got shape {a.shape}")
+            lo, hi = float(a.min()), float(a.max())
+            pool.append((a - lo) / (hi - lo) if hi > lo else np.zeros_like(a))
+        if not pool:
+            raise InputError("fit needs at least one image")
+        masks = mask_bank(cfg.kinds, cfg.coverage_min, cfg.coverage_max, cfg.n_coverages, cfg.masks_per_level,
+                          size=max(cfg.crop, 128), seed=cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        clip = ALRC(mode="example", **cfg.alrc)
+        self.net.train()
+        t0 = time.time()
+        losses = []
+        for _ in range(cfg.max_steps):
+            if time.time() - t0 > cfg.time_budget_s:
+                break
+            x, y, _t = make_batch(pool, masks, cfg.batch_size, cfg.crop, rng, cfg.blur_size, cfg.blur_sigma)
+            out = self.net(torch.from_numpy(x))
+            loss = clip(cfg.loss_scale * ((out - torch.from_numpy(y)) ** 2).mean(dim=(1, 2, 3)))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+        self.net.eval()
+        self.history_ = losses
+        return self
+
+    # ---------------------------------------------------------------------------- prediction
+    def _complete(self, x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return self.net(torch.from_numpy(np.ascontiguousarray(x, np.float32))).numpy()[:, 0]
+
+    def predict(self, partial, mask) -> np.ndarray | Micrograph:
+        """Complete one partial scan.
+
+        Parameters
+        ----------
+        partial : ndarray (H, W) or Micrograph
+            Values at scanned pixels (anything elsewhere).
+        mask : ndarray (H, W) or Micrograph
+            Non-zero / True where the probe dwelt.
+
+        Returns
+        -------
+        ndarray float32 (H, W), in the intensity units of ``partial``; a Micrograph (calibration kept,
+        provenance entry added) when ``partial`` is one.
+        """
+        img = partial if isinstance(partial, Micrograph) else None
+        arr = img.data if img is not None else partial
+        marr = mask.data if isinstance(mask, Micrograph) else mask
+        p, m = check_scan(arr, marr)
+        lo, span = _scale(p, m, self.config.normalise)
+        pn = np.where(m, (p - lo) / span, 0).astype(np.float32)
+        x = np.stack([nn_infill(pn, m), m.astype(np.float32)])
+        t, ov = self.config.tile, self.config.overlap
+        self.net.eval()
+        if max(p.shape) <= t:
+            out = self._complete(x[None])[0]
+        else:
+            out = self._tiled(x, t, ov)
+        out = out * span + lo
+        if self.config.keep_scanned:
+            out[m] = p[m]
+        out = out.astype(np.float32)
+        if img is None:
+            return out
+        return img.with_data(out, operation="inpaint", model=self.card.get("name", "untrained"),
+                             coverage=float(m.mean()))
+
+    def _tiled(self, x: np.ndarray, tile: int, overlap: int) -> np.ndarray:
+        from ...image.tiling import blend_window, iter_tiles
+
+        h, w = x.shape[-2:]
+        out = np.zeros((h, w))
+        wsum = np.zeros((h, w))
+        for s in iter_tiles((h, w), tile, overlap):
+            ys, xs = s.image_slices((h, w))
+            sub = x[:, ys, xs]
+            if not sub[1].any():
+                pred = sub[0]
+            else:
+                pred = self._complete(sub[None])[0]
+            win = np.outer(blend_window(sub.shape[1], min(overlap, sub.shape[1] - 1)),
+                           blend_window(sub.shape[2], min(overlap, sub.shape[2] - 1)))
+            out[ys, xs] += pred * win
+            wsum[ys, xs] += win
+        return (out / wsum).astype(np.float32)
+
+
+_CACHE: dict[str, Inpainter] = {}
+
+
+def inpaint(partial, mask, model: str | Inpainter = "default") -> np.ndarray | Micrograph:
+    """Complete a sparse scan with a pretrained model (``sn.inpaint``).
+
+    Parameters
+    ----------
+    partial : ndarray (H, W) or Micrograph
+    mask : ndarray (H, W) (bool or 0/1) or Micrograph
+    model : str or Inpainter
+        ``"default"``, another installed model name, a path stem, or an :class:`Inpainter`.
+
+    Returns
+    -------
+    ndarray or Micrograph (see :meth:`Inpainter.predict`)
+    """
+    if isinstance(model, Inpainter):
+        est = model
+    else:
+        if model not in _CACHE:
+            _CACHE[model] = Inpainter.pretrained(model)
+        est = _CACHE[model]
+    return est.predict(partial, mask)

@@ -25,6 +25,7 @@ class ClassifierConfig(BaseModel):
     channels: list[int] = Field(default_factory=lambda: [8, 16, 16, 32, 64], min_length=1)
     dense: int = Field(256, ge=1)
     dropout: float = Field(0.3, ge=0, lt=1)
+    stem_stride: int = Field(1, ge=1, le=4, description="stride of TipNet's first convolution (2: fast preset)")
     size: int = Field(64, ge=8, le=512, description="input side in pixels (presets 32 and 64)")
     flatten: bool = Field(True, description="X-flatten every scan line before resizing")
     epochs: int = Field(20, ge=1)
@@ -33,6 +34,8 @@ class ClassifierConfig(BaseModel):
     weight_decay: float = Field(1e-3, ge=0)
     line_aug_p: float = Field(0.5, ge=0, le=1, description="fraction of images given scan-line artefacts")
     balance: bool = Field(False, description="weight positives by (1-f)/f per category (multi mode)")
+    pos_weight: list[float] | None = Field(
+        None, description="single mode: per-class loss weights (e.g. [1, 4] to up-weight a rare 'good')")
     seed: int = 0
     threads: int = Field(1, ge=1, description="torch CPU threads during training")
 

@@ -69,7 +69,7 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, weights: tor
 def _build_net(cfg: ClassifierConfig) -> torch.nn.Module:
     k = len(cfg.categories)
     if cfg.arch == "tipnet":
-        return TipNet(k, channels=cfg.channels, dense=cfg.dense, dropout=cfg.dropout)
+        return TipNet(k, channels=cfg.channels, dense=cfg.dense, dropout=cfg.dropout, stem_stride=cfg.stem_stride)
     return TipResNet(k, widths=cfg.channels, dropout=cfg.dropout)
 
 
@@ -184,6 +184,11 @@ class TipClassifier:
         if cfg.mode == "multi" and cfg.balance:
             f = Y.mean(0).clip(1e-3, 1 - 1e-3)
             pw = torch.from_numpy(((1 - f) / f).clip(0.2, 20).astype(np.float32))
+        if cfg.mode == "single" and cfg.pos_weight is not None:
+            if len(cfg.pos_weight) != Y.shape[1]:
+                raise InputError(f"pos_weight needs {Y.shape[1]} class weights, got {len(cfg.pos_weight)}")
+            cw = (Y / Y.sum(1, keepdims=True).clip(1e-12)) @ np.asarray(cfg.pos_weight, np.float32)
+            W = cw.astype(np.float32) if W is None else (W * cw).astype(np.float32)
         xt, yt = torch.from_numpy(X), torch.from_numpy(Y)
         wt = None if W is None else torch.from_numpy(W)
         start_epoch, step = 0, 0
@@ -250,9 +255,11 @@ class TipClassifier:
         net = self._check_fitted().eval()
         X = np.asarray(images, np.float32) if inputs_prepared else self._inputs(images)
         out = np.empty((len(X), len(self.categories)), np.float32)
+        cl = torch.channels_last
+        net = net.to(memory_format=cl)  # NHWC convolutions are ~2x faster on CPU for these small nets
         with torch.inference_mode():
             for i in range(0, len(X), batch_size):
-                x = torch.from_numpy(X[i:i + batch_size])
+                x = torch.from_numpy(X[i:i + batch_size]).contiguous(memory_format=cl)
                 if tta:
                     out[i:i + len(x)] = torch.stack([net(dihedral(x, k)) for k in range(8)]).mean(0).numpy()
                 else:

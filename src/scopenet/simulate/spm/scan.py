@@ -7,6 +7,8 @@ instrument.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from scipy import fft as sfft
 
@@ -46,11 +48,23 @@ def drift_positions(shape: tuple[int, int], velocity: tuple[float, float] = (0.0
     return y, x
 
 
-def pink_noise(rng: np.random.Generator, n: int, alpha: float = 1.0) -> np.ndarray:
-    """A time series with power spectrum ``1/f^alpha`` (zero mean, unit std), float64 [n]."""
+@lru_cache(maxsize=16)
+def _log_rfftfreq(n: int) -> np.ndarray:
     f = sfft.rfftfreq(n)
     f[0] = f[1] if n > 1 else 1.0
-    spec = (rng.standard_normal(len(f)) + 1j * rng.standard_normal(len(f))) * f ** (-alpha / 2)
+    out = np.log(f)
+    out.setflags(write=False)
+    return out
+
+
+def pink_noise(rng: np.random.Generator, n: int, alpha: float = 1.0) -> np.ndarray:
+    """A time series with power spectrum ``1/f^alpha`` (zero mean, unit std), float64 [n]."""
+    logf = _log_rfftfreq(n)
+    amp = np.exp((-alpha / 2) * logf)
+    spec = np.empty(len(logf), complex)
+    spec.real = rng.standard_normal(len(logf))
+    spec.imag = rng.standard_normal(len(logf))
+    spec *= amp
     spec[0] = 0
     x = sfft.irfft(spec, n=n)
     sd = x.std()

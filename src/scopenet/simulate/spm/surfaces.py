@@ -18,6 +18,7 @@ Every generator returns the feature *sites* used by the labelling rules: pairs o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 from scipy import fft as sfft
@@ -137,14 +138,35 @@ class Surface:
 
 # ----------------------------------------------------------------------------- rendering
 
-def freq_grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Spatial frequencies (cycles per pixel) of an ``rfft2`` of ``shape``: ``ky [H,1]``, ``kx [1,W//2+1]``."""
-    ky = sfft.fftfreq(shape[0])[:, None]
-    kx = sfft.rfftfreq(shape[1])[None, :]
+#: Layers with at most this many features are rendered directly in real space (exact Gaussians on
+#: their truncated support) instead of by splatting and an FFT: adsorbates, pits and dangling
+#: bonds are few, and one FFT costs more than a few dozen small outer products.
+SPARSE_LAYER_MAX = 48
+#: Gaussians rendered in real space are truncated at this many standard deviations.
+GAUSS_TRUNCATE = 4.0
+
+
+@lru_cache(maxsize=64)
+def freq_vectors(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """1-D spatial frequencies (cycles per pixel) of an ``rfft2`` of ``shape``: ``ky [H]``, ``kx [W//2+1]``.
+
+    Cached per shape (read-only arrays): canvases come from :func:`scipy.fft.next_fast_len`, so
+    only a few shapes occur.
+    """
+    ky = sfft.fftfreq(shape[0])
+    kx = sfft.rfftfreq(shape[1])
+    ky.setflags(write=False)
+    kx.setflags(write=False)
     return ky, kx
 
 
-def splat(shape: tuple[int, int], yx: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def freq_grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Spatial frequencies (cycles per pixel) of an ``rfft2`` of ``shape``: ``ky [H,1]``, ``kx [1,W//2+1]``."""
+    ky, kx = freq_vectors(tuple(shape))
+    return ky[:, None], kx[None, :]
+
+
+def splat(shape: tuple[int, int], yx: np.ndarray, weights: np.ndarray, dtype=np.float64) -> np.ndarray:
     """Bilinear splatting of weighted points onto a grid (points outside are dropped).
 
     Parameters
@@ -153,50 +175,104 @@ def splat(shape: tuple[int, int], yx: np.ndarray, weights: np.ndarray) -> np.nda
     yx : ndarray, shape (N, 2)
         Positions in pixels.
     weights : ndarray, shape (N,)
+    dtype : numpy dtype
+        Output dtype.
 
     Returns
     -------
-    ndarray, float64, shape ``shape``
+    ndarray, ``dtype``, shape ``shape``
         The sum of the weights is preserved for points at least one pixel inside the grid.
     """
     h, w = shape
-    out = np.zeros(h * w)
     if len(weights) == 0:
-        return out.reshape(shape)
+        return np.zeros(shape, dtype)
     y0 = np.floor(yx[:, 0]).astype(np.int64)
     x0 = np.floor(yx[:, 1]).astype(np.int64)
     fy = yx[:, 0] - y0
     fx = yx[:, 1] - x0
-    for dy, dx, wt in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx),
-                       (1, 0, fy * (1 - fx)), (1, 1, fy * fx)):
-        yy, xx = y0 + dy, x0 + dx
-        ok = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
-        out += np.bincount(yy[ok] * w + xx[ok], weights=(weights * wt)[ok], minlength=h * w)
-    return out.reshape(shape)
+    # the four corners of every point in one bincount
+    idx = np.concatenate([y0 * w + x0, y0 * w + x0 + 1, (y0 + 1) * w + x0, (y0 + 1) * w + x0 + 1])
+    yy = np.concatenate([y0, y0, y0 + 1, y0 + 1])
+    xx = np.concatenate([x0, x0 + 1, x0, x0 + 1])
+    wt = np.concatenate([(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx]) * np.tile(weights, 4)
+    ok = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+    out = np.bincount(idx[ok], weights=wt[ok], minlength=h * w)
+    return out.reshape(shape).astype(dtype, copy=False)
 
 
-def gaussian_transfer(shape: tuple[int, int], sigma: float) -> np.ndarray:
-    """rfft2-domain transfer function of a unit-sum isotropic Gaussian of ``sigma`` pixels."""
-    ky, kx = freq_grid(shape)
-    return np.exp(-2.0 * np.pi**2 * sigma**2 * (ky**2 + kx**2))
+def render_gaussians(out: np.ndarray, yx: np.ndarray, amp: np.ndarray, sigma: float,
+                     truncate: float = GAUSS_TRUNCATE) -> np.ndarray:
+    """Add ``amp_i exp(-|r - r_i|^2 / (2 sigma^2))`` to ``out`` in place, each on its truncated support.
+
+    Parameters
+    ----------
+    out : ndarray, float, shape (H, W)
+        Grid to add to (pixel centres at integer coordinates).
+    yx : ndarray, shape (N, 2)
+        Centres (pixels); features near or beyond the border are clipped, not wrapped.
+    amp : ndarray, shape (N,)
+        Peak heights.
+    sigma : float
+        Standard deviation (pixels).
+
+    Returns
+    -------
+    ndarray
+        ``out``.
+    """
+    h, w = out.shape
+    s = max(float(sigma), 1e-3)
+    r = int(np.ceil(truncate * s))
+    inv = -0.5 / (s * s)
+    for (cy, cx), a in zip(yx, amp):
+        y0, y1 = max(0, int(np.floor(cy)) - r), min(h, int(np.floor(cy)) + r + 2)
+        x0, x1 = max(0, int(np.floor(cx)) - r), min(w, int(np.floor(cx)) + r + 2)
+        if y0 >= y1 or x0 >= x1:
+            continue
+        gy = np.exp(inv * (np.arange(y0, y1) - cy) ** 2)
+        gx = np.exp(inv * (np.arange(x0, x1) - cx) ** 2)
+        out[y0:y1, x0:x1] += (a * gy)[:, None] * gx[None, :]
+    return out
 
 
-def height_spectrum(surface: Surface) -> np.ndarray:
-    """``rfft2`` of the apparent height map of ``surface`` (complex, shape (Hc, Wc//2+1))."""
-    spec = sfft.rfft2(surface.terrace)
+def gaussian_transfer(shape: tuple[int, int], sigma: float, dtype=np.float64) -> np.ndarray:
+    """rfft2-domain transfer function of a unit-sum isotropic Gaussian of ``sigma`` pixels.
+
+    Separable: the outer product of two 1-D Gaussians in frequency, shape (H, W//2+1).
+    """
+    ky, kx = freq_vectors(tuple(shape))
+    c = -2.0 * np.pi**2 * sigma**2
+    return np.multiply.outer(np.exp(c * ky**2).astype(dtype), np.exp(c * kx**2).astype(dtype))
+
+
+def height_spectrum(surface: Surface, dtype=np.float32) -> np.ndarray:
+    """``rfft2`` of the apparent height map of ``surface`` (complex, shape (Hc, Wc//2+1)).
+
+    Dense layers (lattices) are splatted bilinearly and blurred in Fourier space; sparse layers (at
+    most :data:`SPARSE_LAYER_MAX` features: adsorbates, pits, dangling bonds) are rendered exactly
+    in real space onto the terrace first. ``dtype`` (float32 by default) sets the FFT precision.
+    """
+    base = np.array(surface.terrace, dtype=dtype)
+    dense = []
     for layer in surface.layers:
         if len(layer.amp) == 0:
             continue
+        if len(layer.amp) <= SPARSE_LAYER_MAX:
+            render_gaussians(base, layer.yx, layer.amp, layer.sigma)
+        else:
+            dense.append(layer)
+    spec = sfft.rfft2(base)
+    for layer in dense:
         s = max(layer.sigma, 1e-3)
         # a unit-sum Gaussian of sigma s has peak 1/(2 pi s^2): scale so the peak equals amp
-        grid = splat(surface.shape, layer.yx, layer.amp * (2.0 * np.pi * s * s))
-        spec += sfft.rfft2(grid) * gaussian_transfer(surface.shape, s)
+        grid = splat(surface.shape, layer.yx, layer.amp * (2.0 * np.pi * s * s), dtype)
+        spec += sfft.rfft2(grid) * gaussian_transfer(surface.shape, s, dtype)
     return spec
 
 
 def height_map(surface: Surface) -> np.ndarray:
     """The apparent height (m) of ``surface`` on its canvas, float64 [Hc, Wc]."""
-    return sfft.irfft2(height_spectrum(surface), s=surface.shape)
+    return sfft.irfft2(height_spectrum(surface, np.float64), s=surface.shape)
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -241,13 +317,17 @@ def terrace_levels(rng: np.random.Generator, shape: tuple[int, int], pixel_size:
     fov = max(h, w) * pixel_size
     width = fov * rng.uniform(0.25, 1.2)                  # mean terrace width (m)
     ang = rng.uniform(0, 2 * np.pi)
-    y, x = np.mgrid[0:h, 0:w].astype(float) * pixel_size
-    phi = (np.cos(ang) * x + np.sin(ang) * y) / width
+    y = np.arange(h, dtype=float) * pixel_size
+    x = np.arange(w, dtype=float) * pixel_size
+    phi = (np.cos(ang) * x)[None, :] / width + (np.sin(ang) * y)[:, None] / width
     meander = rng.uniform(0.05, 0.6)
     for _ in range(3):
         kk = rng.uniform(0.5, 4) * 2 * np.pi / fov
         th = rng.uniform(0, 2 * np.pi)
-        phi += meander / 3 * np.sin(kk * (np.cos(th) * x + np.sin(th) * y) + rng.uniform(0, 2 * np.pi))
+        # sin(a(x) + b(y)) = sin a cos b + cos a sin b: two outer products instead of a 2-D sin
+        ax = kk * np.cos(th) * x + rng.uniform(0, 2 * np.pi)
+        by = kk * np.sin(th) * y
+        phi += (meander / 3) * (np.cos(by)[:, None] * np.sin(ax)[None, :] + np.sin(by)[:, None] * np.cos(ax)[None, :])
     phi += rng.uniform(0, 1)
     level = np.floor(phi).astype(np.int16)
     level -= level.min()
@@ -394,7 +474,8 @@ def fcc111(rng: np.random.Generator, shape: tuple[int, int], pixel_size: float, 
     extra, ep = None, {}
     if metal == "au111":
         h, w = shape
-        y, x = np.mgrid[0:h, 0:w].astype(float) * p
+        y = (np.arange(h) * p)[:, None]
+        x = (np.arange(w) * p)[None, :]
         th = rng.uniform(0, np.pi)
         s = np.cos(th) * x + np.sin(th) * y
         t = -np.sin(th) * x + np.cos(th) * y
@@ -416,13 +497,17 @@ def hopg(rng: np.random.Generator, shape: tuple[int, int], pixel_size: float, *,
     extra, ep = None, {}
     if rng.random() < 0.3:
         h, w = shape
-        y, x = np.mgrid[0:h, 0:w].astype(float) * p
+        y = np.arange(h) * p
+        x = np.arange(w) * p
         per = rng.uniform(2e-9, 10e-9)
         th = rng.uniform(0, np.pi)
         m = np.zeros(shape)
         for k in range(3):
             ang = th + k * 2 * np.pi / 3
-            m += np.cos(2 * np.pi / per * (np.cos(ang) * x + np.sin(ang) * y))
+            # cos(a(x) + b(y)) = cos a cos b - sin a sin b: outer products instead of a 2-D cos
+            a_ = 2 * np.pi / per * np.cos(ang) * x
+            b_ = 2 * np.pi / per * np.sin(ang) * y
+            m += np.cos(b_)[:, None] * np.cos(a_)[None, :] - np.sin(b_)[:, None] * np.sin(a_)[None, :]
         extra = rng.uniform(0.2e-10, 0.8e-10) * m / 3
         ep = {"moire_period_m": float(per)}
     return _hex_surface(rng, shape, p, "hopg", HOPG_A, HOPG_STEP, rng.uniform(0.3e-10, 1.0e-10),

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from .surfaces import freq_grid
+from .surfaces import freq_vectors
 
 #: Half-width cap (pixels) of the paraboloid used by :func:`dilate_paraboloid`: the tip is a
 #: paraboloid cap of at most this radius (beyond it the sides are taken as vertical).
@@ -79,7 +79,7 @@ class TipState:
         return cov + (w[:, None, None] * dd[:, :, None] * dd[:, None, :]).sum(0)
 
 
-def tip_transfer(shape: tuple[int, int], pixel_size: float, tip: TipState) -> np.ndarray:
+def tip_transfer(shape: tuple[int, int], pixel_size: float, tip: TipState, dtype=np.float64) -> np.ndarray:
     """rfft2-domain transfer function of the linear part of a tip state (PSF and ghosts).
 
     Parameters
@@ -89,28 +89,38 @@ def tip_transfer(shape: tuple[int, int], pixel_size: float, tip: TipState) -> np
     pixel_size : float
         m per pixel.
     tip : TipState
+    dtype : numpy dtype
+        Real precision: float64 gives complex128, float32 complex64.
 
     Returns
     -------
-    ndarray, complex128, shape (H, W//2+1)
+    ndarray, complex, shape (H, W//2+1)
         Equal to 1 at zero frequency (heights are preserved on average).
     """
-    ky, kx = freq_grid(shape)
-    c, s = np.cos(tip.angle), np.sin(tip.angle)
-    ku = kx * c + ky * s                       # along the elongation
-    kv = -kx * s + ky * c
+    ky, kx = freq_vectors(tuple(shape))
+    cdt = np.result_type(dtype, np.complex64)
     su = tip.sigma * tip.aspect / pixel_size
     sv = tip.sigma / pixel_size
-    g = np.exp(-2 * np.pi**2 * (su**2 * ku**2 + sv**2 * kv**2))
+    if su == sv:                               # isotropic: separable in (ky, kx)
+        c = -2 * np.pi**2 * sv**2
+        g = np.multiply.outer(np.exp(c * ky**2).astype(dtype), np.exp(c * kx**2).astype(dtype))
+    else:
+        c, s = np.cos(tip.angle), np.sin(tip.angle)
+        kyc, kxc = ky[:, None].astype(dtype), kx[None, :].astype(dtype)
+        ku = kxc * c + kyc * s                 # along the elongation
+        kv = -kxc * s + kyc * c
+        g = np.exp(-2 * np.pi**2 * (su**2 * ku**2 + sv**2 * kv**2)).astype(dtype, copy=False)
     if not tip.ghosts:
-        return g.astype(complex)
-    ramp = np.ones_like(g, dtype=complex)
+        return g.astype(cdt)
+    ramp = np.ones(g.shape, dtype=cdt)
     total = 1.0
     for dy, dx, w in tip.ghosts:
         # a shift is separable: exp(-2 pi i (ky dy + kx dx)) = exp(-2 pi i ky dy) exp(-2 pi i kx dx)
-        ramp += (w * np.exp(-2j * np.pi * ky * (dy / pixel_size))) * np.exp(-2j * np.pi * kx * (dx / pixel_size))
+        ey = (w * np.exp(-2j * np.pi * ky * (dy / pixel_size))).astype(cdt)
+        ex = np.exp(-2j * np.pi * kx * (dx / pixel_size)).astype(cdt)
+        ramp += np.multiply.outer(ey, ex)
         total += w
-    return g * ramp / total
+    return g * ramp / cdt.type(total)
 
 
 def dilate(z: np.ndarray, tip: np.ndarray) -> np.ndarray:
@@ -139,21 +149,37 @@ def paraboloid_tip(radius: float, pixel_size: float, depth: float) -> np.ndarray
     return -(u[:, None] ** 2 + u[None, :] ** 2) / (2 * radius)
 
 
+def _dilate_axis(z: np.ndarray, s: np.ndarray, axis: int) -> np.ndarray:
+    """1-D grey dilation ``max_u [z(. - u) + s(u)]`` along ``axis`` with nearest extension (``s`` symmetric)."""
+    r = (len(s) - 1) // 2
+    pad = [(0, 0), (0, 0)]
+    pad[axis] = (r, r)
+    zp = np.pad(z, pad, mode="edge")
+    n = z.shape[axis]
+    out = z + s[r]
+    for k in range(len(s)):
+        if k == r:
+            continue
+        sl = zp[k:k + n] if axis == 0 else zp[:, k:k + n]
+        np.maximum(out, sl + s[k], out=out)
+    return out
+
+
 def dilate_paraboloid(z: np.ndarray, radius: float, pixel_size: float) -> np.ndarray:
     """Dilation by a paraboloid tip of radius ``radius`` (m), exact and separable.
 
     Equivalent to :func:`dilate` with :func:`paraboloid_tip` (truncated to a square of half-width
     ``sqrt(2 R dz)`` where ``dz`` is the height range of ``z``, beyond which the tip cannot touch,
-    and at most :data:`MAX_DILATION_PX` pixels).
+    and at most :data:`MAX_DILATION_PX` pixels). Runs as two 1-D dilations, each a loop of
+    vectorised maxima over the ``2 r + 1`` shifts; the dtype of ``z`` is kept.
     """
     depth = float(np.ptp(z))
     r = int(min(MAX_DILATION_PX, np.floor(np.sqrt(2 * radius * depth) / pixel_size)))
     if r < 1:
         return z
     u = np.arange(-r, r + 1) * pixel_size
-    s = -(u**2) / (2 * radius)
-    out = ndimage.grey_dilation(z, structure=s[None, :], mode="nearest")
-    return ndimage.grey_dilation(out, structure=s[:, None], mode="nearest")
+    s = (-(u**2) / (2 * radius)).astype(z.dtype if np.issubdtype(z.dtype, np.floating) else float)
+    return _dilate_axis(_dilate_axis(z, s, 1), s, 0)
 
 
 # ----------------------------------------------------------------------------- sampling

@@ -253,3 +253,24 @@ def test_bench_on_folder_prints_table(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| unfiltered | 1/1 |" in out and "| gaussian |" in out and "| median |" in out
     assert main(["--images", str(tmp_path / "missing"), "--model", "none"]) == 2
+
+
+def test_demo_section_before_after_residual(tmp_path):
+    from scopenet.report import Report
+    from scopenet.samples import sample_files
+    from scopenet.tasks.denoise.demo import section
+    from scopenet.weights import list_models
+
+    if "denoise-default" not in [m.name for m in list_models()]:
+        pytest.skip("denoise-default weights not installed")
+    rep = Report("t")
+    section(rep, tmp_path, sample_files(tmp_path / "s"))
+    html = rep.render()
+    assert "Denoising micrographs" in html and "residual" in html and "<img" in html
+    out = tmp_path / "haadf-lattice-denoised.tif"
+    assert out.exists()
+    import scopenet as sn
+
+    src = sn.read(sample_files(tmp_path / "s")["haadf-lattice"])
+    back = sn.read(out)
+    assert back.shape == src.shape and back.pixel_size == pytest.approx(src.pixel_size)

@@ -250,3 +250,60 @@ def test_write_dataset_matches_batch(tmp_path):
 def test_gallery_png():
     png = spm.gallery_png(seed=0, size=48)
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+# ----------------------------------------------------------------------------- parallel generation
+
+def test_workers_give_identical_batches():
+    """Image i depends on (seed, i) only: 2 spawn workers reproduce the 1-process batch exactly."""
+    one = spm.simulate_batch(4, size=32, seed=7, start=3)
+    two = spm.simulate_batch(4, size=32, seed=7, start=3, workers=2)
+    np.testing.assert_array_equal(one["images"], two["images"])
+    np.testing.assert_array_equal(one["labels6"], two["labels6"])
+    np.testing.assert_array_equal(one["good"], two["good"])
+    assert one["params"] == two["params"]
+    with pytest.raises(InputError, match="workers"):
+        spm.simulate_batch(2, size=32, workers=0)
+
+
+def test_stream_batches_match_simulate_batch():
+    ref = spm.simulate_batch(6, size=32, seed=1, start=4)
+    got = list(spm.stream_batches(3, size=32, seed=1, workers=1, start=4, n_batches=2))
+    assert [b["index"].tolist() for b in got] == [[4, 5, 6], [7, 8, 9]]
+    np.testing.assert_array_equal(np.concatenate([b["images"] for b in got]), ref["images"])
+    with pytest.raises(InputError):
+        next(spm.stream_batches(0, size=32))
+
+
+@pytest.mark.slow  # starts a second spawn pool (several seconds on a loaded machine)
+def test_stream_batches_two_workers_same_as_one():
+    kw = dict(size=32, seed=5, n_batches=3, with_params=True)
+    one = list(spm.stream_batches(2, workers=1, **kw))
+    two = list(spm.stream_batches(2, workers=2, **kw))
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(a["images"], b["images"])
+        np.testing.assert_array_equal(a["index"], b["index"])
+        assert a["params"] == b["params"]
+
+
+def test_spmstream_dataloader_two_workers_yields_each_index_once():
+    import torch
+    from torch.utils.data import DataLoader
+
+    ds = spm.SPMStream(n=10, size=32, seed=3, start=20)
+    assert len(ds) == 10
+    loader = DataLoader(ds, batch_size=3, num_workers=2)
+    idx, imgs = [], {}
+    for b in loader:
+        assert b["image"].dtype == torch.float32 and b["image"].shape[1:] == (1, 32, 32)
+        assert b["labels6"].shape[1:] == (6,)
+        for i, im in zip(b["index"].tolist(), b["image"]):
+            idx.append(i)
+            imgs[i] = im[0].numpy()
+    assert sorted(idx) == list(range(20, 30))                  # every index exactly once
+    ref = spm.simulate_batch(10, size=32, seed=3, start=20)
+    np.testing.assert_array_equal(np.stack([imgs[i] for i in range(20, 30)]), ref["images"])
+    # in the main process (no workers) the same stream comes out in order
+    assert [int(s["index"]) for s in spm.SPMStream(n=4, size=32, seed=3)] == [0, 1, 2, 3]
+    with pytest.raises(InputError):
+        spm.SPMStream(n=-1)

@@ -9,12 +9,17 @@ noise, scars -> X-flattening (as MATRIX does while scanning) -> per-image min-ma
 Labels follow the six categories of the Nottingham H:Si(100) study and DeepSPM's good/bad tip;
 the rules are in :mod:`scopenet.simulate.spm.labels`.
 
+Feeding training: ``simulate_batch(n, workers=2)`` and :func:`stream_batches` spread the images
+over processes (identical output for any number of workers); :class:`SPMStream` is a torch
+``IterableDataset`` sharded over DataLoader workers.
+
 >>> from scopenet.simulate import spm
 >>> s = spm.simulate_image(0, size=64)
 >>> s.image.shape, s.labels6.shape
 ((64, 64), (6,))
 """
 from .core import SPMSample, SPMSimConfig, simulate_batch, simulate_image, write_dataset
+from .stream import simulate_batch_parallel, stream_batches
 from .gallery import demo_section, gallery_png
 from .labels import CATEGORIES
 from .scan import drift_positions, flatten_lines, line_offsets, pink_noise, scan_times, scars
@@ -25,5 +30,14 @@ __all__ = [
     "CATEGORIES", "SURFACES", "SPMSample", "SPMSimConfig", "Surface", "TipState",
     "demo_section", "dilate", "dilate_paraboloid", "drift_positions", "flatten_lines", "gallery_png",
     "height_map", "height_spectrum", "line_offsets", "make_surface", "paraboloid_tip", "pink_noise",
-    "scan_times", "scars", "simulate_batch", "simulate_image", "tip_transfer", "write_dataset",
+    "scan_times", "scars", "simulate_batch", "simulate_batch_parallel", "simulate_image", "stream_batches",
+    "tip_transfer", "write_dataset", "SPMStream",
 ]
+
+
+def __getattr__(name):  # SPMStream imports torch: load it on first use only
+    if name == "SPMStream":
+        from .dataset import SPMStream
+
+        return SPMStream
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -433,10 +433,12 @@ def _image_rng(seed: int, index: int) -> np.random.Generator:
 
 
 def simulate_batch(n: int, size: int = 128, seed: int = 0, config: SPMSimConfig | dict | None = None,
-                   start: int = 0, **overrides) -> dict:
+                   start: int = 0, workers: int = 1, **overrides) -> dict:
     """Simulate ``n`` images.
 
-    Image ``i`` depends only on ``(seed, start + i)`` and the config, so batches and shards agree.
+    Image ``i`` depends only on ``(seed, start + i)`` and the config, so batches and shards agree,
+    and ``workers > 1`` (``spawn`` processes, see :mod:`scopenet.simulate.spm.stream`) returns
+    exactly the same arrays as ``workers=1``.
 
     Returns
     -------
@@ -446,6 +448,10 @@ def simulate_batch(n: int, size: int = 128, seed: int = 0, config: SPMSimConfig 
     """
     if n < 0:
         raise InputError(f"number of images must be >= 0, got {n}")
+    if workers != 1:
+        from .stream import simulate_batch_parallel
+
+        return simulate_batch_parallel(n, size, seed, config, start=start, workers=workers, **overrides)
     cfg = resolve_config(config, {**overrides, "size": size})
     images = np.empty((n, cfg.size, cfg.size), np.float32)
     labels = np.empty((n, 6), np.float32)

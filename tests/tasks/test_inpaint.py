@@ -1,0 +1,204 @@
+"""Sparse-scan completion: baselines, estimator, networks, CLI."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from scopenet.errors import InputError
+from scopenet.simulate import scans
+from scopenet.tasks.inpaint import Inpainter, baselines as B
+from scopenet.tasks.inpaint.data import blur_target
+
+
+def smooth_image(n=64, seed=0):
+    yy, xx = np.mgrid[:n, :n] / n
+    return (0.5 + 0.2 * np.sin(6 * xx + 1) * np.cos(5 * yy) + 0.1 * xx).astype(np.float32)
+
+
+@pytest.fixture
+def scan64():
+    img = smooth_image()
+    m = scans.random_pixels_mask(64, 0.1, np.random.default_rng(0))
+    m[0, 0] = m[0, -1] = m[-1, 0] = m[-1, -1] = True
+    return img, m
+
+
+@pytest.mark.parametrize("name", ["nearest", "linear", "cubic", "tv"])
+def test_baselines_keep_scanned_pixels(scan64, name):
+    img, m = scan64
+    out = B.BASELINES[name](img * m, m)
+    assert out.shape == img.shape and out.dtype == np.float32
+    np.testing.assert_array_equal(out[m], img[m])
+
+
+def test_linear_exact_on_plane(scan64):
+    _, m = scan64
+    yy, xx = np.mgrid[:64, :64]
+    plane = (0.01 * yy + 0.005 * xx + 0.1).astype(np.float32)
+    out = B.linear(plane * m, m)
+    np.testing.assert_allclose(out, plane, atol=1e-5)
+
+
+def test_interpolators_beat_nearest_on_smooth_image(scan64):
+    img, m = scan64
+    e_nn = np.sqrt(np.mean((B.nearest(img * m, m) - img) ** 2))
+    for f in (B.linear, B.biharmonic, B.tv):
+        assert np.sqrt(np.mean((f(img * m, m) - img) ** 2)) < e_nn
+
+
+def test_biharmonic_tiled_close_to_untiled(scan64):
+    img, m = scan64
+    full = B.biharmonic(img * m, m)
+    tiled = B.biharmonic(img * m, m, max_side=40)
+    np.testing.assert_array_equal(tiled[m], img[m])
+    assert np.sqrt(np.mean((full - tiled) ** 2)) < 0.01
+
+
+def test_tv_recovers_step_edge():
+    img = np.zeros((32, 32), np.float32)
+    img[:, 16:] = 1.0
+    m = np.zeros_like(img, bool)
+    m[:, ::4] = True  # columns 0, 4, ..., 28: the edge lies between columns 12 and 16
+    out = B.tv(img * m, m, n_iter=300)
+    assert np.all(out[:, :12] < 0.05) and np.all(out[:, 17:] > 0.95)
+
+
+def test_sublattice_and_bicubic():
+    img = smooth_image(64)
+    m = scans.sublattice_mask(64, step=4)
+    assert B.is_sublattice(m) == 4
+    out = B.bicubic(img * m, m)
+    np.testing.assert_array_equal(out[m], img[m])
+    assert np.sqrt(np.mean((out - img) ** 2)) < 0.01 < np.sqrt(np.mean((B.nearest(img * m, m) - img) ** 2))
+    r = scans.random_pixels_mask(64, 0.1, np.random.default_rng(1))
+    assert B.is_sublattice(r) is None
+    with pytest.raises(InputError, match="sub-lattice"):
+        B.bicubic(img * r, r)
+
+
+def test_bad_input_errors(scan64):
+    img, m = scan64
+    with pytest.raises(InputError, match="shape"):
+        B.nearest(img, m[:32])
+    with pytest.raises(InputError, match="no scanned"):
+        B.linear(img, np.zeros_like(m))
+    with pytest.raises(InputError, match="2-D"):
+        B.nearest(img[None], m[None])
+    with pytest.raises(InputError, match="shape"):
+        Inpainter().predict(img, m[:, :10])
+    with pytest.raises(InputError, match="no scanned"):
+        Inpainter().predict(img, np.zeros_like(m))
+
+
+def test_blur_target_is_5x5_gaussian():
+    d = np.zeros((11, 11), np.float32)
+    d[5, 5] = 1
+    k = blur_target(d)
+    assert np.count_nonzero(k > 1e-9) == 25
+    assert k.sum() == pytest.approx(1, abs=1e-5)
+    g = np.exp(-np.arange(-2, 3) ** 2 / (2 * 2.5 ** 2))
+    g /= g.sum()
+    np.testing.assert_allclose(k[3:8, 3:8], np.outer(g, g), atol=1e-6)
+
+
+def test_untrained_inpainter_is_nn_infill(scan64):
+    img, m = scan64
+    scaled = 3.0 * img + 10  # any intensity units: normalised internally and mapped back
+    out = Inpainter().predict(scaled * m, m)
+    np.testing.assert_allclose(out, B.nearest(scaled * m, m), rtol=1e-5)
+
+
+def _perturbed():
+    est = Inpainter()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in est.net.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    return est
+
+
+def test_save_load_round_trip(tmp_path, scan64):
+    img, m = scan64
+    est = _perturbed()
+    est.save(tmp_path / "inp")
+    with pytest.raises(Exception, match="exists"):
+        est.save(tmp_path / "inp")
+    back = Inpainter.load(tmp_path / "inp")
+    a, b = est.predict(img * m, m), back.predict(img * m, m)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, B.nearest(img * m, m))
+    assert back.card["task"] == "inpaint"
+
+
+def test_tiled_prediction_matches_shape_and_nn_for_untrained():
+    img = smooth_image(100)
+    m = scans.random_pixels_mask(100, 0.1, np.random.default_rng(2))
+    est = Inpainter()
+    est.config.tile, est.config.overlap = 48, 8
+    out = est.predict(img * m, m)
+    np.testing.assert_allclose(out, B.nearest(img * m, m), atol=1e-5)
+
+
+def test_micrograph_in_micrograph_out(scan64):
+    from scopenet.image.micrograph import Axis, Micrograph
+
+    img, m = scan64
+    mg = Micrograph(img * m, axes=[Axis("y", 64, 0.2, unit="nm"), Axis("x", 64, 0.2, unit="nm")])
+    out = Inpainter().predict(mg, m)
+    assert isinstance(out, Micrograph)
+    assert out.pixel_size == (0.2, 0.2) and out.pixel_unit == "nm"
+    assert out.provenance[-1]["operation"] == "inpaint"
+
+
+def test_fit_updates_weights():
+    est = Inpainter()
+    before = [p.detach().clone() for p in est.net.parameters()]
+    imgs = [smooth_image(64, s) for s in range(2)]
+    est.fit(imgs, max_steps=2, crop=32, batch_size=2, n_coverages=2, time_budget_s=60, kinds=["random", "segments"])
+    assert len(est.history_) == 2 and all(np.isfinite(est.history_))
+    assert any(not torch.equal(a, b) for a, b in zip(before, est.net.parameters()))
+    with pytest.raises(InputError):
+        est.fit([np.zeros((8, 8))], crop=32)
+
+
+# ----------------------------------------------------------------------------------- networks
+
+
+def test_inpaint_unet_any_size_and_identity_at_init():
+    from scopenet.nn.partial_stem import InpaintUNet
+
+    net = InpaintUNet(depth=2, base_channels=4)
+    x = torch.rand(2, 2, 37, 41)
+    y = net(x)
+    assert y.shape == (2, 1, 37, 41)
+    torch.testing.assert_close(y, x[:, :1])
+    with pytest.raises(InputError):
+        net(torch.rand(1, 1, 16, 16))
+
+
+def test_partial_stem_generator_shapes():
+    from scopenet.nn import build_architecture
+
+    g = build_architecture("partial-stem-generator", {"channels": 4, "inner_blocks": 1, "outer_blocks": 1})
+    x = torch.rand(1, 2, 64, 64)
+    out, aux = g(x, return_aux=True)
+    assert out.shape == (1, 1, 64, 64) and aux.shape == (1, 1, 32, 32)
+    assert g(x).shape == (1, 1, 64, 64)
+    with pytest.raises(InputError, match="divisible"):
+        g(torch.rand(1, 2, 60, 62))
+
+
+def test_discriminators_and_lsgan():
+    from scopenet.nn.partial_stem import MultiScaleDiscriminator, lsgan_losses
+
+    d = MultiScaleDiscriminator(channels=4)
+    s = d(torch.rand(2, 1, 280, 280), generator=torch.Generator().manual_seed(0))
+    assert s.shape == (2, 3)
+    crops = d.crops(torch.rand(1, 1, 300, 300))
+    assert [c.shape[-1] for c in crops] == [70, 70, 70]
+    assert any("parametrizations" in n for n, _ in d.named_modules())  # spectral norm
+    with pytest.raises(InputError):
+        d(torch.rand(1, 1, 100, 100))
+    dl, gl = lsgan_losses(torch.ones(4), torch.zeros(4))
+    assert float(dl) == 0 and float(gl) == pytest.approx(5.0)

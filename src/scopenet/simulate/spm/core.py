@@ -466,13 +466,14 @@ def simulate_batch(n: int, size: int = 128, seed: int = 0, config: SPMSimConfig 
 
 def write_dataset(out_dir: str | Path, n: int, seed: int = 0, size: int = 128, shard_size: int = 1000,
                   progress: bool = True, config: SPMSimConfig | dict | None = None,
-                  overwrite: bool = False) -> list[Path]:
+                  overwrite: bool = False, workers: int = 1) -> list[Path]:
     """Write ``n`` simulated images as ``.npz`` shards plus ``manifest.json``.
 
     Each shard ``spm-00000.npz`` holds ``images`` float32 [m, size, size], ``labels6`` float32
     [m, 6], ``good`` bool [m], ``index`` int64 [m] and ``params_json`` (one JSON string per image).
     The manifest records the config, seed, categories and shard list; every file is written under
     a temporary name and renamed when complete, and existing files are kept unless ``overwrite``.
+    ``workers > 1`` renders each shard over that many processes (identical files).
 
     Returns
     -------
@@ -492,7 +493,7 @@ def write_dataset(out_dir: str | Path, n: int, seed: int = 0, size: int = 128, s
     bar = tqdm(total=n, desc="simulate spm", unit="img", disable=not progress)
     for k, start in enumerate(range(0, n, shard_size)):
         m = min(shard_size, n - start)
-        b = simulate_batch(m, cfg.size, seed, cfg, start=start)
+        b = simulate_batch(m, cfg.size, seed, cfg, start=start, workers=workers)
         path = out / f"spm-{k:05d}.npz"
         with atomic_output(path, overwrite=overwrite) as tmp:
             with open(tmp, "wb") as fh:

@@ -140,7 +140,7 @@ def cmd_goodbad(a):
     t = time.time()
     gb = TipClassifier(size=a.size, epochs=a.epochs, mode="single", categories=["bad", "good"],
                        threads=a.threads, lr=a.lr, stem_stride=a.stem_stride, batch_size=a.batch,
-                       pos_weight=[1.0, a.good_weight])
+                       pos_weight=[1.0, a.good_weight], line_aug_p=a.line_aug)
     gb.fit(X, g, inputs_prepared=True, progress=True)
     pred = gb.predict(Xt, inputs_prepared=True)
     acc = float((pred == gt).mean())
@@ -221,6 +221,8 @@ def main(argv=None) -> int:
     gb.add_argument("--seeds", default="")
     gb.add_argument("--six", action="store_true")
     gb.add_argument("--good-weight", type=float, default=1.0, help="loss weight of the rare 'good' class")
+    gb.add_argument("--line-aug", type=float, default=0.5,
+                    help="fraction given scan-line artefacts (0 for good/bad: artefacts can change the verdict)")
     ss = sub.choices["simsix"]
     ss.add_argument("--sim", nargs="+", required=True)
     ss.add_argument("--test", required=True)

@@ -203,3 +203,34 @@ def test_config_yaml_round_trip(tmp_path):
     (tmp_path / "bad.yaml").write_text("size: -3\n")
     with pytest.raises(ReadError, match="bad.yaml"):
         ClassifierConfig.from_yaml(tmp_path / "bad.yaml")
+
+
+def test_stem_stride_halves_the_feature_map_and_keeps_outputs():
+    from scopenet.nn.cnn import TipNet
+
+    x = torch.randn(3, 1, 32, 32)
+    slow, fast = TipNet(2, channels=[4, 8, 8]).eval(), TipNet(2, channels=[4, 8, 8], stem_stride=2).eval()
+    assert slow.features(x).shape[-2:] == (8, 8)
+    assert fast.features(x).shape[-2:] == (4, 4)
+    assert fast(x).shape == (3, 2)
+    with pytest.raises(ValueError, match="stem_stride"):
+        TipNet(2, stem_stride=3)
+
+
+def test_channels_last_inference_matches_plain_forward(blob_model):
+    x, _, _ = blob_set(20, seed=7)
+    X = prepare(x, 16)
+    with torch.inference_mode():
+        ref = blob_model.net_.to(memory_format=torch.contiguous_format)(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(blob_model.predict_logits(X, inputs_prepared=True), ref, atol=1e-4)
+
+
+def test_single_mode_class_weight_shifts_predictions_towards_the_weighted_class():
+    x, _, _ = blob_set(160, seed=3)
+    y = (np.random.default_rng(0).random(160) < 0.3).astype(np.float32)  # labels unrelated to the images
+    kw = dict(SMALL, mode="single", categories=["a", "b"], epochs=3, seed=0)
+    plain = TipClassifier(**kw).fit(x, y)
+    heavy = TipClassifier(**kw, pos_weight=[1.0, 10.0]).fit(x, y)  # b now outweighs a 30:7
+    assert plain.predict(x).mean() < 0.5 < heavy.predict(x).mean()
+    with pytest.raises(InputError, match="class weights"):
+        TipClassifier(**kw, pos_weight=[1.0]).fit(x, y)

@@ -160,13 +160,18 @@ def main(argv: list[str] | None = None) -> int:
     cmg = confusion_matrix(g, pred, n_classes=2)
     y6 = (sim["labels6"] >= 0.5).astype(int)
     auc6 = _aucs(y6, six.predict_proba(sim["images"]))
+    extra = []
+    if "classify-hsi-six-sim" in _installed():
+        auc6s = _aucs(y6, TipClassifier.pretrained("hsi-six-sim").predict_proba(sim["images"]))
+        extra = [*[[f"hsi-six-sim AUC {c}", float(v)] for c, v in zip(CATEGORIES, auc6s)],
+                 ["hsi-six-sim macro AUC", float(np.nanmean(auc6s))]]
     _table(f"held-out simulated data ({a.sim_n} images, seed {a.sim_seed})",
            ["metric", "value"],
            [["good/bad accuracy", acc], ["good/bad confusion [[bad->bad, bad->good], [good->bad, good->good]]",
                                          str(cmg.tolist())],
             ["good fraction (majority baseline)", float(max(g.mean(), 1 - g.mean()))],
             *[[f"hsi-six AUC {c}", float(v)] for c, v in zip(CATEGORIES, auc6)],
-            ["hsi-six macro AUC", float(np.nanmean(auc6))]])
+            ["hsi-six macro AUC", float(np.nanmean(auc6))], *extra])
 
     # 4. speed
     import torch

@@ -22,7 +22,7 @@ from .config import ClassifierConfig
 from .preprocess import augment, dihedral, prepare
 
 #: names accepted by :meth:`TipClassifier.pretrained` -> installed model name
-PRETRAINED = {"hsi-six": "classify-hsi-six", "good-bad": "classify-good-bad"}
+PRETRAINED = {"hsi-six": "classify-hsi-six", "good-bad": "classify-good-bad", "hsi-six-sim": "classify-hsi-six-sim"}
 
 
 def one_cycle(step: int, total: int, peak: float, warmup: float = 0.3, div: float = 25.0,

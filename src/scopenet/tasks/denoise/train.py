@@ -42,7 +42,7 @@ def default_config() -> RunConfig:
         trainer=TrainerConfig(max_steps=100000, checkpoint_every_n_steps=50, seed=0, log_every=10),
         extra={"time_budget_min": 38.0, "n_sim_per_kind": 48, "sim_size": 256, "real_fraction": 0.5,
                "high_dose_fraction": 0.5, "bin_real_fraction": 0.5, "min_lr_fraction": 0.02,
-               "threads": 1, "use_real": True},
+               "threads": 1, "use_real": True, "init_weights": None},
     )
 
 
@@ -180,6 +180,15 @@ def main(config: RunConfig | str | Path, resume: bool = False, *, progress: bool
                            weight_decay=config.optim.weight_decay)
     rng = np.random.default_rng(config.trainer.seed)
     step, elapsed = 0, 0.0
+    init = ex.get("init_weights")
+    if init and not (resume and ckpt.exists()):  # fine-tuning: start from a saved model or a run's last.pt
+        ip = Path(init)
+        if ip.suffix == ".pt":
+            model.load_state_dict(torch.load(ip, map_location="cpu", weights_only=False)["model"])
+        else:
+            from ...training.packaging import load_model
+
+            model.load_state_dict(load_model(ip).state_dict())
     if resume and ckpt.exists():
         st = torch.load(ckpt, map_location="cpu", weights_only=False)
         model.load_state_dict(st["model"])

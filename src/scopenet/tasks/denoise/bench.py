@@ -144,8 +144,12 @@ def _ms(v: list[float], scale: float = 1.0, fmt: str = "{:.3f}") -> str:
     return (fmt + " ± " + fmt).format(a.mean(), a.std(ddof=1) if len(a) > 1 else 0.0)
 
 
-def format_table(res: dict, model_name: str | None = None) -> str:
-    """Markdown table like the chapter's Table 1 plus the model's ratio to the best baseline."""
+def format_table(res: dict, model_name: str | list[str] | None = None) -> str:
+    """Markdown table like the chapter's Table 1 plus each model's ratio to the best baseline."""
+    if isinstance(model_name, list):
+        parts = [format_table(res, m) for m in model_name]
+        return parts[0] + "".join("\n" + p.split("\n\n", 1)[1] if "\n\n" in p else "" for p in parts[1:]) \
+            if parts else format_table(res)
     methods = list(res["low"])
     lines = ["| method | n (low/high) | low MSE ×1e3 | low PSNR (dB) | low SSIM | high MSE ×1e3 | high PSNR (dB) | high SSIM "
              "| median time (ms) |", "|---" * 9 + "|"]
@@ -157,6 +161,7 @@ def format_table(res: dict, model_name: str | None = None) -> str:
                      f" | {np.median(times) * 1e3:.1f} |")
     if model_name and model_name in methods:
         lines.append("")
+        lines.append(f"**{model_name}**:")
         base = [m for m in methods if m not in ("unfiltered",) and not m.startswith("model:")]
         for dose in ("low", "high"):
             r = res[dose]
@@ -195,8 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=Path, default=None, help="folder of micrographs (any format scopenet reads)")
     p.add_argument("--n", type=int, default=None, help="examples per dose (default: one per image)")
     p.add_argument("--quick", action="store_true", help="3 examples per dose, no BM3D / NL-means")
-    p.add_argument("--model", default="default", help="denoiser to score (installed name or saved path); "
-                                                      "'none' for baselines only")
+    p.add_argument("--model", default="default", help="denoiser(s) to score, comma-separated (installed names "
+                                                      "or saved paths); 'none' for baselines only")
     p.add_argument("--methods", default=None, help="comma-separated baselines (default: all available)")
     p.add_argument("--max-slow", type=int, default=4, help="examples per dose for BM3D (slow)")
     p.add_argument("--tta", action="store_true", help="also score the model with 8-fold TTA")
@@ -224,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             raise InputError(f"unknown baseline(s) {unknown}; choose from {', '.join(BASELINES)}")
         methods = {m: BASELINES[m] for m in names_sel}
-        model_name = None
+        model_names: list[str] = []
         if a.model != "none":
             import torch
 
@@ -232,12 +237,17 @@ def main(argv: list[str] | None = None) -> int:
 
             if a.threads:
                 torch.set_num_threads(a.threads)
-            den = Denoiser.pretrained(a.model) if "/" not in a.model else Denoiser.load(Path(a.model))
-            den.predict(np.zeros((64, 64), np.float32) + np.random.default_rng(0).random((64, 64)))  # warm-up
-            model_name = f"model:{den.card_.get('name', a.model)}"
-            methods[model_name] = den.predict
-            if a.tta:
-                methods[model_name + "+tta"] = lambda x: den.predict(x, tta=True)
+            for spec in a.model.split(","):
+                den = Denoiser.pretrained(spec) if "/" not in spec else Denoiser.load(Path(spec))
+                den.predict(np.random.default_rng(0).random((64, 64)))  # warm-up
+                name = f"model:{den.card_.get('name', spec)}"
+                if name in methods:
+                    name = f"model:{spec}"
+                methods[name] = den.predict
+                model_names.append(name)
+                if a.tta:
+                    methods[name + "+tta"] = (lambda d: (lambda x: d.predict(x, tta=True)))(den)
+                    model_names.append(name + "+tta")
         print(f"denoise benchmark: {desc}; {n} examples per dose; seed {a.seed}", file=sys.stderr)
         old = {}
         if a.reuse:
@@ -266,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     except ScopenetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    table = format_table(res, model_name)
+    table = format_table(res, model_names)
     header = (f"Data: {desc}. Crops {a.size}x{a.size}; Ede ch. 6 dose noise, seed {a.seed}; "
               f"outputs clipped to [0,1]; mean ± sd over examples.")
     print(header)

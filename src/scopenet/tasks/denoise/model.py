@@ -24,7 +24,7 @@ from .train import huber_mse_1000
 __all__ = ["Denoiser", "denoise", "n2v_mask", "dihedral_tta", "estimate_dose", "MODEL_ALIASES"]
 
 #: short names accepted by :meth:`Denoiser.pretrained` and :func:`denoise`
-MODEL_ALIASES = {"default": "denoise-default"}
+MODEL_ALIASES = {"default": "denoise-default", "high-dose": "denoise-high-dose"}
 
 
 # --------------------------------------------------------------------------------------- helpers
@@ -421,7 +421,8 @@ def denoise(img, model: str | Denoiser = "default", tta: bool = False):
     img : ndarray (H, W) / (N, H, W) or Micrograph
         Any size; calibration and metadata of a Micrograph are kept and a provenance entry added.
     model : str or Denoiser
-        Installed model name (``"default"`` is ``denoise-default``), a saved model path, or a Denoiser.
+        Installed model name (``"default"`` is ``denoise-default``; ``"high-dose"`` is the variant
+        fine-tuned on Ede's high-dose noise only), a saved model path, or a Denoiser.
     tta : bool
         Average over the 8 flips/rotations.
     """

@@ -151,6 +151,7 @@ def test_micrograph_in_micrograph_out(scan64):
     assert out.provenance[-1]["operation"] == "inpaint"
 
 
+@pytest.mark.slow  # the first optimiser imports torch._dynamo: ~30 s on a loaded CPU
 def test_fit_updates_weights():
     est = Inpainter()
     before = [p.detach().clone() for p in est.net.parameters()]

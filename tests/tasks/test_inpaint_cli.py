@@ -1,0 +1,74 @@
+"""``scopenet inpaint``: completes scans, keeps calibration, refuses bad input, never overwrites."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import scopenet as sn
+from scopenet.cli.main import app
+from scopenet.image.micrograph import Axis, Micrograph
+from scopenet.simulate import scans
+from scopenet.tasks.inpaint import Inpainter
+from scopenet.tasks.inpaint import baselines as B
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def model_stem(tmp_path):
+    Inpainter().save(tmp_path / "inpaint-tiny")  # untrained: returns the NN infill
+    return str(tmp_path / "inpaint-tiny")
+
+
+def _write(path, data):
+    m = Micrograph(np.asarray(data, np.float32), axes=[Axis("y", data.shape[0], 0.5, 0, "nm"),
+                                                       Axis("x", data.shape[1], 0.5, 0, "nm")])
+    sn.write(m, path)
+    return path
+
+
+@pytest.fixture
+def scan_files(tmp_path):
+    yy, xx = np.mgrid[:64, :64] / 64
+    img = (0.5 + 0.3 * np.sin(7 * xx) * np.cos(4 * yy)).astype(np.float32)
+    m = scans.random_pixels_mask(64, 0.1, np.random.default_rng(0))
+    return img, m, _write(tmp_path / "scan.tif", img * m), _write(tmp_path / "mask.tif", m.astype(np.float32))
+
+
+def test_scan_and_mask(tmp_path, model_stem, scan_files):
+    img, m, scan, mask = scan_files
+    out = tmp_path / "out.tif"
+    r = runner.invoke(app, ["inpaint", str(scan), "--mask", str(mask), "-o", str(out), "--model", model_stem])
+    assert r.exit_code == 0, r.output
+    res = sn.read(out)
+    assert res.pixel_size == (0.5, 0.5) and res.pixel_unit == "nm"
+    np.testing.assert_allclose(res.data, B.nearest(img * m, m), rtol=1e-5, atol=1e-6)
+    r = runner.invoke(app, ["inpaint", str(scan), "--mask", str(mask), "-o", str(out), "--model", model_stem])
+    assert r.exit_code == 1 and "exists" in r.output
+
+
+def test_simulate_preview(tmp_path, model_stem, scan_files):
+    img, _, _, _ = scan_files
+    full = _write(tmp_path / "full.tif", img)
+    out, mk = tmp_path / "prev.tif", tmp_path / "prev-mask.tif"
+    r = runner.invoke(app, ["inpaint", str(full), "--simulate", "random", "--coverage", "0.05", "-o", str(out),
+                            "--save-mask", str(mk), "--model", model_stem])
+    assert r.exit_code == 0, r.output
+    m = sn.read(mk).data > 0
+    assert abs(m.mean() - 0.05) < 0.01
+    np.testing.assert_allclose(sn.read(out).data, B.nearest(img * m, m), rtol=1e-5, atol=1e-6)
+
+
+def test_bad_masks(tmp_path, model_stem, scan_files):
+    _, _, scan, _ = scan_files
+    small = _write(tmp_path / "small.tif", np.ones((32, 32)))
+    zero = _write(tmp_path / "zero.tif", np.zeros((64, 64)))
+    out = tmp_path / "o.tif"
+    r = runner.invoke(app, ["inpaint", str(scan), "--mask", str(small), "-o", str(out), "--model", model_stem])
+    assert r.exit_code == 1 and "shape" in r.output
+    r = runner.invoke(app, ["inpaint", str(scan), "--mask", str(zero), "-o", str(out), "--model", model_stem])
+    assert r.exit_code == 1 and "no scanned" in r.output
+    r = runner.invoke(app, ["inpaint", str(scan), "-o", str(out), "--model", model_stem])
+    assert r.exit_code == 1 and "exactly one" in r.output
+    assert not out.exists()

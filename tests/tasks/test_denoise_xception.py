@@ -68,7 +68,7 @@ def test_aspp_image_level_branch_is_spatially_constant():
 def test_helpers_and_errors():
     net = AtrousXception(middle_blocks=1)
     sq = sum((p ** 2).sum() for p in net.parameters())
-    assert float(l2_penalty(net, 5e-5)) == pytest.approx(5e-5 * float(torch.sqrt(sq)), rel=1e-5)
+    assert float(l2_penalty(net, 5e-5).detach()) == pytest.approx(5e-5 * float(torch.sqrt(sq).detach()), rel=1e-5)
     freeze_batchnorm(net)
     bn = next(m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
     assert not bn.training and not bn.weight.requires_grad

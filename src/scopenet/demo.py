@@ -23,6 +23,7 @@ SECTIONS: list[tuple[str, str]] = [
     ("Reading and flattening instrument files", "scopenet.image.demo_section:section"),
     ("Simulated SPM data", "scopenet.simulate.spm:demo_section"),
     ("Synthetic electron micrographs and scan masks", "scopenet.simulate.em:demo_section"),
+    ("Denoising micrographs", "scopenet.tasks.denoise.demo:section"),
     ("Tip-state classification", "scopenet.tasks.classify.demo:section"),
 ]
 

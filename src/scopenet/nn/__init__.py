@@ -72,5 +72,6 @@ from .unet import UNet  # noqa: E402
 register_architecture("unet", UNet)
 
 from . import cnn  # noqa: E402,F401  (registers tipnet/tipresnet)
+from . import xception  # noqa: E402,F401  (registers atrous-xception)
 
 __all__ = ["UNet", "architecture_names", "architecture_of", "build_architecture", "register_architecture"]

@@ -19,11 +19,22 @@ def _size(n: int) -> str:
     return str(n)  # pragma: no cover
 
 
-def _metrics(m: dict) -> str:
-    parts = []
-    for k, v in list(m.items())[:4]:
-        parts.append(f"{k}={v:.4g}" if isinstance(v, (int, float)) else f"{k}={v}")
-    return ", ".join(parts)
+def _flat_numbers(m: dict, prefix: str = ""):
+    """(key, value) for the scalar numbers of a possibly nested metrics dict, depth-first."""
+    for k, v in m.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, bool):
+            continue
+        if isinstance(v, (int, float)):
+            yield key, v
+        elif isinstance(v, dict):
+            yield from _flat_numbers(v, prefix=f"{key}.")
+
+
+def _metrics(m: dict, limit: int = 2) -> str:
+    """A short summary of a model card's first metrics (the full card is in its JSON)."""
+    parts = [f"{k}={v:.4g}" for k, v in list(_flat_numbers(m or {}))[:limit]]
+    return "\n".join(parts) or "-"
 
 
 @models_app.command("list")
@@ -42,7 +53,7 @@ def list_cmd():
             return
         table = Table(title="scopenet models")
         for col in ("name", "task", "architecture", "size", "metrics", "source"):
-            table.add_column(col)
+            table.add_column(col, no_wrap=col != "metrics", overflow="fold")
         for m in models:
             table.add_row(m.name, m.task or "-", m.architecture, _size(m.size_bytes), _metrics(m.metrics), m.source)
         console.print(table)

@@ -203,3 +203,20 @@ def test_discriminators_and_lsgan():
         d(torch.rand(1, 1, 100, 100))
     dl, gl = lsgan_losses(torch.ones(4), torch.zeros(4))
     assert float(dl) == 0 and float(gl) == pytest.approx(5.0)
+
+
+def test_pretrained_default_beats_nn_infill_on_simulated_stem():
+    from scopenet.simulate.em.api import simulate_batch
+    from scopenet.weights import SHIPPED_DIR
+
+    if not (SHIPPED_DIR / "inpaint-default.safetensors").exists():
+        pytest.skip("inpaint-default weights not shipped")
+    import scopenet as sn
+
+    img = simulate_batch(1, 128, seed=11, kind="stem")["images"][0]
+    m = scans.spiral_mask(128, 1 / 49)
+    out = sn.inpaint(img * m, m)
+    e_model = np.sqrt(np.mean((out - img) ** 2))
+    e_nn = np.sqrt(np.mean((B.nearest(img * m, m) - img) ** 2))
+    e_lin = np.sqrt(np.mean((B.linear(img * m, m) - img) ** 2))
+    assert e_model < 0.9 * e_nn and e_model < e_lin  # measured 0.155 vs NN 0.193, linear 0.178

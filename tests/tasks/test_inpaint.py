@@ -220,3 +220,15 @@ def test_pretrained_default_beats_nn_infill_on_simulated_stem():
     e_nn = np.sqrt(np.mean((B.nearest(img * m, m) - img) ** 2))
     e_lin = np.sqrt(np.mean((B.linear(img * m, m) - img) ** 2))
     assert e_model < 0.9 * e_nn and e_model < e_lin  # measured 0.155 vs NN 0.193, linear 0.178
+
+
+@pytest.mark.slow
+def test_demo_section(tmp_path):
+    from scopenet.report import Report
+    from scopenet.tasks.inpaint.demo import section
+
+    yy, xx = np.mgrid[:96, :96] / 96
+    r = Report("inpaint demo")
+    section(r, tmp_path, [np.sin(9 * xx) * np.cos(7 * yy)])
+    html = r.render()
+    assert "Sparse-scan completion" in html and "linear RMS" in html

@@ -181,10 +181,11 @@ def train_one(hr: torch.Tensor, lr_img: torch.Tensor, test: tuple[torch.Tensor, 
     net = SuperResNet(width)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     clipper = None
+    # drawn for every run, so clipped and unclipped runs of one seed see the same examples
+    idx0 = torch.randint(len(hr), (64,), generator=gen)
     if math.isfinite(threshold):
         with torch.no_grad():  # rough initial moments from the untrained network
-            idx = torch.randint(len(hr), (64,), generator=gen)
-            l0 = per_example_loss(net(lr_img[idx]), hr[idx], loss).double()
+            l0 = per_example_loss(net(lr_img[idx0]), hr[idx0], loss).double()
         mu1 = float(l0.mean())
         mu2 = max(float((l0 ** 2).mean()), mu1 ** 2 * 1.01 + 1e-12)
         clipper = ALRC(n_max=threshold, b1=decay, b2=decay, mu1_init=mu1, mu2_init=mu2, mode="example")

@@ -19,6 +19,8 @@ _LAZY = {
     "RunResult": "trainer", "build_trainer": "trainer", "train": "trainer",
     "save_model": "packaging", "load_model": "packaging", "export_onnx": "packaging",
     "export_torchscript": "packaging",
+    "ALRC": "alrc", "DALRC": "alrc", "CLRC": "alrc", "Huberise": "alrc", "NoClip": "alrc", "make_clipper": "alrc",
+    "load_em_real": "em_real",
 }
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 import sys
 import types
-import warnings
 from types import SimpleNamespace
 
 import numpy as np

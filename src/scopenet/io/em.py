@@ -199,7 +199,6 @@ def signals_to_micrographs(path: Path, signals: list[dict], fmt: str) -> list[Mi
         if len(axes) != len(shape):
             axes = [{"name": None, "size": n} for n in shape]
         sig_axes = [a for a in axes if not a.get("navigate", False)]
-        nav_axes = [a for a in axes if a.get("navigate", False)]
         kind = None
         if len(shape) == 2:
             kind = "image"

@@ -1,4 +1,7 @@
-"""CLI command: ``scopenet denoise IN... -o OUT [--model NAME] [--tta] [--dose-estimate] [--overwrite]``."""
+"""CLI command: ``scopenet denoise IN... -o OUT [--model NAME] [--tta] [--dose-estimate] [--overwrite]``.
+
+``--model auto`` (the default) routes each image to the low-dose or high-dose model by the noise
+measured on the raw image (:mod:`scopenet.tasks.denoise.dose`)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,7 +30,9 @@ def _targets(inputs: List[Path], output: Path) -> list[tuple[Path, Path]]:
 def denoise_cmd(
     inputs: List[Path] = typer.Argument(..., metavar="IN...", help="Micrograph files (any format scopenet reads)."),
     output: Path = typer.Option(..., "--output", "-o", help="Output file (one input) or folder (several)."),
-    model: str = typer.Option("default", "--model", "-m", help="Installed model name or saved model path."),
+    model: str = typer.Option("auto", "--model", "-m",
+                              help="'auto' (route each image by its measured noise to the low- or high-dose "
+                                   "model), 'default', 'high-dose', another installed name or a saved model path."),
     tta: bool = typer.Option(False, "--tta", help="Average over the 8 flips/rotations (8x slower)."),
     dose_estimate: bool = typer.Option(False, "--dose-estimate",
                                        help="Print the electron dose estimated from the noise (shot-noise model)."),
@@ -38,7 +43,7 @@ def denoise_cmd(
 
     import scopenet as sn
     from ..errors import WriteError
-    from ..tasks.denoise.model import Denoiser, estimate_dose
+    from ..tasks.denoise.model import AutoDenoiser, Denoiser, estimate_dose
 
     with user_errors():
         pairs = _targets(list(inputs), output)
@@ -52,12 +57,16 @@ def denoise_cmd(
         for img, o in images:
             out = den.predict(img, tta=tta)
             msg = ""
+            if isinstance(den, AutoDenoiser):
+                r = den.route(img)[0]
+                msg = (f"; auto: equivalent dose {r['dose']:.4g} counts -> high-dose weight {r['weight']:.2f}"
+                       + (f" (first of {img.data.shape[0]} frames)" if img.data.ndim == 3 else ""))
             if dose_estimate:
                 frame_in = img.data if img.data.ndim == 2 else img.data[0]
                 frame_out = out.data if out.data.ndim == 2 else out.data[0]
                 d = estimate_dose(frame_in, frame_out)
                 out.metadata = {**out.metadata, "dose_estimate": d}
-                msg = (f"; estimated dose: {d['counts_range']:.4g} counts across the range, "
+                msg += (f"; estimated dose: {d['counts_range']:.4g} counts across the range, "
                        f"mean {d['mean_counts']:.4g} counts/px" if np.isfinite(d["counts_range"])
                        else "; dose estimate: noise is not signal-dependent (not shot-noise limited)")
             sn.write(out, o, overwrite=overwrite)

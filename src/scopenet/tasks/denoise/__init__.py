@@ -4,11 +4,11 @@ from __future__ import annotations
 
 
 def __getattr__(name: str):
-    if name in ("Denoiser", "denoise"):
+    if name in ("Denoiser", "AutoDenoiser", "denoise"):
         from . import model
 
         return getattr(model, name)
     raise AttributeError(name)
 
 
-__all__ = ["Denoiser", "denoise"]
+__all__ = ["Denoiser", "AutoDenoiser", "denoise"]

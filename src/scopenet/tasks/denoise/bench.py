@@ -200,8 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=Path, default=None, help="folder of micrographs (any format scopenet reads)")
     p.add_argument("--n", type=int, default=None, help="examples per dose (default: one per image)")
     p.add_argument("--quick", action="store_true", help="3 examples per dose, no BM3D / NL-means")
-    p.add_argument("--model", default="default", help="denoiser(s) to score, comma-separated (installed names "
-                                                      "or saved paths); 'none' for baselines only")
+    p.add_argument("--model", default="auto", help="denoiser(s) to score, comma-separated: 'auto' (dose-routed "
+                                                   "pair), installed names or saved paths; 'none' for baselines only")
     p.add_argument("--methods", default=None, help="comma-separated baselines (default: all available)")
     p.add_argument("--max-slow", type=int, default=4, help="examples per dose for BM3D (slow)")
     p.add_argument("--tta", action="store_true", help="also score the model with 8-fold TTA")

@@ -21,9 +21,10 @@ from ...nn import xception as _xception  # noqa: F401  (registers "atrous-xcepti
 from .net import CompactDenoiser  # noqa: F401  (registers "denoise-compact")
 from .train import huber_mse_1000
 
-__all__ = ["Denoiser", "denoise", "n2v_mask", "dihedral_tta", "estimate_dose", "MODEL_ALIASES"]
+__all__ = ["Denoiser", "AutoDenoiser", "denoise", "n2v_mask", "dihedral_tta", "estimate_dose", "MODEL_ALIASES"]
 
-#: short names accepted by :meth:`Denoiser.pretrained` and :func:`denoise`
+#: short names accepted by :meth:`Denoiser.pretrained` and :func:`denoise` (``"auto"`` is the
+#: dose-routed pair, :class:`AutoDenoiser`)
 MODEL_ALIASES = {"default": "denoise-default", "high-dose": "denoise-high-dose"}
 
 
@@ -212,8 +213,15 @@ class Denoiser:
         return obj
 
     @classmethod
-    def pretrained(cls, name: str = "default", settings: PredictSettings | None = None) -> "Denoiser":
-        """An installed pretrained denoiser: ``"default"`` (``denoise-default``) or any installed name."""
+    def pretrained(cls, name: str = "default", settings: PredictSettings | None = None):
+        """An installed pretrained denoiser.
+
+        ``"default"`` (``denoise-default``, the low-dose/blind model), ``"high-dose"``
+        (``denoise-high-dose``) or any installed name; ``"auto"`` returns an :class:`AutoDenoiser`
+        (the two routed by the measured noise of each image), which predicts but does not fit.
+        """
+        if name in ("auto", "denoise-auto"):
+            return AutoDenoiser.pretrained(settings=settings)
         return cls.load(MODEL_ALIASES.get(name, name), settings)
 
     def save(self, path_stem: str | Path, overwrite: bool = False) -> tuple[Path, Path]:
@@ -410,10 +418,102 @@ class Denoiser:
         return out
 
 
-_CACHE: dict[str, Denoiser] = {}
+class AutoDenoiser:
+    """Dose-aware denoiser: each frame goes to a low-dose or a high-dose model by its own noise.
+
+    The noise of the raw frame is measured with :func:`scopenet.tasks.denoise.dose.equivalent_dose`
+    (robust Haar/MAD noise variance against local level, expressed as the shot-noise dose ``R_eq``
+    that would give it) on the whole frame, before any tiling, so the decision does not depend on
+    the tile size and hardly on the image size. The high-dose model's weight is
+    ``w = clip(log(R_eq / lo) / log(hi / lo), 0, 1)`` (:func:`~scopenet.tasks.denoise.dose.auto_weight`);
+    the output is ``(1 - w) * low(frame) + w * high(frame)`` (only the models with a non-zero weight
+    are run). With the default ``dose_range = (150, 600)`` counts: noisy frames (``R_eq <= 150``)
+    get the low-dose model alone and clean-ish frames (``R_eq >= 600``) the high-dose model alone.
+
+    Parameters
+    ----------
+    low, high : Denoiser
+        The low-dose (default) and high-dose models.
+    dose_range : (float, float)
+        ``(lo, hi)`` equivalent doses of the blend zone.
+    """
+
+    def __init__(self, low: Denoiser, high: Denoiser, dose_range: tuple[float, float] | None = None):
+        from .dose import AUTO_DOSE_RANGE, auto_weight
+
+        self.low, self.high = low, high
+        self.dose_range = tuple(float(t) for t in (dose_range or AUTO_DOSE_RANGE))
+        auto_weight(1.0, self.dose_range)  # validates the range
+        self.card_: dict[str, Any] = {
+            "name": "denoise-auto", "task": "denoise",
+            "low_model": str(low.card_.get("name", low.arch)), "high_model": str(high.card_.get("name", high.arch)),
+            "dose_range": list(self.dose_range),
+            "rule": "w_high = clip(log(R_eq/lo)/log(hi/lo), 0, 1); R_eq = mean(u)/mean Haar-MAD noise variance"}
+
+    @classmethod
+    def pretrained(cls, low: str = "default", high: str = "high-dose", dose_range: tuple[float, float] | None = None,
+                   settings: PredictSettings | None = None) -> "AutoDenoiser":
+        """The installed pair (``denoise-default`` and ``denoise-high-dose`` unless named otherwise)."""
+        return cls(Denoiser.pretrained(low, settings), Denoiser.pretrained(high, settings), dose_range)
+
+    def route(self, img) -> list[dict[str, float]]:
+        """The routing decision for each frame of ``img`` ((H, W), (N, H, W) or Micrograph).
+
+        Returns
+        -------
+        list of dict, one per frame
+            ``dose`` (equivalent dose ``R_eq``, counts at the brightest pixel; NaN for frames
+            under 4 x 4 px), ``noise_sd`` (in units of the frame's range) and ``weight`` (of the
+            high-dose model, in [0, 1]; frames whose noise cannot be measured get 1, the gentler model).
+        """
+        from .dose import auto_weight, equivalent_dose
+
+        stack, _, _ = _as_stack(img)
+        out = []
+        for fr in stack:
+            if min(fr.shape) < 4:
+                d = {"dose": float("nan"), "noise_sd": float("nan")}
+            else:
+                e = equivalent_dose(fr)
+                d = {"dose": e["dose"], "noise_sd": e["noise_sd"]}
+            d["weight"] = auto_weight(d["dose"], self.dose_range)
+            out.append(d)
+        return out
+
+    def predict(self, img, tta: bool = False):
+        """Denoise like :meth:`Denoiser.predict`, each frame routed by its measured dose.
+
+        A Micrograph gets one provenance entry ``denoise`` with ``model="denoise-auto"``, the
+        equivalent dose and the high-dose weight of each frame.
+        """
+        stack, m, single = _as_stack(img)
+        routes = self.route(stack)
+        out = np.empty(stack.shape, np.float32)
+        for i, (fr, r) in enumerate(zip(stack, routes)):
+            w = r["weight"]
+            y = np.zeros(fr.shape, np.float64)
+            if w < 1:
+                y += (1 - w) * self.low.predict(fr, tta=tta)
+            if w > 0:
+                y += w * self.high.predict(fr, tta=tta)
+            out[i] = y
+        out = out[0] if single else out
+        if m is None:
+            return out
+        return m.with_data(out, operation="denoise", model="denoise-auto", tta=bool(tta),
+                           low_model=self.card_["low_model"], high_model=self.card_["high_model"],
+                           equivalent_dose=[round(r["dose"], 2) for r in routes],
+                           high_dose_weight=[round(r["weight"], 4) for r in routes])
+
+    def fit(self, *args, **kwargs):
+        raise InputError("the auto denoiser routes two models and cannot be fitted; fine-tune one of them, "
+                         "e.g. Denoiser.pretrained('default').fit(...)")
 
 
-def denoise(img, model: str | Denoiser = "default", tta: bool = False):
+_CACHE: dict[str, Denoiser | AutoDenoiser] = {}
+
+
+def denoise(img, model: str | Denoiser | AutoDenoiser = "auto", tta: bool = False):
     """Denoise a micrograph with a pretrained model (``sn.denoise``).
 
     Parameters
@@ -421,12 +521,15 @@ def denoise(img, model: str | Denoiser = "default", tta: bool = False):
     img : ndarray (H, W) / (N, H, W) or Micrograph
         Any size; calibration and metadata of a Micrograph are kept and a provenance entry added.
     model : str or Denoiser
-        Installed model name (``"default"`` is ``denoise-default``; ``"high-dose"`` is the variant
-        fine-tuned on Ede's high-dose noise only), a saved model path, or a Denoiser.
+        ``"auto"`` (default): each frame's noise is measured and it is denoised by the low-dose
+        model, the high-dose model or a blend of both (:class:`AutoDenoiser`; the rule is in
+        :mod:`scopenet.tasks.denoise.dose`). Or an installed model name (``"default"`` is
+        ``denoise-default``, trained on Ede's low- and high-dose noise; ``"high-dose"`` is the
+        variant fine-tuned on high-dose noise only), a saved model path, or a Denoiser.
     tta : bool
         Average over the 8 flips/rotations.
     """
-    if isinstance(model, Denoiser):
+    if isinstance(model, (Denoiser, AutoDenoiser)):
         den = model
     else:
         key = str(model)

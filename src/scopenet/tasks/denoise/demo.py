@@ -1,6 +1,6 @@
 """Demo section "Denoising micrographs" (see :mod:`scopenet.demo`).
 
-Denoises the bundled noisy HAADF lattice with the default model (before / after / residual, with
+Denoises the bundled noisy HAADF lattice with ``sn.denoise``'s dose-routed models (before / after / residual, with
 scale bars, written as a calibrated TIFF), then shows a simulated low-dose micrograph with known
 truth beside two classical baselines and a table of their errors.
 """
@@ -18,14 +18,16 @@ def section(report, workdir: Path, samples: dict[str, Path]) -> None:
     from ...simulate.em import simulate_batch
     from ...simulate.em.noise import ede_noisy_pair
     from .baselines import gaussian, tv_chambolle
-    from .model import Denoiser
+    from .model import AutoDenoiser
 
-    den = Denoiser.pretrained("default")
-    card = den.card_
+    den = AutoDenoiser.pretrained()
+    card = den.low.card_
     sec = report.section(
         "Denoising micrographs",
-        "sn.denoise applies the default model (a compact residual U-Net at half resolution, trained on "
-        f"simulated and real micrographs with Ede's dose noise; {card.get('n_parameters', '?')} parameters). "
+        "sn.denoise (model='auto') measures each image's noise (the shot-noise dose that would give it) and "
+        "applies the default model to noisy images, the high-dose variant to clean-ish ones, and a blend in "
+        "between (compact residual U-Nets at half resolution, trained on simulated and real micrographs with "
+        f"Ede's dose noise; {card.get('n_parameters', '?')} parameters each). "
         "Residual = input - denoised: it should look like structureless noise.")
     workdir = Path(workdir)
     for name, path in samples.items():
@@ -33,9 +35,11 @@ def section(report, workdir: Path, samples: dict[str, Path]) -> None:
         if "haadf" not in name and (img.modality or "").upper() not in ("STEM", "TEM", "HRTEM"):
             continue
         out = den.predict(img)
+        route = den.route(img)[0]
         resid = img.with_data(np.asarray(img.data, np.float32) - out.data)
         sec.images([img, out, resid], ["input", "denoised (sn.denoise)", "residual"],
-                   caption=f"{Path(path).name}: before / after / residual", size=3.0)
+                   caption=f"{Path(path).name}: before / after / residual (equivalent dose "
+                           f"{route['dose']:.0f} counts, high-dose weight {route['weight']:.2f})", size=3.0)
         sn.write(out, workdir / f"{name}-denoised.tif", overwrite=True)
 
     clean = simulate_batch(1, size=256, seed=777, kind="stem")["images"][0]

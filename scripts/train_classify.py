@@ -1,7 +1,7 @@
 """Train and evaluate the shipped tip-state classifiers (CPU; run with `nice`).
 
-    python scripts/train_classify.py cv     --size 32 --epochs 20 --folds 5 [--sim 0] --out cv.json
-    python scripts/train_classify.py final  --size 32 --epochs 20 [--sim 0] --cv cv.json
+    python scripts/train_classify.py cv     --size 32 --epochs 20 --folds 5 [--sim sim.npz --sim-n 2000 --sim-weight 0.3] --out cv.json
+    python scripts/train_classify.py final  --size 32 --epochs 20 [--sim sim.npz ...] --cv cv.json
     python scripts/train_classify.py simdata --n 6000 --seed 100 --out sim.npz
     python scripts/train_classify.py goodbad --sim sim.npz --test sim_test.npz [--size 64 --stem-stride 2 --good-weight 2]
     python scripts/train_classify.py simsix --sim sim.npz --test sim_test.npz --size 64 --stem-stride 2
@@ -52,6 +52,14 @@ def _sim(path: str | None, size: int, n: int | None = None):
     return X, Y
 
 
+def _with_sim(X, Y, Xs, Ys, sim_weight: float):
+    """Append simulated images (loss weight ``sim_weight`` each; real images weigh 1) to a training set."""
+    if Xs is None:
+        return X, Y, None
+    W = np.concatenate([np.ones(len(X), np.float32), np.full(len(Xs), sim_weight, np.float32)])
+    return np.concatenate([X, Xs]), np.concatenate([Y, Ys]), W
+
+
 def _aucs(y, p):
     from sklearn.metrics import roc_auc_score
 
@@ -66,16 +74,15 @@ def cmd_cv(a):
     d, X = _hsi(a.size)
     Xs, Ys = _sim(a.sim, a.size, a.sim_n)
     folds = session_folds(d.sessions, a.folds, 0)
-    res = {"size": a.size, "epochs": a.epochs, "sim": a.sim, "sim_n": a.sim_n, "folds": []}
+    res = {"size": a.size, "epochs": a.epochs, "sim": a.sim, "sim_n": a.sim_n, "sim_weight": a.sim_weight,
+           "folds": []}
     for fi, (tr, te) in enumerate(folds):
         if a.only is not None and fi not in a.only:
             continue
         t = time.time()
-        Xtr, Ytr = X[tr], d.soft[tr]
-        if Xs is not None:
-            Xtr, Ytr = np.concatenate([Xtr, Xs]), np.concatenate([Ytr, Ys])
+        Xtr, Ytr, W = _with_sim(X[tr], d.soft[tr], Xs, Ys, a.sim_weight)
         clf = TipClassifier(size=a.size, epochs=a.epochs, seed=fi, threads=a.threads, lr=a.lr)
-        clf.fit(Xtr, Ytr, inputs_prepared=True)
+        clf.fit(Xtr, Ytr, sample_weight=W, inputs_prepared=True)
         p = clf.predict_proba(X[te], inputs_prepared=True, tta=True)
         p0 = clf.predict_proba(X[te], inputs_prepared=True)
         auc, auc0 = _aucs(d.hard[te], p), _aucs(d.hard[te], p0)
@@ -94,12 +101,10 @@ def cmd_final(a):
 
     d, X = _hsi(a.size)
     Xs, Ys = _sim(a.sim, a.size, a.sim_n)
-    Xtr, Ytr = X, d.soft
-    if Xs is not None:
-        Xtr, Ytr = np.concatenate([Xtr, Xs]), np.concatenate([Ytr, Ys])
+    Xtr, Ytr, W = _with_sim(X, d.soft, Xs, Ys, a.sim_weight)
     t = time.time()
     clf = TipClassifier(size=a.size, epochs=a.epochs, seed=0, threads=a.threads, lr=a.lr)
-    clf.fit(Xtr, Ytr, inputs_prepared=True, progress=True)
+    clf.fit(Xtr, Ytr, sample_weight=W, inputs_prepared=True, progress=True)
     metrics = {}
     if a.cv:
         cv = json.loads(Path(a.cv).read_text())
@@ -214,6 +219,8 @@ def main(argv=None) -> int:
     for p in (cv, sub.choices["final"]):
         p.add_argument("--sim", default=None)
         p.add_argument("--sim-n", type=int, default=None)
+        p.add_argument("--sim-weight", type=float, default=1.0,
+                       help="loss weight of each simulated image (real images weigh 1)")
     sub.choices["final"].add_argument("--cv", default=None)
     gb = sub.choices["goodbad"]
     gb.add_argument("--sim", nargs="+", required=True)

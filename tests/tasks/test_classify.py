@@ -226,9 +226,11 @@ def test_channels_last_inference_matches_plain_forward(blob_model):
 
 
 def test_single_mode_class_weight_shifts_predictions_towards_the_weighted_class():
-    x, _, _ = blob_set(160, seed=3)
-    y = (np.random.default_rng(0).random(160) < 0.3).astype(np.float32)  # labels unrelated to the images
-    kw = dict(SMALL, mode="single", categories=["a", "b"], epochs=3, seed=0)
+    # small and cheap on purpose (8x8 inputs, two conv blocks): only the loss weighting is under test
+    x = np.random.default_rng(3).normal(size=(96, 8, 8)).astype(np.float32)
+    y = (np.random.default_rng(0).random(96) < 0.3).astype(np.float32)  # labels unrelated to the images
+    kw = dict(SMALL, size=8, channels=[4, 8], dense=8, batch_size=16, lr=1e-2, mode="single", categories=["a", "b"],
+              epochs=3, seed=0)
     plain = TipClassifier(**kw).fit(x, y)
     heavy = TipClassifier(**kw, pos_weight=[1.0, 10.0]).fit(x, y)  # b now outweighs a 30:7
     assert plain.predict(x).mean() < 0.5 < heavy.predict(x).mean()

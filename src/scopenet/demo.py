@@ -24,6 +24,7 @@ SECTIONS: list[tuple[str, str]] = [
     ("Simulated SPM data", "scopenet.simulate.spm:demo_section"),
     ("Synthetic electron micrographs and scan masks", "scopenet.simulate.em:demo_section"),
     ("Denoising micrographs", "scopenet.tasks.denoise.demo:section"),
+    ("Completing sparse scans", "scopenet.tasks.inpaint.demo:section"),
     ("Tip-state classification", "scopenet.tasks.classify.demo:section"),
 ]
 

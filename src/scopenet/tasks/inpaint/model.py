@@ -76,6 +76,7 @@ class Inpainter:
 
         card = {k: v for k, v in self.card.items() if k not in ("architecture", "n_parameters", "card_format")}
         card.setdefault("task", "inpaint")
+        card.setdefault("input_shape", [1, 2, 64, 64])  # [infill, mask] channels
         return save_model(path_stem, self.net, card, overwrite=overwrite)
 
     # ------------------------------------------------------------------------------ training

@@ -130,7 +130,7 @@ def main(config: InpaintTrainConfig | dict | str | Path | None = None, resume: b
             last_ck = time.time()
     save_ck()
     total = elapsed + time.time() - t0
-    card = {"task": "inpaint", "training_time_s": round(total, 1), "steps": step,
+    card = {"task": "inpaint", "input_shape": [1, 2, 64, 64], "training_time_s": round(total, 1), "steps": step,
             "training_data": {"description": "simulated STEM/HRTEM/meso micrographs + em-real train split",
                               **info},
             "training_config": cfg.model_dump(mode="json"),
@@ -152,7 +152,7 @@ def export_checkpoint(workdir: str | Path, stem: str | Path, extra_card: dict | 
     st = torch.load(wd / "last.pt", weights_only=False, map_location="cpu")
     net = build_architecture(cfg.architecture, cfg.arch_config)
     net.load_state_dict(st["net"])
-    card = {"task": "inpaint", "training_time_s": round(float(st["elapsed"]), 1), "steps": int(st["step"]),
+    card = {"task": "inpaint", "input_shape": [1, 2, 64, 64], "training_time_s": round(float(st["elapsed"]), 1), "steps": int(st["step"]),
             "training_data": "simulated STEM/HRTEM/meso micrographs (scopenet.simulate.em, 256 px) + em-real "
                              "train split; spiral/grid/random/segments masks at coverages 1/100..1/10",
             "training_config": cfg.model_dump(mode="json"),

@@ -6,6 +6,8 @@ own argparse options (``scopenet bench denoise --help`` shows them).
 from __future__ import annotations
 
 import importlib
+import sys
+from pathlib import Path
 
 import typer
 
@@ -28,9 +30,13 @@ def register(app: typer.Typer) -> None:
         if task not in TASKS:
             typer.secho(f"error: unknown benchmark {task!r}; choose from {', '.join(TASKS)}", fg="red", err=True)
             raise typer.Exit(2)
+        if TASKS[task].startswith("benchmarks.") and (Path.cwd() / "benchmarks").is_dir():
+            # repository benchmarks live beside the package, not inside it: run them from a checkout
+            sys.path.insert(0, str(Path.cwd()))
         try:
             mod = importlib.import_module(TASKS[task])
         except ModuleNotFoundError as exc:
-            typer.secho(f"error: the {task} benchmark is not available ({exc})", fg="red", err=True)
+            hint = " (run it from a scopenet checkout)" if TASKS[task].startswith("benchmarks.") else ""
+            typer.secho(f"error: the {task} benchmark is not available{hint} ({exc})", fg="red", err=True)
             raise typer.Exit(2) from None
         raise typer.Exit(int(mod.main(list(ctx.args)) or 0))

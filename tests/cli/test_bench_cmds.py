@@ -1,5 +1,4 @@
 """`scopenet bench TASK` dispatches to each benchmark's own argument parser."""
-import os
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -26,4 +25,3 @@ def test_task_benchmark_options_reach_its_parser():
     res = CliRunner().invoke(app, ["bench", "denoise", "--help"])
     assert res.exit_code == 0, res.output
     assert "--images" in res.output
-    assert os.getcwd()  # no chdir needed for task benchmarks (they ship in the package)

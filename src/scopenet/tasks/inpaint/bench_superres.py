@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {model.card.get('name')}: {model.card.get('n_parameters')} parameters")
     if a.n_sim > 0:
         fine = sim_images(a.n_sim)
-        print(table("held-out simulated SPM (seed %d)" % EVAL_SIM_SEED, {f: evaluate(model, fine, f) for f in (4, 2)},
+        print(table(f"held-out simulated SPM (seed {EVAL_SIM_SEED})", {f: evaluate(model, fine, f) for f in (4, 2)},
                     len(fine)))
         print()
     if a.n_real > 0:

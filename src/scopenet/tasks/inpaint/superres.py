@@ -17,13 +17,14 @@ surface over its ``factor x factor`` footprint), with pixel centres on the half-
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from ...errors import InputError
 from ...image.micrograph import Micrograph
@@ -176,7 +177,7 @@ class SuperResolver:
 
     # ------------------------------------------------------------------ construction / files
     @classmethod
-    def pretrained(cls, name: str = DEFAULT_MODEL) -> "SuperResolver":
+    def pretrained(cls, name: str = DEFAULT_MODEL) -> SuperResolver:
         """Load a shipped or cached model by name (``"spm-x4"`` = ``superres-spm-x4``) or path stem."""
         from ...training.packaging import load_model
 
@@ -187,7 +188,7 @@ class SuperResolver:
         return cls(net, net.scopenet_card)
 
     @classmethod
-    def load(cls, path_stem: str | Path) -> "SuperResolver":
+    def load(cls, path_stem: str | Path) -> SuperResolver:
         """Load a model saved with :meth:`save` (``<stem>.safetensors`` + ``<stem>.json``)."""
         from ...training.packaging import load_model
 
@@ -208,7 +209,7 @@ class SuperResolver:
     # ------------------------------------------------------------------------------ training
     def fit(self, images: Iterable | np.ndarray, factors: tuple[int, ...] = (2, 4), steps: int = 200,
             batch_size: int = 16, patch: int = 64, lr: float = 1e-3, seed: int = 0,
-            time_budget_s: float | None = None, callback=None) -> "SuperResolver":
+            time_budget_s: float | None = None, callback=None) -> SuperResolver:
         """Train (or fine-tune) on fine images: block-mean them down, learn to undo it.
 
         Parameters

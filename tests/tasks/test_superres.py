@@ -115,3 +115,27 @@ def test_save_load_identical(tmp_path):
 
     with pytest.raises(WriteError):
         est.save(tmp_path / "m")
+
+
+def test_shipped_model_loads_and_is_not_bicubic():
+    from scopenet.training.packaging import model_files
+    from scopenet.weights import SHIPPED_DIR
+
+    if not model_files(SHIPPED_DIR / "superres-spm-x4")[0].exists():
+        pytest.skip("superres-spm-x4 weights not shipped in this checkout")
+    est = SuperResolver.pretrained("spm-x4")
+    assert est.card["task"] == "inpaint" and est.card["architecture"]["name"] == "superres-vdsr"
+    img = _toy(1, 32)[0]
+    out = est.predict(img, 4)
+    assert out.shape == (128, 128)
+    assert np.abs(out - upsample(img, 4, "bicubic")).max() > 1e-4
+
+
+def test_super_resolve_function_uses_given_estimator():
+    from scopenet.tasks.inpaint.superres import super_resolve
+
+    est = SuperResolver(VDSR(n_layers=3, channels=4))
+    img = _toy(1, 8)[0]
+    np.testing.assert_array_equal(super_resolve(img, 2, model=est), est.predict(img, 2))
+    with pytest.raises(InputError):
+        super_resolve(img, 1, model=est)

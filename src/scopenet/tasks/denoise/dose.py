@@ -154,7 +154,7 @@ def auto_weight(dose: float, dose_range: tuple[float, float] = AUTO_DOSE_RANGE) 
     lo, hi = (float(t) for t in dose_range)
     if not 0 < lo < hi:
         raise InputError(f"dose_range must be 0 < lo < hi, got {dose_range}")
-    if not dose == dose or dose >= hi:  # NaN or above the zone
+    if math.isnan(dose) or dose >= hi:  # NaN or above the zone
         return 1.0
     if dose <= lo:
         return 0.0

@@ -113,7 +113,7 @@ def cmd_final(a):
         metrics = {"cv_sessions_folds": len(per), "cv_macro_auc_mean": float(macro.mean()),
                    "cv_macro_auc_sd": float(macro.std(ddof=1)) if len(per) > 1 else None,
                    "cv_auc_per_category_mean": dict(zip(clf.categories, per.mean(0).round(4).tolist()))}
-    clf.card_ = {"training_data": f"gordon-hsi (3,271 images, 23 sessions, soft labels)"
+    clf.card_ = {"training_data": "gordon-hsi (3,271 images, 23 sessions, soft labels)"
                                   + (f" + {len(Xs)} simulate.spm images" if Xs is not None else ""),
                  "metrics": metrics, "training_time_s": round(time.time() - t, 1),
                  "evaluation": "5-fold session-held-out CV on gordon-hsi (session_folds seed 0), "
@@ -139,7 +139,6 @@ def cmd_goodbad(a):
     tr = [np.load(p) for p in a.sim]
     X = np.concatenate([prepare(z["images"], a.size) for z in tr])
     g = np.concatenate([z["good"] for z in tr]).astype(int)
-    L6 = np.concatenate([z["labels6"] for z in tr]).astype(np.float32)
     te = np.load(a.test)
     Xt, gt, L6t = prepare(te["images"], a.size), te["good"].astype(int), te["labels6"]
     t = time.time()
@@ -153,7 +152,7 @@ def cmd_goodbad(a):
     print(f"good/bad held-out simulated accuracy {acc:.4f} (n={len(gt)}; majority {max(gt.mean(), 1 - gt.mean()):.3f}); "
           f"confusion [[bad->bad, bad->good], [good->bad, good->good]] {cm}; {time.time() - t:.0f}s", flush=True)
     gb.card_ = {"training_data": f"{len(X)} simulate.spm images (default config, seeds {a.seeds})",
-                "metrics": {"sim_heldout_accuracy": acc, "sim_heldout_n": int(len(gt)),
+                "metrics": {"sim_heldout_accuracy": acc, "sim_heldout_n": len(gt),
                             "sim_heldout_majority_accuracy": float(max(gt.mean(), 1 - gt.mean())),
                             "sim_heldout_confusion_bad_good": cm},
                 "training_time_s": round(time.time() - t, 1)}
@@ -190,7 +189,7 @@ def cmd_simsix(a):
     print("all gordon-hsi (never seen in training) per-category", np.round(real, 3), "macro",
           round(float(np.nanmean(real)), 4), flush=True)
     clf.card_ = {"training_data": f"{len(X)} simulate.spm images (default config, seeds {a.seeds}); no real data",
-                 "metrics": {"sim_heldout_macro_auc": float(np.nanmean(auc)), "sim_heldout_n": int(len(Yt)),
+                 "metrics": {"sim_heldout_macro_auc": float(np.nanmean(auc)), "sim_heldout_n": len(Yt),
                              "sim_heldout_auc_per_category": dict(zip(clf.categories, np.round(auc, 4).tolist())),
                              "gordon_hsi_all_macro_auc": float(np.nanmean(real)),
                              "gordon_hsi_all_auc_per_category": dict(zip(clf.categories, np.round(real, 4).tolist()))},

@@ -5,13 +5,19 @@ import numpy as np
 import pytest
 import torch
 
-from scopenet.errors import InputError, ReadError
+from scopenet.errors import InputError, ReadError, WriteError
 from scopenet.tasks.classify import ClassifierConfig, TipClassifier, classify
 from scopenet.tasks.classify.model import one_cycle, soft_bce, soft_cross_entropy
-from scopenet.tasks.classify.preprocess import (dihedral, flatten_x, line_artefacts, prepare, random_dihedral,
-                                                standardise)
+from scopenet.tasks.classify.preprocess import (
+    dihedral,
+    flatten_x,
+    line_artefacts,
+    prepare,
+    random_dihedral,
+    standardise,
+)
 
-SMALL = dict(size=16, channels=[4, 8, 8], dense=16, dropout=0.0, batch_size=32, line_aug_p=0.0)
+SMALL = {"size": 16, "channels": [4, 8, 8], "dense": 16, "dropout": 0.0, "batch_size": 32, "line_aug_p": 0.0}
 
 
 def blob_set(n: int, seed: int, size: int = 16):
@@ -160,7 +166,7 @@ def test_save_load_gives_identical_outputs(blob_model, tmp_path):
     back = TipClassifier.load(tmp_path / "m")
     np.testing.assert_array_equal(back.predict_proba(x), blob_model.predict_proba(x))
     assert back.config == blob_model.config and back.card_["metrics"] == {"toy": 1.0}
-    with pytest.raises(Exception):
+    with pytest.raises(WriteError, match="exists"):
         blob_model.save(tmp_path / "m")  # no silent overwrite
 
 

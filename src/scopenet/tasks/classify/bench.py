@@ -25,13 +25,14 @@ DEFAULT_DATA = Path(__file__).resolve().parents[4].parent / "shared" / "data" / 
 
 def _table(title: str, header: list[str], rows: list[list]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    t = Table(title=title)
+    t = Table(title=escape(title))
     for h in header:
-        t.add_column(str(h), justify="right" if h != header[0] else "left")
-    for r in rows:
-        t.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in r])
+        t.add_column(escape(str(h)), justify="right" if h != header[0] else "left")
+    for r in rows:  # escape: labels such as "[[bad->bad, ...]]" are not rich markup
+        t.add_row(*[f"{v:.3f}" if isinstance(v, float) else escape(str(v)) for v in r])
     Console(width=160).print(t)
 
 

@@ -8,9 +8,8 @@
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import torch

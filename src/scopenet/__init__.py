@@ -17,6 +17,8 @@ _LAZY = {
     "Denoiser": ("scopenet.tasks.denoise", "Denoiser"),
     "inpaint": ("scopenet.tasks.inpaint", "inpaint"),
     "Inpainter": ("scopenet.tasks.inpaint", "Inpainter"),
+    "super_resolve": ("scopenet.tasks.inpaint.superres", "super_resolve"),
+    "SuperResolver": ("scopenet.tasks.inpaint.superres", "SuperResolver"),
     "classify": ("scopenet.tasks.classify", "classify"),
     "TipClassifier": ("scopenet.tasks.classify", "TipClassifier"),
     "flatten": ("scopenet.image.preprocess", "flatten"),

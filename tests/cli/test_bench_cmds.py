@@ -25,3 +25,9 @@ def test_task_benchmark_options_reach_its_parser():
     res = CliRunner().invoke(app, ["bench", "denoise", "--help"])
     assert res.exit_code == 0, res.output
     assert "--images" in res.output
+
+
+def test_superres_benchmark_is_dispatched():
+    res = CliRunner().invoke(app, ["bench", "superres", "--help"])
+    assert res.exit_code == 0, res.output
+    assert "--n-sim" in res.output

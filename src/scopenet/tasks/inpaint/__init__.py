@@ -6,6 +6,6 @@ baselines live in :mod:`.baselines`, the benchmark in :mod:`.bench` (``scopenet 
 """
 from .config import EDE_COVERAGES, InpaintConfig, InpaintTrainConfig
 from .model import Inpainter, inpaint
-from .superres import SuperResolver, super_resolve  # noqa: F401  (registers superres-vdsr for load_model)
+from .superres import SuperResolver, super_resolve  # also registers superres-vdsr for load_model
 
-__all__ = ["EDE_COVERAGES", "InpaintConfig", "InpaintTrainConfig", "Inpainter", "inpaint"]
+__all__ = ["EDE_COVERAGES", "InpaintConfig", "InpaintTrainConfig", "Inpainter", "SuperResolver", "inpaint", "super_resolve"]

@@ -64,3 +64,9 @@ def test_cli_several_inputs_into_folder(tif, tmp_path, model_stem):
     r = runner.invoke(app, ["denoise", str(tif), str(other), "-o", str(tmp_path / "outdir"), "--model", model_stem])
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in (tmp_path / "outdir").iterdir()) == ["b-denoised.tif", "in-denoised.tif"]
+
+
+def test_cli_single_input_into_new_folder(tif, tmp_path, model_stem):
+    r = runner.invoke(app, ["denoise", str(tif), "-o", str(tmp_path / "newdir"), "--model", model_stem])
+    assert r.exit_code == 0, r.output
+    assert [p.name for p in (tmp_path / "newdir").iterdir()] == ["in-denoised.tif"]

@@ -15,7 +15,8 @@ from ._common import user_errors
 def _targets(inputs: List[Path], output: Path) -> list[tuple[Path, Path]]:
     from ..errors import InputError
 
-    if len(inputs) == 1 and not output.is_dir():
+    # one input and an output with a file extension: that file; otherwise -o is a folder
+    if len(inputs) == 1 and not output.is_dir() and output.suffix:
         return [(inputs[0], output)]
     if output.exists() and not output.is_dir():
         raise InputError(f"{output}: with several inputs, -o must be a folder")
@@ -29,7 +30,7 @@ def _targets(inputs: List[Path], output: Path) -> list[tuple[Path, Path]]:
 
 def denoise_cmd(
     inputs: List[Path] = typer.Argument(..., metavar="IN...", help="Micrograph files (any format scopenet reads)."),
-    output: Path = typer.Option(..., "--output", "-o", help="Output file (one input) or folder (several)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output file (one input, with an extension) or folder (created if needed)."),
     model: str = typer.Option("auto", "--model", "-m",
                               help="'auto' (route each image by its measured noise to the low- or high-dose "
                                    "model), 'default', 'high-dose', another installed name or a saved model path."),

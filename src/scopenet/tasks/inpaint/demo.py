@@ -7,7 +7,8 @@ import numpy as np
 def section(report, workdir, samples) -> None:
     """Add an "Sparse-scan completion" section to ``report``.
 
-    ``samples``: sequence of 2-D images (or Micrographs) in any intensity units; the first two are used
+    ``samples``: the demo's ``{name: path}`` of bundled samples (electron micrographs among them are used),
+    or a sequence of 2-D images (or Micrographs) in any intensity units; the first two are used
     (a simulated STEM image when empty). Each is scanned with Ede's 1/17.9 spiral and a 1/50 random
     segment path and completed with the default model (NN infill if no model is installed).
     """
@@ -16,6 +17,11 @@ def section(report, workdir, samples) -> None:
     from .baselines import linear, nearest
     from .model import Inpainter
 
+    if isinstance(samples, dict):  # the demo passes {name: path} of the bundled samples: use the EM ones
+        from ...io import read
+
+        items = [read(p) for p in samples.values()]
+        samples = [m for m in items if (m.modality or "").upper() not in ("STM", "AFM")]
     imgs = [np.asarray(getattr(s, "data", s), np.float32) for s in list(samples or [])[:2]]
     imgs = [im for im in imgs if im.ndim == 2 and min(im.shape) >= 64]
     if not imgs:

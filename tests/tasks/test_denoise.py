@@ -184,7 +184,7 @@ def test_fit_modes_change_weights_and_validate():
         den.fit(imgs, mode="n2n", steps=1, crop_size=32)
     with pytest.raises(InputError):
         den.fit(imgs, mode="n2v", steps=1, crop_size=128)
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="supervised"):  # the settings name the allowed modes
         den.fit(imgs, mode="denoise-harder", steps=1, crop_size=32)
 
 

@@ -315,7 +315,7 @@ def simulate_image(rng: np.random.Generator | int | None = None, config: SPMSimC
         # the Gaussian's power transfer is separable: sum(P * gy gx^T) = gy^T P gx
         cg = -4 * np.pi**2 * max(0.5, 0.25 * sp / p) ** 2
         nsd_all = float(np.sqrt(max(0.0, np.exp(cg * ky2) @ noise_pow @ np.exp(cg * kx2)) / (H * W) ** 2))
-        for si, s in enumerate(states):
+        for si, _state in enumerate(states):
             lines_si = line_state == si
             use = ok & lines_si[np.clip(np.rint(py).astype(int), 0, H - 1)]
             if use.sum() < 3:

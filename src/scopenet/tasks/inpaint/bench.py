@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
 
     order = ["model", "nearest", "linear", "cubic", "bicubic", "biharmonic", "tv"]
     rows = []
-    for label, m, st in masks:
+    for label, _mask, st in masks:
         r = res[label]
         base = [k for k in r if k != "model" and len(r[k]["rms"]) == len(r["model"]["rms"])]
         best = min(base, key=lambda k: np.mean(r[k]["rms"]))

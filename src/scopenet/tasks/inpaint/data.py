@@ -21,7 +21,7 @@ def mask_bank(kinds, cmin: float, cmax: float, n_levels: int, per_level: int, si
     out = []
     for c in np.geomspace(cmin, cmax, n_levels):
         for k in kinds:
-            for j in range(1 if k == "spiral" else per_level):
+            for _ in range(1 if k == "spiral" else per_level):
                 out.append(scans.make_mask(k, size, float(c), rng))
     return out
 

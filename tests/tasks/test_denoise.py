@@ -13,15 +13,6 @@ from scopenet.tasks.denoise.model import Denoiser, dihedral_tta, estimate_dose, 
 from scopenet.tasks.denoise.train import huber_mse_1000
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine it is several times faster than two."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _smooth(n=64, seed=0):
     y, x = np.mgrid[:n, :n] / n
     return (0.5 + 0.25 * np.sin(6 * x) * np.cos(4 * y)).astype(np.float32)

@@ -17,14 +17,6 @@ from scopenet.tasks.denoise.dose import AUTO_DOSE_RANGE, auto_weight, equivalent
 from scopenet.tasks.denoise.model import AutoDenoiser, Denoiser, denoise
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _clean(n=256, period=64.0):
     """Smooth test scene in [0, 1] (a sinusoidal pattern with exact min 0 and max 1 on the grid)."""
     y, x = np.mgrid[:n, :n]

@@ -77,6 +77,26 @@ class Axis:
                 "unit": self.unit}
 
 
+def check_image_array(data, name: str = "the image") -> np.ndarray:
+    """``data`` as an array if it is a real, numeric, non-empty 2-D (y, x) or 3-D (n, y, x) image.
+
+    Raises
+    ------
+    InputError
+        Naming ``name`` and what is wrong (dtype, complex values, dimensions, emptiness).
+    """
+    arr = np.asarray(data)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise InputError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise InputError(f"{name} must be real; pass np.abs() or np.angle() of complex data")
+    if arr.ndim not in (2, 3):
+        raise InputError(f"{name} must be 2-D (y, x) or 3-D (n, y, x), got shape {arr.shape}")
+    if arr.size == 0:
+        raise InputError(f"{name} is empty (shape {arr.shape})")
+    return arr
+
+
 def _default_axes(shape: Sequence[int]) -> list[Axis]:
     names = ["y", "x"] if len(shape) == 2 else ["frame", "y", "x"]
     return [Axis(n, int(s)) for n, s in zip(names, shape)]
@@ -127,15 +147,7 @@ class Micrograph:
     provenance: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self):
-        arr = np.asarray(self.data)
-        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-            raise InputError(f"Micrograph data must be numeric, got dtype {arr.dtype}")
-        if np.iscomplexobj(arr):
-            raise InputError("Micrograph data must be real; pass np.abs() or np.angle() of complex data")
-        if arr.ndim not in (2, 3):
-            raise InputError(f"Micrograph data must be 2-D (y, x) or 3-D (n, y, x), got shape {arr.shape}")
-        if arr.size == 0:
-            raise InputError(f"Micrograph data is empty (shape {arr.shape})")
+        arr = check_image_array(self.data, "Micrograph data")
         self.data = np.ascontiguousarray(arr, dtype=np.float32)
         if not self.axes:
             self.axes = _default_axes(self.data.shape)

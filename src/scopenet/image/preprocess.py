@@ -25,7 +25,7 @@ from typing import Any, Callable, Literal
 import numpy as np
 
 from ..errors import InputError
-from .micrograph import Micrograph
+from .micrograph import Micrograph, check_image_array
 
 __all__ = [
     "flatten", "flatten_lines", "align_rows", "subtract_plane", "subtract_polynomial", "ransac_plane",
@@ -41,16 +41,7 @@ def _split(x) -> tuple[np.ndarray, Micrograph | None]:
     """The data of ``x`` as a float array (no copy when possible) and the Micrograph or None."""
     if isinstance(x, Micrograph):
         return x.data, x
-    arr = np.asarray(x)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise InputError(f"expected a numeric image, got dtype {arr.dtype}")
-    if np.iscomplexobj(arr):
-        raise InputError("expected a real image; pass np.abs() or np.angle() of complex data")
-    if arr.ndim not in (2, 3):
-        raise InputError(f"expected a 2-D (y, x) image or a 3-D (n, y, x) stack, got shape {arr.shape}")
-    if arr.size == 0:
-        raise InputError(f"the image is empty (shape {arr.shape})")
-    return arr, None
+    return check_image_array(x), None
 
 
 def _out_dtype(arr: np.ndarray) -> np.dtype:

@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     for kind in scans.MASK_KINDS:
         if kind == "spiral":  # calibration is cached per coverage: time fresh coverages
             cov = [1 / 20 + 1e-4 * i for i in range(args.n_mask)]
-            r = _rate(lambda i: scans.make_mask("spiral", 512, cov[i]), min(args.n_mask, 5))
+            r = _rate(lambda i, cov=cov: scans.make_mask("spiral", 512, cov[i]), min(args.n_mask, 5))
             rows.append(("mask", "512x512 spiral (calibrated, uncached)", *r))
             r = _rate(lambda i: scans.spiral_mask(512, 1 / 16), args.n_mask)
             rows.append(("mask", "512x512 spiral (cached)", *r))

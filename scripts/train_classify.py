@@ -132,6 +132,14 @@ def cmd_simdata(a):
           f"label means {np.round(s['labels6'].mean(0), 3)}")
 
 
+def _arch(a) -> dict:
+    """Network choice from ``--arch`` / ``--channels`` (defaults: the config's TipNet 8-16-16-32-64)."""
+    out = {"arch": a.arch}
+    if a.channels:
+        out["channels"] = [int(c) for c in a.channels.split(",")]
+    return out
+
+
 def cmd_goodbad(a):
     from scopenet.tasks.classify import TipClassifier
     from scopenet.tasks.classify.preprocess import prepare
@@ -144,7 +152,7 @@ def cmd_goodbad(a):
     t = time.time()
     gb = TipClassifier(size=a.size, epochs=a.epochs, mode="single", categories=["bad", "good"],
                        threads=a.threads, lr=a.lr, stem_stride=a.stem_stride, batch_size=a.batch,
-                       pos_weight=[1.0, a.good_weight], line_aug_p=a.line_aug)
+                       pos_weight=[1.0, a.good_weight], line_aug_p=a.line_aug, **_arch(a))
     gb.fit(X, g, inputs_prepared=True, progress=True)
     pred = gb.predict(Xt, inputs_prepared=True)
     acc = float((pred == gt).mean())
@@ -180,7 +188,7 @@ def cmd_simsix(a):
     Xt, Yt = prepare(te["images"], a.size), (te["labels6"] >= 0.5).astype(int)
     t = time.time()
     clf = TipClassifier(size=a.size, epochs=a.epochs, threads=a.threads, lr=a.lr, stem_stride=a.stem_stride,
-                        batch_size=a.batch, balance=True)
+                        batch_size=a.batch, balance=True, **_arch(a))
     clf.fit(X, Y, inputs_prepared=True, progress=True)
     auc = _aucs(Yt, clf.predict_proba(Xt, inputs_prepared=True))
     print("sim held-out per-category", np.round(auc, 3), "macro", round(float(np.nanmean(auc)), 4), flush=True)
@@ -210,6 +218,8 @@ def main(argv=None) -> int:
         p.add_argument("--lr", type=float, default=3e-3)
         p.add_argument("--stem-stride", type=int, default=1)
         p.add_argument("--batch", type=int, default=64)
+        p.add_argument("--arch", choices=["tipnet", "tipresnet"], default="tipnet")
+        p.add_argument("--channels", default="", help="comma-separated widths, e.g. 16,32,64,128")
         p.add_argument("--out", default=None)
     cv = sub.choices["cv"]
     cv.add_argument("--folds", type=int, default=5)

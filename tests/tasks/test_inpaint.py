@@ -178,6 +178,49 @@ def test_inpaint_unet_any_size_and_identity_at_init():
         net(torch.rand(1, 1, 16, 16))
 
 
+def test_normconv_channels_interpolate_and_measure_density():
+    from scopenet.nn.partial_stem import InpaintUNet
+
+    net = InpaintUNet(depth=1, base_channels=4, normconv_sigmas=[1.0, 3.0])
+    assert net.config["normconv_sigmas"] == [1.0, 3.0]
+    # a constant image: every normalised-convolution interpolation is that constant wherever defined
+    m = torch.zeros(1, 1, 48, 48)
+    m[..., ::4, ::4] = 1
+    x = torch.cat([torch.full_like(m, 0.7), m], 1)
+    nc = net.normconv(x)
+    assert nc.shape == (1, 4, 48, 48)
+    torch.testing.assert_close(nc[:, 0], torch.full((1, 48, 48), 0.7))
+    torch.testing.assert_close(nc[:, 2], torch.full((1, 48, 48), 0.7))
+    # density channel: sqrt(G * m) = sqrt(coverage 1/16) in the interior for the wide kernel
+    assert abs(float(nc[0, 3, 16:32, 16:32].mean()) - 0.25) < 0.01
+    # a linear ramp sampled on the grid: the wide-kernel interpolation is exact inside (symmetric weights)
+    ramp = torch.linspace(0, 1, 48).view(1, 1, 1, 48).expand(1, 1, 48, 48)
+    nc = net.normconv(torch.cat([ramp * m, m], 1))
+    assert float((nc[0, 2, 16:32, 16:32] - ramp[0, 0, 16:32, 16:32]).abs().max()) < 0.02
+    # untrained (zero head) the network still returns the NN infill channel, for any size
+    y = net(torch.rand(1, 2, 37, 29))
+    assert y.shape == (1, 1, 37, 29)
+    with pytest.raises(InputError, match="positive"):
+        InpaintUNet(normconv_sigmas=[0.0])
+
+
+def test_warm_start_copies_and_zero_extends_input_channels():
+    from scopenet.nn.partial_stem import InpaintUNet
+    from scopenet.tasks.inpaint.train import warm_start
+
+    torch.manual_seed(0)
+    old = InpaintUNet(depth=2, base_channels=4)
+    torch.nn.init.normal_(old.body.head.weight, std=0.1)  # make the old net do something
+    new = InpaintUNet(depth=2, base_channels=4, normconv_sigmas=[1.5, 3.0])
+    rep = warm_start(new, old)
+    assert rep["expanded"] == ["body.stem.0.weight"] and not rep["skipped"]
+    x = torch.rand(2, 2, 32, 32)
+    x[:, 1] = (x[:, 1] < 0.1).float()
+    with torch.no_grad():
+        torch.testing.assert_close(new(x), old(x))
+        assert not torch.allclose(old(x), x[:, :1])
+
+
 def test_partial_stem_generator_shapes():
     from scopenet.nn import build_architecture
 
@@ -232,3 +275,18 @@ def test_demo_section(tmp_path):
     section(r, tmp_path, [np.sin(9 * xx) * np.cos(7 * yy)])
     html = r.render()
     assert "Sparse-scan completion" in html and "linear RMS" in html
+
+
+def test_bench_run_reports_raw_and_blurred_truth_errors(scan64):
+    from scopenet.tasks.inpaint import bench
+
+    img, m = scan64
+    truth = {"img": img}
+    methods = {"model": lambda p, mk: blur_target(truth["img"]), "nearest": B.nearest, "linear": B.linear}
+    res, prof = bench.run([("a", img)], [("random 1/10", m, None)], methods, {}, 0, set(), progress=lambda *_: None)
+    r = res["random 1/10"]
+    # the 'model' here is the blurred truth itself: zero error under the chapter protocol, not under the raw one
+    assert r["model"]["rms_blur"][0] < 1e-6 < r["model"]["rms"][0]
+    assert r["linear"]["rms_blur_lp"][0] == pytest.approx(
+        float(np.sqrt(np.mean((blur_target(img) - blur_target(B.linear(img * m, m))) ** 2))), rel=1e-5)
+    assert set(prof["random 1/10"]) == {"model", "nearest", "linear"}

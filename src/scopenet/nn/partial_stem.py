@@ -40,6 +40,12 @@ class InpaintUNet(nn.Module):
     unshuffle : int
         Space-to-depth factor: the U-Net runs on ``(H/r, W/r)`` with ``2 r^2`` channels, which cuts
         CPU time ~``r^2``-fold; ``pixel_shuffle`` restores full resolution.
+    normconv_sigmas : sequence of float
+        Gaussian widths (px) of fixed normalised-convolution interpolations computed inside the network
+        from the scanned values and the mask (``G*(v m) / G*m``, with the local sample density
+        ``sqrt(G*m)`` as a confidence channel); each adds two input channels. They hand the U-Net
+        smooth multi-scale interpolations of the samples, which the NN infill alone lacks. Empty (the
+        default) keeps the original two-channel network.
 
     Notes
     -----
@@ -49,13 +55,22 @@ class InpaintUNet(nn.Module):
 
     arch_name = "inpaint-unet"
 
-    def __init__(self, depth: int = 3, base_channels: int = 24, norm: str = "none", unshuffle: int = 2):
+    def __init__(self, depth: int = 3, base_channels: int = 24, norm: str = "none", unshuffle: int = 2,
+                 normconv_sigmas: tuple[float, ...] | list[float] = ()):
         super().__init__()
         if unshuffle < 1:
             raise InputError(f"unshuffle must be >= 1, got {unshuffle}")
+        sig = [float(s) for s in normconv_sigmas]
+        if any(not s > 0 for s in sig):
+            raise InputError(f"normconv_sigmas must be positive, got {sig}")
         self.config = dict(depth=depth, base_channels=base_channels, norm=norm, unshuffle=unshuffle)
+        if sig:
+            self.config["normconv_sigmas"] = sig
+        self.sigmas = sig
+        for i, s in enumerate(sig):
+            self.register_buffer(f"_g{i}", _gauss1d(s), persistent=False)
         self.r = int(unshuffle)
-        self.body = UNet(in_channels=2 * self.r ** 2, out_channels=self.r ** 2, depth=depth,
+        self.body = UNet(in_channels=(2 + 2 * len(sig)) * self.r ** 2, out_channels=self.r ** 2, depth=depth,
                          base_channels=base_channels, norm=norm)
         nn.init.zeros_(self.body.head.weight)  # untrained network == NN infill
         if self.body.head.bias is not None:
@@ -66,11 +81,43 @@ class InpaintUNet(nn.Module):
             raise InputError(f"InpaintUNet expects (B, 2, H, W) [infill, mask], got {tuple(x.shape)}")
         h, w = x.shape[-2:]
         r = self.r
+        xin = torch.cat([x, self.normconv(x)], dim=1) if self.sigmas else x
         ph, pw = (-h) % r, (-w) % r
-        xp = F.pad(x, (0, pw, 0, ph), mode="replicate") if (ph or pw) else x
+        xp = F.pad(xin, (0, pw, 0, ph), mode="replicate") if (ph or pw) else xin
         y = self.body(F.pixel_unshuffle(xp, r)) if r > 1 else self.body(xp)
         y = F.pixel_shuffle(y, r) if r > 1 else y
         return x[:, :1] + y[..., :h, :w]
+
+    def normconv(self, x: torch.Tensor) -> torch.Tensor:
+        """The ``2 * len(normconv_sigmas)`` fixed channels: per sigma the normalised-convolution
+        interpolation (NN infill where no sample lies within ~3 sigma) and ``sqrt`` of the sample density."""
+        with torch.no_grad():
+            m = (x[:, 1:2] > 0.5).to(x.dtype)
+            v = x[:, :1] * m
+            out = []
+            for i in range(len(self.sigmas)):
+                g = getattr(self, f"_g{i}")
+                num, den = _sep_blur(torch.cat([v, m], dim=1), g).split(1, dim=1)
+                ok = den > 1e-6
+                out.append(torch.where(ok, num / den.clamp_min(1e-6), x[:, :1]))
+                out.append(den.clamp_min(0).sqrt())
+            return torch.cat(out, dim=1)
+
+
+def _gauss1d(sigma: float) -> torch.Tensor:
+    r = max(1, int(round(3 * sigma)))
+    t = torch.arange(-r, r + 1, dtype=torch.float32)
+    g = torch.exp(-0.5 * (t / sigma) ** 2)
+    return g / g.sum()
+
+
+def _sep_blur(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Separable Gaussian blur of every channel with zero padding (so ``G*m`` falls off at the borders)."""
+    c, k = x.shape[1], g.numel()
+    gh = g.to(x.dtype).view(1, 1, 1, k).expand(c, 1, 1, k)
+    gv = g.to(x.dtype).view(1, 1, k, 1).expand(c, 1, k, 1)
+    y = F.conv2d(x, gh, padding=(0, k // 2), groups=c)
+    return F.conv2d(y, gv, padding=(k // 2, 0), groups=c)
 
 
 # ----------------------------------------------------------------------- Ede's two-scale generator

@@ -45,6 +45,9 @@ class InpaintTrainConfig(BaseModel):
     log_every: int = 10
     threads: int = 2
     seed: int = 0
+    #: warm start: a saved model (name or path stem) whose weights seed the network; input channels the
+    #: old network lacks (e.g. added ``normconv_sigmas``) start at zero, so training starts from its output
+    init_from: str | None = None
 
     def to_yaml(self, path: str | Path) -> None:
         Path(path).write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False))

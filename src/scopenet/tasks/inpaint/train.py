@@ -48,6 +48,41 @@ def image_pool(cfg: InpaintTrainConfig) -> tuple[list[np.ndarray], dict]:
     return pool, info
 
 
+def warm_start(net: torch.nn.Module, source) -> dict:
+    """Copy the weights of ``source`` (a saved model name/path stem, or a module) into ``net``.
+
+    Tensors of equal shape are copied; a convolution weight whose only difference is more input
+    channels in ``net`` gets the old weights in its leading channels and zeros elsewhere (the layout of
+    :class:`~scopenet.nn.partial_stem.InpaintUNet` appends new channels after the old ones, and
+    pixel-unshuffle keeps them grouped per input channel). Returns ``{"copied": n, "expanded": [...],
+    "skipped": [...]}``.
+    """
+    if not isinstance(source, torch.nn.Module):
+        from ...training.packaging import load_model
+
+        source = load_model(source)
+    old = source.state_dict()
+    new = net.state_dict()
+    report = {"copied": 0, "expanded": [], "skipped": []}
+    for k, v in new.items():
+        o = old.get(k)
+        if o is None:
+            report["skipped"].append(k)
+        elif o.shape == v.shape:
+            new[k] = o.clone()
+            report["copied"] += 1
+        elif o.ndim == 4 and v.ndim == 4 and o.shape[0] == v.shape[0] and o.shape[1] < v.shape[1] \
+                and o.shape[2:] == v.shape[2:]:
+            w = torch.zeros_like(v)
+            w[:, :o.shape[1]] = o
+            new[k] = w
+            report["expanded"].append(k)
+        else:
+            report["skipped"].append(k)
+    net.load_state_dict(new)
+    return report
+
+
 def _lr(cfg: InpaintTrainConfig, frac: float) -> float:
     frac = min(max(frac, 0.0), 1.0)
     return cfg.lr * (cfg.lr_final_fraction + (1 - cfg.lr_final_fraction) * 0.5 * (1 + math.cos(math.pi * frac)))
@@ -82,6 +117,10 @@ def main(config: InpaintTrainConfig | dict | str | Path | None = None, resume: b
         clip.load_state_dict(st["clip"])
         step, elapsed = st["step"], st["elapsed"]
         print(f"resumed at step {step} ({elapsed:.0f} s)", flush=True)
+    elif cfg.init_from:
+        rep = warm_start(net, cfg.init_from)
+        print(f"warm start from {cfg.init_from}: {rep['copied']} tensors copied, expanded {rep['expanded']}, "
+              f"skipped {rep['skipped']}", flush=True)
     pool, info = image_pool(cfg)
     masks = mask_bank(cfg.kinds, cfg.coverage_min, cfg.coverage_max, cfg.n_coverages, cfg.masks_per_level,
                       seed=cfg.seed)

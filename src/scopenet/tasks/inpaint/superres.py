@@ -7,12 +7,20 @@ Azuri et al. 2021, whose VDSR gave "only very marginal improvement over simple b
 coarse scan is upsampled bicubically, and a stack of 3x3 convolutions predicts the residual
 between that and the fine scan.
 
-The coarse scan is modelled as the block mean of the fine one (each coarse pixel integrates the
-surface over its ``factor x factor`` footprint), with pixel centres on the half-pixel convention
-(``align_corners=False``).
+Two models of how the coarse scan samples the fine grid (``sampling``, stored in the model card):
+
+- ``"block_mean"`` (SPM, the default): each coarse pixel is the mean of its ``factor x factor``
+  block of the fine one (the tip integrates over its footprint); pixel centres on the half-pixel
+  convention (``align_corners=False``): coarse pixel ``i`` sits at fine coordinate ``f*i + (f-1)/2``.
+- ``"decimate"`` (STEM sub-lattice scans): the probe visits every ``factor``-th position of the fine
+  grid, ``coarse = fine[::f, ::f]``, so coarse pixel ``i`` sits exactly on fine pixel ``f*i`` (the
+  top-left pixel of its block). The interpolation maps fine pixel ``x`` to coarse coordinate
+  ``x / f`` and passes through the samples; the last ``f - 1`` rows and columns, past the last
+  sample, are extrapolated by edge replication. The model's output keeps the measured samples.
 
 >>> from scopenet.tasks.inpaint.superres import super_resolve     # doctest: +SKIP
 >>> fine = super_resolve(coarse, factor=4)                         # (32, 32) -> (128, 128)  # doctest: +SKIP
+>>> fine = super_resolve(stem_sublattice, factor=2, model="stem-x4")  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -33,8 +41,12 @@ from ...nn import architecture_names, register_architecture
 ARCH_NAME = "superres-vdsr"
 MODEL_PREFIX = "superres-"
 DEFAULT_MODEL = "spm-x4"
+STEM_MODEL = "stem-x4"
 MAX_FACTOR = 8
 INTERP_MODES = ("nearest", "bilinear", "bicubic")
+#: how a coarse scan samples the fine grid; a card without the field is ``"block_mean"``
+SAMPLINGS = ("block_mean", "decimate")
+DEFAULT_SAMPLING = "block_mean"
 
 
 class VDSR(nn.Module):
@@ -91,6 +103,13 @@ def _check_image(img: Any, what: str = "image") -> np.ndarray:
     return a.astype(np.float32)
 
 
+def check_sampling(sampling: Any) -> str:
+    """Validate a sampling name (one of :data:`SAMPLINGS`; ``InputError`` otherwise)."""
+    if sampling not in SAMPLINGS:
+        raise InputError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+    return sampling
+
+
 def block_mean(img: np.ndarray, factor: int) -> np.ndarray:
     """Coarse scan of ``img``: mean over ``factor x factor`` blocks.
 
@@ -113,20 +132,81 @@ def block_mean(img: np.ndarray, factor: int) -> np.ndarray:
     return a.reshape(*a.shape[:-2], h // f, f, w // f, f).mean(axis=(-3, -1)).astype(np.float32)
 
 
-def upsample(img: np.ndarray | torch.Tensor, factor: int, mode: str = "bicubic") -> np.ndarray | torch.Tensor:
+def decimate(img: np.ndarray, factor: int) -> np.ndarray:
+    """Coarse STEM sub-lattice scan of ``img``: every ``factor``-th pixel, ``img[..., ::f, ::f]``.
+
+    Parameters
+    ----------
+    img : ndarray (..., H, W)
+        ``H`` and ``W`` are cropped down to multiples of ``factor`` first, so the shape matches
+        :func:`block_mean`.
+    factor : int
+
+    Returns
+    -------
+    ndarray (..., H // factor, W // factor), float32; pixel ``(i, j)`` is ``img[..., f*i, f*j]``
+    (the positions of :func:`scopenet.simulate.scans.sublattice_mask` with ``step=f``).
+    """
+    f = check_factor(factor)
+    a = np.asarray(img, np.float32)
+    h, w = a.shape[-2] // f * f, a.shape[-1] // f * f
+    if h == 0 or w == 0:
+        raise InputError(f"image of shape {a.shape} is smaller than one {f}x{f} block")
+    return np.ascontiguousarray(a[..., :h:f, :w:f])
+
+
+def coarsen(img: np.ndarray, factor: int, sampling: str = DEFAULT_SAMPLING) -> np.ndarray:
+    """The coarse scan of a fine image under ``sampling`` (:func:`block_mean` or :func:`decimate`)."""
+    return block_mean(img, factor) if check_sampling(sampling) == "block_mean" else decimate(img, factor)
+
+
+def _upsample_decimated(t: torch.Tensor, f: int, mode: str) -> torch.Tensor:
+    """Interpolate ``(B, C, h, w)`` so that output pixel ``f*i`` lies on input pixel ``i``."""
+    h, w = t.shape[-2:]
+    if mode == "nearest":  # each fine pixel takes the closest sample (ties to the later one)
+        iy = torch.clamp((torch.arange(f * h) + f // 2) // f, max=h - 1)
+        ix = torch.clamp((torch.arange(f * w) + f // 2) // f, max=w - 1)
+        return t[..., iy, :][..., ix]
+    # one replicated row/column past the end, then align_corners=True onto f*h + 1 points maps
+    # output x to input x/f exactly; crop the extra point
+    p = F.pad(t, (0, 1, 0, 1), mode="replicate")
+    out = F.interpolate(p, size=(f * h + 1, f * w + 1), mode=mode, align_corners=True)
+    return out[..., :f * h, :f * w]
+
+
+def upsample(img: np.ndarray | torch.Tensor, factor: int, mode: str = "bicubic",
+             sampling: str = DEFAULT_SAMPLING) -> np.ndarray | torch.Tensor:
     """Interpolate a coarse image (or a ``(B, 1, h, w)`` tensor) ``factor`` times larger.
 
-    ``mode`` is ``"nearest"``, ``"bilinear"`` or ``"bicubic"`` (Keys, a = -0.75, as torch);
-    pixel centres follow the half-pixel convention, consistent with :func:`block_mean`.
+    Parameters
+    ----------
+    img : ndarray (h, w) or Tensor (B, C, h, w)
+    factor : int
+        2..8.
+    mode : {"nearest", "bilinear", "bicubic"}
+        Bicubic is Keys' kernel with a = -0.75, as torch.
+    sampling : {"block_mean", "decimate"}
+        The grid convention of the coarse scan: ``"block_mean"`` puts the coarse pixel centres at
+        the centres of their blocks (half-pixel convention, consistent with :func:`block_mean`);
+        ``"decimate"`` puts coarse pixel ``i`` on fine pixel ``f*i`` (consistent with
+        :func:`decimate`), so bilinear and bicubic pass through the samples.
+
+    Returns
+    -------
+    ndarray (factor*h, factor*w) float32, or Tensor (B, C, factor*h, factor*w)
     """
     f = check_factor(factor)
     if mode not in INTERP_MODES:
         raise InputError(f"interpolation mode must be one of {INTERP_MODES}, got {mode!r}")
-    kw = {} if mode == "nearest" else {"align_corners": False}
-    if isinstance(img, torch.Tensor):
-        return F.interpolate(img, scale_factor=f, mode=mode, **kw)
-    t = torch.from_numpy(np.ascontiguousarray(img, np.float32))[None, None]
-    return F.interpolate(t, scale_factor=f, mode=mode, **kw)[0, 0].numpy()
+    check_sampling(sampling)
+    is_tensor = isinstance(img, torch.Tensor)
+    t = img if is_tensor else torch.from_numpy(np.ascontiguousarray(img, np.float32))[None, None]
+    if sampling == "decimate":
+        out = _upsample_decimated(t, f, mode)
+    else:
+        kw = {} if mode == "nearest" else {"align_corners": False}
+        out = F.interpolate(t, scale_factor=f, mode=mode, **kw)
+    return out if is_tensor else out[0, 0].numpy()
 
 
 def _unit(a: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -136,14 +216,34 @@ def _unit(a: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 
 def make_pairs(images: np.ndarray, factor: int, patch: int, n: int,
-               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+               rng: np.random.Generator, sampling: str = DEFAULT_SAMPLING) -> tuple[np.ndarray, np.ndarray]:
     """Random training pairs: ``(coarse, fine)`` patches, each scaled so the fine patch spans [0, 1].
+
+    Parameters
+    ----------
+    images : ndarray (N, H, W)
+        Fine images, ``H, W >= patch``.
+    factor : int
+    patch : int
+        Fine patch size in pixels (a multiple of ``factor``).
+    n : int
+        Number of pairs.
+    rng : numpy Generator
+        Draws the image, the position, one of four rotations and a mirror flip per pair.
+    sampling : {"block_mean", "decimate"}
+        How the coarse patch is made from the fine one (:func:`coarsen`).
 
     Returns
     -------
     coarse : float32 (n, 1, patch // factor, patch // factor)
     fine : float32 (n, 1, patch, patch)
     """
+    f = check_factor(factor)
+    check_sampling(sampling)
+    images = np.asarray(images)
+    if images.ndim != 3 or min(images.shape[1:]) < patch or patch % f:
+        raise InputError(f"make_pairs needs (N, H, W) images of at least patch={patch} px and a patch that is "
+                         f"a multiple of factor {f}, got shape {images.shape}")
     N, H, W = images.shape
     fine = np.empty((n, 1, patch, patch), np.float32)
     for i in range(n):
@@ -154,7 +254,7 @@ def make_pairs(images: np.ndarray, factor: int, patch: int, n: int,
         if rng.random() < 0.5:
             p = p[:, ::-1]
         fine[i, 0] = _unit(p)[0]
-    return block_mean(fine, factor), fine
+    return coarsen(fine, f, sampling), fine
 
 
 # --------------------------------------------------------------------------------- estimator
@@ -168,12 +268,25 @@ class SuperResolver:
         :class:`VDSR` (which returns bicubic exactly).
     card : dict, optional
         Model card (set by :meth:`pretrained` / :meth:`load`).
+    sampling : {"block_mean", "decimate"}, optional
+        How coarse scans sample the fine grid (see the module docstring); overrides the card's
+        ``"sampling"``. Default: the card's, else ``"block_mean"`` (SPM). The input upsample of
+        :meth:`fit` and :meth:`predict` follows it; with ``"decimate"`` the output keeps the
+        measured samples at ``[::factor, ::factor]``.
     """
 
-    def __init__(self, net: nn.Module | None = None, card: dict | None = None):
+    def __init__(self, net: nn.Module | None = None, card: dict | None = None, sampling: str | None = None):
         self.net = net if net is not None else VDSR()
-        self.card = card or getattr(self.net, "scopenet_card", {}) or {}
+        self.card = dict(card or getattr(self.net, "scopenet_card", {}) or {})
+        if sampling is not None:
+            self.card["sampling"] = check_sampling(sampling)
+        check_sampling(self.sampling)
         self.net.eval()
+
+    @property
+    def sampling(self) -> str:
+        """The card's ``"sampling"`` (``"block_mean"`` when the card lacks it, as older SPM cards)."""
+        return self.card.get("sampling", DEFAULT_SAMPLING)
 
     # ------------------------------------------------------------------ construction / files
     @classmethod
@@ -204,13 +317,14 @@ class SuperResolver:
         card.setdefault("task", "inpaint")
         card.setdefault("kind", "super-resolution")
         card.setdefault("input_shape", [1, 1, 128, 128])  # bicubic-upsampled image
+        card["sampling"] = check_sampling(card.get("sampling", self.sampling))
         return save_model(path_stem, self.net, card, overwrite=overwrite)
 
     # ------------------------------------------------------------------------------ training
     def fit(self, images: Iterable | np.ndarray, factors: tuple[int, ...] = (2, 4), steps: int = 200,
             batch_size: int = 16, patch: int = 64, lr: float = 1e-3, seed: int = 0,
             time_budget_s: float | None = None, callback=None) -> SuperResolver:
-        """Train (or fine-tune) on fine images: block-mean them down, learn to undo it.
+        """Train (or fine-tune) on fine images: coarsen them (``self.sampling``), learn to undo it.
 
         Parameters
         ----------
@@ -244,9 +358,8 @@ class SuperResolver:
             if time_budget_s is not None and time.time() - t0 > time_budget_s:
                 break
             f = fs[rng.integers(len(fs))]
-            lo, hi = make_pairs(pool, f, patch, batch_size, rng)
-            x = upsample(torch.from_numpy(lo), f, "bicubic")
-            loss = F.mse_loss(self.net(x), torch.from_numpy(hi))
+            lo, hi = make_pairs(pool, f, patch, batch_size, rng, self.sampling)
+            loss = F.mse_loss(self._forward(torch.from_numpy(lo), f), torch.from_numpy(hi))
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
@@ -259,13 +372,23 @@ class SuperResolver:
         return self
 
     # ---------------------------------------------------------------------------- prediction
+    def _forward(self, coarse: torch.Tensor, f: int) -> torch.Tensor:
+        """``(B, 1, h, w)`` coarse -> ``(B, 1, f*h, f*w)``: net on the sampling-aligned bicubic upsample."""
+        y = self.net(upsample(coarse, f, "bicubic", self.sampling))
+        if self.sampling == "decimate":  # the measured probe positions are known exactly: keep them
+            y = y.clone()
+            y[..., ::f, ::f] = coarse
+        return y
+
     def predict_batch(self, coarse: np.ndarray, factor: int) -> np.ndarray:
         """Super-resolve a stack ``(N, h, w)`` of images already scaled to [0, 1] -> ``(N, f*h, f*w)``."""
         f = check_factor(factor)
-        x = upsample(torch.from_numpy(np.ascontiguousarray(coarse, np.float32))[:, None], f, "bicubic")
+        c = np.asarray(coarse)
+        if c.ndim != 3 or min(c.shape[1:]) < 2:
+            raise InputError(f"predict_batch needs a (N, h, w) stack of at least 2x2 images, got shape {c.shape}")
         self.net.eval()
         with torch.inference_mode():
-            return self.net(x)[:, 0].numpy()
+            return self._forward(torch.from_numpy(np.ascontiguousarray(c, np.float32))[:, None], f)[:, 0].numpy()
 
     def predict(self, img, factor: int = 4) -> np.ndarray | Micrograph:
         """Super-resolve one coarse scan.
@@ -273,9 +396,11 @@ class SuperResolver:
         Parameters
         ----------
         img : ndarray (h, w) or Micrograph
-            The coarse scan (any intensity units; scaled to [0, 1] internally and back).
+            The coarse scan (any intensity units; scaled to [0, 1] internally and back), sampled
+            as the card's ``sampling`` says: block means (SPM) or every ``factor``-th probe
+            position (STEM, ``"decimate"``; the output's pixel ``(f*i, f*j)`` is input ``(i, j)``).
         factor : int
-            Upsampling factor, 2..8 (the shipped model was trained at 2 and 4).
+            Upsampling factor, 2..8 (the shipped models were trained at 2 and 4).
 
         Returns
         -------
@@ -303,7 +428,8 @@ def super_resolve(img, factor: int = 4, model: str | SuperResolver = DEFAULT_MOD
     factor : int
         2..8.
     model : str or SuperResolver
-        Installed model name (``"spm-x4"``), a path stem, or an estimator.
+        Installed model name (``"spm-x4"`` for block-mean SPM scans, ``"stem-x4"`` for STEM
+        sub-lattice scans, ``coarse = fine[::f, ::f]``), a path stem, or an estimator.
 
     Returns
     -------
@@ -319,4 +445,5 @@ def super_resolve(img, factor: int = 4, model: str | SuperResolver = DEFAULT_MOD
     return est.predict(img, factor)
 
 
-__all__ = ["VDSR", "SuperResolver", "block_mean", "check_factor", "make_pairs", "super_resolve", "upsample"]
+__all__ = ["SAMPLINGS", "VDSR", "SuperResolver", "block_mean", "check_factor", "check_sampling", "coarsen",
+           "decimate", "make_pairs", "super_resolve", "upsample"]

@@ -127,7 +127,13 @@ def cmd_simdata(a):
     t = time.time()
     s = simulate_batch(a.n, a.size, seed=a.seed, surfaces=json.loads(a.surfaces) if a.surfaces else None) \
         if a.surfaces else simulate_batch(a.n, a.size, seed=a.seed)
-    np.savez_compressed(a.out, images=s["images"], labels6=s["labels6"], good=s["good"])
+    from scopenet.simulate.spm.labels import good_tip
+
+    # the verdict without the visibility test of apex defects (the rule before 2026-11), for comparison
+    strict = np.array([good_tip(lab, p["ready"], p["max_ghost_weight"], p["elongation"])
+                       for lab, p in zip(s["labels6"], s["params"])])
+    np.savez_compressed(a.out, images=s["images"], labels6=s["labels6"], good=s["good"], good_strict=strict,
+                        artefact_visible=np.array([p["artefact_visible"] for p in s["params"]], np.float32))
     print(f"{a.n} images in {time.time() - t:.0f}s; good fraction {s['good'].mean():.3f}; "
           f"label means {np.round(s['labels6'].mean(0), 3)}")
 

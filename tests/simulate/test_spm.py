@@ -197,6 +197,9 @@ def test_label_rules_constructed_cases():
     assert lab[0] < 0.02 and lab[4] == 0 and lab[5] < 0.02
     assert L.good_tip(lab, {"individual_atoms": 1.0}, 0.0, 1.0)
     assert not L.good_tip(lab, {"individual_atoms": 1.0}, 0.5, 1.0)    # a ghost apex makes a bad tip
+    assert not L.good_tip(lab, {"individual_atoms": 1.0}, 0.5, 1.0, artefact_visible=0.9)
+    assert L.good_tip(lab, {"individual_atoms": 1.0}, 0.5, 1.0, artefact_visible=0.1)  # ...when it shows
+    assert L.good_tip(lab, {"individual_atoms": 1.0}, 0.0, 1.2, artefact_visible=1.0)  # no defect at all
     rows_only = L.categories({"rows": 1.0}, {"rows": 0.2}, 1.0, True)  # rows seen with effort
     assert rows_only[3] == 1.0 and rows_only[5] == pytest.approx(0.8) and rows_only[4] == 1.0
     nothing = L.categories({}, {}, 2.0, False)
@@ -229,6 +232,22 @@ def test_resolution_decides_features():
     blurred = spm.simulate_image(np.random.default_rng(0), **dict(base, white_noise_range=(0.05, 0.05)),
                                  tip_sigma_range=(8e-10, 8e-10))
     assert blurred.labels6[5] > 0.5 and blurred.labels6[1:4].max() < 0.5 and not blurred.good_tip
+
+
+def test_apex_defects_count_for_good_bad_only_when_visible():
+    base = dict(QUIET, size=64, pixel_size=6e-11, tip_sigma_range=(0.3e-10, 0.3e-10))
+    clean = spm.simulate_image(np.random.default_rng(0), **base)
+    assert clean.params["artefact_visible"] == 0.0 and clean.params["max_ghost_weight"] == 0.0
+    vis = []
+    for seed in range(6):
+        s = spm.simulate_image(np.random.default_rng(seed), **dict(base, p_double=1.0))
+        pr = s.params
+        assert pr["max_ghost_weight"] >= 0.25 and 0.0 <= pr["artefact_visible"] <= 1.0
+        assert s.good_tip == L.good_tip(s.labels6, pr["ready"], pr["max_ghost_weight"], pr["elongation"],
+                                        pr["artefact_visible"])
+        vis.append(pr["artefact_visible"])
+    # ghosts of weight 0.25-1 at random offsets on a quiet, sharp image are mostly plain to see
+    assert max(vis) > 0.9
 
 
 def test_write_dataset_matches_batch(tmp_path):

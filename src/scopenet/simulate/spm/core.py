@@ -339,7 +339,27 @@ def simulate_image(rng: np.random.Generator | int | None = None, config: SPMSimC
     scar_lines = len({sc[0] for sc in scar_info}) / H
     lab = L.categories(visible, ready, elong, tip_changed, scar_lines)
     max_ghost = max([g[2] for s in states for g in s.ghosts], default=0.0)
-    good = L.good_tip(lab, ready, max_ghost, elong)
+    # ---- does the apex defect (ghost apices, elongation) show in the image? Each defective state's
+    # image is compared with that of a single symmetric apex of the same width and bluntness: a double
+    # tip shifted by a lattice vector, or a tip elongated along the rows, images (nearly) identically.
+    art_s = []
+    fine = [surf.spacing[f] for f in L.FEATURES if f in surf.sites]
+    cg = -4 * np.pi**2 * max(0.5, 0.25 * min(fine) / p if fine else 0.5) ** 2
+    n_fine = float(np.sqrt(max(0.0, np.exp(cg * ky2) @ noise_pow @ np.exp(cg * kx2)) / (H * W) ** 2))
+    for si, s in enumerate(states):
+        if not s.ghosts and s.aspect <= 1.0:
+            art_s.append(0.0)
+            continue
+        z_ideal = sfft.irfft2(spec * tip_transfer((Hc, Wc), p, TipState(sigma=s.sigma, radius=s.radius), _FT),
+                              s=(Hc, Wc))
+        if s.radius:
+            z_ideal = dilate_paraboloid(z_ideal, s.radius, p)
+        d = flatten_lines((zmaps[si] - z_ideal)[oy:oy + H, ox:ox + W].astype(float), 1)
+        d = d[line_state == si] if (line_state == si).any() else d
+        c_art = _percentiles(np.abs(d), 0, 95)[1]
+        art_s.append(L.visibility(c_art, spans[si], n_fine * state_noise[si], 10 * p, p)[0])
+    artefact_visible = L.combine_states(art_s, fractions)
+    good = L.good_tip(lab, ready, max_ghost, elong, artefact_visible)
 
     # ---- outputs
     height_true = sfft.irfft2(spec, s=(Hc, Wc))[oy:oy + H, ox:ox + W].astype(float)
@@ -361,6 +381,7 @@ def simulate_image(rng: np.random.Generator | int | None = None, config: SPMSimC
         "raw_range_m": [float(raw.min()), float(raw.max())],
         "contrast_m": {f: [None if not np.isfinite(c) else float(c) for c in v] for f, v in contrasts.items() if v},
         "visible": visible, "ready": ready, "contrast_span_m": spans, "elongation": elong,
+        "max_ghost_weight": float(max_ghost), "artefact_visible": float(artefact_visible),
     }
     return SPMSample(image.astype(np.float32), height_true.astype(np.float32), lab, good, params, atoms)
 

@@ -38,9 +38,15 @@ scanned over a fraction ``frac_s`` of the lines.
 
 Dimers and rows exist only on H:Si(100); other surfaces only ever get ``individual_atoms``.
 
-**DeepSPM good/bad tip**: ``good`` when there is no tip change, some feature is readily seen
-(``max_f R_f >= 0.5``), no ghost apex has weight >= 0.2, the elongation ``e < 1.3`` and
-``bad_blurry < 0.5``.
+**DeepSPM good/bad tip** (a judgement made by people looking at images): ``good`` when there is
+no tip change, some feature is readily seen (``max_f R_f >= 0.5``), ``bad_blurry < 0.5``, and the
+apex has no *visible* shape defect. A shape defect is a ghost apex of weight >= 0.2 or an
+elongation ``e >= 1.3``; it is visible when the image differs from that of a single symmetric apex
+of the same width and bluntness: ``c_art`` = 95th percentile of ``|z_state - z_ideal|`` (flattened,
+on the state's lines) scored like a feature, ``A = visible(c_art, span, noise at the finest
+feature's scale)``, combined over states like the other quantities; visible when ``A >= 0.5``.
+(Until 2026-11 the rule ignored visibility: a double tip displaced by a lattice vector, or a tip
+elongated along the dimer rows, made a "bad" label on an image indistinguishable from a good one.)
 """
 from __future__ import annotations
 
@@ -125,8 +131,13 @@ def categories(visible: dict, ready: dict, elong: float, tip_change: bool,
     return np.clip(lab, 0.0, 1.0)
 
 
-def good_tip(labels6: np.ndarray, ready: dict, max_ghost_weight: float, elong: float) -> bool:
-    """DeepSPM's good/bad tip verdict from the labels and tip parameters (rule in the module docstring)."""
+def good_tip(labels6: np.ndarray, ready: dict, max_ghost_weight: float, elong: float,
+             artefact_visible: float = 1.0) -> bool:
+    """DeepSPM's good/bad tip verdict from the labels and tip parameters (rule in the module docstring).
+
+    ``artefact_visible`` in [0, 1] says how visible the apex's shape defect is in the image; the
+    default 1 counts every ghost >= 0.2 or elongation >= 1.3 (the rule before visibility was measured).
+    """
     best_ready = max(float(ready.get(f, 0.0)) for f in FEATURES)
-    return bool(labels6[4] < 0.5 and best_ready >= 0.5 and max_ghost_weight < 0.2 and elong < 1.3
-                and labels6[5] < 0.5)
+    shape_defect = (max_ghost_weight >= 0.2 or elong >= 1.3) and artefact_visible >= 0.5
+    return bool(labels6[4] < 0.5 and best_ready >= 0.5 and not shape_defect and labels6[5] < 0.5)

@@ -248,6 +248,10 @@ def test_apex_defects_count_for_good_bad_only_when_visible():
         vis.append(pr["artefact_visible"])
     # ghosts of weight 0.25-1 at random offsets on a quiet, sharp image are mostly plain to see
     assert max(vis) > 0.9
+    # with drift and creep the tip leaves the canvas window: the comparison follows the real path
+    for seed in range(3):
+        s = spm.simulate_image(np.random.default_rng(seed), **dict(base, p_double=1.0, p_drift=1.0, p_creep=1.0))
+        assert s.params["drift_px_per_line"] != [0.0, 0.0] and 0.0 <= s.params["artefact_visible"] <= 1.0
 
 
 def test_write_dataset_matches_batch(tmp_path):

@@ -354,7 +354,11 @@ def simulate_image(rng: np.random.Generator | int | None = None, config: SPMSimC
                               s=(Hc, Wc))
         if s.radius:
             z_ideal = dilate_paraboloid(z_ideal, s.radius, p)
-        d = flatten_lines((zmaps[si] - z_ideal)[oy:oy + H, ox:ox + W].astype(float), 1)
+        dz = zmaps[si] - z_ideal
+        # sampled where the tip really was (drift and creep move it off the canvas window)
+        d = (ndimage.map_coordinates(dz, [yy + oy, xx + ox], order=1, mode="nearest") if moving
+             else dz[oy:oy + H, ox:ox + W]).astype(float)
+        d = flatten_lines(d, 1)
         d = d[line_state == si] if (line_state == si).any() else d
         c_art = _percentiles(np.abs(d), 0, 95)[1]
         art_s.append(L.visibility(c_art, spans[si], n_fine * state_noise[si], 10 * p, p)[0])

@@ -361,7 +361,7 @@ def simulate_image(rng: np.random.Generator | int | None = None, config: SPMSimC
         d = flatten_lines(d, 1)
         d = d[line_state == si] if (line_state == si).any() else d
         c_art = _percentiles(np.abs(d), 0, 95)[1]
-        art_s.append(L.visibility(c_art, spans[si], n_fine * state_noise[si], 10 * p, p)[0])
+        art_s.append(L.visibility(c_art, spans[si], n_fine * state_noise[si], 10 * p, p)[1])  # readily seen
     artefact_visible = L.combine_states(art_s, fractions)
     good = L.good_tip(lab, ready, max_ghost, elong, artefact_visible)
 

@@ -43,8 +43,9 @@ no tip change, some feature is readily seen (``max_f R_f >= 0.5``), ``bad_blurry
 apex has no *visible* shape defect. A shape defect is a ghost apex of weight >= 0.2 or an
 elongation ``e >= 1.3``; it is visible when the image differs from that of a single symmetric apex
 of the same width and bluntness: ``c_art`` = 95th percentile of ``|z_state - z_ideal|`` (flattened,
-on the state's lines) scored like a feature, ``A = visible(c_art, span, noise at the finest
-feature's scale)``, combined over states like the other quantities; visible when ``A >= 0.5``.
+on the state's lines) scored like a feature, ``A = ready(c_art, span, noise at the finest
+feature's scale)`` (readily seen, the standard the rule asks of the features), combined over states
+like the other quantities; visible when ``A >= 0.5``.
 (Until 2026-11 the rule ignored visibility: a double tip displaced by a lattice vector, or a tip
 elongated along the dimer rows, made a "bad" label on an image indistinguishable from a good one.)
 """

@@ -159,7 +159,10 @@ def cmd_goodbad(a):
     gb = TipClassifier(size=a.size, epochs=a.epochs, mode="single", categories=["bad", "good"],
                        threads=a.threads, lr=a.lr, stem_stride=a.stem_stride, batch_size=a.batch,
                        pos_weight=[1.0, a.good_weight], line_aug_p=a.line_aug, **_arch(a))
-    gb.fit(X, g, inputs_prepared=True, progress=True)
+    aux = None
+    if a.aux:  # the quantities the verdict is made of, as auxiliary targets
+        aux = np.concatenate([np.concatenate([z["labels6"], z["artefact_visible"][:, None]], 1) for z in tr])
+    gb.fit(X, g, inputs_prepared=True, progress=True, aux=aux, aux_weight=a.aux_weight)
     pred = gb.predict(Xt, inputs_prepared=True)
     acc = float((pred == gt).mean())
     cm = [[int(((gt == i) & (pred == j)).sum()) for j in (0, 1)] for i in (0, 1)]
@@ -243,6 +246,9 @@ def main(argv=None) -> int:
     gb.add_argument("--seeds", default="")
     gb.add_argument("--six", action="store_true")
     gb.add_argument("--good-weight", type=float, default=1.0, help="loss weight of the rare 'good' class")
+    gb.add_argument("--aux", action="store_true",
+                    help="also learn the six category scores and the apex-defect visibility (auxiliary outputs)")
+    gb.add_argument("--aux-weight", type=float, default=1.0)
     gb.add_argument("--line-aug", type=float, default=0.5,
                     help="fraction given scan-line artefacts (0 for good/bad: artefacts can change the verdict)")
     ss = sub.choices["simsix"]

@@ -242,3 +242,23 @@ def test_single_mode_class_weight_shifts_predictions_towards_the_weighted_class(
     assert plain.predict(x).mean() < 0.5 < heavy.predict(x).mean()
     with pytest.raises(InputError, match="class weights"):
         TipClassifier(**kw, pos_weight=[1.0]).fit(x, y)
+
+
+def test_auxiliary_targets_are_trained_then_dropped(tmp_path):
+    x = np.random.default_rng(3).normal(size=(64, 8, 8)).astype(np.float32)
+    y = (np.random.default_rng(0).random(64) < 0.4).astype(np.float32)
+    aux = np.random.default_rng(1).random((64, 3)).astype(np.float32)
+    kw = dict(SMALL, size=8, channels=[4, 8], dense=8, batch_size=16, mode="single", categories=["a", "b"],
+              epochs=2, seed=0)
+    with_aux = TipClassifier(**kw).fit(x, y, aux=aux, aux_weight=0.5)
+    plain = TipClassifier(**kw).fit(x, y)
+    assert with_aux.net_.out.out_features == 2 and with_aux.predict_proba(x).shape == (64, 2)
+    # same seed and data: only the auxiliary loss differs, so the networks do too
+    assert not np.allclose(with_aux.predict_proba(x), plain.predict_proba(x))
+    with_aux.save(tmp_path / "m")
+    back = TipClassifier.load(tmp_path / "m")
+    np.testing.assert_allclose(back.predict_proba(x), with_aux.predict_proba(x), atol=1e-6)
+    with pytest.raises(InputError, match="aux"):
+        TipClassifier(**kw).fit(x, y, aux=aux[:10])
+    with pytest.raises(InputError, match="aux"):
+        TipClassifier(**kw).fit(x, y, aux=aux * 2)

@@ -124,7 +124,8 @@ class TipClassifier:
     # ------------------------------------------------------------------ training
     def fit(self, images, labels, sample_weight=None, *, inputs_prepared: bool = False,
             checkpoint: str | Path | None = None, resume: bool = False, progress: bool = False,
-            callback: Callable[[int, float], None] | None = None) -> "TipClassifier":
+            callback: Callable[[int, float], None] | None = None, aux=None,
+            aux_weight: float = 1.0) -> "TipClassifier":
         """Train the network from scratch.
 
         Parameters
@@ -141,6 +142,12 @@ class TipClassifier:
         progress : bool
             Show a tqdm bar over epochs.
         callback : callable(epoch, loss), optional
+        aux : array [N, A] of scores in [0, 1], optional
+            Auxiliary targets learnt beside the labels during training only (extra sigmoid outputs,
+            binary cross-entropy weighted by ``aux_weight``), e.g. the quantities a verdict is made of
+            (the six categories, how visible an apex defect is). They shape the features; the extra
+            outputs are dropped afterwards, so the saved model has exactly the categories' outputs.
+        aux_weight : float
         """
         cfg = self.config
         X = np.asarray(images, np.float32) if inputs_prepared else self._inputs(images)
@@ -161,6 +168,13 @@ class TipClassifier:
             raise InputError(f"sample_weight must have shape ({len(X)},), got {W.shape}")
         if len(X) == 0:
             raise InputError("no training images")
+        A = None
+        if aux is not None:
+            A = np.asarray(aux, np.float32)
+            A = A[:, None] if A.ndim == 1 else A
+            if A.ndim != 2 or len(A) != len(X) or not np.isfinite(A).all() or A.min() < 0 or A.max() > 1:
+                raise InputError(f"aux must be scores in [0, 1] of shape ({len(X)}, A), got {A.shape}")
+        self._aux, self._aux_weight = A, float(aux_weight)
 
         old_threads = torch.get_num_threads()
         torch.set_num_threads(cfg.threads)
@@ -175,6 +189,11 @@ class TipClassifier:
         torch.manual_seed(cfg.seed)
         gen = torch.Generator().manual_seed(cfg.seed)
         net = _build_net(cfg)
+        aux = getattr(self, "_aux", None)
+        k = len(cfg.categories)
+        if aux is not None:  # extra outputs for the auxiliary targets, dropped after training
+            net.out = torch.nn.Linear(net.out.in_features, k + aux.shape[1])
+        at = None if aux is None else torch.from_numpy(aux)
         opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         n, bs = len(X), min(cfg.batch_size, len(X))
         steps_per_epoch = math.ceil(n / bs)
@@ -221,10 +240,14 @@ class TipClassifier:
                     g["lr"] = one_cycle(step, total, cfg.lr)
                 logits = net(x)
                 wb = None if wt is None else wt[b]
+                if at is not None:
+                    logits, aux_logits = logits[:, :k], logits[:, k:]
                 if cfg.mode == "multi":
                     loss = soft_bce(logits, yt[b], wb, pw)
                 else:
                     loss = soft_cross_entropy(logits, yt[b], wb)
+                if at is not None:
+                    loss = loss + self._aux_weight * F.binary_cross_entropy_with_logits(aux_logits, at[b])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -244,6 +267,12 @@ class TipClassifier:
                          "history": self.history_, "config": cfg.model_dump()}
                 with atomic_output(ckpt, overwrite=True) as tmp:
                     torch.save(state, tmp)
+        if at is not None:
+            full = net.out
+            net.out = torch.nn.Linear(full.in_features, k)
+            with torch.no_grad():
+                net.out.weight.copy_(full.weight[:k])
+                net.out.bias.copy_(full.bias[:k])
         net.eval()
         self.net_ = net
 

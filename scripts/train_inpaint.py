@@ -1,5 +1,14 @@
 #!/usr/bin/env python
-"""Train the default sparse-scan completion model: ``python scripts/train_inpaint.py [config.yaml] [--no-resume]``."""
+"""Train the default sparse-scan completion model: ``python scripts/train_inpaint.py [config.yaml] [--no-resume]``.
+
+The shipped ``inpaint-default`` was made in three stages (its model card lists them)::
+
+    python scripts/train_inpaint.py scripts/configs/inpaint-default-stage1.yaml
+    python scripts/train_inpaint.py scripts/configs/inpaint-default-stage2.yaml
+    python scripts/train_inpaint.py scripts/configs/inpaint-default-stage3.yaml
+
+then ``runs/inpaint-nc2/model.*`` was copied to ``src/scopenet/weights/inpaint-default.*`` with the card filled in.
+"""
 import sys
 
 from scopenet.tasks.inpaint.train import main

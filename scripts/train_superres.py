@@ -98,34 +98,7 @@ def main(argv=None) -> int:
     pool = np.concatenate([sims, real_imgs[pick]])
     print(f"data: {len(sims)} sim + {len(pick)} real train images ({time.time() - t0:.0f}s)", flush=True)
 
-    net = VDSR(a.layers, a.channels)
-    ckpt = wd / "last.pt"
-    done, elapsed = 0, 0.0
-    if ckpt.exists():
-        st = torch.load(ckpt, map_location="cpu")
-        net.load_state_dict(st["net"])
-        done, elapsed = st["step"], st["elapsed"]
-        print(f"resumed at step {done} ({elapsed:.0f}s trained)", flush=True)
-    est = SuperResolver(net)
-    t_start = time.time()
-    losses: list[float] = []
-
-    def cb(step, loss, model):
-        losses.append(loss)
-        s = done + step + 1
-        if s % a.ckpt_every == 0:
-            torch.save({"net": model.state_dict(), "step": s, "elapsed": elapsed + time.time() - t_start},
-                       wd / "tmp.pt")
-            (wd / "tmp.pt").replace(ckpt)
-            print(f"step {s}  mse(last 100) {np.mean(losses[-100:]):.3e}  {time.time() - t_start:.0f}s", flush=True)
-
-    # a fresh seed per resume so a restart does not replay the same batches
-    est.fit(pool, factors=(2, 4), steps=a.steps - done, batch_size=a.batch, patch=a.patch,
-            lr=a.lr if done == 0 else a.lr * 0.3, seed=1000 + done, time_budget_s=a.budget, callback=cb)
-    steps = done + len(est.history_)
-    train_s = elapsed + time.time() - t_start
-    torch.save({"net": net.state_dict(), "step": steps, "elapsed": train_s}, ckpt)
-    print(f"trained {steps} steps, {train_s:.0f}s", flush=True)
+    est, steps, train_s = _train(a, wd, pool, "block_mean")
 
     metrics = {}
     fine = B.sim_images(a.n_eval_sim)

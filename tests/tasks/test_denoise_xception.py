@@ -9,14 +9,6 @@ from scopenet.nn import build_architecture
 from scopenet.nn.xception import ASPP, AtrousXception, SeparableConv, freeze_batchnorm, l2_penalty
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _expected(size: int) -> dict[str, tuple[int, ...]]:
     s = size
     return {"stem": (1, 64, s // 2, s // 2), "block1": (1, 128, s // 4, s // 4), "block2": (1, 256, s // 8, s // 8),

@@ -143,6 +143,8 @@ def _arch(a) -> dict:
     out = {"arch": a.arch}
     if a.channels:
         out["channels"] = [int(c) for c in a.channels.split(",")]
+    if a.line_k:
+        out["line_k"] = a.line_k
     return out
 
 
@@ -229,6 +231,7 @@ def main(argv=None) -> int:
         p.add_argument("--batch", type=int, default=64)
         p.add_argument("--arch", choices=["tipnet", "tipresnet"], default="tipnet")
         p.add_argument("--channels", default="", help="comma-separated widths, e.g. 16,32,64,128")
+        p.add_argument("--line-k", type=int, default=0, help="TipNet scan-line branch: strongest lines kept (0: none)")
         p.add_argument("--out", default=None)
     cv = sub.choices["cv"]
     cv.add_argument("--folds", type=int, default=5)

@@ -216,6 +216,39 @@ def test_label_rules_constructed_cases():
     assert L.combine_states([0.0, 1.0], [0.9, 0.1]) == pytest.approx(1 / 3)
 
 
+def test_flatten_canvas_matches_flatten_lines_on_the_window(rng):
+    from scopenet.simulate.spm.core import _flatten_canvas
+
+    z = rng.normal(size=(20, 30)) + np.arange(30)[None, :] * rng.normal(size=(20, 1))
+    for order in (0, 1):
+        out = _flatten_canvas(z, 5, 16, order)
+        np.testing.assert_allclose(out[:, 5:21], spm.flatten_lines(z[:, 5:21], order), atol=1e-12)
+    # order 1 removes a row's straight line everywhere on the canvas row, not only in the window
+    ramp = np.arange(30)[None, :] * np.array([[1.0], [-2.0]]) + 3.0
+    np.testing.assert_allclose(_flatten_canvas(ramp, 5, 16, 1), 0.0, atol=1e-12)
+
+
+def test_rows_along_the_scan_lines_are_not_visible_after_x_flattening():
+    # H:Si(100) dimer rows parallel to the fast-scan direction: every scan line runs along a row or
+    # a trough, so line flattening removes the row contrast from the recorded image; the labels must
+    # follow the image (seed 17: rows 0.4 degrees off the scan direction). Rows crossing the lines
+    # at 20-70 degrees keep their contrast (seeds 0, 1, 8, 18, 22, 23, 34, 37, 39).
+    cfg = dict(size=64, surfaces={"hsi100": 1}, p_tip_change=0, p_drift=0, p_creep=0, p_scars=0, p_steps=0)
+
+    def rows(seed, flatten):
+        s = spm.simulate_image(seed, flatten=flatten, **cfg)
+        return s.params["contrast_m"]["rows"][0], s.params["ready"]["rows"], s.params["surface_params"]
+
+    c_flat, r_flat, sp = rows(17, "linear")
+    c_raw, r_raw, _ = rows(17, "none")
+    th = np.degrees(sp["row_angle_rad"]) % 180
+    assert min(th, 180 - th) < 1.0
+    assert c_flat < 0.2 * c_raw and r_raw > 0.9 and r_flat < 0.05
+    for seed in (0, 1, 8, 18, 22, 23, 34, 37, 39):
+        (c_flat, _, _), (c_raw, _, _) = rows(seed, "linear"), rows(seed, "none")
+        assert 0.9 < c_flat / c_raw < 1.1, seed
+
+
 def test_elongation_of_asymmetric_tip():
     sym = spm.TipState(sigma=1e-10)
     assert L.elongation(sym.covariance(), 0.7e-10) == pytest.approx(1.0)

@@ -262,3 +262,53 @@ def test_auxiliary_targets_are_trained_then_dropped(tmp_path):
         TipClassifier(**kw).fit(x, y, aux=aux[:10])
     with pytest.raises(InputError, match="aux"):
         TipClassifier(**kw).fit(x, y, aux=aux * 2)
+
+
+# ----------------------------------------------------------------------------- scan-line branch
+def test_line_stats_sort_rows_and_columns_and_swap_them_under_transposition():
+    from scopenet.nn.cnn import LineStats
+
+    ls = LineStats(1, channels=3, k=4).eval()
+    with torch.no_grad():  # a transposition-symmetric 3x3 kernel: transposing the input transposes the map
+        w = ls.conv[0].weight
+        w.copy_(w + w.transpose(-1, -2))
+    x = torch.randn(2, 1, 12, 12)
+    out = ls(x)
+    assert out.shape == (2, 2 * 3 * 4)
+    blocks = out.view(2, 2, 3, 4)
+    assert torch.all(blocks[..., :-1] >= blocks[..., 1:])  # each channel's lines, strongest first
+    swapped = ls(x.transpose(-1, -2)).view(2, 2, 3, 4)
+    torch.testing.assert_close(swapped[:, 0], blocks[:, 1])
+    torch.testing.assert_close(swapped[:, 1], blocks[:, 0])
+    with pytest.raises(ValueError, match="at least 4 lines"):
+        ls(torch.randn(1, 1, 3, 12))
+
+
+def scar_set(n: int, seed: int, size: int = 16):
+    """Noise images with 1-2 (class 0) or 5-6 (class 1) short scars on distinct lines."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, (n, size, size)).astype(np.float32)
+    y = (np.arange(n) % 2).astype(np.float32)
+    for i in range(n):
+        lines = rng.choice(size, rng.integers(5, 7) if y[i] else rng.integers(1, 3), replace=False)
+        for r in lines:
+            c = rng.integers(0, size - 5)
+            x[i, r, c:c + 5] += rng.choice([-5.0, 5.0])
+    return x, y
+
+
+def test_line_branch_learns_to_count_scarred_lines_and_round_trips(tmp_path):
+    x, y = scar_set(384, 0)
+    xt, yt = scar_set(128, 1)
+    kw = dict(SMALL, channels=[4, 8], dense=16, lr=1e-2, mode="single", categories=["few", "many"], epochs=8,
+              line_k=8, seed=0)
+    clf = TipClassifier(**kw).fit(x, y)
+    assert clf.net_.lines is not None
+    assert (clf.predict(xt) == yt).mean() >= 0.85
+    clf.save(tmp_path / "m")
+    back = TipClassifier.load(tmp_path / "m")
+    assert back.config.line_k == 8
+    np.testing.assert_allclose(back.predict_proba(xt), clf.predict_proba(xt), atol=1e-6)
+    assert back.cam(xt[:3], "many").shape == (3, 16, 16)
+    with pytest.raises(InputError, match="line_k"):
+        TipClassifier(**{**kw, "arch": "tipresnet"}).fit(x, y)

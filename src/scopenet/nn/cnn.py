@@ -4,6 +4,11 @@
 8-16-16-32-64 channels, one dense layer of 256); ``TipResNet`` is a ResNet-style option. Both end
 in raw logits (apply sigmoid for multi-label, softmax for single-label) and expose the last
 convolutional feature map for class activation maps (:meth:`features` / :meth:`head`).
+
+``TipNet(line_k=16)`` adds a scan-line branch (:class:`LineStats`): per-pixel features from a full-resolution
+3x3 and a 1x1 convolution, their maximum along every row and every column, and the ``line_k``
+largest of those per channel. The dense layer sees a sorted list of the most anomalous lines, so it
+can count scarred or jumped lines, which global average pooling averages away.
 """
 from __future__ import annotations
 
@@ -27,6 +32,34 @@ class _ConvBlock(nn.Sequential):
         super().__init__(*layers)
 
 
+class LineStats(nn.Module):
+    """Scan-line statistics: the ``k`` strongest rows and columns of learnt per-pixel features.
+
+    Input [B, C_in, H, W] -> output [B, 2 * channels * k] (rows first, then columns; each
+    descending). Rows and columns are both summarised because training rotates images by 90 degrees.
+    """
+
+    def __init__(self, in_channels: int = 1, channels: int = 8, k: int = 16):
+        super().__init__()
+        self.k = int(k)
+        self.conv = nn.Sequential(
+            nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 1, bias=False), nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True))
+        self.out_features = 2 * channels * self.k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x)
+        rows, cols = h.amax(3), h.amax(2)  # [B, C, H], [B, C, W]
+        k = self.k
+        if rows.shape[-1] < k or cols.shape[-1] < k:
+            raise ValueError(f"LineStats(k={k}) needs images of at least {k} lines, got {tuple(x.shape[-2:])}")
+        r = torch.topk(rows, k, dim=-1).values
+        c = torch.topk(cols, k, dim=-1).values
+        return torch.cat([r.flatten(1), c.flatten(1)], 1)
+
+
 class TipNet(nn.Module):
     """Conv blocks + global average pooling + one dense layer.
 
@@ -44,6 +77,9 @@ class TipNet(nn.Module):
     stem_stride : int
         Stride of the first convolution (1 = the review's network; 2 = the ``fast`` preset, which
         quarters the cost of every later layer at 64x64 for a small loss of fine detail).
+    line_k : int
+        0 (default): no scan-line branch; otherwise the number of strongest rows/columns that
+        :class:`LineStats` hands to the dense layer.
 
     Shapes: input [B, in_channels, H, W] (H, W divisible by ``stem_stride * 2**(len(channels)-1)`` is
     best), output [B, n_classes].
@@ -52,18 +88,23 @@ class TipNet(nn.Module):
     arch_name = "tipnet"
 
     def __init__(self, n_classes: int = 6, channels: Sequence[int] = (8, 16, 16, 32, 64), dense: int = 256,
-                 in_channels: int = 1, dropout: float = 0.3, stem_stride: int = 1):
+                 in_channels: int = 1, dropout: float = 0.3, stem_stride: int = 1, line_k: int = 0):
         super().__init__()
         if stem_stride not in (1, 2, 4):
             raise ValueError(f"stem_stride must be 1, 2 or 4, got {stem_stride}")
+        if line_k < 0:
+            raise ValueError(f"line_k must be >= 0, got {line_k}")
         self.config = {"n_classes": n_classes, "channels": list(channels), "dense": dense,
                        "in_channels": in_channels, "dropout": dropout, "stem_stride": stem_stride}
+        if line_k:
+            self.config["line_k"] = int(line_k)
         blocks, c = [], in_channels
         for i, co in enumerate(channels):
             blocks.append(_ConvBlock(c, co, pool=i < len(channels) - 1, stride=stem_stride if i == 0 else 1))
             c = co
         self.body = nn.Sequential(*blocks)
-        self.fc1 = nn.Linear(c, dense)
+        self.lines = LineStats(in_channels, k=line_k) if line_k else None
+        self.fc1 = nn.Linear(c + (self.lines.out_features if self.lines is not None else 0), dense)
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(dense, n_classes)
         self.feature_channels = c
@@ -72,12 +113,20 @@ class TipNet(nn.Module):
         """Last conv feature map [B, C, h, w] (used for class activation maps)."""
         return self.body(x)
 
-    def head(self, f: torch.Tensor) -> torch.Tensor:
+    def extras(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Inputs of the head besides the feature map: the scan-line statistics, or ``None``."""
+        return None if self.lines is None else self.lines(x)
+
+    def head(self, f: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
         g = f.mean(dim=(2, 3))
+        if self.lines is not None:
+            if extra is None:
+                raise ValueError("this TipNet has a scan-line branch: pass head(f, extras(x))")
+            g = torch.cat([g, extra], 1)
         return self.out(self.drop(torch.relu(self.fc1(g))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+        return self.head(self.features(x), self.extras(x))
 
 
 class _ResBlock(nn.Module):
@@ -130,12 +179,14 @@ class TipResNet(nn.Module):
 def class_activation_map(model: nn.Module, x: torch.Tensor, class_index: int) -> torch.Tensor:
     """Grad-CAM map [B, H, W] in [0, 1] for one output class, upsampled to the input size.
 
-    Works for any model exposing ``features(x)`` and ``head(features)``.
+    Works for any model exposing ``features(x)`` and ``head(features)`` (or ``head(features, extras(x))``
+    where the model has :meth:`TipNet.extras`; the map then explains the convolutional evidence only).
     """
     model.eval()
     with torch.enable_grad():
         f = model.features(x).detach().requires_grad_(True)
-        logits = model.head(f)
+        extra = model.extras(x).detach() if hasattr(model, "extras") else None
+        logits = model.head(f) if extra is None else model.head(f, extra)
         grad = torch.autograd.grad(logits[:, class_index].sum(), f)[0]
     w = grad.mean(dim=(2, 3), keepdim=True)
     cam = torch.relu((w * f).sum(1, keepdim=True))

@@ -140,6 +140,22 @@ def _new_state(rng, cfg, pixel_size, previous: TipState | None = None) -> TipSta
     return t
 
 
+def _flatten_canvas(z: np.ndarray, ox: int, W: int, order: int) -> np.ndarray:
+    """X-flatten a canvas-sized height map as the scan does: each canvas row minus its order-0/1
+    least-squares fit over the image window's columns ``[ox, ox + W)`` (the scan line), extended over
+    the whole row. Drift bends scan lines slightly off canvas rows; that is ignored here.
+    """
+    z = np.asarray(z, float)
+    win = z[:, ox:ox + W]
+    mean = win.mean(axis=1, keepdims=True)
+    out = z - mean
+    if order >= 1 and W > 1:
+        x = np.arange(W, dtype=float) - (W - 1) / 2
+        slope = (win - mean) @ x / (x @ x)
+        out = out - slope[:, None] * (np.arange(z.shape[1], dtype=float) - ox - (W - 1) / 2)[None, :]
+    return out
+
+
 def simulate_image(rng: np.random.Generator | int | None = None, config: SPMSimConfig | dict | None = None,
                    **overrides) -> SPMSample:
     """Simulate one STM image, rendered line by line, with labels.
@@ -296,6 +312,9 @@ def simulate_image(rng: np.random.Generator | int | None = None, config: SPMSimC
             rows_si = clean_flat
         lo, hi = _percentiles(rows_si, 5, 95)
         spans.append(float(hi - lo))
+    # contrast is measured on what the recorded image shows: with X-flattening, every scan line loses
+    # its mean (and slope), so dimer rows parallel to the fast-scan direction vanish from the image
+    zmeas = zmaps if order is None else [_flatten_canvas(z, ox, W, order) for z in zmaps]
     vis_s = {f: [] for f in L.FEATURES}
     ready_s = {f: [] for f in L.FEATURES}
     contrasts = {f: [] for f in L.FEATURES}
@@ -322,7 +341,7 @@ def simulate_image(rng: np.random.Generator | int | None = None, config: SPMSimC
                 c = np.nan
             else:
                 nu = int(use.sum())
-                zz = ndimage.map_coordinates(zmaps[si], np.concatenate([peak[use], mid[use]]).T, order=1)
+                zz = ndimage.map_coordinates(zmeas[si], np.concatenate([peak[use], mid[use]]).T, order=1)
                 c = float(np.median(zz[:nu].astype(float) - zz[nu:]))
             nsd = nsd_all * state_noise[si]
             v, r = L.visibility(c, spans[si], nsd, sp, p)

@@ -68,7 +68,10 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, weights: tor
 def _build_net(cfg: ClassifierConfig) -> torch.nn.Module:
     k = len(cfg.categories)
     if cfg.arch == "tipnet":
-        return TipNet(k, channels=cfg.channels, dense=cfg.dense, dropout=cfg.dropout, stem_stride=cfg.stem_stride)
+        return TipNet(k, channels=cfg.channels, dense=cfg.dense, dropout=cfg.dropout, stem_stride=cfg.stem_stride,
+                      line_k=cfg.line_k)
+    if cfg.line_k:
+        raise InputError("line_k (the scan-line branch) exists only for arch='tipnet'")
     return TipResNet(k, widths=cfg.channels, dropout=cfg.dropout)
 
 

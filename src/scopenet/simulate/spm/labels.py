@@ -9,9 +9,13 @@ All rules are soft (values in [0, 1]) and use the logistic ``sig(x) = 1 / (1 + e
 - ``dimers`` (H:Si only) – a dimer centre vs the point half-way to the next dimer along the row;
 - ``rows`` (H:Si only) – a dimer centre vs the trough between rows.
 
-The tip-imaged, noise-free height map of each tip state is sampled at both points of every pair
-that lies inside the image, on lines scanned with that state, on one terrace; the contrast
-``c_f`` is the median difference (m). It accounts for blur, asymmetry, ghosts and dilation alike.
+The tip-imaged, noise-free height map of each tip state, X-flattened as the recorded image is
+(per scan line; see ``SPMSimConfig.flatten``), is sampled at both points of every pair that lies
+inside the image, on lines scanned with that state, on one terrace; the contrast ``c_f`` is the
+median difference (m). It accounts for blur, asymmetry, ghosts and dilation alike, and for
+flattening: dimer rows parallel to the fast-scan direction leave no contrast in a line-flattened
+image. (Until 2026-11-24 the contrast was taken before flattening, so such images were labelled
+with readily visible rows that the image does not show.)
 
 **Visibility** of feature ``f`` (spacing ``s_f``; ``span`` = 5-95 percentile range of the
 flattened noise-free image on the state's lines, i.e. the grey range a viewer of the min-max

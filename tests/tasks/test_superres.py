@@ -139,3 +139,20 @@ def test_super_resolve_function_uses_given_estimator():
     np.testing.assert_array_equal(super_resolve(img, 2, model=est), est.predict(img, 2))
     with pytest.raises(InputError):
         super_resolve(img, 1, model=est)
+
+
+def test_ladder_super_resolves_one_coarse_scan_to_every_size():
+    from scopenet.tasks.inpaint.bench_superres import ladder, table
+
+    fine = _toy(4, 64, seed=3)
+    est = SuperResolver(VDSR(n_layers=3, channels=4))  # untrained: exactly bicubic
+    res = ladder(est, fine, coarse_size=16)
+    assert sorted(res) == [32, 64]  # x2 and x4 from the 16 px scan
+    for r in res.values():
+        assert r["model"]["rms"] == pytest.approx(r["bicubic"]["rms"], rel=1e-4)
+        assert r["nearest"]["rms"] > 0
+    # the x4 rung is scored against the fine images themselves
+    coarse = np.stack([block_mean(x, 4) for x in fine])
+    bic = np.stack([upsample(c, 4, "bicubic") for c in coarse])
+    assert res[64]["bicubic"]["rms"] == pytest.approx(float(np.sqrt(((bic - fine) ** 2).mean((1, 2))).mean()), rel=1e-5)
+    assert "| 16->64 (x4) | model |" in table("t", {64: res[64]}, 4, "ladder", coarse=16)

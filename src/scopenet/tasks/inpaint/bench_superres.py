@@ -7,6 +7,10 @@ gordon-hsi STM images from sessions the shipped model never saw) are block-mean 
 
     python -m scopenet.tasks.inpaint.bench_superres [--n-sim 100] [--n-real 200] [--model spm-x4]
 
+``--ladder`` adds the SPM review's setting: one 32x32 coarse scan of a field of view imaged at
+256x256, super-resolved to 64, 128 and 256 pixels (x2, x4, x8); each target is the 256x256 image
+block-averaged to that size (simulated images; real gordon-hsi images, 128x128, give 64 and 128).
+
 STEM (``--domain stem``): centre crops (512x512, or the largest square multiple of 4 that fits, at
 least 256) of the em-real held-out micrographs -- the test set of the inpainting and denoising
 benchmarks, never used in training -- are decimated (``fine[::f, ::f]``, a STEM sub-lattice scan)
@@ -89,15 +93,44 @@ def evaluate(model: SuperResolver, fine: np.ndarray, factor: int, batch: int = 3
     return out
 
 
-def table(title: str, res: dict[int, dict[str, dict[str, float]]], n: int) -> str:
-    """Markdown table of :func:`evaluate` results for several factors."""
+def ladder(model: SuperResolver, fine: np.ndarray, coarse_size: int = 32) -> dict[int, dict[str, dict[str, float]]]:
+    """:func:`evaluate` from one ``coarse_size`` scan to every power-of-two size up to ``fine``'s.
+
+    ``fine`` (N, S, S) in [0, 1] is the best scan of the field of view; the target at size ``T`` is
+    its block mean (rescaled to [0, 1]), the coarse input the block mean at ``coarse_size``, so every
+    target shares the same coarse scan. Returns ``{T: results}``.
+    """
+    S = fine.shape[-1]
+    out = {}
+    T = 2 * coarse_size
+    while T <= S:
+        target = unit(np.stack([coarsen(x, S // T, "block_mean") for x in fine])) if T < S else fine
+        out[T] = evaluate(model, target, T // coarse_size)
+        T *= 2
+    return out
+
+
+def table(title: str, res: dict[int, dict[str, dict[str, float]]], n: int, fine: int | str | None = None,
+          coarse: int = 32) -> str:
+    """Markdown table of :func:`evaluate` results for several factors.
+
+    ``fine``: the fine size (default 128) or, for a :func:`ladder` result keyed by target size,
+    ``"ladder"`` (with the ladder's ``coarse`` size).
+    """
     lines = [f"### {title} (n = {n})", "",
              "| scan | method | RMS | PSNR (dB) | SSIM | ms/image |", "|---|---|---|---|---|---|"]
-    for f, r in res.items():
+    for key, r in res.items():
+        if fine == "ladder":
+            size, f = key, key // coarse
+            scan = f"{coarse}->{size} (x{f})"
+        else:
+            f = key
+            size = fine or 128
+            scan = f"{size // f}->{size} (x{f})"
         best = min(v["rms"] for k, v in r.items() if k != "model")
         for k, v in r.items():
             tag = f" ({v['rms'] / best:.3f}x best interp.)" if k == "model" else ""
-            lines.append(f"| {128 // f}->128 (x{f}) | {k} | {v['rms']:.4f}{tag} | {v['psnr']:.2f} | "
+            lines.append(f"| {scan} | {k} | {v['rms']:.4f}{tag} | {v['psnr']:.2f} | "
                          f"{v['ssim']:.4f} | {v['ms']:.2f} |")
     return "\n".join(lines)
 
@@ -236,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="held-out simulated images (default 100 for spm, 0 for stem)")
     p.add_argument("--n-real", type=int, default=200, help="held-out real gordon-hsi images (0: skip)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--ladder", action="store_true",
+                   help="spm: also 32 -> 64/128/256 from one coarse scan (the SPM review's setting)")
     a = p.parse_args(argv)
     import torch
 
@@ -251,6 +286,11 @@ def main(argv: list[str] | None = None) -> int:
         print(table(f"held-out simulated SPM (seed {EVAL_SIM_SEED})", {f: evaluate(model, fine, f) for f in (4, 2)},
                     len(fine)))
         print()
+        if a.ladder:
+            fine = sim_images(a.n_sim, size=256)
+            print(table(f"held-out simulated SPM, one 32x32 scan to 64/128/256 (seed {EVAL_SIM_SEED}, 256 px)",
+                        ladder(model, fine), len(fine), "ladder"))
+            print()
     if a.n_real > 0:
         if not HSI_DIR.exists():
             print(f"skipping real images: {HSI_DIR} not found")
@@ -260,6 +300,10 @@ def main(argv: list[str] | None = None) -> int:
             fine = imgs[np.sort(idx)]
             print(table(f"gordon-hsi held-out sessions (fold {HOLDOUT_FOLD})",
                         {f: evaluate(model, fine, f) for f in (4, 2)}, len(fine)))
+            if a.ladder:
+                print()
+                print(table(f"gordon-hsi held-out sessions (fold {HOLDOUT_FOLD}), one 32x32 scan to 64/128",
+                            ladder(model, fine), len(fine), "ladder"))
     return 0
 
 

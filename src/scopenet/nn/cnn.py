@@ -185,7 +185,8 @@ def class_activation_map(model: nn.Module, x: torch.Tensor, class_index: int) ->
     model.eval()
     with torch.enable_grad():
         f = model.features(x).detach().requires_grad_(True)
-        extra = model.extras(x).detach() if hasattr(model, "extras") else None
+        extra = model.extras(x) if hasattr(model, "extras") else None
+        extra = None if extra is None else extra.detach()
         logits = model.head(f) if extra is None else model.head(f, extra)
         grad = torch.autograd.grad(logits[:, class_index].sum(), f)[0]
     w = grad.mean(dim=(2, 3), keepdim=True)

@@ -147,13 +147,10 @@ def _flatten_canvas(z: np.ndarray, ox: int, W: int, order: int) -> np.ndarray:
     """
     z = np.asarray(z, float)
     win = z[:, ox:ox + W]
-    mean = win.mean(axis=1, keepdims=True)
-    out = z - mean
-    if order >= 1 and W > 1:
-        x = np.arange(W, dtype=float) - (W - 1) / 2
-        slope = (win - mean) @ x / (x @ x)
-        out = out - slope[:, None] * (np.arange(z.shape[1], dtype=float) - ox - (W - 1) / 2)[None, :]
-    return out
+    fit = win - flatten_lines(win, order)                       # each scan line's fitted mean (and slope)
+    mean = fit.mean(axis=1, keepdims=True)
+    slope = (fit[:, -1:] - fit[:, :1]) / max(W - 1, 1)
+    return z - mean - slope * (np.arange(z.shape[1], dtype=float) - ox - (W - 1) / 2)[None, :]
 
 
 def simulate_image(rng: np.random.Generator | int | None = None, config: SPMSimConfig | dict | None = None,

@@ -155,4 +155,4 @@ def test_ladder_super_resolves_one_coarse_scan_to_every_size():
     coarse = np.stack([block_mean(x, 4) for x in fine])
     bic = np.stack([upsample(c, 4, "bicubic") for c in coarse])
     assert res[64]["bicubic"]["rms"] == pytest.approx(float(np.sqrt(((bic - fine) ** 2).mean((1, 2))).mean()), rel=1e-5)
-    assert "| 16->64 (x4) | model |" in table("t", {64: res[64]}, 4, "ladder", coarse=16)
+    assert "| 16->64 (x4) | model |" in table("t", {64: res[64]}, 4, coarse=16)

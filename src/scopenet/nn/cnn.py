@@ -50,13 +50,12 @@ class LineStats(nn.Module):
         self.out_features = 2 * channels * self.k
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv(x)
-        rows, cols = h.amax(3), h.amax(2)  # [B, C, H], [B, C, W]
         k = self.k
-        if rows.shape[-1] < k or cols.shape[-1] < k:
+        if min(x.shape[-2:]) < k:
             raise ValueError(f"LineStats(k={k}) needs images of at least {k} lines, got {tuple(x.shape[-2:])}")
-        r = torch.topk(rows, k, dim=-1).values
-        c = torch.topk(cols, k, dim=-1).values
+        h = self.conv(x)
+        r = torch.topk(h.amax(3), k, dim=-1).values  # strongest rows [B, C, k]
+        c = torch.topk(h.amax(2), k, dim=-1).values  # strongest columns
         return torch.cat([r.flatten(1), c.flatten(1)], 1)
 
 
@@ -186,8 +185,7 @@ def class_activation_map(model: nn.Module, x: torch.Tensor, class_index: int) ->
     with torch.enable_grad():
         f = model.features(x).detach().requires_grad_(True)
         extra = model.extras(x) if hasattr(model, "extras") else None
-        extra = None if extra is None else extra.detach()
-        logits = model.head(f) if extra is None else model.head(f, extra)
+        logits = model.head(f) if extra is None else model.head(f, extra.detach())
         grad = torch.autograd.grad(logits[:, class_index].sum(), f)[0]
     w = grad.mean(dim=(2, 3), keepdim=True)
     cam = torch.relu((w * f).sum(1, keepdim=True))

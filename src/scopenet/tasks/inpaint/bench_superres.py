@@ -110,23 +110,14 @@ def ladder(model: SuperResolver, fine: np.ndarray, coarse_size: int = 32) -> dic
     return out
 
 
-def table(title: str, res: dict[int, dict[str, dict[str, float]]], n: int, fine: int | str | None = None,
-          coarse: int = 32) -> str:
-    """Markdown table of :func:`evaluate` results for several factors.
-
-    ``fine``: the fine size (default 128) or, for a :func:`ladder` result keyed by target size,
-    ``"ladder"`` (with the ladder's ``coarse`` size).
-    """
+def table(title: str, res: dict[int, dict[str, dict[str, float]]], n: int, coarse: int | None = None) -> str:
+    """Markdown table of :func:`evaluate` results: keyed by factor (fine images of 128 px), or, with
+    ``coarse``, a :func:`ladder` result keyed by target size from one ``coarse``-pixel scan."""
     lines = [f"### {title} (n = {n})", "",
              "| scan | method | RMS | PSNR (dB) | SSIM | ms/image |", "|---|---|---|---|---|---|"]
     for key, r in res.items():
-        if fine == "ladder":
-            size, f = key, key // coarse
-            scan = f"{coarse}->{size} (x{f})"
-        else:
-            f = key
-            size = fine or 128
-            scan = f"{size // f}->{size} (x{f})"
+        f, size = (key // coarse, key) if coarse else (key, 128)
+        scan = f"{size // f}->{size} (x{f})"
         best = min(v["rms"] for k, v in r.items() if k != "model")
         for k, v in r.items():
             tag = f" ({v['rms'] / best:.3f}x best interp.)" if k == "model" else ""
@@ -289,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.ladder:
             fine = sim_images(a.n_sim, size=256)
             print(table(f"held-out simulated SPM, one 32x32 scan to 64/128/256 (seed {EVAL_SIM_SEED}, 256 px)",
-                        ladder(model, fine), len(fine), "ladder"))
+                        ladder(model, fine), len(fine), coarse=32))
             print()
     if a.n_real > 0:
         if not HSI_DIR.exists():
@@ -303,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
             if a.ladder:
                 print()
                 print(table(f"gordon-hsi held-out sessions (fold {HOLDOUT_FOLD}), one 32x32 scan to 64/128",
-                            ladder(model, fine), len(fine), "ladder"))
+                            ladder(model, fine), len(fine), coarse=32))
     return 0
 
 

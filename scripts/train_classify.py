@@ -74,15 +74,15 @@ def cmd_cv(a):
     d, X = _hsi(a.size)
     Xs, Ys = _sim(a.sim, a.size, a.sim_n)
     folds = session_folds(d.sessions, a.folds, 0)
-    res = {"size": a.size, "epochs": a.epochs, "sim": a.sim, "sim_n": a.sim_n, "sim_weight": a.sim_weight,
+    res = {"size": a.size, "epochs": a.epochs, "lr": a.lr, "init": a.init, "sim": a.sim, "sim_n": a.sim_n, "sim_weight": a.sim_weight,
            "folds": []}
     for fi, (tr, te) in enumerate(folds):
         if a.only is not None and fi not in a.only:
             continue
         t = time.time()
         Xtr, Ytr, W = _with_sim(X[tr], d.soft[tr], Xs, Ys, a.sim_weight)
-        clf = TipClassifier(size=a.size, epochs=a.epochs, seed=fi, threads=a.threads, lr=a.lr)
-        clf.fit(Xtr, Ytr, sample_weight=W, inputs_prepared=True)
+        clf = TipClassifier(size=a.size, epochs=a.epochs, seed=fi, threads=a.threads, lr=a.lr, **_arch(a))
+        clf.fit(Xtr, Ytr, sample_weight=W, inputs_prepared=True, init=a.init)
         p = clf.predict_proba(X[te], inputs_prepared=True, tta=True)
         p0 = clf.predict_proba(X[te], inputs_prepared=True)
         auc, auc0 = _aucs(d.hard[te], p), _aucs(d.hard[te], p0)
@@ -103,8 +103,8 @@ def cmd_final(a):
     Xs, Ys = _sim(a.sim, a.size, a.sim_n)
     Xtr, Ytr, W = _with_sim(X, d.soft, Xs, Ys, a.sim_weight)
     t = time.time()
-    clf = TipClassifier(size=a.size, epochs=a.epochs, seed=0, threads=a.threads, lr=a.lr)
-    clf.fit(Xtr, Ytr, sample_weight=W, inputs_prepared=True, progress=True)
+    clf = TipClassifier(size=a.size, epochs=a.epochs, seed=0, threads=a.threads, lr=a.lr, **_arch(a))
+    clf.fit(Xtr, Ytr, sample_weight=W, inputs_prepared=True, progress=True, init=a.init)
     metrics = {}
     if a.cv:
         cv = json.loads(Path(a.cv).read_text())
@@ -164,7 +164,7 @@ def cmd_goodbad(a):
     aux = None
     if a.aux:  # the quantities the verdict is made of, as auxiliary targets
         aux = np.concatenate([np.concatenate([z["labels6"], z["artefact_visible"][:, None]], 1) for z in tr])
-    gb.fit(X, g, inputs_prepared=True, progress=True, aux=aux, aux_weight=a.aux_weight)
+    gb.fit(X, g, inputs_prepared=True, progress=True, aux=aux, aux_weight=a.aux_weight, init=a.init)
     pred = gb.predict(Xt, inputs_prepared=True)
     acc = float((pred == gt).mean())
     cm = [[int(((gt == i) & (pred == j)).sum()) for j in (0, 1)] for i in (0, 1)]
@@ -200,7 +200,7 @@ def cmd_simsix(a):
     t = time.time()
     clf = TipClassifier(size=a.size, epochs=a.epochs, threads=a.threads, lr=a.lr, stem_stride=a.stem_stride,
                         batch_size=a.batch, balance=True, **_arch(a))
-    clf.fit(X, Y, inputs_prepared=True, progress=True)
+    clf.fit(X, Y, inputs_prepared=True, progress=True, init=a.init)
     auc = _aucs(Yt, clf.predict_proba(Xt, inputs_prepared=True))
     print("sim held-out per-category", np.round(auc, 3), "macro", round(float(np.nanmean(auc)), 4), flush=True)
     d = load_gordon_hsi(DATA)
@@ -233,6 +233,7 @@ def main(argv=None) -> int:
         p.add_argument("--channels", default="", help="comma-separated widths, e.g. 16,32,64,128")
         p.add_argument("--line-k", type=int, default=0, help="TipNet scan-line branch: strongest lines kept (0: none)")
         p.add_argument("--out", default=None)
+        p.add_argument("--init", default=None, help="fine-tune: start from this saved model (path stem or name)")
     cv = sub.choices["cv"]
     cv.add_argument("--folds", type=int, default=5)
     cv.add_argument("--only", type=int, nargs="*")

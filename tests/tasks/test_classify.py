@@ -264,6 +264,32 @@ def test_auxiliary_targets_are_trained_then_dropped(tmp_path):
         TipClassifier(**kw).fit(x, y, aux=aux * 2)
 
 
+def test_fine_tuning_starts_from_the_init_models_weights(blob_model, tmp_path):
+    x, y, _ = blob_set(96, 5, 32)
+    arch = {**SMALL, "size": 32, "channels": [8, 8, 16]}
+    # a vanishing learning rate: the weights stay those of the init model, so it classifies at once
+    ft = TipClassifier(categories=["blob"], epochs=1, lr=1e-9, **arch).fit(x, y[:, None], init=blob_model)
+    src, got = blob_model.net_.state_dict(), ft.net_.state_dict()
+    for k, v in src.items():
+        if v.dtype.is_floating_point and "running" not in k:
+            torch.testing.assert_close(got[k], v, atol=1e-6, rtol=0)
+    x2, y2, _ = blob_set(100, 6, 32)
+    assert ((ft.predict_proba(x2)[:, 0] >= 0.5) == (y2 == 1)).mean() > 0.9
+    scratch = TipClassifier(categories=["blob"], epochs=1, lr=1e-9, **arch).fit(x, y[:, None])
+    assert ((scratch.predict_proba(x2)[:, 0] >= 0.5) == (y2 == 1)).mean() < 0.75
+    # by path, with other categories: the convolutions come along, the output layer starts afresh
+    blob_model.save(tmp_path / "pre")
+    two = TipClassifier(categories=["a", "b"], epochs=1, lr=1e-9, **arch)
+    two.fit(x, np.stack([y, 1 - y], 1), init=tmp_path / "pre")
+    torch.testing.assert_close(two.net_.state_dict()["fc1.weight"], src["fc1.weight"], atol=1e-6, rtol=0)
+    assert two.net_.out.out_features == 2
+    with pytest.raises(InputError, match="different network"):
+        TipClassifier(categories=["blob"], epochs=1, **{**arch, "channels": [8, 8, 8]}).fit(
+            x, y[:, None], init=blob_model)
+    with pytest.raises(ReadError):
+        TipClassifier(categories=["blob"], epochs=1, **arch).fit(x, y[:, None], init=tmp_path / "missing")
+
+
 # ----------------------------------------------------------------------------- scan-line branch
 def test_line_stats_sort_rows_and_columns_and_swap_them_under_transposition():
     from scopenet.nn.cnn import LineStats

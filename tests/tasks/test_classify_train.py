@@ -83,3 +83,24 @@ def test_cli_classify_writes_csv_and_cam_and_names_bad_files(tmp_path):
     # an existing CSV is not overwritten
     res = runner.invoke(app, ["classify", str(tmp_path / "a0.npy"), "--model", str(tmp_path / "m"), "-o", str(out)])
     assert res.exit_code == 1 and "exists" in res.output
+
+
+def test_cli_train_classify_fine_tunes_a_saved_model(tmp_path, monkeypatch):
+    from scopenet.cli.main import app
+
+    x = np.random.default_rng(0).normal(size=(20, 16, 16)).astype(np.float32)
+    pre = TipClassifier(categories=["a", "b", "c"], **{**SMALL, "channels": [4, 8, 8, 8]})
+    pre.fit(x, np.random.default_rng(1).random((20, 3)))
+    pre.save(tmp_path / "pre", name="pre-model")
+    labels = _export(tmp_path)
+    runner = CliRunner()
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    res = runner.invoke(app, ["train", "classify", "--labels", str(labels), "--init", str(tmp_path / "pre")])
+    assert res.exit_code == 0, res.output
+    ft = TipClassifier.load(next((tmp_path / "work").rglob("model.safetensors")).with_suffix(""))
+    # the init model's network (4 blocks, 16 px) replaces the default configuration's; categories from the export
+    assert ft.config.channels == [4, 8, 8, 8] and ft.config.size == 16
+    assert ft.categories == ["rows", "bad_blurry"] and ft.card_["fine_tuned_from"] == "pre-model"
+    res = runner.invoke(app, ["train", "denoise", "--init", str(tmp_path / "pre")])
+    assert res.exit_code == 1 and "--init" in res.output

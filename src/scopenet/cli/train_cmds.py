@@ -53,31 +53,35 @@ def default_config(task: str):
     return RunConfig(task=task, name=f"{task}-run")
 
 
-def run_training(task: str, config: Path | None, resume: bool, labels: Path | None = None):
+def run_training(task: str, config: Path | None, resume: bool, labels: Path | None = None,
+                 init: str | None = None):
     """Load ``config``, check its task and call ``scopenet.tasks.<task>.train.main(config, resume)``.
 
     ``labels`` (an export CSV) is passed on to tasks that train from labels (classify); with it the
-    configuration may be omitted and the task's default is used.
+    configuration may be omitted and the task's default is used. ``init`` (classify) names a saved
+    or shipped model to fine-tune.
     """
     from ..errors import InputError
     from ..training.config import RunConfig
 
+    if (labels is not None or init is not None) and task != "classify":
+        raise InputError(f"--labels and --init are for `scopenet train classify`, not {task!r}")
     mod = task_train_module(task)
     if config is None:
         if labels is None:
             raise InputError(f"--config is required (create one with `scopenet train init {task} -o run.yaml`)")
         cfg = default_config(task)
+        if task == "classify":  # no configuration: the images lie beside the export
+            cfg.extra["images"] = None
     else:
         cfg = RunConfig.from_yaml(config)
     if labels is not None:
-        if task != "classify":
-            raise InputError(f"--labels is for `scopenet train classify`, not {task!r}")
-        return mod.main(cfg, resume, labels=labels)
+        return mod.main(cfg, resume, labels=labels, init=init)
     if cfg.task != task:
         raise InputError(f"{config} is a configuration for task {cfg.task!r}, not {task!r}")
     if not hasattr(mod, "main"):
         raise InputError(f"scopenet.tasks.{task}.train has no main(config, resume) entry point")
-    return mod.main(cfg, resume)
+    return mod.main(cfg, resume, init=init) if init is not None else mod.main(cfg, resume)
 
 
 def train_cmd(
@@ -89,6 +93,8 @@ def train_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="With 'init': replace an existing file."),
     labels: Optional[Path] = typer.Option(None, "--labels",
                                           help="classify: labelling-service or Zooniverse export CSV."),
+    init: Optional[str] = typer.Option(None, "--init",
+                                       help="classify: fine-tune this saved or shipped model (e.g. hsi-six)."),
 ):
     """Train a task model from a YAML run configuration.
 
@@ -97,6 +103,7 @@ def train_cmd(
     scopenet train denoise --config run.yaml    train (checkpoints, logs and run.yaml in out_dir/name)
     scopenet train denoise --config run.yaml --resume
     scopenet train classify --labels export.csv   train the tip classifier from an export
+    scopenet train classify --labels export.csv --init hsi-six   fine-tune the shipped model on it
     """
     from ..errors import InputError
 
@@ -110,7 +117,7 @@ def train_cmd(
             return
         if init_task is not None:
             raise InputError(f"unexpected argument {init_task!r}; usage: scopenet train TASK --config run.yaml")
-        result = run_training(task, config, resume, labels)
+        result = run_training(task, config, resume, labels, init)
         if result is not None and hasattr(result, "run_dir"):
             typer.echo(f"run finished: {result.run_dir}")
 

@@ -128,8 +128,8 @@ class TipClassifier:
     def fit(self, images, labels, sample_weight=None, *, inputs_prepared: bool = False,
             checkpoint: str | Path | None = None, resume: bool = False, progress: bool = False,
             callback: Callable[[int, float], None] | None = None, aux=None,
-            aux_weight: float = 1.0) -> "TipClassifier":
-        """Train the network from scratch.
+            aux_weight: float = 1.0, init: "TipClassifier | str | Path | None" = None) -> "TipClassifier":
+        """Train the network, from scratch or (``init``) starting from a trained classifier's weights.
 
         Parameters
         ----------
@@ -151,8 +151,16 @@ class TipClassifier:
             (the six categories, how visible an apex defect is). They shape the features; the extra
             outputs are dropped afterwards, so the saved model has exactly the categories' outputs.
         aux_weight : float
+        init : TipClassifier, saved model path or shipped name, optional
+            Fine-tune: start from this classifier's weights instead of a random initialisation (e.g.
+            a model pre-trained on simulated images, or a shipped model, refined on your own labels).
+            The network settings (``arch``, ``channels``, ``dense``, ``stem_stride``, ``line_k``)
+            must match; the output layer is copied when the categories are the same and otherwise
+            starts afresh. The usual one-cycle schedule runs over ``epochs`` (a lower ``lr`` is
+            typical for fine-tuning). A checkpoint being resumed takes precedence.
         """
         cfg = self.config
+        self._init_state = self._init_weights(init) if init is not None else None
         X = np.asarray(images, np.float32) if inputs_prepared else self._inputs(images)
         if X.ndim != 4 or X.shape[1] != 1:
             raise InputError(f"prepared inputs must have shape [N, 1, S, S], got {X.shape}")
@@ -187,11 +195,32 @@ class TipClassifier:
             torch.set_num_threads(old_threads)
         return self
 
+    def _init_weights(self, init) -> dict:
+        """State dict of ``init`` after checking its network matches this configuration."""
+        src = init if isinstance(init, TipClassifier) else TipClassifier.pretrained(str(init))
+        src_net = src._check_fitted()
+        keys = ("arch", "channels", "dense", "stem_stride", "line_k")
+        mine, theirs = self.config.model_dump(), src.config.model_dump()
+        diff = [f"{k}: {theirs[k]} vs {mine[k]}" for k in keys if mine[k] != theirs[k]]
+        if diff:
+            raise InputError("init model has a different network (" + "; ".join(diff) + ")")
+        state = {k: v.detach().clone() for k, v in src_net.state_dict().items()}
+        own = _build_net(self.config).state_dict()
+        bad = [k for k, v in state.items() if not k.startswith("out.") and (k not in own or own[k].shape != v.shape)]
+        if bad:
+            raise InputError(f"init model's layers do not fit this network: {bad[:3]}")
+        return state
+
     def _train_loop(self, X, Y, W, checkpoint, resume, progress, callback):
         cfg = self.config
         torch.manual_seed(cfg.seed)
         gen = torch.Generator().manual_seed(cfg.seed)
         net = _build_net(cfg)
+        init = getattr(self, "_init_state", None)
+        if init is not None:
+            own = net.state_dict()
+            keep = {k: v for k, v in init.items() if not k.startswith("out.") or own[k].shape == v.shape}
+            net.load_state_dict(keep, strict=False)
         aux = getattr(self, "_aux", None)
         k = len(cfg.categories)
         if aux is not None:  # extra outputs for the auxiliary targets, dropped after training

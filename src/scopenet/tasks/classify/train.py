@@ -7,6 +7,7 @@ The run configuration's ``extra`` block holds::
       images: images/           # folder holding the labelled image files (by the names in the export)
       method: soft              # soft | repeat | balanced (scopenet.label.aggregate.training_set)
       min_agreement: 0.4        # drop images below this mean agreement (null keeps all)
+      init: null                # fine-tune from a saved or shipped model (e.g. hsi-six); its network is used
       classify: {size: 64, epochs: 20, ...}   # ClassifierConfig fields
 
 The export is turned into per-image scores (mean score, agreement, count) with
@@ -32,6 +33,7 @@ def default_config():
 
     return RunConfig(task="classify", name="classify-run", model={"name": "tipnet", "config": {}},
                      extra={"labels": "export.csv", "images": "images", "method": "soft", "min_agreement": 0.4,
+                            "init": None,
                             "classify": ClassifierConfig().model_dump()})
 
 
@@ -113,10 +115,15 @@ def fit_from_export(labels: str | Path, images: str | Path, config: ClassifierCo
     return clf, scores
 
 
-def main(config, resume: bool = False, labels: str | Path | None = None) -> Any:
+NETWORK_KEYS = ("arch", "channels", "dense", "stem_stride", "line_k", "size", "flatten")
+
+
+def main(config, resume: bool = False, labels: str | Path | None = None, init: str | Path | None = None) -> Any:
     """Train from a :class:`~scopenet.training.config.RunConfig` (see the module docstring).
 
-    ``labels`` overrides ``config.extra["labels"]`` (``scopenet train classify --labels export.csv``).
+    ``labels`` overrides ``config.extra["labels"]`` (``scopenet train classify --labels export.csv``);
+    ``init`` overrides ``config.extra["init"]`` (``--init hsi-six``: fine-tune that model; its network
+    and input settings replace those of ``extra.classify``).
     """
     extra = dict(config.extra or {})
     labels = labels or extra.get("labels")
@@ -124,13 +131,22 @@ def main(config, resume: bool = False, labels: str | Path | None = None) -> Any:
         raise InputError("no labels: give --labels export.csv or extra.labels in the run configuration")
     images = extra.get("images") or Path(labels).parent
     cfg = ClassifierConfig.model_validate(extra.get("classify", {}))
+    init = init or extra.get("init")
+    src = None
+    if init:
+        from .model import TipClassifier
+
+        src = TipClassifier.pretrained(str(init))
+        cfg = cfg.model_copy(update={k: getattr(src.config, k) for k in NETWORK_KEYS})
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     config.to_yaml(run_dir / "run.yaml", overwrite=True)
     t = time.time()
     clf, scores = fit_from_export(labels, images, cfg, method=extra.get("method", "soft"),
                                   min_agreement=extra.get("min_agreement", 0.4),
-                                  checkpoint=run_dir / "last.ckpt", resume=resume, progress=True)
+                                  checkpoint=run_dir / "last.ckpt", resume=resume, progress=True, init=src)
+    if src is not None:
+        clf.card_["fine_tuned_from"] = str(src.card_.get("name", init))
     clf.card_["training_time_s"] = round(time.time() - t, 1)
     clf.save(run_dir / "model", overwrite=True)
     from types import SimpleNamespace

@@ -290,6 +290,41 @@ def test_fine_tuning_starts_from_the_init_models_weights(blob_model, tmp_path):
         TipClassifier(categories=["blob"], epochs=1, **arch).fit(x, y[:, None], init=tmp_path / "missing")
 
 
+def test_ensemble_averages_independently_seeded_members(tmp_path):
+    x, y, _ = blob_set(96, 7, 32)
+    arch = {**SMALL, "size": 32, "channels": [8, 8, 16], "categories": ["blob"], "epochs": 2, "lr": 1e-2}
+    ens = TipClassifier(ensemble=3, **arch).fit(x, y[:, None], checkpoint=tmp_path / "ck.pt")
+    single = TipClassifier(**arch).fit(x, y[:, None])
+    members = ens.net_.members
+    assert len(members) == 3 and len(ens.history_) == 2
+    assert sorted(p.name for p in tmp_path.glob("ck.m*.pt")) == ["ck.m0.pt", "ck.m1.pt", "ck.m2.pt"]
+    # member 0 has the configured seed, so it is the single model; the others differ
+    for k, v in single.net_.state_dict().items():
+        torch.testing.assert_close(members[0].state_dict()[k], v)
+    assert not torch.equal(members[1].state_dict()["fc1.weight"], members[0].state_dict()["fc1.weight"])
+    xt = torch.from_numpy(ens._inputs(x[:8]))
+    with torch.no_grad():
+        mean = torch.stack([m.eval()(xt) for m in members]).mean(0).numpy()
+    np.testing.assert_allclose(ens.predict_logits(x[:8]), mean, atol=1e-5)
+    ens.save(tmp_path / "ens")
+    back = TipClassifier.load(tmp_path / "ens")
+    assert back.config.ensemble == 3 and back.net_.config["n"] == 3
+    np.testing.assert_allclose(back.predict_proba(x), ens.predict_proba(x), atol=1e-6)
+    cam = back.cam(x[:4], "blob")
+    assert cam.shape == (4, 32, 32) and cam.min() >= 0 and np.allclose(cam.max((1, 2)), 1)
+    # fine-tuning: every member starts from a single init model; an ensemble init must match in size
+    ft = TipClassifier(ensemble=2, **{**arch, "lr": 1e-9, "epochs": 1}).fit(x, y[:, None], init=single)
+    for m in ft.net_.members:
+        torch.testing.assert_close(m.state_dict()["fc1.weight"], single.net_.state_dict()["fc1.weight"],
+                                   atol=1e-6, rtol=0)
+    with pytest.raises(InputError, match="ensemble of 3"):
+        TipClassifier(ensemble=2, **arch).fit(x, y[:, None], init=ens)
+    with pytest.raises(InputError, match="one architecture"):
+        from scopenet.nn.ensemble import LogitEnsemble
+
+        LogitEnsemble.of([single.net_, TipClassifier(**{**arch, "channels": [8, 8, 8]}).fit(x, y[:, None]).net_])
+
+
 # ----------------------------------------------------------------------------- scan-line branch
 def test_line_stats_sort_rows_and_columns_and_swap_them_under_transposition():
     from scopenet.nn.cnn import LineStats

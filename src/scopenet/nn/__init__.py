@@ -74,5 +74,6 @@ register_architecture("unet", UNet)
 from . import cnn  # noqa: E402,F401  (registers tipnet/tipresnet)
 from . import xception  # noqa: E402,F401  (registers atrous-xception)
 from . import partial_stem  # noqa: E402,F401  (registers inpaint-unet, partial-stem generator)
+from . import ensemble  # noqa: E402,F401  (registers ensemble)
 
 __all__ = ["UNet", "architecture_names", "architecture_of", "build_architecture", "register_architecture"]

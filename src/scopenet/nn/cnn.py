@@ -180,7 +180,11 @@ def class_activation_map(model: nn.Module, x: torch.Tensor, class_index: int) ->
 
     Works for any model exposing ``features(x)`` and ``head(features)`` (or ``head(features, extras(x))``
     where the model has :meth:`TipNet.extras`; the map then explains the convolutional evidence only).
+    For an ensemble (a model with ``members``) the members' maps are averaged and re-normalised.
     """
+    if hasattr(model, "members"):
+        cam = torch.stack([class_activation_map(m, x, class_index) for m in model.members]).mean(0)
+        return cam / cam.flatten(1).max(1).values.clamp_min(1e-12)[:, None, None]
     model.eval()
     with torch.enable_grad():
         f = model.features(x).detach().requires_grad_(True)

@@ -28,6 +28,8 @@ class ClassifierConfig(BaseModel):
     stem_stride: int = Field(1, ge=1, le=4, description="stride of TipNet's first convolution (2: fast preset)")
     line_k: int = Field(0, ge=0, le=64, description="TipNet scan-line branch: number of strongest rows/columns "
                                                    "given to the dense layer (0 = none)")
+    ensemble: int = Field(1, ge=1, le=16, description="independently seeded networks trained and averaged "
+                                                     "(their logits); inference cost grows with it")
     size: int = Field(64, ge=8, le=512, description="input side in pixels (presets 32 and 64)")
     flatten: bool = Field(True, description="X-flatten every scan line before resizing")
     epochs: int = Field(20, ge=1)

@@ -87,9 +87,10 @@ class TipClassifier:
     Attributes
     ----------
     net_ : torch.nn.Module or None
-        The trained network (``None`` before :meth:`fit`).
+        The trained network (``None`` before :meth:`fit`); a
+        :class:`~scopenet.nn.ensemble.LogitEnsemble` of ``config.ensemble`` networks when that is > 1.
     history_ : list of float
-        Mean training loss per epoch.
+        Mean training loss per epoch (averaged over the members of an ensemble).
     card_ : dict
         Model-card fields (metrics, training data) kept when saving.
     """
@@ -195,8 +196,8 @@ class TipClassifier:
             torch.set_num_threads(old_threads)
         return self
 
-    def _init_weights(self, init) -> dict:
-        """State dict of ``init`` after checking its network matches this configuration."""
+    def _init_weights(self, init) -> list[dict]:
+        """One state dict per ensemble member from ``init``, after checking its network matches."""
         src = init if isinstance(init, TipClassifier) else TipClassifier.pretrained(str(init))
         src_net = src._check_fitted()
         keys = ("arch", "channels", "dense", "stem_stride", "line_k")
@@ -204,19 +205,46 @@ class TipClassifier:
         diff = [f"{k}: {theirs[k]} vs {mine[k]}" for k in keys if mine[k] != theirs[k]]
         if diff:
             raise InputError("init model has a different network (" + "; ".join(diff) + ")")
-        state = {k: v.detach().clone() for k, v in src_net.state_dict().items()}
+        nets = list(src_net.members) if hasattr(src_net, "members") else [src_net]
+        n = self.config.ensemble
+        if len(nets) not in (1, n):
+            raise InputError(f"init model is an ensemble of {len(nets)}; this classifier has ensemble={n}")
+        states = [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in nets]
         own = _build_net(self.config).state_dict()
-        bad = [k for k, v in state.items() if not k.startswith("out.") and (k not in own or own[k].shape != v.shape)]
+        bad = [k for k, v in states[0].items()
+               if not k.startswith("out.") and (k not in own or own[k].shape != v.shape)]
         if bad:
             raise InputError(f"init model's layers do not fit this network: {bad[:3]}")
-        return state
+        return states * n if len(states) == 1 else states
 
     def _train_loop(self, X, Y, W, checkpoint, resume, progress, callback):
+        """Train ``config.ensemble`` networks (seeds ``seed + 100 i``); several are averaged by a LogitEnsemble."""
         cfg = self.config
-        torch.manual_seed(cfg.seed)
-        gen = torch.Generator().manual_seed(cfg.seed)
-        net = _build_net(cfg)
+        n = cfg.ensemble
         init = getattr(self, "_init_state", None)
+        nets, hist = [], []
+        for i in range(n):
+            ck = None
+            if checkpoint is not None:
+                ck = Path(checkpoint)
+                ck = ck if n == 1 else ck.with_name(f"{ck.stem}.m{i}{ck.suffix}")
+            nets.append(self._train_one(X, Y, W, ck, resume, progress, callback, cfg.seed + 100 * i,
+                                        None if init is None else init[i],
+                                        "train classify" if n == 1 else f"train classify {i + 1}/{n}"))
+            hist.append(self.history_)
+        if n == 1:
+            self.net_ = nets[0]
+        else:
+            from ...nn.ensemble import LogitEnsemble
+
+            self.history_ = np.mean(hist, 0).tolist()  # mean loss of the members per epoch
+            self.net_ = LogitEnsemble.of(nets).eval()
+
+    def _train_one(self, X, Y, W, checkpoint, resume, progress, callback, seed, init, desc):
+        cfg = self.config
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        net = _build_net(cfg)
         if init is not None:
             own = net.state_dict()
             keep = {k: v for k, v in init.items() if not k.startswith("out.") or own[k].shape == v.shape}
@@ -245,7 +273,7 @@ class TipClassifier:
         ckpt = Path(checkpoint) if checkpoint else None
         if resume and ckpt is not None and ckpt.exists():
             state = torch.load(ckpt, map_location="cpu", weights_only=False)
-            if state.get("config") != cfg.model_dump():
+            if state.get("config") != cfg.model_dump() or state.get("seed", seed) != seed:
                 raise ReadError(ckpt, "checkpoint was written with different classifier settings")
             net.load_state_dict(state["net"])
             opt.load_state_dict(state["opt"])
@@ -258,7 +286,7 @@ class TipClassifier:
         if progress:
             from tqdm.auto import tqdm
 
-            epochs = tqdm(epochs, desc="train classify", initial=start_epoch, total=cfg.epochs)
+            epochs = tqdm(epochs, desc=desc, initial=start_epoch, total=cfg.epochs)
         for epoch in epochs:
             net.train()
             perm = torch.randperm(n, generator=gen)
@@ -296,7 +324,7 @@ class TipClassifier:
                 ckpt.parent.mkdir(parents=True, exist_ok=True)
                 state = {"net": net.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
                          "torch_rng": torch.get_rng_state(), "epoch": epoch + 1, "step": step,
-                         "history": self.history_, "config": cfg.model_dump()}
+                         "history": self.history_, "config": cfg.model_dump(), "seed": seed}
                 with atomic_output(ckpt, overwrite=True) as tmp:
                     torch.save(state, tmp)
         if at is not None:
@@ -305,8 +333,7 @@ class TipClassifier:
             with torch.no_grad():
                 net.out.weight.copy_(full.weight[:k])
                 net.out.bias.copy_(full.bias[:k])
-        net.eval()
-        self.net_ = net
+        return net.eval()
 
     # ------------------------------------------------------------------ inference
     def predict_logits(self, images, batch_size: int = 1024, tta: bool = False,

@@ -74,7 +74,9 @@ def cmd_cv(a):
     d, X = _hsi(a.size)
     Xs, Ys = _sim(a.sim, a.size, a.sim_n)
     folds = session_folds(d.sessions, a.folds, 0)
-    res = {"size": a.size, "epochs": a.epochs, "lr": a.lr, "init": a.init, "sim": a.sim, "sim_n": a.sim_n, "sim_weight": a.sim_weight,
+    res = {"size": a.size, "epochs": a.epochs, "lr": a.lr, "stem_stride": a.stem_stride, "init": a.init,
+           "repeats": a.repeats,
+           "channels": a.channels, "sim": a.sim, "sim_n": a.sim_n, "sim_weight": a.sim_weight,
            "folds": []}
     for fi, (tr, te) in enumerate(folds):
         if a.only is not None and fi not in a.only:
@@ -111,11 +113,19 @@ def cmd_final(a):
     Xs, Ys = _sim(a.sim, a.size, a.sim_n)
     Xtr, Ytr, W = _with_sim(X, d.soft, Xs, Ys, a.sim_weight)
     t = time.time()
-    clf = TipClassifier(size=a.size, epochs=a.epochs, seed=0, threads=a.threads, lr=a.lr, **_arch(a))
-    clf.fit(Xtr, Ytr, sample_weight=W, inputs_prepared=True, progress=True, init=a.init)
     metrics = {}
     if a.cv:
         cv = json.loads(Path(a.cv).read_text())
+        if cv.get("repeats", 1) != a.ensemble:  # the CV figure must describe the model shipped
+            sys.exit(f"--cv {a.cv} averaged {cv.get('repeats', 1)} seeds per fold; use --ensemble {cv.get('repeats', 1)}")
+        differ = [k for k in ("size", "epochs", "lr", "channels", "stem_stride", "init", "sim", "sim_n", "sim_weight")
+                  if k in cv and cv[k] != getattr(a, k)]
+        if differ:
+            sys.exit(f"--cv {a.cv} was run with other settings: " + ", ".join(f"{k}={cv[k]!r}" for k in differ))
+    clf = TipClassifier(size=a.size, epochs=a.epochs, seed=0, threads=a.threads, lr=a.lr, ensemble=a.ensemble,
+                        **_arch(a))
+    clf.fit(Xtr, Ytr, sample_weight=W, inputs_prepared=True, progress=True, init=a.init)
+    if a.cv:
         per = np.array([f["auc"] for f in cv["folds"]])
         macro = per.mean(1)
         metrics = {"cv_sessions_folds": len(per), "cv_macro_auc_mean": float(macro.mean()),
@@ -148,7 +158,7 @@ def cmd_simdata(a):
 
 def _arch(a) -> dict:
     """Network choice from ``--arch`` / ``--channels`` (defaults: the config's TipNet 8-16-16-32-64)."""
-    out = {"arch": a.arch}
+    out = {"arch": a.arch, "stem_stride": a.stem_stride}
     if a.channels:
         out["channels"] = [int(c) for c in a.channels.split(",")]
     if a.line_k:
@@ -167,7 +177,7 @@ def cmd_goodbad(a):
     Xt, gt, L6t = prepare(te["images"], a.size), te["good"].astype(int), te["labels6"]
     t = time.time()
     gb = TipClassifier(size=a.size, epochs=a.epochs, mode="single", categories=["bad", "good"],
-                       threads=a.threads, lr=a.lr, stem_stride=a.stem_stride, batch_size=a.batch,
+                       threads=a.threads, lr=a.lr, batch_size=a.batch,
                        pos_weight=[1.0, a.good_weight], line_aug_p=a.line_aug, **_arch(a))
     aux = None
     if a.aux:  # the quantities the verdict is made of, as auxiliary targets
@@ -206,8 +216,8 @@ def cmd_simsix(a):
     te = np.load(a.test)
     Xt, Yt = prepare(te["images"], a.size), (te["labels6"] >= 0.5).astype(int)
     t = time.time()
-    clf = TipClassifier(size=a.size, epochs=a.epochs, threads=a.threads, lr=a.lr, stem_stride=a.stem_stride,
-                        batch_size=a.batch, balance=True, **_arch(a))
+    clf = TipClassifier(size=a.size, epochs=a.epochs, threads=a.threads, lr=a.lr, batch_size=a.batch,
+                        balance=True, **_arch(a))
     clf.fit(X, Y, inputs_prepared=True, progress=True, init=a.init)
     auc = _aucs(Yt, clf.predict_proba(Xt, inputs_prepared=True))
     print("sim held-out per-category", np.round(auc, 3), "macro", round(float(np.nanmean(auc)), 4), flush=True)
@@ -253,6 +263,7 @@ def main(argv=None) -> int:
         p.add_argument("--sim-weight", type=float, default=1.0,
                        help="loss weight of each simulated image (real images weigh 1)")
     sub.choices["final"].add_argument("--cv", default=None)
+    sub.choices["final"].add_argument("--ensemble", type=int, default=1, help="independently seeded nets averaged")
     gb = sub.choices["goodbad"]
     gb.add_argument("--sim", nargs="+", required=True)
     gb.add_argument("--test", required=True)

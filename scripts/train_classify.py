@@ -78,6 +78,7 @@ def cmd_cv(a):
            "repeats": a.repeats,
            "channels": a.channels, "sim": a.sim, "sim_n": a.sim_n, "sim_weight": a.sim_weight,
            "folds": []}
+    logits: dict = {}
     for fi, (tr, te) in enumerate(folds):
         if a.only is not None and fi not in a.only:
             continue
@@ -91,6 +92,7 @@ def cmd_cv(a):
             ps_tta.append(clf.predict_logits(X[te], inputs_prepared=True, tta=True))
             ps.append(clf.predict_logits(X[te], inputs_prepared=True))
         single = [float(np.nanmean(_aucs(d.hard[te], q))) for q in ps]
+        logits[f"fold{fi}_test_index"], logits[f"fold{fi}_logits"] = te, np.stack(ps)
         p, p0 = np.mean(ps_tta, 0), np.mean(ps, 0)  # the ensemble averages logits (AUC needs only the order)
         auc, auc0 = _aucs(d.hard[te], p), _aucs(d.hard[te], p0)
         res["folds"].append({"fold": fi, "n_test": len(te), "auc_tta": auc, "auc": auc0,
@@ -100,6 +102,7 @@ def cmd_cv(a):
               round(float(np.nanmean(auc)), 3), "single seeds", np.round(single, 3), f"{time.time() - t:.0f}s",
               flush=True)
         Path(a.out).write_text(json.dumps(res, indent=1))
+        np.savez_compressed(Path(a.out).with_suffix(".logits.npz"), **logits)  # per seed, for ensemble studies
     m = [f["macro"] for f in res["folds"]]
     print("macro mean", np.mean(m).round(4), "sd", np.std(m, ddof=1).round(3) if len(m) > 1 else "",
           "tta", np.mean([f["macro_tta"] for f in res["folds"]]).round(4),

@@ -317,8 +317,21 @@ def test_ensemble_averages_independently_seeded_members(tmp_path):
     for m in ft.net_.members:
         torch.testing.assert_close(m.state_dict()["fc1.weight"], single.net_.state_dict()["fc1.weight"],
                                    atol=1e-6, rtol=0)
+    assert ft.card_["init"] == ["in-memory model"] * 2
+    # a start per member: the second from scratch (its weights differ from the init's)
+    single.save(tmp_path / "one")
+    mix = TipClassifier(ensemble=2, **{**arch, "lr": 1e-9, "epochs": 1}).fit(x, y[:, None],
+                                                                           init=[tmp_path / "one", None])
+    assert mix.card_["init"] == ["one", None]
+    w0 = single.net_.state_dict()["fc1.weight"]
+    torch.testing.assert_close(mix.net_.members[0].state_dict()["fc1.weight"], w0, atol=1e-6, rtol=0)
+    assert not torch.allclose(mix.net_.members[1].state_dict()["fc1.weight"], w0)
+    with pytest.raises(InputError, match="needs one network"):
+        TipClassifier(ensemble=2, **arch).fit(x, y[:, None], init=[ens, None])
     with pytest.raises(InputError, match="ensemble of 3"):
         TipClassifier(ensemble=2, **arch).fit(x, y[:, None], init=ens)
+    with pytest.raises(InputError, match="2 models for an ensemble of 3"):
+        TipClassifier(ensemble=3, **arch).fit(x, y[:, None], init=[single, None])
     with pytest.raises(InputError, match="one architecture"):
         from scopenet.nn.ensemble import LogitEnsemble
 

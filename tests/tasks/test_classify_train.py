@@ -101,6 +101,6 @@ def test_cli_train_classify_fine_tunes_a_saved_model(tmp_path, monkeypatch):
     ft = TipClassifier.load(next((tmp_path / "work").rglob("model.safetensors")).with_suffix(""))
     # the init model's network (4 blocks, 16 px) replaces the default configuration's; categories from the export
     assert ft.config.channels == [4, 8, 8, 8] and ft.config.size == 16
-    assert ft.categories == ["rows", "bad_blurry"] and ft.card_["fine_tuned_from"] == "pre-model"
+    assert ft.categories == ["rows", "bad_blurry"] and ft.card_["init"] == ["pre-model"]
     res = runner.invoke(app, ["train", "denoise", "--init", str(tmp_path / "pre")])
     assert res.exit_code == 1 and "--init" in res.output

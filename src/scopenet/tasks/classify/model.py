@@ -158,7 +158,11 @@ class TipClassifier:
             The network settings (``arch``, ``channels``, ``dense``, ``stem_stride``, ``line_k``)
             must match; the output layer is copied when the categories are the same and otherwise
             starts afresh. The usual one-cycle schedule runs over ``epochs`` (a lower ``lr`` is
-            typical for fine-tuning). A checkpoint being resumed takes precedence.
+            typical for fine-tuning). A checkpoint being resumed takes precedence. With
+            ``ensemble > 1`` every member starts from ``init`` (or from the matching member of an
+            ensemble of the same size); a list of ``ensemble`` entries gives each member its own
+            start, ``None`` meaning a random initialisation. The names used go in the model card
+            (``card_["init"]``).
         """
         cfg = self.config
         self._init_state = self._init_weights(init) if init is not None else None
@@ -196,9 +200,27 @@ class TipClassifier:
             torch.set_num_threads(old_threads)
         return self
 
-    def _init_weights(self, init) -> list[dict]:
-        """One state dict per ensemble member from ``init``, after checking its network matches."""
+    def _init_weights(self, init) -> list[dict | None]:
+        """One state dict (or ``None``: random) per ensemble member from ``init``; records the names in the card."""
+        n = self.config.ensemble
+        if isinstance(init, (list, tuple)):
+            if len(init) != n:
+                raise InputError(f"init lists {len(init)} models for an ensemble of {n}")
+            out, names = [], []
+            for m in init:
+                st, name = (None, None) if m is None else self._init_one(m, single=True)
+                out.append(st[0] if st else None)
+                names.append(name)
+        else:
+            out, name = self._init_one(init)
+            out, names = (out * n if len(out) == 1 else out), [name] * n
+        self.card_["init"] = names
+        return out
+
+    def _init_one(self, init, single: bool = False) -> tuple[list[dict], str]:
+        """State dicts of ``init``'s network(s) after checking they fit this configuration, and its name."""
         src = init if isinstance(init, TipClassifier) else TipClassifier.pretrained(str(init))
+        name = src.card_.get("name") or (str(init) if not isinstance(init, TipClassifier) else "in-memory model")
         src_net = src._check_fitted()
         keys = ("arch", "channels", "dense", "stem_stride", "line_k")
         mine, theirs = self.config.model_dump(), src.config.model_dump()
@@ -206,16 +228,17 @@ class TipClassifier:
         if diff:
             raise InputError("init model has a different network (" + "; ".join(diff) + ")")
         nets = list(src_net.members) if hasattr(src_net, "members") else [src_net]
-        n = self.config.ensemble
+        n = 1 if single else self.config.ensemble
         if len(nets) not in (1, n):
-            raise InputError(f"init model is an ensemble of {len(nets)}; this classifier has ensemble={n}")
+            raise InputError(f"init model is an ensemble of {len(nets)}; this needs one network"
+                             + ("" if single else f" or an ensemble of {n}"))
         states = [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in nets]
         own = _build_net(self.config).state_dict()
         bad = [k for k, v in states[0].items()
                if not k.startswith("out.") and (k not in own or own[k].shape != v.shape)]
         if bad:
             raise InputError(f"init model's layers do not fit this network: {bad[:3]}")
-        return states * n if len(states) == 1 else states
+        return states, name
 
     def _train_loop(self, X, Y, W, checkpoint, resume, progress, callback):
         """Train ``config.ensemble`` networks (seeds ``seed + 100 i``); several are averaged by a LogitEnsemble."""

@@ -145,8 +145,6 @@ def main(config, resume: bool = False, labels: str | Path | None = None, init: s
     clf, scores = fit_from_export(labels, images, cfg, method=extra.get("method", "soft"),
                                   min_agreement=extra.get("min_agreement", 0.4),
                                   checkpoint=run_dir / "last.ckpt", resume=resume, progress=True, init=src)
-    if src is not None:
-        clf.card_["fine_tuned_from"] = str(src.card_.get("name", init))
     clf.card_["training_time_s"] = round(time.time() - t, 1)
     clf.save(run_dir / "model", overwrite=True)
     from types import SimpleNamespace

@@ -7,8 +7,20 @@
     python scripts/train_classify.py simsix --sim sim.npz --test sim_test.npz --size 64 --stem-stride 2
 
 `cv` trains one TipNet per session-held-out fold of gordon-hsi (folds from ``session_folds(k, seed=0)``)
-and records per-category ROC AUC; `final` trains on all of gordon-hsi and writes
+and records per-category ROC AUC (``--repeats N``: N seeds per fold, their mean logits an ensemble; the
+per-seed logits go to ``<out>.logits.npz``); `final` trains on all of gordon-hsi and writes
 ``src/scopenet/weights/classify-hsi-six`` with the CV figure in its card.
+
+The shipped ``classify-hsi-six`` (v2, 2026-11-24) is an ensemble of four TipNets 16-32-32-64-128 at 64 px,
+stem stride 2: two from random weights, two fine-tuned from the simulation-trained
+``classify-hsi-six-sim-fast``::
+
+    python scripts/train_classify.py simsix --sim sim64-s1{00..19}-n5000.npz --test sim64-s999-n2000.npz \
+        --size 64 --stem-stride 2 --channels 16,32,32,64,128 --epochs 10 --batch 128 --out classify-hsi-six-sim-fast
+    python scripts/train_classify.py final --size 64 --stem-stride 2 --channels 16,32,32,64,128 --epochs 20 \
+        --ensemble 4 --member-init none,none,classify-hsi-six-sim-fast,classify-hsi-six-sim-fast
+
+`scopenet bench classify` cross-validates exactly that recipe (it reads the members' starts from the card).
 """
 from __future__ import annotations
 
@@ -127,7 +139,10 @@ def cmd_final(a):
             sys.exit(f"--cv {a.cv} was run with other settings: " + ", ".join(f"{k}={cv[k]!r}" for k in differ))
     clf = TipClassifier(size=a.size, epochs=a.epochs, seed=0, threads=a.threads, lr=a.lr, ensemble=a.ensemble,
                         **_arch(a))
-    clf.fit(Xtr, Ytr, sample_weight=W, inputs_prepared=True, progress=True, init=a.init)
+    init = a.init
+    if a.member_init:  # one start per member: a model name/path or 'none' (random)
+        init = [None if m.lower() == "none" else m for m in a.member_init.split(",")]
+    clf.fit(Xtr, Ytr, sample_weight=W, inputs_prepared=True, progress=True, init=init)
     if a.cv:
         per = np.array([f["auc"] for f in cv["folds"]])
         macro = per.mean(1)
@@ -136,10 +151,11 @@ def cmd_final(a):
                    "cv_auc_per_category_mean": dict(zip(clf.categories, per.mean(0).round(4).tolist()))}
     clf.card_ = {"training_data": "gordon-hsi (3,271 images, 23 sessions, soft labels)"
                                   + (f" + {len(Xs)} simulate.spm images" if Xs is not None else ""),
+                 **({"init": clf.card_["init"]} if "init" in clf.card_ else {}),
                  "metrics": metrics, "training_time_s": round(time.time() - t, 1),
                  "evaluation": "5-fold session-held-out CV on gordon-hsi (session_folds seed 0), "
                                "AUC per category on hard labels (mean score >= 0.5)"}
-    print(clf.save(WEIGHTS / "classify-hsi-six", overwrite=True))
+    print(clf.save(Path(a.out) if a.out else WEIGHTS / "classify-hsi-six", overwrite=True))
 
 
 def cmd_simdata(a):
@@ -267,6 +283,8 @@ def main(argv=None) -> int:
                        help="loss weight of each simulated image (real images weigh 1)")
     sub.choices["final"].add_argument("--cv", default=None)
     sub.choices["final"].add_argument("--ensemble", type=int, default=1, help="independently seeded nets averaged")
+    sub.choices["final"].add_argument("--member-init", default="",
+                                      help="comma-separated start per ensemble member: model name/path or none")
     gb = sub.choices["goodbad"]
     gb.add_argument("--sim", nargs="+", required=True)
     gb.add_argument("--test", required=True)

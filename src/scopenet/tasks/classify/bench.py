@@ -54,13 +54,19 @@ def session_cv(data_dir, folds: int = 5, limit: int | None = None, epochs: int |
     from .preprocess import prepare
 
     d = load_gordon_hsi(data_dir)
-    ship = TipClassifier.pretrained("hsi-six").config
+    shipped = TipClassifier.pretrained("hsi-six")
+    ship = shipped.config
     cfg = ship.model_copy(update={"epochs": epochs or ship.epochs})
+    # the shipped recipe: members fine-tuned from the (shipped, simulation-trained) models named in its card
+    init = shipped.card_.get("init")
+    if init is not None:
+        init = [None if n is None else TipClassifier.pretrained(n) for n in init]
     X = prepare(d.images, cfg.size, cfg.flatten)
     res: dict = {"cnn": [], "logreg": [], "forest": [], "y": [], "p": [], "n_test": []}
     for fi, (tr, te) in enumerate(session_folds(d.sessions, folds, seed)[:limit]):
         y = d.hard[te]
-        clf = TipClassifier(cfg.model_copy(update={"seed": fi})).fit(X[tr], d.soft[tr], inputs_prepared=True)
+        clf = TipClassifier(cfg.model_copy(update={"seed": fi})).fit(X[tr], d.soft[tr], inputs_prepared=True,
+                                                                      init=init)
         p = clf.predict_proba(X[te], inputs_prepared=True)
         res["cnn"].append(_aucs(y, p))
         res["y"].append(y)

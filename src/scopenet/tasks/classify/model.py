@@ -21,7 +21,8 @@ from .config import ClassifierConfig
 from .preprocess import augment, dihedral, prepare
 
 #: names accepted by :meth:`TipClassifier.pretrained` -> installed model name
-PRETRAINED = {"hsi-six": "classify-hsi-six", "good-bad": "classify-good-bad", "hsi-six-sim": "classify-hsi-six-sim"}
+PRETRAINED = {"hsi-six": "classify-hsi-six", "good-bad": "classify-good-bad", "hsi-six-sim": "classify-hsi-six-sim",
+              "hsi-six-sim-fast": "classify-hsi-six-sim-fast"}
 
 
 def one_cycle(step: int, total: int, peak: float, warmup: float = 0.3, div: float = 25.0,

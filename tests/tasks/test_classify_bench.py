@@ -1,0 +1,43 @@
+"""`scopenet bench classify`: the session cross-validation re-trains the shipped model's exact recipe."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from scopenet.tasks.classify import TipClassifier
+from scopenet.tasks.classify.bench import session_cv
+from scopenet.tasks.classify.data import CATEGORIES
+
+
+def _fake_hsi(folder, n=24):
+    """A gordon-hsi-shaped folder (images.npz + labels.csv); unparsable names make every image a session."""
+    rng = np.random.default_rng(0)
+    names = np.array([f"img{i}.png" for i in range(n)])
+    np.savez(folder / "images.npz", images=rng.integers(0, 255, (n, 64, 64), dtype=np.uint8), names=names)
+    cols = {f"mean_{c}": (np.arange(n) % 2 == k % 2).astype(float) for k, c in enumerate(CATEGORIES)}
+    pd.DataFrame({"name": names, "n_classifications": 5, **cols, "orig_width": 128, "orig_height": 128}).to_csv(
+        folder / "labels.csv", index=False)
+
+
+def test_session_cv_retrains_the_shipped_recipe_with_its_member_starts(tmp_path, monkeypatch):
+    _fake_hsi(tmp_path)
+    seen = []
+    fit = TipClassifier.fit
+
+    def spy(self, *args, **kw):
+        seen.append((self.config, kw.get("init")))
+        return fit(self, *args, **kw)
+
+    monkeypatch.setattr(TipClassifier, "fit", spy)
+    r = session_cv(tmp_path, folds=2, limit=1, epochs=1, baselines=False)
+    ship = TipClassifier.pretrained("hsi-six")
+    (cfg, init), = seen
+    # the shipped settings (ensemble size, network, input size), only the epochs and the fold's seed changed
+    assert cfg.model_copy(update={"epochs": ship.config.epochs, "seed": ship.config.seed}) == ship.config
+    starts = ship.card_.get("init")
+    if starts is None:
+        assert init is None
+    else:
+        assert len(init) == ship.config.ensemble == len(starts)
+        assert [None if m is None else m.card_["name"] for m in init] == starts
+    assert len(r["cnn"]) == 1 and r["cnn"][0].shape == (6,) and r["p"][0].shape == (12, 6)

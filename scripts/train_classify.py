@@ -196,7 +196,7 @@ def cmd_goodbad(a):
     Xt, gt, L6t = prepare(te["images"], a.size), te["good"].astype(int), te["labels6"]
     t = time.time()
     gb = TipClassifier(size=a.size, epochs=a.epochs, mode="single", categories=["bad", "good"],
-                       threads=a.threads, lr=a.lr, batch_size=a.batch,
+                       threads=a.threads, lr=a.lr, batch_size=a.batch, seed=a.seed, ensemble=a.ensemble,
                        pos_weight=[1.0, a.good_weight], line_aug_p=a.line_aug, **_arch(a))
     aux = None
     if a.aux:  # the quantities the verdict is made of, as auxiliary targets
@@ -294,6 +294,8 @@ def main(argv=None) -> int:
     gb.add_argument("--aux", action="store_true",
                     help="also learn the six category scores and the apex-defect visibility (auxiliary outputs)")
     gb.add_argument("--aux-weight", type=float, default=1.0)
+    gb.add_argument("--seed", type=int, default=0, help="training seed (member i of an ensemble adds 100 i)")
+    gb.add_argument("--ensemble", type=int, default=1, help="independently seeded nets averaged")
     gb.add_argument("--line-aug", type=float, default=0.5,
                     help="fraction given scan-line artefacts (0 for good/bad: artefacts can change the verdict)")
     ss = sub.choices["simsix"]

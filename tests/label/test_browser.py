@@ -73,11 +73,16 @@ def test_login_tutorial_classify_with_keys_and_export(tmp_path):
             expect(page.locator("section.example h2")).to_have_count(6)
             example = page.locator("#example-3 img")
             expect(example).to_have_count(1)
+            # wait for the image to load (a loaded CI box is slow), then check it decoded at its size
+            page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=example.element_handle(),
+                                   timeout=10_000)
             assert page.evaluate("img => img.naturalWidth", example.element_handle()) == 96
 
             # classify with the keyboard: 1-6 toggle, Enter submits, S skips
             page.click("#start")
             expect(page.locator("#progress")).to_have_text("Image 1 of 4")
+            page.wait_for_function("(() => { const i = document.getElementById('scan');"
+                                   " return i.complete && i.naturalWidth > 0; })()", timeout=10_000)
             assert page.evaluate("document.getElementById('scan').naturalWidth") == 96
             boxes = [page.locator(f"#cat-{i}") for i in range(1, 7)]
             for key in "1334":

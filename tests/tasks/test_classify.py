@@ -326,6 +326,7 @@ def test_ensemble_averages_independently_seeded_members(tmp_path):
     w0 = single.net_.state_dict()["fc1.weight"]
     torch.testing.assert_close(mix.net_.members[0].state_dict()["fc1.weight"], w0, atol=1e-6, rtol=0)
     assert not torch.allclose(mix.net_.members[1].state_dict()["fc1.weight"], w0)
+    assert "init" not in mix.fit(x, y[:, None]).card_  # refitting from scratch forgets the starts
     with pytest.raises(InputError, match="needs one network"):
         TipClassifier(ensemble=2, **arch).fit(x, y[:, None], init=[ens, None])
     with pytest.raises(InputError, match="ensemble of 3"):

@@ -166,6 +166,7 @@ class TipClassifier:
             (``card_["init"]``).
         """
         cfg = self.config
+        self.card_.pop("init", None)  # a refit from scratch must not keep an earlier fit's starts
         self._init_state = self._init_weights(init) if init is not None else None
         X = np.asarray(images, np.float32) if inputs_prepared else self._inputs(images)
         if X.ndim != 4 or X.shape[1] != 1:

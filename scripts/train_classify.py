@@ -20,7 +20,8 @@ stem stride 2: two from random weights, two fine-tuned from the simulation-train
     python scripts/train_classify.py final --size 64 --stem-stride 2 --channels 16,32,32,64,128 --epochs 20 \
         --ensemble 4 --member-init none,none,classify-hsi-six-sim-fast,classify-hsi-six-sim-fast
 
-`scopenet bench classify` cross-validates exactly that recipe (it reads the members' starts from the card).
+`scopenet bench classify` cross-validates exactly that recipe (it reads the members' starts from the card);
+its printed figures were copied into the card's metrics.
 """
 from __future__ import annotations
 
@@ -97,7 +98,7 @@ def cmd_cv(a):
         t = time.time()
         Xtr, Ytr, W = _with_sim(X[tr], d.soft[tr], Xs, Ys, a.sim_weight)
         ps, ps_tta = [], []
-        for r in range(a.repeats):  # independent seeds; their mean probability is the ensemble
+        for r in range(a.repeats):  # independent seeds (as ClassifierConfig.ensemble: seed + 100 r)
             clf = TipClassifier(size=a.size, epochs=a.epochs, seed=fi + 100 * r, threads=a.threads, lr=a.lr,
                                 **_arch(a))
             clf.fit(Xtr, Ytr, sample_weight=W, inputs_prepared=True, init=a.init)

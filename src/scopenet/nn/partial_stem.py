@@ -291,6 +291,14 @@ def lsgan_losses(d_real: torch.Tensor, d_fake: torch.Tensor, lambda_adv: float =
     ``D: mean((d_real - 1)^2 + d_fake^2)``; ``G: lambda_adv * mean((d_fake - 1)^2)`` (Ede: ``lambda_adv = 5``).
     Pass ``d_fake`` detached for the discriminator step.
     """
-    d_loss = ((d_real - 1) ** 2).mean() + (d_fake ** 2).mean()
-    g_loss = lambda_adv * ((d_fake - 1) ** 2).mean()
-    return d_loss, g_loss
+    return lsgan_discriminator_loss(d_real, d_fake), lsgan_generator_loss(d_fake, lambda_adv)
+
+
+def lsgan_discriminator_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    """``mean((d_real - 1)^2) + mean(d_fake^2)``: real scores pushed to 1, fake ones to 0."""
+    return ((d_real - 1) ** 2).mean() + (d_fake ** 2).mean()
+
+
+def lsgan_generator_loss(d_fake: torch.Tensor, lambda_adv: float = 5.0) -> torch.Tensor:
+    """``lambda_adv * mean((d_fake - 1)^2)``: the generator wants its outputs scored as real."""
+    return lambda_adv * ((d_fake - 1) ** 2).mean()

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 #: Ede's seven spiral coverages as *actual* fractions of probed pixels (thesis ch. 4): 1/17.9 ... 1/87.0
 EDE_COVERAGES = (1 / 17.9, 1 / 27.3, 1 / 38.2, 1 / 50.0, 1 / 60.5, 1 / 73.7, 1 / 87.0)
@@ -48,6 +48,24 @@ class InpaintTrainConfig(BaseModel):
     #: warm start: a saved model (name or path stem) whose weights seed the network; input channels the
     #: old network lacks (e.g. added ``normconv_sigmas``) start at zero, so training starts from its output
     init_from: str | None = None
+    #: optional adversarial fine-tuning (Ede ch. 4): three spectral-normalised discriminators on random
+    #: ``disc_crop_sizes`` crops resized to ``disc_input``, least-squares GAN losses, the generator's loss
+    #: ``loss_scale * ALRC(MSE) + lambda_adv * LSGAN``; the discriminators see past outputs through an
+    #: experience-replay buffer of ``replay_size`` images. Usually started ``init_from`` a trained model.
+    adversarial: bool = False
+    lambda_adv: float = Field(5.0, ge=0)
+    disc_lr: float = Field(1e-4, gt=0)
+    disc_channels: int = Field(32, ge=1)
+    disc_crop_sizes: list[int] = Field(default_factory=lambda: [70, 140, 280], min_length=1)
+    disc_input: int = Field(70, ge=24)
+    replay_size: int = Field(50, ge=0)
+
+    @model_validator(mode="after")
+    def _crops_fit(self):
+        if self.adversarial and max(self.disc_crop_sizes) > self.crop:
+            raise ValueError(f"adversarial training needs crop >= the largest discriminator crop "
+                             f"({max(self.disc_crop_sizes)} px), got crop={self.crop}")
+        return self
 
     def to_yaml(self, path: str | Path) -> None:
         Path(path).write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False))

@@ -4,7 +4,8 @@ A plain, resumable PyTorch loop (small enough for a laptop CPU): samples are dra
 pool of simulated micrographs (STEM / HRTEM / mesoscale, :mod:`scopenet.simulate.em`) and the
 ``train`` split of the real em-real micrographs, masked with spiral, jittered-grid, random-pixel and
 random-segment paths at coverages 1/100 ... 1/10, infilled with nearest neighbours; loss
-``200 * ALRC(MSE)`` against the Gaussian-blurred truth. Checkpoints (``last.pt``) every
+``200 * ALRC(MSE)`` against the Gaussian-blurred truth (plus, with ``adversarial=True``, an LSGAN term
+from three multi-scale discriminators with experience replay). Checkpoints (``last.pt``) every
 ``checkpoint_every_s``; the run stops at ``max_steps`` or ``time_budget_s`` of training time and
 writes ``<workdir>/model.safetensors`` + ``model.json``.
 """
@@ -88,6 +89,28 @@ def _lr(cfg: InpaintTrainConfig, frac: float) -> float:
     return cfg.lr * (cfg.lr_final_fraction + (1 - cfg.lr_final_fraction) * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
+def _generator_adv_loss(disc, out: torch.Tensor, lambda_adv: float) -> torch.Tensor:
+    """The generator's LSGAN loss on ``out``; the discriminators are frozen for it (gradient to the generator only)."""
+    from ...nn.partial_stem import lsgan_generator_loss
+
+    disc.requires_grad_(False)
+    try:
+        return lsgan_generator_loss(disc(out), lambda_adv)
+    finally:
+        disc.requires_grad_(True)
+
+
+def _discriminator_step(disc, d_opt, replay, fake: torch.Tensor, real: torch.Tensor) -> float:
+    """One LSGAN update of the discriminators: ``real`` = blurred truths, fake = replayed generator outputs."""
+    from ...nn.partial_stem import lsgan_discriminator_loss
+
+    d_loss = lsgan_discriminator_loss(disc(real), disc(replay.push_and_sample(fake.detach())))
+    d_opt.zero_grad()
+    d_loss.backward()
+    d_opt.step()
+    return float(d_loss.detach())
+
+
 def main(config: InpaintTrainConfig | dict | str | Path | None = None, resume: bool = True) -> Path:
     """Run (or resume) a training run; returns the path stem of the saved model."""
     from ...training.packaging import save_model
@@ -108,6 +131,14 @@ def main(config: InpaintTrainConfig | dict | str | Path | None = None, resume: b
     net = build_architecture(cfg.architecture, cfg.arch_config)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     clip = ALRC(mode="example", **cfg.alrc)
+    disc = d_opt = replay = None
+    if cfg.adversarial:
+        from ...nn.partial_stem import MultiScaleDiscriminator
+        from .adversarial import ReplayBuffer
+
+        disc = MultiScaleDiscriminator(cfg.disc_channels, tuple(cfg.disc_crop_sizes), cfg.disc_input)
+        d_opt = torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.999))
+        replay = ReplayBuffer(cfg.replay_size, seed=cfg.seed)
     step, elapsed = 0, 0.0
     ck = wd / "last.pt"
     if resume and ck.exists():
@@ -115,6 +146,10 @@ def main(config: InpaintTrainConfig | dict | str | Path | None = None, resume: b
         net.load_state_dict(st["net"])
         opt.load_state_dict(st["opt"])
         clip.load_state_dict(st["clip"])
+        if disc is not None and "disc" in st:
+            disc.load_state_dict(st["disc"])
+            d_opt.load_state_dict(st["d_opt"])
+            replay.load_state_dict(st["replay"])
         step, elapsed = st["step"], st["elapsed"]
         print(f"resumed at step {step} ({elapsed:.0f} s)", flush=True)
     elif cfg.init_from:
@@ -129,10 +164,14 @@ def main(config: InpaintTrainConfig | dict | str | Path | None = None, resume: b
     log = open(wd / "log.csv", "a")
     t0, last_ck = time.time(), time.time()
     run_loss = run_rms = run_nn = None
+    run_adv = {"g_adv": None, "d": None}
 
     def save_ck():
-        torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "clip": clip.state_dict(),
-                    "step": step, "elapsed": elapsed + time.time() - t0}, wd / "last.tmp")
+        state = {"net": net.state_dict(), "opt": opt.state_dict(), "clip": clip.state_dict(),
+                 "step": step, "elapsed": elapsed + time.time() - t0}
+        if disc is not None:
+            state.update(disc=disc.state_dict(), d_opt=d_opt.state_dict(), replay=replay.state_dict())
+        torch.save(state, wd / "last.tmp")
         (wd / "last.tmp").replace(ck)
 
     net.train()
@@ -146,9 +185,16 @@ def main(config: InpaintTrainConfig | dict | str | Path | None = None, resume: b
         out = net(x)
         mse = ((out - y) ** 2).mean(dim=(1, 2, 3))
         loss = clip(cfg.loss_scale * mse)
+        if disc is not None:
+            g_adv = _generator_adv_loss(disc, out, cfg.lambda_adv)
+            loss = loss + g_adv
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if disc is not None:  # after the generator's step, so its graph saw the discriminators unchanged
+            d_loss = _discriminator_step(disc, d_opt, replay, out, y)
+            for k, v in (("g_adv", float(g_adv.detach())), ("d", d_loss)):
+                run_adv[k] = v if run_adv[k] is None else 0.95 * run_adv[k] + 0.05 * v
         step += 1
         with torch.no_grad():
             rms = float(((out.numpy() - truth) ** 2).mean() ** 0.5)
@@ -161,9 +207,14 @@ def main(config: InpaintTrainConfig | dict | str | Path | None = None, resume: b
         if step % cfg.log_every == 0:
             t = elapsed + time.time() - t0
             line = f"{step},{t:.0f},{run_loss:.4f},{run_rms:.4f},{run_nn:.4f}"
+            adv = ""
+            if disc is not None:  # two more columns: the generator's adversarial loss, the discriminators' loss
+                line += f",{run_adv['g_adv']:.4f},{run_adv['d']:.4f}"
+                adv = f" g_adv={run_adv['g_adv']:.4f} d={run_adv['d']:.4f}"
             log.write(line + "\n")
             log.flush()
-            print(f"step {step} t={t:.0f}s loss={run_loss:.4f} rms={run_rms:.4f} (nn infill {run_nn:.4f})", flush=True)
+            print(f"step {step} t={t:.0f}s loss={run_loss:.4f} rms={run_rms:.4f} (nn infill {run_nn:.4f}){adv}",
+                  flush=True)
         if time.time() - last_ck > cfg.checkpoint_every_s:
             save_ck()
             last_ck = time.time()
@@ -175,6 +226,10 @@ def main(config: InpaintTrainConfig | dict | str | Path | None = None, resume: b
             "training_config": cfg.model_dump(mode="json"),
             "input": "[nn_infill(partial, mask), mask] with intensities in [0, 1]",
             "final_running_rms_vs_truth": run_rms, "final_running_rms_nn_infill": run_nn}
+    if disc is not None:
+        card["adversarial"] = {"lambda_adv": cfg.lambda_adv, "discriminator_crops": cfg.disc_crop_sizes,
+                               "discriminator_input": cfg.disc_input, "replay_size": cfg.replay_size,
+                               "final_running_g_adv": run_adv["g_adv"], "final_running_d_loss": run_adv["d"]}
     stem = wd / "model"
     save_model(stem, net.eval(), card, overwrite=True)
     (wd / "done.json").write_text(json.dumps({"steps": step, "time_s": total}))

@@ -6,7 +6,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from scopenet.errors import InputError
-from scopenet.metrics import (confusion_matrix, expected_calibration_error, multilabel_confusion_matrix,
+from scopenet.metrics import (confusion_matrix, expected_calibration_error, f1_optimal_thresholds,
+                              multilabel_confusion_matrix,
                               multilabel_precision_recall_f1, precision_recall_f1, reliability_curve,
                               roc_auc)
 
@@ -73,3 +74,15 @@ def test_ece_zero_for_calibrated_and_probability_one_in_last_bin(rng):
     assert expected_calibration_error([1.0, 0.0], [1.0, 0.0]) == 0.0
     with pytest.raises(InputError, match="\\[0, 1\\]"):
         expected_calibration_error([1.0], [1.5])
+
+
+def test_f1_optimal_thresholds_pick_the_best_cut_per_label():
+    y = np.array([[0, 1], [0, 1], [1, 1], [1, 1]])
+    p = np.array([[0.1, 0.2], [0.4, 0.3], [0.35, 0.9], [0.8, 0.7]])
+    thr = f1_optimal_thresholds(y, p)
+    # label 0: cutting at 0.35 gives TP 2, FP 1 (F1 0.8) against 0.67 at 0.8 and 0.5 at 0.4; label 1 has one class
+    np.testing.assert_allclose(thr, [0.35, 0.5])
+    s = multilabel_precision_recall_f1(y[:, :1], p[:, :1], threshold=thr[:1])
+    assert s.f1[0] == pytest.approx(0.8)
+    with pytest.raises(InputError):
+        f1_optimal_thresholds(y[:, 0], p[:, 0])

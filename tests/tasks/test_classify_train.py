@@ -104,3 +104,23 @@ def test_cli_train_classify_fine_tunes_a_saved_model(tmp_path, monkeypatch):
     assert ft.categories == ["rows", "bad_blurry"] and ft.card_["init"] == ["pre-model"]
     res = runner.invoke(app, ["train", "denoise", "--init", str(tmp_path / "pre")])
     assert res.exit_code == 1 and "--init" in res.output
+
+
+def test_per_category_thresholds_from_the_card_drive_labels(tmp_path):
+    from scopenet.tasks.classify import classify
+
+    x = np.random.default_rng(0).normal(size=(20, 16, 16)).astype(np.float32)
+    clf = TipClassifier(categories=["bad_blurry", "rows"], **SMALL).fit(x, np.random.default_rng(1).random((20, 2)))
+    np.testing.assert_allclose(clf.thresholds, [0.5, 0.5])  # no thresholds in the card
+    p = clf.predict_proba(x)
+    thr = [float(np.median(p[:, 0])), 0.0]  # half the images above the first, all above the second
+    clf.card_["thresholds"] = {"bad_blurry": thr[0], "rows": thr[1]}
+    clf.save(tmp_path / "m")
+    back = TipClassifier.load(tmp_path / "m")
+    np.testing.assert_allclose(back.thresholds, thr)
+    np.testing.assert_array_equal(back.predict(x), p >= np.array(thr))
+    df = classify(x, back)
+    assert all("rows" in s for s in df["labels"])
+    assert sum("bad_blurry" in s for s in df["labels"]) == int((p[:, 0] >= thr[0]).sum())
+    strict = classify(x, back, threshold=1.01)  # an explicit threshold overrides the card's
+    assert (strict["labels"] == "").all()

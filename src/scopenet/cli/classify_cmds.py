@@ -55,7 +55,8 @@ def classify_cmd(
     model: str = typer.Option("hsi-six", "--model", "-m", help="Pretrained name (hsi-six, good-bad) or a saved model."),
     cam: Optional[Path] = typer.Option(None, "--cam", help="Folder for class-activation-map PNGs."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="CSV file for the results."),
-    threshold: float = typer.Option(0.5, help="Decision threshold for multi-label models."),
+    threshold: Optional[float] = typer.Option(
+        None, help="Decision threshold for multi-label models (default: each category's from the model card)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing CSV."),
 ):
     """Judge tip state / image quality of SPM images; print a table and write CSV."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .atoms import AtomMatch, match_atoms
 from .classification import (ClassScores, ReliabilityCurve, confusion_matrix,
-                             expected_calibration_error, multilabel_confusion_matrix,
+                             expected_calibration_error, f1_optimal_thresholds, multilabel_confusion_matrix,
                              multilabel_precision_recall_f1, precision_recall_f1, reliability_curve,
                              roc_auc)
 from .image import (ErrorProfile, error_vs_distance_to_path, error_vs_edge_distance,
@@ -26,7 +26,7 @@ __all__ = [
     "error_vs_distance_to_path", "ErrorProfile", "psnr_torch", "ssim_torch",
     # classification
     "confusion_matrix", "precision_recall_f1", "ClassScores", "roc_auc",
-    "multilabel_confusion_matrix", "multilabel_precision_recall_f1", "reliability_curve",
+    "multilabel_confusion_matrix", "multilabel_precision_recall_f1", "f1_optimal_thresholds", "reliability_curve",
     "ReliabilityCurve", "expected_calibration_error",
     # segmentation
     "iou", "dice", "iou_per_class", "dice_per_class", "adapted_rand_error", "RandError",

@@ -20,7 +20,8 @@ import numpy as np
 from scopenet.errors import InputError
 
 __all__ = ["confusion_matrix", "precision_recall_f1", "ClassScores", "roc_auc",
-           "multilabel_confusion_matrix", "multilabel_precision_recall_f1", "reliability_curve",
+           "multilabel_confusion_matrix", "multilabel_precision_recall_f1", "f1_optimal_thresholds",
+           "reliability_curve",
            "ReliabilityCurve", "expected_calibration_error"]
 
 
@@ -127,17 +128,18 @@ def roc_auc(y_true, y_score, average: str | None = "macro"):
     return float(res) if np.ndim(res) == 0 else np.asarray(res)
 
 
-def _binarise(y_pred, threshold: float) -> np.ndarray:
+def _binarise(y_pred, threshold) -> np.ndarray:
     p = np.asarray(y_pred)
     if p.dtype.kind == "f":
         return (p >= threshold).astype(int)
     return p.astype(int)
 
 
-def multilabel_confusion_matrix(y_true, y_pred, threshold: float = 0.5) -> np.ndarray:
+def multilabel_confusion_matrix(y_true, y_pred, threshold=0.5) -> np.ndarray:
     """One 2x2 confusion matrix per label, ``[[TN, FP], [FN, TP]]``, shape (K, 2, 2).
 
-    ``y_pred`` may be scores/probabilities (floats, binarised at ``threshold``) or 0/1 labels.
+    ``y_pred`` may be scores/probabilities (floats, binarised at ``threshold``: one value or one per
+    label) or 0/1 labels.
     """
     from sklearn.metrics import multilabel_confusion_matrix as _mcm
 
@@ -147,19 +149,44 @@ def multilabel_confusion_matrix(y_true, y_pred, threshold: float = 0.5) -> np.nd
     return _mcm(t.astype(int), _binarise(p, threshold))
 
 
-def multilabel_precision_recall_f1(y_true, y_pred, threshold: float = 0.5) -> ClassScores:
+def multilabel_precision_recall_f1(y_true, y_pred, threshold=0.5) -> ClassScores:
     """Per-label precision, recall, F1 and support for (N, K) indicator arrays.
 
-    ``y_pred`` may be probabilities (binarised at ``threshold``) or 0/1 labels.
+    ``y_pred`` may be probabilities (binarised at ``threshold``: one value or one per label) or 0/1 labels.
     """
     from sklearn.metrics import precision_recall_fscore_support
 
     t, p = _labels(y_true, y_pred)
     if t.ndim != 2:
         raise InputError(f"multi-label metrics need (N, K) indicator arrays, got shape {t.shape}")
-    prec, rec, f1, sup = precision_recall_fscore_support(t.astype(int), _binarise(p, threshold),
-                                                         average=None, zero_division=0)
-    return ClassScores(prec, rec, f1, sup, np.arange(t.shape[1]))
+    b, t = _binarise(p, threshold), t.astype(int)
+    # one binary problem per label (a single-column indicator would otherwise be read as two classes)
+    per = [precision_recall_fscore_support(t[:, k], b[:, k], average="binary", zero_division=0)[:3]
+           for k in range(t.shape[1])]
+    prec, rec, f1 = (np.array(v, float) for v in zip(*per))
+    return ClassScores(prec, rec, f1, t.sum(0), np.arange(t.shape[1]))
+
+
+def f1_optimal_thresholds(y_true, y_prob) -> np.ndarray:
+    """Per-label decision thresholds that maximise F1 on ``(N, K)`` indicators and probabilities.
+
+    Choose them on held-out (e.g. out-of-fold) predictions, never on the data a model was trained on.
+    A label with a single class in ``y_true`` gets 0.5. Returns an array of K thresholds: predict the
+    label where ``y_prob >= threshold``.
+    """
+    from sklearn.metrics import precision_recall_curve
+
+    t, p = _labels(y_true, y_prob)
+    if t.ndim != 2:
+        raise InputError(f"multi-label thresholds need (N, K) arrays, got shape {t.shape}")
+    out = np.full(t.shape[1], 0.5)
+    for k in range(t.shape[1]):
+        if len(np.unique(t[:, k])) < 2:
+            continue
+        prec, rec, thr = precision_recall_curve(t[:, k].astype(int), p[:, k])
+        f1 = 2 * prec[:-1] * rec[:-1] / np.clip(prec[:-1] + rec[:-1], 1e-12, None)
+        out[k] = float(thr[int(np.argmax(f1))])
+    return out
 
 
 class ReliabilityCurve(NamedTuple):

@@ -385,11 +385,19 @@ class TipClassifier:
         p = torch.sigmoid(z) if self.config.mode == "multi" else torch.softmax(z, 1)
         return p.numpy()
 
-    def predict(self, images, threshold: float = 0.5, **kw) -> np.ndarray:
-        """Multi-label: booleans ``[N, K]`` (probability >= ``threshold``); single-label: class indices ``[N]``."""
+    @property
+    def thresholds(self) -> np.ndarray:
+        """Per-category decision thresholds of a multi-label model: ``card_["thresholds"]`` (chosen on
+        held-out predictions, see :func:`~scopenet.metrics.classification.f1_optimal_thresholds`) or 0.5."""
+        saved = self.card_.get("thresholds") or {}
+        return np.array([float(saved.get(c, 0.5)) for c in self.categories])
+
+    def predict(self, images, threshold: float | None = None, **kw) -> np.ndarray:
+        """Multi-label: booleans ``[N, K]`` (probability >= ``threshold``, by default the model's
+        per-category :attr:`thresholds`); single-label: class indices ``[N]``."""
         p = self.predict_proba(images, **kw)
         if self.config.mode == "multi":
-            return p >= threshold
+            return p >= (self.thresholds if threshold is None else threshold)
         return p.argmax(1)
 
     def cam(self, images, category: int | str, inputs_prepared: bool = False) -> np.ndarray:
@@ -441,7 +449,7 @@ class TipClassifier:
         return f"TipClassifier({self.config.arch}, {self.config.mode}, size={self.config.size}, {state})"
 
 
-def classify(images, model: str | TipClassifier = "hsi-six", threshold: float = 0.5) -> "Any":
+def classify(images, model: str | TipClassifier = "hsi-six", threshold: float | None = None) -> "Any":
     """Classify images with a (pretrained) tip-state model.
 
     Parameters
@@ -449,14 +457,15 @@ def classify(images, model: str | TipClassifier = "hsi-six", threshold: float = 
     images : Micrograph, ndarray [H, W] / [N, H, W], or list of them
     model : str or TipClassifier
         A pretrained name (``"hsi-six"``, ``"good-bad"``), a saved model path, or an estimator.
-    threshold : float
-        Decision threshold for multi-label models.
+    threshold : float, optional
+        Decision threshold for multi-label models; by default each category's threshold from the
+        model card (:attr:`TipClassifier.thresholds`, 0.5 where the card has none).
 
     Returns
     -------
     pandas.DataFrame
         One row per image: a probability column per category and ``labels`` (the categories at or
-        above ``threshold``; the most probable class for single-label models).
+        above their threshold; the most probable class for single-label models).
     """
     import pandas as pd
 
@@ -464,7 +473,8 @@ def classify(images, model: str | TipClassifier = "hsi-six", threshold: float = 
     p = clf.predict_proba(images)
     df = pd.DataFrame(p, columns=clf.categories)
     if clf.config.mode == "multi":
-        df["labels"] = [";".join(c for c, v in zip(clf.categories, row) if v >= threshold) for row in p]
+        thr = clf.thresholds if threshold is None else np.full(len(clf.categories), float(threshold))
+        df["labels"] = [";".join(c for c, v, t in zip(clf.categories, row, thr) if v >= t) for row in p]
     else:
         df["labels"] = [clf.categories[i] for i in p.argmax(1)]
     return df

@@ -20,6 +20,9 @@ from ...nn.cnn import TipNet, TipResNet, class_activation_map
 from .config import ClassifierConfig
 from .preprocess import augment, dihedral, prepare
 
+#: settings that fix a classifier's network; fine-tuning (``fit(init=...)``) needs them equal
+NETWORK_KEYS = ("arch", "channels", "dense", "stem_stride", "line_k")
+
 #: names accepted by :meth:`TipClassifier.pretrained` -> installed model name
 PRETRAINED = {"hsi-six": "classify-hsi-six", "good-bad": "classify-good-bad", "hsi-six-sim": "classify-hsi-six-sim",
               "hsi-six-sim-fast": "classify-hsi-six-sim-fast"}
@@ -224,9 +227,8 @@ class TipClassifier:
         src = init if isinstance(init, TipClassifier) else TipClassifier.pretrained(str(init))
         name = src.card_.get("name") or (str(init) if not isinstance(init, TipClassifier) else "in-memory model")
         src_net = src._check_fitted()
-        keys = ("arch", "channels", "dense", "stem_stride", "line_k")
         mine, theirs = self.config.model_dump(), src.config.model_dump()
-        diff = [f"{k}: {theirs[k]} vs {mine[k]}" for k in keys if mine[k] != theirs[k]]
+        diff = [f"{k}: {theirs[k]} vs {mine[k]}" for k in NETWORK_KEYS if mine[k] != theirs[k]]
         if diff:
             raise InputError("init model has a different network (" + "; ".join(diff) + ")")
         nets = list(src_net.members) if hasattr(src_net, "members") else [src_net]

@@ -115,9 +115,6 @@ def fit_from_export(labels: str | Path, images: str | Path, config: ClassifierCo
     return clf, scores
 
 
-NETWORK_KEYS = ("arch", "channels", "dense", "stem_stride", "line_k", "size", "flatten")
-
-
 def main(config, resume: bool = False, labels: str | Path | None = None, init: str | Path | None = None) -> Any:
     """Train from a :class:`~scopenet.training.config.RunConfig` (see the module docstring).
 
@@ -134,10 +131,10 @@ def main(config, resume: bool = False, labels: str | Path | None = None, init: s
     init = init or extra.get("init")
     src = None
     if init:
-        from .model import TipClassifier
+        from .model import NETWORK_KEYS, TipClassifier
 
-        src = TipClassifier.pretrained(str(init))
-        cfg = cfg.model_copy(update={k: getattr(src.config, k) for k in NETWORK_KEYS})
+        src = TipClassifier.pretrained(str(init))  # its network and input settings replace the configuration's
+        cfg = cfg.model_copy(update={k: getattr(src.config, k) for k in (*NETWORK_KEYS, "size", "flatten")})
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     config.to_yaml(run_dir / "run.yaml", overwrite=True)

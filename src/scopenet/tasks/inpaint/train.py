@@ -89,6 +89,11 @@ def _lr(cfg: InpaintTrainConfig, frac: float) -> float:
     return cfg.lr * (cfg.lr_final_fraction + (1 - cfg.lr_final_fraction) * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
+def _ema(old: float | None, new: float, a: float = 0.95) -> float:
+    """Running average for the progress log (the first value starts it)."""
+    return new if old is None else a * old + (1 - a) * new
+
+
 def _generator_adv_loss(disc, out: torch.Tensor, lambda_adv: float) -> torch.Tensor:
     """The generator's LSGAN loss on ``out``; the discriminators are frozen for it (gradient to the generator only)."""
     from ...nn.partial_stem import lsgan_generator_loss
@@ -193,17 +198,12 @@ def main(config: InpaintTrainConfig | dict | str | Path | None = None, resume: b
         opt.step()
         if disc is not None:  # after the generator's step, so its graph saw the discriminators unchanged
             d_loss = _discriminator_step(disc, d_opt, replay, out, y)
-            for k, v in (("g_adv", float(g_adv.detach())), ("d", d_loss)):
-                run_adv[k] = v if run_adv[k] is None else 0.95 * run_adv[k] + 0.05 * v
+            run_adv = {"g_adv": _ema(run_adv["g_adv"], float(g_adv.detach())), "d": _ema(run_adv["d"], d_loss)}
         step += 1
         with torch.no_grad():
             rms = float(((out.numpy() - truth) ** 2).mean() ** 0.5)
             nnr = float(((x[:, :1].numpy() - truth) ** 2).mean() ** 0.5)
-        a = 0.95
-        lv = float(loss.detach())
-        run_loss = lv if run_loss is None else a * run_loss + (1 - a) * lv
-        run_rms = rms if run_rms is None else a * run_rms + (1 - a) * rms
-        run_nn = nnr if run_nn is None else a * run_nn + (1 - a) * nnr
+        run_loss, run_rms, run_nn = _ema(run_loss, float(loss.detach())), _ema(run_rms, rms), _ema(run_nn, nnr)
         if step % cfg.log_every == 0:
             t = elapsed + time.time() - t0
             line = f"{step},{t:.0f},{run_loss:.4f},{run_rms:.4f},{run_nn:.4f}"

@@ -165,13 +165,15 @@ def cmd_simdata(a):
     t = time.time()
     s = simulate_batch(a.n, a.size, seed=a.seed, surfaces=json.loads(a.surfaces) if a.surfaces else None) \
         if a.surfaces else simulate_batch(a.n, a.size, seed=a.seed)
-    from scopenet.simulate.spm.labels import good_tip
+    from scopenet.simulate.spm.labels import good_tip, shape_defect
 
     # the verdict without the visibility test of apex defects (the rule before 2026-11), for comparison
     strict = np.array([good_tip(lab, p["ready"], p["max_ghost_weight"], p["elongation"])
                        for lab, p in zip(s["labels6"], s["params"])])
+    defect = np.array([shape_defect(p["max_ghost_weight"], p["elongation"]) for p in s["params"]])
     np.savez_compressed(a.out, images=s["images"], labels6=s["labels6"], good=s["good"], good_strict=strict,
-                        artefact_visible=np.array([p["artefact_visible"] for p in s["params"]], np.float32))
+                        artefact_visible=np.array([p["artefact_visible"] for p in s["params"]], np.float32),
+                        shape_defect=defect)
     print(f"{a.n} images in {time.time() - t:.0f}s; good fraction {s['good'].mean():.3f}; "
           f"label means {np.round(s['labels6'].mean(0), 3)}")
 
@@ -193,6 +195,17 @@ def cmd_goodbad(a):
     tr = [np.load(p) for p in a.sim]
     X = np.concatenate([prepare(z["images"], a.size) for z in tr])
     g = np.concatenate([z["good"] for z in tr]).astype(int)
+    if a.soft_width > 0:  # soft verdict: doubt near the rule's cuts is not punished (labels.good_tip_score)
+        from scopenet.simulate.spm.labels import good_tip_score
+
+        missing = [p for p, z in zip(a.sim, tr) if "shape_defect" not in z.files]
+        if missing:
+            raise SystemExit(f"--soft-width needs files written by this script's simdata (shape_defect): {missing}")
+        gs = np.concatenate([good_tip_score(z["labels6"], z["shape_defect"], z["artefact_visible"], a.soft_width)
+                             for z in tr])
+        if not np.array_equal(gs > 0.5, g.astype(bool)):
+            print(f"note: soft verdict and hard rule disagree on {int(((gs > 0.5) != g).sum())} ties", flush=True)
+        g = np.stack([1 - gs, gs], 1)
     te = np.load(a.test)
     Xt, gt, L6t = prepare(te["images"], a.size), te["good"].astype(int), te["labels6"]
     t = time.time()
@@ -208,8 +221,15 @@ def cmd_goodbad(a):
     cm = [[int(((gt == i) & (pred == j)).sum()) for j in (0, 1)] for i in (0, 1)]
     print(f"good/bad held-out simulated accuracy {acc:.4f} (n={len(gt)}; majority {max(gt.mean(), 1 - gt.mean()):.3f}); "
           f"confusion [[bad->bad, bad->good], [good->bad, good->good]] {cm}; {time.time() - t:.0f}s", flush=True)
-    gb.card_ = {"training_data": f"{len(X)} simulate.spm images (default config, seeds {a.seeds})",
-                "metrics": {"sim_heldout_accuracy": acc, "sim_heldout_n": len(gt),
+    val = {}
+    if a.val:  # a second held-out seed, for choosing between recipes without touching the test set
+        zv = np.load(a.val)
+        val = {"sim_val_accuracy": float((gb.predict(prepare(zv["images"], a.size), inputs_prepared=True)
+                                          == zv["good"].astype(int)).mean()), "sim_val_n": len(zv["good"])}
+        print(f"good/bad validation accuracy {val['sim_val_accuracy']:.4f} ({a.val})", flush=True)
+    target = f"soft verdict labels.good_tip_score (width {a.soft_width})" if a.soft_width > 0 else "hard good_tip rule"
+    gb.card_ = {"training_data": f"{len(X)} simulate.spm images (default config, seeds {a.seeds}); targets: {target}",
+                "metrics": {**val, "sim_heldout_accuracy": acc, "sim_heldout_n": len(gt),
                             "sim_heldout_majority_accuracy": float(max(gt.mean(), 1 - gt.mean())),
                             "sim_heldout_confusion_bad_good": cm},
                 "training_time_s": round(time.time() - t, 1)}
@@ -241,12 +261,19 @@ def cmd_simsix(a):
     clf.fit(X, Y, inputs_prepared=True, progress=True, init=a.init)
     auc = _aucs(Yt, clf.predict_proba(Xt, inputs_prepared=True))
     print("sim held-out per-category", np.round(auc, 3), "macro", round(float(np.nanmean(auc)), 4), flush=True)
+    val = {}
+    if a.val:  # a second held-out seed, for choosing between recipes without touching the test set
+        zv = np.load(a.val)
+        va = _aucs((zv["labels6"] >= 0.5).astype(int),
+                   clf.predict_proba(prepare(zv["images"], a.size), inputs_prepared=True))
+        val = {"sim_val_macro_auc": float(np.nanmean(va)), "sim_val_n": len(zv["images"])}
+        print("sim validation per-category", np.round(va, 3), "macro", round(val["sim_val_macro_auc"], 4), flush=True)
     d = load_gordon_hsi(DATA)
     real = _aucs(d.hard, clf.predict_proba(prepare(d.images, a.size), inputs_prepared=True))
     print("all gordon-hsi (never seen in training) per-category", np.round(real, 3), "macro",
           round(float(np.nanmean(real)), 4), flush=True)
     clf.card_ = {"training_data": f"{len(X)} simulate.spm images (default config, seeds {a.seeds}); no real data",
-                 "metrics": {"sim_heldout_macro_auc": float(np.nanmean(auc)), "sim_heldout_n": len(Yt),
+                 "metrics": {**val, "sim_heldout_macro_auc": float(np.nanmean(auc)), "sim_heldout_n": len(Yt),
                              "sim_heldout_auc_per_category": dict(zip(clf.categories, np.round(auc, 4).tolist())),
                              "gordon_hsi_all_macro_auc": float(np.nanmean(real)),
                              "gordon_hsi_all_auc_per_category": dict(zip(clf.categories, np.round(real, 4).tolist()))},
@@ -295,6 +322,8 @@ def main(argv=None) -> int:
     gb.add_argument("--aux", action="store_true",
                     help="also learn the six category scores and the apex-defect visibility (auxiliary outputs)")
     gb.add_argument("--aux-weight", type=float, default=1.0)
+    gb.add_argument("--soft-width", type=float, default=0.0,
+                    help="train on the soft verdict labels.good_tip_score of this width (0: the hard rule)")
     gb.add_argument("--seed", type=int, default=0, help="training seed (member i of an ensemble adds 100 i)")
     gb.add_argument("--ensemble", type=int, default=1, help="independently seeded nets averaged")
     gb.add_argument("--line-aug", type=float, default=0.5,
@@ -303,6 +332,8 @@ def main(argv=None) -> int:
     ss.add_argument("--sim", nargs="+", required=True)
     ss.add_argument("--test", required=True)
     ss.add_argument("--seeds", default="")
+    for p in (gb, ss):
+        p.add_argument("--val", default=None, help="validation file (another held-out seed) for choosing recipes")
     sd = sub.add_parser("simdata")
     sd.add_argument("--n", type=int, default=2000)
     sd.add_argument("--size", type=int, default=64)

@@ -267,6 +267,30 @@ def test_resolution_decides_features():
     assert blurred.labels6[5] > 0.5 and blurred.labels6[1:4].max() < 0.5 and not blurred.good_tip
 
 
+def test_soft_good_tip_score_has_the_hard_rules_boundary():
+    # columns: asym, atoms, dimers, rows, tip_change, bad_blurry
+    lab = np.zeros((6, 6), np.float32)
+    lab[:, 5] = [0.1, 0.45, 0.55, 0.9, 0.1, 0.1]
+    lab[4, 4] = 1.0                                                      # a tip change is always bad
+    defect = np.array([0, 0, 0, 0, 0, 1], bool)
+    av = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.9])                        # a plainly visible ghost apex
+    g = L.good_tip_score(lab, defect, av)
+    assert g.dtype == np.float32 and g.shape == (6,)
+    assert g[0] > 0.99 and 0.5 < g[1] < 0.8 and 0.2 < g[2] < 0.5 and g[3] < 0.01
+    assert g[4] == 0.0 and g[5] < 0.01
+    assert L.good_tip_score(lab, defect, av, width=1e-4)[1] > 0.999      # narrow width -> the hard verdict
+    # agrees with good_tip away from ties on simulated images
+    for seed in range(4):
+        s = spm.simulate_image(np.random.default_rng(seed), size=48)
+        pr = s.params
+        d = L.shape_defect(pr["max_ghost_weight"], pr["elongation"])
+        assert (L.good_tip_score(s.labels6, d, pr["artefact_visible"]) > 0.5) == s.good_tip
+    with pytest.raises(ValueError, match="6 columns"):
+        L.good_tip_score(np.zeros((2, 5)), [0, 0], [0, 0])
+    with pytest.raises(ValueError, match="width"):
+        L.good_tip_score(lab, defect, av, width=0)
+
+
 def test_apex_defects_count_for_good_bad_only_when_visible():
     base = dict(QUIET, size=64, pixel_size=6e-11, tip_sigma_range=(0.3e-10, 0.3e-10))
     clean = spm.simulate_image(np.random.default_rng(0), **base)

@@ -9,7 +9,7 @@ from scopenet.errors import InputError, WriteError
 from scopenet.image.micrograph import Axis, Micrograph
 from scopenet.simulate.em.noise import ede_noisy_pair
 from scopenet.tasks.denoise import baselines as B
-from scopenet.tasks.denoise.model import Denoiser, dihedral_tta, estimate_dose, n2v_mask
+from scopenet.tasks.denoise.model import Denoiser, estimate_dose, n2v_mask
 from scopenet.tasks.denoise.train import huber_mse_1000
 
 
@@ -73,15 +73,6 @@ def test_huber_loss_reference_values():
     z = torch.zeros(1, 1, 10, 10)
     assert float(huber_mse_1000(z + 0.01, z)) == pytest.approx(0.1, rel=1e-5)  # 1000 * 1e-4
     assert float(huber_mse_1000(z + np.sqrt(4e-3), z)) == pytest.approx(2.0, rel=1e-5)  # sqrt(1000 * 4e-3)
-
-
-def test_dihedral_tta_inverts_each_transform():
-    a = np.random.default_rng(0).random((7, 7)).astype(np.float32)
-    np.testing.assert_allclose(dihedral_tta(lambda x: x, a), a, rtol=1e-6)
-    np.testing.assert_allclose(dihedral_tta(lambda x: 2 * x + 1, a), 2 * a + 1, rtol=1e-6)
-    # a function that is not equivariant: TTA averages over the 8 orientations of its bias
-    out = dihedral_tta(lambda x: x + np.arange(x.shape[1])[None, :], np.zeros((5, 5)))
-    np.testing.assert_allclose(out, 2.0, rtol=1e-6)
 
 
 def test_n2v_mask_invariants():

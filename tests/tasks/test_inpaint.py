@@ -131,6 +131,25 @@ def test_save_load_round_trip(tmp_path, scan64):
     assert back.card["task"] == "inpaint"
 
 
+def test_tta_averages_the_eight_transformed_completions(scan64):
+    from scopenet.training.data import dihedral, dihedral_inverse
+
+    img, m = scan64
+    est = _perturbed()
+    plain = est.predict(img * m, m)
+    tta = est.predict(img * m, m, tta=True)
+    manual = np.mean([dihedral_inverse(est.predict(dihedral(img * m, k), dihedral(m, k)), k) for k in range(8)], 0)
+    np.testing.assert_allclose(tta, manual, atol=1e-5)
+    assert tta.shape == plain.shape and not np.allclose(tta, plain, atol=1e-4)  # the net is not equivariant
+    # on a non-square, tiled scan the maps back line up too
+    img2 = smooth_image(90)[:, :70]
+    m2 = scans.random_pixels_mask(90, 0.1, np.random.default_rng(3))[:, :70]
+    est.config.tile, est.config.overlap = 48, 8
+    out = est.predict(img2 * m2, m2, tta=True)
+    assert out.shape == (90, 70) and np.isfinite(out).all()
+    assert np.abs(out - img2).mean() < np.abs(B.nearest(img2 * m2, m2) - img2).mean() * 1.5
+
+
 def test_tiled_prediction_matches_shape_and_nn_for_untrained():
     img = smooth_image(100)
     m = scans.random_pixels_mask(100, 0.1, np.random.default_rng(2))

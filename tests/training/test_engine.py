@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from scopenet.errors import InputError, ReadError
 from scopenet.training.config import DataConfig, OptimConfig, RunConfig, TrainerConfig, resolve_precision
-from scopenet.training.data import (ArrayImageDataset, EpochSampler, ImageDataModule, ResumableDataLoader,
+from scopenet.training.data import (ArrayImageDataset, dihedral_inverse, dihedral_tta, EpochSampler, ImageDataModule, ResumableDataLoader,
                                     dihedral, grouped_split, normalise_image, replace_nonfinite)
 from scopenet.training.schedules import (DemonMomentum, cyclic_sawtooth, demon_beta, exponential_decay,
                                          make_lr_lambda, step_decay)
@@ -108,6 +108,25 @@ def test_dihedral_group_of_eight():
     assert np.array_equal(outs[1], np.rot90(a)) and np.array_equal(outs[4], a[:, ::-1])
     with pytest.raises(InputError):
         dihedral(a, 8)
+    # the inverse undoes each transform, also with leading (channel) axes
+    c = np.arange(24.0).reshape(2, 3, 4)
+    for k in range(8):
+        assert np.array_equal(dihedral_inverse(dihedral(c, k), k), c)
+    with pytest.raises(InputError):
+        dihedral_inverse(a, -1)
+
+
+def test_dihedral_tta_maps_each_output_back():
+    a = np.random.default_rng(0).normal(size=(5, 7))
+    np.testing.assert_allclose(dihedral_tta(lambda x: 2 * x + 1, a), 2 * a + 1, rtol=1e-6)
+    # a position-dependent function is averaged over the orientations: x + column index becomes
+    # x + the mean of the column index and the row index (as seen by the transformed copies)
+    # (column, row, 4 - column, 4 - row, each twice: 2 everywhere)
+    out = dihedral_tta(lambda x: x + np.arange(x.shape[-1])[None, :], np.zeros((5, 5)))
+    np.testing.assert_allclose(out, 2.0, atol=1e-6)
+    # channels in, one image out; a subset of the transforms
+    two = np.stack([a, 3 * a])
+    np.testing.assert_allclose(dihedral_tta(lambda x: x[0] + x[1], two, ks=[0, 5]), 4 * a, rtol=1e-6)
 
 
 def _pair(rng, crop):

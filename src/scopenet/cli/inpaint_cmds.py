@@ -1,6 +1,6 @@
 """``scopenet inpaint``: complete a sparse scan, or preview what a sparse scan of a full image would give.
 
-    scopenet inpaint SCAN --mask MASK -o OUT
+    scopenet inpaint SCAN --mask MASK -o OUT [--tta]
     scopenet inpaint FULL --simulate spiral --coverage 0.05 -o OUT
 """
 from __future__ import annotations
@@ -28,6 +28,7 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Random seed for --simulate paths."),
         model: str = typer.Option("default", "--model", help="Installed model name or path stem."),
         save_mask: Optional[Path] = typer.Option(None, "--save-mask", help="With --simulate: also write the mask."),
+        tta: bool = typer.Option(False, "--tta", help="Average over the 8 flips/rotations (8x slower, ~2% lower error)."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     ):
         """Complete a sparse scan with the pretrained model (sn.inpaint)."""
@@ -63,6 +64,6 @@ def register(app: typer.Typer) -> None:
                 if save_mask is not None:
                     sn.write(img.with_data(m.astype(np.float32), operation="scan_mask", kind=simulate),
                              save_mask, overwrite=overwrite)
-            out = inpaint(partial, m, model=model)
+            out = inpaint(partial, m, model=model, tta=tta)
             sn.write(out, output, overwrite=overwrite)
             typer.echo(f"{output}: completed {m.sum()} scanned of {m.size} pixels (coverage 1/{m.size / max(m.sum(), 1):.1f})")

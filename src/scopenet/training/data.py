@@ -67,6 +67,33 @@ def dihedral(image: np.ndarray, k: int) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
+def dihedral_inverse(image: np.ndarray, k: int) -> np.ndarray:
+    """Undo :func:`dihedral` ``k`` on the last two axes: ``dihedral_inverse(dihedral(a, k), k) == a``."""
+    if not 0 <= k < 8:
+        raise InputError(f"dihedral index must be in 0..7, got {k}")
+    out = image[..., ::-1] if k >= 4 else image
+    return np.ascontiguousarray(np.rot90(out, -(k % 4), axes=(-2, -1)))
+
+
+def dihedral_tta(fn, x: np.ndarray, ks=range(8)) -> np.ndarray:
+    """Average ``fn`` over flips/90-degree rotations of the last two axes of ``x``, each mapped back.
+
+    Parameters
+    ----------
+    fn : callable ``(..., H, W) -> (..., H, W)``
+        Any leading axes (channels) are carried along; the output's last two axes are transformed back.
+    x : ndarray
+    ks : iterable of int
+        Which of the 8 transforms of :func:`dihedral` to average (default all).
+    """
+    ks = list(ks)
+    acc = None
+    for k in ks:
+        y = dihedral_inverse(np.asarray(fn(dihedral(x, k)), np.float64), k)
+        acc = y if acc is None else acc + y
+    return (acc / len(ks)).astype(np.float32)
+
+
 def random_crop(image: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
     """A ``size`` x ``size`` crop at a uniformly random position of the last two axes."""
     h, w = image.shape[-2:]

@@ -52,6 +52,11 @@ feature's scale)`` (readily seen, the standard the rule asks of the features), c
 like the other quantities; visible when ``A >= 0.5``.
 (Until 2026-11 the rule ignored visibility: a double tip displaced by a lattice vector, or a tip
 elongated along the dimer rows, made a "bad" label on an image indistinguishable from a good one.)
+
+The verdict is a hard cut through soft quantities, so an image whose ``bad_blurry`` is 0.48 is "good"
+and one at 0.52 "bad" although they look alike. :func:`good_tip_score` is the same rule with each cut
+made soft (``sig((0.5 - x) / 0.05)``; tip change is 0 or 1 anyway), a training target that does not punish a network for doubting
+such images; its 0.5 crossing is the hard rule's boundary.
 """
 from __future__ import annotations
 
@@ -136,6 +141,43 @@ def categories(visible: dict, ready: dict, elong: float, tip_change: bool,
     return np.clip(lab, 0.0, 1.0)
 
 
+def shape_defect(max_ghost_weight: float, elong: float) -> bool:
+    """Does the apex have a shape defect (ghost apex of weight >= 0.2 or elongation >= 1.3)?"""
+    return bool(max_ghost_weight >= 0.2 or elong >= 1.3)
+
+
+def good_tip_score(labels6, defect, artefact_visible, width: float = 0.05) -> np.ndarray:
+    """Soft DeepSPM verdict in [0, 1]: :func:`good_tip` with every cut at 0.5 made a logistic of ``width``.
+
+    Parameters
+    ----------
+    labels6 : array [..., 6]
+        Soft labels in :data:`CATEGORIES` order.
+    defect : bool array [...]
+        :func:`shape_defect` of each image.
+    artefact_visible : array [...]
+        How visible the apex defect is (``params["artefact_visible"]``).
+    width : float
+        Logistic width; near 0 the score tends to the hard verdict (ties at exactly 0.5 aside).
+
+    Returns
+    -------
+    float32 array [...]: ``[tip_change < 0.5] * sig((0.5 - bad_blurry) / w) * (1 - defect * sig((A - 0.5) / w))``.
+    (Tip change is 0 or 1, so its cut stays hard; ``bad_blurry < 0.5`` already implies a readily seen
+    feature, so the rule's other cut is in it.)
+    """
+    lab = np.asarray(labels6, float)
+    if lab.shape[-1] != len(CATEGORIES):
+        raise ValueError(f"labels6 must have {len(CATEGORIES)} columns, got shape {lab.shape}")
+    if width <= 0:
+        raise ValueError(f"width must be positive, got {width}")
+    d = np.asarray(defect, float)
+    a = np.asarray(artefact_visible, float)
+    g = (lab[..., 4] < 0.5) * sig((0.5 - lab[..., 5]) / width) \
+        * (1.0 - d * sig((a - 0.5) / width))
+    return g.astype(np.float32)
+
+
 def good_tip(labels6: np.ndarray, ready: dict, max_ghost_weight: float, elong: float,
              artefact_visible: float = 1.0) -> bool:
     """DeepSPM's good/bad tip verdict from the labels and tip parameters (rule in the module docstring).
@@ -144,5 +186,5 @@ def good_tip(labels6: np.ndarray, ready: dict, max_ghost_weight: float, elong: f
     default 1 counts every ghost >= 0.2 or elongation >= 1.3 (the rule before visibility was measured).
     """
     best_ready = max(float(ready.get(f, 0.0)) for f in FEATURES)
-    shape_defect = (max_ghost_weight >= 0.2 or elong >= 1.3) and artefact_visible >= 0.5
-    return bool(labels6[4] < 0.5 and best_ready >= 0.5 and not shape_defect and labels6[5] < 0.5)
+    visible_defect = shape_defect(max_ghost_weight, elong) and artefact_visible >= 0.5
+    return bool(labels6[4] < 0.5 and best_ready >= 0.5 and not visible_defect and labels6[5] < 0.5)

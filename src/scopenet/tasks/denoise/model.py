@@ -17,6 +17,7 @@ import torch
 from ...errors import InputError
 from ...image.micrograph import Micrograph
 from .config import FitSettings, PredictSettings
+from ...training.data import dihedral_tta  # noqa: F401  (re-exported; the TTA the denoisers use)
 from ...nn import xception as _xception  # noqa: F401  (registers "atrous-xception")
 from .net import CompactDenoiser  # noqa: F401  (registers "denoise-compact")
 from .train import huber_mse_1000
@@ -52,24 +53,6 @@ def _unit(frame: np.ndarray) -> tuple[np.ndarray, float, float]:
     if hi <= lo:
         return np.zeros(f.shape, np.float32), lo, hi
     return ((f - lo) / (hi - lo)).astype(np.float32), lo, hi
-
-
-def dihedral_tta(fn, x: np.ndarray) -> np.ndarray:
-    """Average ``fn`` over the 8 flips/90-degree rotations of a 2-D ``x``, each mapped back.
-
-    Parameters
-    ----------
-    fn : callable ``(H, W) -> (H, W)``
-    x : ndarray, shape (H, W)
-    """
-    acc = np.zeros(x.shape, np.float64)
-    for k in range(8):
-        t = np.rot90(x, k % 4)
-        t = t[:, ::-1] if k >= 4 else t
-        y = np.asarray(fn(np.ascontiguousarray(t)), np.float64)
-        y = y[:, ::-1] if k >= 4 else y
-        acc += np.rot90(y, -(k % 4))
-    return (acc / 8).astype(np.float32)
 
 
 def n2v_mask(crop: np.ndarray, rng: np.random.Generator, fraction: float = 0.02, radius: int = 2

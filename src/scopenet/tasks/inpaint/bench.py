@@ -184,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--slow-images", type=int, default=1,
                     help="images on which the slow baselines (biharmonic, TV) run (default 1)")
     ap.add_argument("--out", help="also write the tables to this markdown file")
+    ap.add_argument("--tta", action="store_true", help="also score the model with 8-fold flip/rotation averaging")
     a = ap.parse_args(argv)
     size = a.size or (256 if a.quick else 512)
     n = a.n_images or (2 if a.quick else 3)
@@ -203,23 +204,25 @@ def main(argv: list[str] | None = None) -> int:
           f"{', '.join(sorted(slow_masks))} (they take tens of s per 512x512 image here); "
           "biharmonic runs in 128 px tiles (overlap 16)")
     methods = {"model": model.predict, "nearest": B.nearest, "linear": B.linear, "cubic": B.cubic}
+    if a.tta:
+        methods["model+tta"] = lambda p, m: model.predict(p, m, tta=True)
     slow = {"biharmonic": lambda p, m: B.biharmonic(p, m, max_side=128), "tv": B.tv}
     res, prof = run(images, masks, methods, slow, a.slow_images, slow_masks)
 
-    order = ["model", "nearest", "linear", "cubic", "bicubic", "biharmonic", "tv"]
+    ours = ["model", "model+tta"] if a.tta else ["model"]
+    order = ours + ["nearest", "linear", "cubic", "bicubic", "biharmonic", "tv"]
     rows = []
     for label, _mask, st in masks:
         r = res[label]
-        base = [k for k in r if k != "model" and len(r[k]["rms"]) == len(r["model"]["rms"])]
+        base = [k for k in r if k not in ours and len(r[k]["rms"]) == len(r["model"]["rms"])]
         best = min(base, key=lambda k: np.mean(r[k]["rms"]))
-        ratio = np.mean(r["model"]["rms"]) / np.mean(r[best]["rms"])
         cells = [label, f"{st.dose_reduction:.1f}", f"{st.time_reduction:.1f}"]
         for k in order:
             cells.append(f"{np.mean(r[k]['rms']):.4f}/{np.mean(r[k]['ssim']):.3f}" + ("*" if len(r[k]["rms"]) < len(images) else "")
                          if k in r else "-")
-        cells += [best, f"{ratio:.2f}"]
+        cells += [best] + [f"{np.mean(r[k]['rms']) / np.mean(r[best]['rms']):.2f}" for k in ours]
         rows.append(cells)
-    t1 = _table(["mask", "dose red.", "time red."] + [f"{k} RMS/SSIM" for k in order] + ["best baseline", "model/best"],
+    t1 = _table(["mask", "dose red.", "time red."] + [f"{k} RMS/SSIM" for k in order] + ["best baseline"] + [f"{k}/best" for k in ours],
                 rows)
     times = {}
     for label in res:
@@ -228,17 +231,17 @@ def main(argv: list[str] | None = None) -> int:
     brows = []
     for label, _mask, _st in masks:
         r = res[label]
-        base = [k for k in r if k != "model" and len(r[k]["rms"]) == len(r["model"]["rms"])]
+        base = [k for k in r if k not in ours and len(r[k]["rms"]) == len(r["model"]["rms"])]
         cand = {k: np.mean(r[k]["rms_blur"]) for k in base}
         cand.update({f"{k}+blur": np.mean(r[k]["rms_blur_lp"]) for k in base})
         best = min(cand, key=cand.get)
-        mb = np.mean(r["model"]["rms_blur"])
+        mb = [np.mean(r[k]["rms_blur"]) for k in ours]
         ch = CHAPTER_RMS.get(label)
-        brows.append([label, f"{mb:.4f}", f"{cand['nearest']:.4f}", f"{cand['linear']:.4f}",
-                      f"{cand['linear+blur']:.4f}", f"{best} {cand[best]:.4f}", f"{mb / cand[best]:.2f}",
-                      f"{ch:.3f}" if ch else "-"])
-    t1b = _table(["mask", "model", "nearest", "linear", "linear+blur", "best baseline (incl. +blur)", "model/best",
-                  "chapter"], brows)
+        brows.append([label] + [f"{v:.4f}" for v in mb] + [f"{cand['nearest']:.4f}", f"{cand['linear']:.4f}",
+                      f"{cand['linear+blur']:.4f}", f"{best} {cand[best]:.4f}"]
+                     + [f"{v / cand[best]:.2f}" for v in mb] + [f"{ch:.3f}" if ch else "-"])
+    t1b = _table(["mask"] + ours + ["nearest", "linear", "linear+blur", "best baseline (incl. +blur)"]
+                 + [f"{k}/best" for k in ours] + ["chapter"], brows)
     t2 = _table(["method", f"mean time per {size}x{size} (s)", "runs"],
                 [[k, f"{np.mean(times[k]):.3f}", str(len(times[k]))] for k in order if k in times])
     prow = []

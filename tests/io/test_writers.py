@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,6 +133,40 @@ def test_npy_sidecar_written_beside_final_name(tmp_path, rng):
     assert sidecar_path(p) == tmp_path / "scan.npy.json"
     assert sorted(x.name for x in tmp_path.iterdir()) == ["scan.npy", "scan.npy.json"]
     np.testing.assert_array_equal(np.load(p), img.data)
+
+
+def test_npy_failing_sidecar_leaves_nothing_behind(tmp_path, rng, monkeypatch):
+    import scopenet.io.generic as G
+
+    def boom(img):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(G, "state_to_json", boom)
+    with pytest.raises(WriteError, match="scan.npy.*disk full"):
+        write(_img(rng), tmp_path / "scan.npy")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_npy_sidecar_follows_the_main_file(tmp_path, rng, monkeypatch):
+    import os
+
+    p = tmp_path / "scan.npy"
+    write(_img(rng), p)
+    old_side = sidecar_path(p).read_text()
+    calls = []
+
+    def failing_replace(src, dst):
+        calls.append(Path(dst).name)
+        raise OSError("read-only file system")
+
+    # the main file's rename fails: the existing pair is untouched and no temporary file remains
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="read-only"):
+        write(_img(rng), p, overwrite=True)
+    monkeypatch.undo()
+    assert calls == ["scan.npy"]                                        # the sidecar is never moved first
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["scan.npy", "scan.npy.json"]
+    assert sidecar_path(p).read_text() == old_side
 
 
 @pytest.mark.parametrize("ext", [".tif", ".h5", ".npy", ".png"])

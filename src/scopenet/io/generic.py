@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +34,6 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SPM_MODALITIES = {"STM", "AFM", "SPM", "KPFM", "MFM", "PFM", "NC-AFM"}
 _LUMA = np.array([0.299, 0.587, 0.114])
 #: name of the temporary file that scopenet.io.registry.write / _fileutil.atomic_output hands writers.
-_PARTIAL = re.compile(r"^\.(?P<stem>.+)\.[A-Za-z0-9_]+\.partial(?P<suffix>\.[^.]+)$")
 
 
 def is_npy(head: bytes) -> bool:
@@ -62,12 +60,6 @@ def rgb_to_gray(rgb: np.ndarray) -> tuple[np.ndarray, str]:
         return r, "identical channels"
     lum = rgb[..., :3].astype(np.float64) @ _LUMA
     return lum, "true-colour image converted to luminance 0.299 R + 0.587 G + 0.114 B"
-
-
-def final_path(path: Path) -> Path:
-    """The file a writer's temporary ``path`` will be renamed to (the path itself otherwise)."""
-    m = _PARTIAL.match(path.name)
-    return path.with_name(m["stem"] + m["suffix"]) if m else path
 
 
 # ---------------------------------------------------------------------------------- npy
@@ -105,15 +97,23 @@ def read_npy(path: Path, **kwargs) -> list[Micrograph]:
                        provenance=[provenance_entry("read", format="NPY", path=str(path))])]
 
 
-def write_npy(img: Micrograph, path: Path, **kwargs) -> None:
-    """float32 ``.npy`` plus the ``<name>.json`` sidecar holding calibration, metadata, provenance."""
+def write_npy(img: Micrograph, path: Path, **kwargs) -> list[Path]:
+    """float32 ``.npy`` plus the ``<name>.json`` sidecar holding calibration, metadata, provenance.
+
+    Both go to ``path`` (a temporary name when called by :func:`scopenet.io.write`) and
+    ``sidecar_path(path)``; the sidecar is returned as a companion that ``write`` renames beside
+    the final file once that is in place.
+    """
     path = Path(path)
     with open(path, "wb") as fh:
         np.save(fh, np.ascontiguousarray(img.data, dtype=np.float32), allow_pickle=False)
-    side = sidecar_path(final_path(path))
-    tmp = side.with_name(f".{side.name}.partial")
-    tmp.write_text(state_to_json(img), encoding="ascii")
-    os.replace(tmp, side)
+    side = sidecar_path(path)
+    try:
+        side.write_text(state_to_json(img), encoding="ascii")
+    except BaseException:
+        side.unlink(missing_ok=True)
+        raise
+    return [side]
 
 
 # ---------------------------------------------------------------------------------- png read

@@ -7,6 +7,7 @@ extension, and wraps every failure in :class:`~scopenet.errors.ReadError` naming
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,13 +17,17 @@ from ..errors import ReadError, ScopenetError, WriteError
 from ..image.micrograph import Micrograph
 
 Reader = Callable[..., list[Micrograph]]
-Writer = Callable[..., None]
+Writer = Callable[..., Optional[list[Path]]]
 
 
 @dataclass
 class Format:
     """A file format family: ``name``, lower-case ``extensions`` (with dot), ``magic`` test on the
-    first 512 bytes, ``reader(path, **kw) -> list[Micrograph]`` and ``writer(img, path, **kw)``."""
+    first 512 bytes, ``reader(path, **kw) -> list[Micrograph]`` and ``writer(img, path, **kw)``.
+
+    A writer writes to the (temporary) ``path`` it is given. One that also writes companion files
+    (a sidecar) names each ``path.name + extra`` and returns their paths; :func:`write` renames them to
+    ``final.name + extra`` after the main file, and removes them if anything fails."""
 
     name: str
     extensions: tuple[str, ...]
@@ -184,13 +189,23 @@ def write(img: Micrograph, path: str | os.PathLike, *, overwrite: bool = False, 
     if fmt is None:
         raise WriteError(path, f"no writer for extension '{path.suffix}'; scopenet writes "
                                f"{', '.join(supported_extensions(for_writing=True))}")
-    with atomic_output(path, overwrite=overwrite) as tmp:
-        try:
-            fmt.writer(img, tmp, **kwargs)
-        except ScopenetError:
-            raise
-        except Exception as exc:  # a library failure becomes a WriteError naming the file
-            raise WriteError(path, f"{fmt.name} writer failed ({type(exc).__name__}: {exc})") from exc
+    companions: list[Path] = []
+    try:
+        with atomic_output(path, overwrite=overwrite) as tmp:
+            try:
+                companions = [Path(c) for c in (fmt.writer(img, tmp, **kwargs) or [])]
+            except ScopenetError:
+                raise
+            except Exception as exc:  # a library failure becomes a WriteError naming the file
+                raise WriteError(path, f"{fmt.name} writer failed ({type(exc).__name__}: {exc})") from exc
+        for c in companions:  # the main file is in place: its sidecars follow it
+            if not c.name.startswith(tmp.name):
+                raise WriteError(path, f"{fmt.name} writer returned a companion {c.name} not named after {tmp.name}")
+            os.replace(c, path.with_name(path.name + c.name[len(tmp.name):]))
+    finally:
+        for c in companions:
+            with contextlib.suppress(FileNotFoundError):
+                c.unlink()
     return path
 
 

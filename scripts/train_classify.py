@@ -229,6 +229,7 @@ def cmd_goodbad(a):
         print(f"good/bad validation accuracy {val['sim_val_accuracy']:.4f} ({a.val})", flush=True)
     target = f"soft verdict labels.good_tip_score (width {a.soft_width})" if a.soft_width > 0 else "hard good_tip rule"
     gb.card_ = {"training_data": f"{len(X)} simulate.spm images (default config, seeds {a.seeds}); targets: {target}",
+                **({"init": gb.card_["init"]} if "init" in gb.card_ else {}),
                 "metrics": {**val, "sim_heldout_accuracy": acc, "sim_heldout_n": len(gt),
                             "sim_heldout_majority_accuracy": float(max(gt.mean(), 1 - gt.mean())),
                             "sim_heldout_confusion_bad_good": cm},
@@ -273,6 +274,7 @@ def cmd_simsix(a):
     print("all gordon-hsi (never seen in training) per-category", np.round(real, 3), "macro",
           round(float(np.nanmean(real)), 4), flush=True)
     clf.card_ = {"training_data": f"{len(X)} simulate.spm images (default config, seeds {a.seeds}); no real data",
+                 **({"init": clf.card_["init"]} if "init" in clf.card_ else {}),
                  "metrics": {**val, "sim_heldout_macro_auc": float(np.nanmean(auc)), "sim_heldout_n": len(Yt),
                              "sim_heldout_auc_per_category": dict(zip(clf.categories, np.round(auc, 4).tolist())),
                              "gordon_hsi_all_macro_auc": float(np.nanmean(real)),

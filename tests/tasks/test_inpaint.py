@@ -150,6 +150,42 @@ def test_tta_averages_the_eight_transformed_completions(scan64):
     assert np.abs(out - img2).mean() < np.abs(B.nearest(img2 * m2, m2) - img2).mean() * 1.5
 
 
+def test_auto_inpainter_routes_by_coverage_range(scan64):
+    from scopenet.image.micrograph import Micrograph
+    from scopenet.tasks.inpaint import AutoInpainter
+
+    img, _ = scan64
+    default, dense = Inpainter(card={"name": "d"}), _perturbed()
+    dense.card = {"name": "dense", "coverage_range": [0.04, 0.125]}
+    auto = AutoInpainter(default, [dense])
+    rng = np.random.default_rng(0)
+    routed = {}
+    for c in (1 / 5, 1 / 10, 1 / 20, 1 / 50):
+        m = scans.random_pixels_mask(64, c, rng)
+        routed[round(1 / c)] = auto.route(m).card["name"]
+        out = auto.predict(img * m, m)
+        np.testing.assert_array_equal(out, auto.route(m).predict(img * m, m))
+    assert routed == {5: "d", 10: "dense", 20: "dense", 50: "d"}
+    # a Micrograph mask and the provenance name the model that did the work
+    m = scans.random_pixels_mask(64, 1 / 10, rng)
+    out = auto.predict(Micrograph(img * m), Micrograph(m.astype(np.float32)))
+    assert out.provenance[-1]["params"]["model"] == "dense"
+    assert auto.card["specialists"] == {"dense": [0.04, 0.125]} and auto.card["default_model"] == "d"
+    with pytest.raises(InputError, match="coverage_range"):
+        AutoInpainter(default, [Inpainter(card={"name": "bad"})])
+
+
+def test_shipped_auto_inpainter_has_the_dense_specialist(scan64):
+    from scopenet.tasks.inpaint import AutoInpainter, inpaint
+
+    auto = AutoInpainter.pretrained()
+    assert auto.card["default_model"] == "inpaint-default" and "inpaint-dense" in auto.card["specialists"]
+    img, m = scan64                                                      # random pixels at 1/10
+    assert auto.route(m).card["name"] == "inpaint-dense"
+    np.testing.assert_array_equal(inpaint(img * m, m), auto.predict(img * m, m))
+    assert auto.route(np.zeros((8, 8), bool)).card["name"] == "inpaint-default"
+
+
 def test_tiled_prediction_matches_shape_and_nn_for_untrained():
     img = smooth_image(100)
     m = scans.random_pixels_mask(100, 0.1, np.random.default_rng(2))

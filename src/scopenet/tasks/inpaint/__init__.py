@@ -5,7 +5,7 @@ by a network fed the nearest-neighbour infill and the mask (J. M. Ede, thesis ch
 baselines live in :mod:`.baselines`, the benchmark in :mod:`.bench` (``scopenet bench inpaint``).
 """
 from .config import EDE_COVERAGES, InpaintConfig, InpaintTrainConfig
-from .model import Inpainter, inpaint
+from .model import AutoInpainter, Inpainter, inpaint
 from .superres import SuperResolver, super_resolve  # also registers superres-vdsr for load_model
 
-__all__ = ["EDE_COVERAGES", "InpaintConfig", "InpaintTrainConfig", "Inpainter", "SuperResolver", "inpaint", "super_resolve"]
+__all__ = ["EDE_COVERAGES", "AutoInpainter", "InpaintConfig", "InpaintTrainConfig", "Inpainter", "SuperResolver", "inpaint", "super_resolve"]

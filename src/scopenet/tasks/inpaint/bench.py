@@ -104,11 +104,11 @@ def make_masks(size: int, quick: bool) -> list[tuple[str, np.ndarray, object]]:
 
 
 def _model(name: str):
-    from .model import Inpainter
+    from .model import AutoInpainter, Inpainter
 
     if Path(str(name) + ".safetensors").exists() or Path(str(name)).suffix == ".safetensors":
         return Inpainter.load(name)
-    return Inpainter.pretrained(name)
+    return AutoInpainter.pretrained() if name == "auto" else Inpainter.pretrained(name)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -180,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="256 px crops, 2 images, 3 spiral coverages")
     ap.add_argument("--size", type=int, default=None, help="crop side, px (default 512; quick 256)")
     ap.add_argument("--n-images", type=int, default=None, help="images to use (default 3; quick 2)")
-    ap.add_argument("--model", default="default", help="installed model name or path stem")
+    ap.add_argument("--model", default="auto",
+                    help="auto (coverage-aware choice of the installed models, as sn.inpaint), default, "
+                         "another installed model name or a path stem")
     ap.add_argument("--slow-images", type=int, default=1,
                     help="images on which the slow baselines (biharmonic, TV) run (default 1)")
     ap.add_argument("--out", help="also write the tables to this markdown file")
@@ -199,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     masks = make_masks(size, a.quick)
     spirals = [lab for lab, *_ in masks if lab.startswith("spiral")]
     slow_masks = {spirals[0], spirals[len(spirals) // 2], spirals[-1]}
-    print(f"inpaint benchmark: {len(images)} images ({source}), {size}x{size}, model {model.card.get('name', a.model)}")
+    routes = model.card.get("specialists")
+    print(f"inpaint benchmark: {len(images)} images ({source}), {size}x{size}, model {model.card.get('name', a.model)}"
+          + (f" ({model.card['default_model']}; specialists by coverage: {routes})" if routes is not None else ""))
     print(f"  slow baselines (biharmonic, TV) only on the first {a.slow_images} image(s) and at "
           f"{', '.join(sorted(slow_masks))} (they take tens of s per 512x512 image here); "
           "biharmonic runs in 128 px tiles (overlap 16)")

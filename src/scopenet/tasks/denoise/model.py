@@ -17,7 +17,7 @@ import torch
 from ...errors import InputError
 from ...image.micrograph import Micrograph
 from .config import FitSettings, PredictSettings
-from ...training.data import dihedral_tta  # noqa: F401  (re-exported; the TTA the denoisers use)
+from ...training.data import dihedral_tta
 from ...nn import xception as _xception  # noqa: F401  (registers "atrous-xception")
 from .net import CompactDenoiser  # noqa: F401  (registers "denoise-compact")
 from .train import huber_mse_1000

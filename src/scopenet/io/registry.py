@@ -198,10 +198,12 @@ def write(img: Micrograph, path: str | os.PathLike, *, overwrite: bool = False, 
                 raise
             except Exception as exc:  # a library failure becomes a WriteError naming the file
                 raise WriteError(path, f"{fmt.name} writer failed ({type(exc).__name__}: {exc})") from exc
-        for c in companions:  # the main file is in place: its sidecars follow it
-            if not c.name.startswith(tmp.name):
-                raise WriteError(path, f"{fmt.name} writer returned a companion {c.name} not named after {tmp.name}")
-            os.replace(c, path.with_name(path.name + c.name[len(tmp.name):]))
+            for c in companions:  # checked before the main file is put in place
+                if not c.name.startswith(tmp.name):
+                    raise WriteError(path, f"{fmt.name} writer returned a companion {c.name} not named after {tmp.name}")
+            extras = [c.name[len(tmp.name):] for c in companions]
+        for c, extra in zip(companions, extras):  # the main file is in place: its sidecars follow it
+            os.replace(c, path.with_name(path.name + extra))
     finally:
         for c in companions:
             with contextlib.suppress(FileNotFoundError):

@@ -55,8 +55,8 @@ elongated along the dimer rows, made a "bad" label on an image indistinguishable
 
 The verdict is a hard cut through soft quantities, so an image whose ``bad_blurry`` is 0.48 is "good"
 and one at 0.52 "bad" although they look alike. :func:`good_tip_score` is the same rule with each cut
-made soft (``sig((0.5 - x) / 0.05)``; tip change is 0 or 1 anyway), a training target that does not punish a network for doubting
-such images; its 0.5 crossing is the hard rule's boundary.
+made soft (``sig((0.5 - x) / 0.05)``; tip change is 0 or 1 anyway): a training target that does not
+punish a network for doubting such images. Its 0.5 crossing is the hard rule's boundary.
 """
 from __future__ import annotations
 

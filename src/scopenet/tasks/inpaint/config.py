@@ -45,6 +45,15 @@ class InpaintTrainConfig(BaseModel):
     log_every: int = 10
     threads: int = 2
     seed: int = 0
+    #: where to train (Lightning): "auto" uses a GPU when there is one; ``devices`` > 1 with
+    #: ``strategy="ddp"`` trains one process per device, each drawing its own batches (the global batch
+    #: is ``batch_size * devices``); mixed precision applies on GPUs only
+    accelerator: str = "auto"
+    devices: int | Literal["auto"] = 1
+    strategy: Literal["auto", "ddp"] = "auto"
+    precision: Literal["32", "16-mixed", "bf16-mixed"] = "32"
+    #: DataLoader worker processes making batches (0: in the training process); each draws its own
+    num_workers: int = Field(0, ge=0)
     #: warm start: a saved model (name or path stem) whose weights seed the network; input channels the
     #: old network lacks (e.g. added ``normconv_sigmas``) start at zero, so training starts from its output
     init_from: str | None = None

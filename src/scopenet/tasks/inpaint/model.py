@@ -90,10 +90,7 @@ class Inpainter:
         config : InpaintTrainConfig or dict, optional
             Training settings; ``workdir``, ``time_budget_s``, ``max_steps`` etc. (keyword overrides too).
         """
-        import time
-
-        from ...training.alrc import ALRC
-        from .data import make_batch, mask_bank
+        from .train import train_network
 
         cfg = config if isinstance(config, InpaintTrainConfig) else InpaintTrainConfig(**(config or {}))
         cfg = cfg.model_copy(update=overrides)
@@ -106,26 +103,10 @@ class Inpainter:
             pool.append((a - lo) / (hi - lo) if hi > lo else np.zeros_like(a))
         if not pool:
             raise InputError("fit needs at least one image")
-        masks = mask_bank(cfg.kinds, cfg.coverage_min, cfg.coverage_max, cfg.n_coverages, cfg.masks_per_level,
-                          size=max(cfg.crop, 128), seed=cfg.seed)
-        rng = np.random.default_rng(cfg.seed)
-        opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
-        clip = ALRC(mode="example", **cfg.alrc)
-        self.net.train()
-        t0 = time.time()
-        losses = []
-        for _ in range(cfg.max_steps):
-            if time.time() - t0 > cfg.time_budget_s:
-                break
-            x, y, _t = make_batch(pool, masks, cfg.batch_size, cfg.crop, rng, cfg.blur_size, cfg.blur_sigma)
-            out = self.net(torch.from_numpy(x))
-            loss = clip(cfg.loss_scale * ((out - torch.from_numpy(y)) ** 2).mean(dim=(1, 2, 3)))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
+        module = train_network(self.net, pool, cfg, verbose=False, mask_size=max(cfg.crop, 128))
+        self.net.cpu()
         self.net.eval()
-        self.history_ = losses
+        self.history_ = module.losses
         return self
 
     # ---------------------------------------------------------------------------- prediction

@@ -1,11 +1,12 @@
 """Train the coverage-agnostic completion model (``scripts/train_inpaint.py``, ``main(config, resume)``).
 
-A plain, resumable PyTorch loop (small enough for a laptop CPU): samples are drawn on the fly from a
+A resumable Lightning run (manual optimisation; CPU, GPU or multi-GPU DDP from the config's
+``accelerator``/``devices``/``strategy``; small enough for a laptop CPU): samples are drawn on the fly from a
 pool of simulated micrographs (STEM / HRTEM / mesoscale, :mod:`scopenet.simulate.em`) and the
 ``train`` split of the real em-real micrographs, masked with spiral, jittered-grid, random-pixel and
 random-segment paths at coverages 1/100 ... 1/10, infilled with nearest neighbours; loss
 ``200 * ALRC(MSE)`` against the Gaussian-blurred truth (plus, with ``adversarial=True``, an LSGAN term
-from three multi-scale discriminators with experience replay). Checkpoints (``last.pt``) every
+from three multi-scale discriminators with experience replay). Checkpoints (``last.ckpt``) every
 ``checkpoint_every_s``; the run stops at ``max_steps`` or ``time_budget_s`` of training time and
 writes ``<workdir>/model.safetensors`` + ``model.json``.
 """
@@ -105,19 +106,232 @@ def _generator_adv_loss(disc, out: torch.Tensor, lambda_adv: float) -> torch.Ten
         disc.requires_grad_(True)
 
 
-def _discriminator_step(disc, d_opt, replay, fake: torch.Tensor, real: torch.Tensor) -> float:
-    """One LSGAN update of the discriminators: ``real`` = blurred truths, fake = replayed generator outputs."""
+def _discriminator_step(disc, d_opt, replay, fake: torch.Tensor, real: torch.Tensor, backward=None) -> float:
+    """One LSGAN update of the discriminators: ``real`` = blurred truths, fake = replayed generator outputs.
+
+    ``backward(loss)`` runs the backward pass (Lightning's ``manual_backward`` in training; default
+    ``loss.backward()``).
+    """
     from ...nn.partial_stem import lsgan_discriminator_loss
 
     d_loss = lsgan_discriminator_loss(disc(real), disc(replay.push_and_sample(fake.detach())))
     d_opt.zero_grad()
-    d_loss.backward()
+    (backward or torch.Tensor.backward)(d_loss)
     d_opt.step()
     return float(d_loss.detach())
 
 
+class BatchStream(torch.utils.data.IterableDataset):
+    """Endless training batches ``(x, y, truth)`` masked on the fly (:func:`~.data.make_batch`).
+
+    Each DDP rank and each DataLoader worker draws its own stream, seeded by ``(seed, rank, worker,
+    start_step)``; ``start_step`` is set when training (re)starts, so a resumed run does not replay
+    the batches it has already seen.
+    """
+
+    def __init__(self, pool: list[np.ndarray], masks: list[np.ndarray], cfg: InpaintTrainConfig):
+        self.pool, self.masks, self.cfg = pool, masks, cfg
+        self.rank, self.start_step = 0, 0
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        worker = 0 if info is None else info.id
+        c = self.cfg
+        rng = np.random.default_rng([c.seed, self.rank, worker, self.start_step])
+        while True:
+            x, y, truth = make_batch(self.pool, self.masks, c.batch_size, c.crop, rng, c.blur_size, c.blur_sigma)
+            yield torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(truth)
+
+
+def _lightning_module(cfg: InpaintTrainConfig, net: torch.nn.Module, stream: BatchStream,
+                      workdir: Path | None, verbose: bool):
+    """The LightningModule of one run (defined lazily so that importing this file does not import Lightning)."""
+    import lightning.pytorch as pl
+
+    class InpaintModule(pl.LightningModule):
+        """Generator (and optional discriminators) trained with manual optimisation.
+
+        The learning rate follows a cosine from ``lr`` to ``lr * lr_final_fraction`` over whichever of
+        ``max_steps`` and ``time_budget_s`` runs out first; both count across resumes.
+        """
+
+        def __init__(self):
+            super().__init__()
+            self.automatic_optimization = False
+            self.net = net
+            self.clip = ALRC(mode="example", **cfg.alrc)
+            self.disc = self.replay = None
+            if cfg.adversarial:
+                from ...nn.partial_stem import MultiScaleDiscriminator
+                from .adversarial import ReplayBuffer
+
+                self.disc = MultiScaleDiscriminator(cfg.disc_channels, tuple(cfg.disc_crop_sizes), cfg.disc_input)
+                self.replay = ReplayBuffer(cfg.replay_size, seed=cfg.seed)
+            self.steps, self.elapsed_before = 0, 0.0
+            self._t0 = self._last_ck = time.time()
+            self.running = {"loss": None, "rms": None, "nn": None, "g_adv": None, "d": None}
+            self.losses: list[float] = []  # this call's per-step losses (rank 0's share under DDP)
+            self._log = None
+
+        # ------------------------------------------------------------------ bookkeeping
+        def elapsed(self) -> float:
+            return self.elapsed_before + time.time() - self._t0
+
+        def on_save_checkpoint(self, checkpoint):
+            checkpoint["inpaint"] = {"steps": self.steps, "elapsed": self.elapsed(), "running": dict(self.running),
+                                     "config": cfg.model_dump(mode="json")}
+            if self.replay is not None:
+                checkpoint["inpaint"]["replay"] = self.replay.state_dict()
+
+        def on_load_checkpoint(self, checkpoint):
+            st = checkpoint["inpaint"]
+            self.steps, self.elapsed_before = int(st["steps"]), float(st["elapsed"])
+            self.running.update(st.get("running", {}))
+            if self.replay is not None and "replay" in st:
+                self.replay.load_state_dict(st["replay"])
+
+        def on_train_start(self):
+            self._t0 = self._last_ck = time.time()
+            stream.rank, stream.start_step = self.global_rank, self.steps
+            if verbose and self.steps:
+                self.print(f"resumed at step {self.steps} ({self.elapsed_before:.0f} s)", flush=True)
+            if workdir is not None and self.global_rank == 0:
+                self._log = open(workdir / "log.csv", "a")
+
+        def on_train_end(self):
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+
+        def configure_optimizers(self):
+            opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+            if self.disc is None:
+                return opt
+            return [opt, torch.optim.Adam(self.disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.999))]
+
+        # ------------------------------------------------------------------ one step
+        def training_step(self, batch, batch_idx):
+            x, y, truth = batch
+            opts = self.optimizers()
+            g_opt, d_opt = (opts[0], opts[1]) if self.disc is not None else (opts, None)
+            frac = max(self.steps / cfg.max_steps, self.elapsed() / cfg.time_budget_s)
+            for g in g_opt.optimizer.param_groups:
+                g["lr"] = _lr(cfg, frac)
+            out = self.net(x)
+            loss = self.clip(cfg.loss_scale * ((out - y) ** 2).mean(dim=(1, 2, 3)))
+            g_adv = d_loss = None
+            if self.disc is not None:
+                g_adv = _generator_adv_loss(self.disc, out, cfg.lambda_adv)
+                loss = loss + g_adv
+            g_opt.zero_grad()
+            self.manual_backward(loss)
+            g_opt.step()
+            if self.disc is not None:  # after the generator's step, so its graph saw the discriminators unchanged
+                d_loss = _discriminator_step(self.disc, d_opt, self.replay, out, y, self.manual_backward)
+            self.steps += 1
+            with torch.no_grad():
+                rms = float(((out.float() - truth) ** 2).mean().sqrt())
+                nnr = float(((x[:, :1] - truth) ** 2).mean().sqrt())
+            self.losses.append(float(loss.detach()))
+            r = self.running
+            r["loss"], r["rms"], r["nn"] = _ema(r["loss"], float(loss.detach())), _ema(r["rms"], rms), _ema(r["nn"], nnr)
+            if g_adv is not None:
+                r["g_adv"], r["d"] = _ema(r["g_adv"], float(g_adv.detach())), _ema(r["d"], d_loss)
+            if self.steps % cfg.log_every == 0 and self.global_rank == 0:
+                self._report()
+
+        def _report(self):
+            r, t = self.running, self.elapsed()
+            line = f"{self.steps},{t:.0f},{r['loss']:.4f},{r['rms']:.4f},{r['nn']:.4f}"
+            adv = ""
+            if self.disc is not None:  # two more columns: the generator's adversarial loss, the discriminators' loss
+                line += f",{r['g_adv']:.4f},{r['d']:.4f}"
+                adv = f" g_adv={r['g_adv']:.4f} d={r['d']:.4f}"
+            if self._log is not None:
+                self._log.write(line + "\n")
+                self._log.flush()
+            if verbose:
+                print(f"step {self.steps} t={t:.0f}s loss={r['loss']:.4f} rms={r['rms']:.4f} "
+                      f"(nn infill {r['nn']:.4f}){adv}", flush=True)
+
+        def on_train_batch_end(self, outputs, batch, batch_idx):
+            strategy = self.trainer.strategy
+            # every rank must agree, or a DDP run would hang in the next collective
+            stop = self.steps >= cfg.max_steps or self.elapsed() >= cfg.time_budget_s
+            if strategy.reduce_boolean_decision(stop, all=False):
+                self.trainer.should_stop = True
+                return
+            if workdir is not None:
+                due = strategy.broadcast(time.time() - self._last_ck >= cfg.checkpoint_every_s, src=0)
+                if due:
+                    save_checkpoint(self.trainer, workdir)
+                    self._last_ck = time.time()
+
+    return InpaintModule()
+
+
+def save_checkpoint(trainer, workdir: Path) -> Path:
+    """``trainer.save_checkpoint`` to ``workdir/last.ckpt`` through a temporary name (a killed run never
+    leaves a truncated checkpoint); every rank calls it, rank 0 writes."""
+    tmp, final = workdir / "last.tmp.ckpt", workdir / "last.ckpt"
+    trainer.save_checkpoint(tmp, weights_only=False)
+    if trainer.is_global_zero:
+        tmp.replace(final)
+    trainer.strategy.barrier("inpaint-checkpoint")
+    return final
+
+
+def train_network(net: torch.nn.Module, pool: list[np.ndarray], cfg: InpaintTrainConfig, *,
+                  workdir: Path | None = None, resume: bool = True, verbose: bool = True,
+                  mask_size: int | None = None):
+    """Train ``net`` on ``pool`` (images in [0, 1]) with Lightning; returns the finished LightningModule.
+
+    With a ``workdir`` the run writes ``last.ckpt`` (every ``checkpoint_every_s`` and at the end) and
+    ``log.csv``, and resumes from ``last.ckpt`` when ``resume``; without one nothing is written.
+    Masks are cut from a bank of ``mask_size`` px paths (default ``max(512, crop)``).
+    """
+    import warnings
+
+    import lightning.pytorch as pl
+
+    from ...training.config import resolve_precision
+
+    masks = mask_bank(cfg.kinds, cfg.coverage_min, cfg.coverage_max, cfg.n_coverages, cfg.masks_per_level,
+                      size=mask_size or max(512, cfg.crop), seed=cfg.seed)
+    stream = BatchStream(pool, masks, cfg)
+    module = _lightning_module(cfg, net, stream, workdir, verbose)
+    if verbose:
+        print(f"pool {len(pool)} images, {len(masks)} masks", flush=True)
+    loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=cfg.num_workers,
+                                         persistent_workers=False)
+    strategy = cfg.strategy
+    if cfg.adversarial and strategy == "ddp":  # the generator's and the discriminators' backward passes each
+        strategy = "ddp_find_unused_parameters_true"  # leave the other network's parameters without gradients
+    trainer = pl.Trainer(
+        accelerator=cfg.accelerator, devices=cfg.devices, strategy=strategy,
+        precision=resolve_precision(cfg.precision, cfg.accelerator), max_epochs=-1, max_steps=-1,
+        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        default_root_dir=workdir, num_sanity_val_steps=0, use_distributed_sampler=False)
+    ckpt = None
+    if workdir is not None and resume and (workdir / "last.ckpt").exists():
+        ckpt = str(workdir / "last.ckpt")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch.*")
+        warnings.filterwarnings("ignore", message=".*dataloader.*IterableDataset.*")
+        trainer.fit(module, train_dataloaders=loader, ckpt_path=ckpt)
+    if workdir is not None:
+        save_checkpoint(trainer, workdir)
+    module.is_global_zero_ = trainer.is_global_zero
+    return module
+
+
 def main(config: InpaintTrainConfig | dict | str | Path | None = None, resume: bool = True) -> Path:
-    """Run (or resume) a training run; returns the path stem of the saved model."""
+    """Run (or resume) a training run; returns the path stem of the saved model.
+
+    Runs through Lightning: ``accelerator``/``devices``/``strategy`` in the config choose CPU, GPU or
+    multi-GPU DDP (``strategy="ddp"``; launch the script directly or with ``torchrun``).
+    """
     from ...training.packaging import save_model
 
     if config is None:
@@ -134,119 +348,59 @@ def main(config: InpaintTrainConfig | dict | str | Path | None = None, resume: b
     cfg.to_yaml(wd / "config.yaml")
     torch.manual_seed(cfg.seed)
     net = build_architecture(cfg.architecture, cfg.arch_config)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    clip = ALRC(mode="example", **cfg.alrc)
-    disc = d_opt = replay = None
-    if cfg.adversarial:
-        from ...nn.partial_stem import MultiScaleDiscriminator
-        from .adversarial import ReplayBuffer
-
-        disc = MultiScaleDiscriminator(cfg.disc_channels, tuple(cfg.disc_crop_sizes), cfg.disc_input)
-        d_opt = torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.999))
-        replay = ReplayBuffer(cfg.replay_size, seed=cfg.seed)
-    step, elapsed = 0, 0.0
-    ck = wd / "last.pt"
-    if resume and ck.exists():
-        st = torch.load(ck, weights_only=False)
-        net.load_state_dict(st["net"])
-        opt.load_state_dict(st["opt"])
-        clip.load_state_dict(st["clip"])
-        if disc is not None and "disc" in st:
-            disc.load_state_dict(st["disc"])
-            d_opt.load_state_dict(st["d_opt"])
-            replay.load_state_dict(st["replay"])
-        step, elapsed = st["step"], st["elapsed"]
-        print(f"resumed at step {step} ({elapsed:.0f} s)", flush=True)
-    elif cfg.init_from:
+    if cfg.init_from and not (resume and (wd / "last.ckpt").exists()):
         rep = warm_start(net, cfg.init_from)
         print(f"warm start from {cfg.init_from}: {rep['copied']} tensors copied, expanded {rep['expanded']}, "
               f"skipped {rep['skipped']}", flush=True)
     pool, info = image_pool(cfg)
-    masks = mask_bank(cfg.kinds, cfg.coverage_min, cfg.coverage_max, cfg.n_coverages, cfg.masks_per_level,
-                      seed=cfg.seed)
-    print(f"pool {len(pool)} images, {len(masks)} masks", flush=True)
-    rng = np.random.default_rng([cfg.seed, step])
-    log = open(wd / "log.csv", "a")
-    t0, last_ck = time.time(), time.time()
-    run_loss = run_rms = run_nn = None
-    run_adv = {"g_adv": None, "d": None}
-
-    def save_ck():
-        state = {"net": net.state_dict(), "opt": opt.state_dict(), "clip": clip.state_dict(),
-                 "step": step, "elapsed": elapsed + time.time() - t0}
-        if disc is not None:
-            state.update(disc=disc.state_dict(), d_opt=d_opt.state_dict(), replay=replay.state_dict())
-        torch.save(state, wd / "last.tmp")
-        (wd / "last.tmp").replace(ck)
-
-    net.train()
-    clip.train()
-    while step < cfg.max_steps and elapsed + time.time() - t0 < cfg.time_budget_s:
-        frac = max(step / cfg.max_steps, (elapsed + time.time() - t0) / cfg.time_budget_s)
-        for g in opt.param_groups:
-            g["lr"] = _lr(cfg, frac)
-        x, y, truth = make_batch(pool, masks, cfg.batch_size, cfg.crop, rng, cfg.blur_size, cfg.blur_sigma)
-        x, y = torch.from_numpy(x), torch.from_numpy(y)
-        out = net(x)
-        mse = ((out - y) ** 2).mean(dim=(1, 2, 3))
-        loss = clip(cfg.loss_scale * mse)
-        if disc is not None:
-            g_adv = _generator_adv_loss(disc, out, cfg.lambda_adv)
-            loss = loss + g_adv
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if disc is not None:  # after the generator's step, so its graph saw the discriminators unchanged
-            d_loss = _discriminator_step(disc, d_opt, replay, out, y)
-            run_adv = {"g_adv": _ema(run_adv["g_adv"], float(g_adv.detach())), "d": _ema(run_adv["d"], d_loss)}
-        step += 1
-        with torch.no_grad():
-            rms = float(((out.numpy() - truth) ** 2).mean() ** 0.5)
-            nnr = float(((x[:, :1].numpy() - truth) ** 2).mean() ** 0.5)
-        run_loss, run_rms, run_nn = _ema(run_loss, float(loss.detach())), _ema(run_rms, rms), _ema(run_nn, nnr)
-        if step % cfg.log_every == 0:
-            t = elapsed + time.time() - t0
-            line = f"{step},{t:.0f},{run_loss:.4f},{run_rms:.4f},{run_nn:.4f}"
-            adv = ""
-            if disc is not None:  # two more columns: the generator's adversarial loss, the discriminators' loss
-                line += f",{run_adv['g_adv']:.4f},{run_adv['d']:.4f}"
-                adv = f" g_adv={run_adv['g_adv']:.4f} d={run_adv['d']:.4f}"
-            log.write(line + "\n")
-            log.flush()
-            print(f"step {step} t={t:.0f}s loss={run_loss:.4f} rms={run_rms:.4f} (nn infill {run_nn:.4f}){adv}",
-                  flush=True)
-        if time.time() - last_ck > cfg.checkpoint_every_s:
-            save_ck()
-            last_ck = time.time()
-    save_ck()
-    total = elapsed + time.time() - t0
-    card = {"task": "inpaint", "input_shape": [1, 2, 64, 64], "training_time_s": round(total, 1), "steps": step,
+    module = train_network(net, pool, cfg, workdir=wd, resume=resume)
+    stem = wd / "model"
+    if not module.is_global_zero_:
+        return stem
+    r = module.running
+    card = {"task": "inpaint", "input_shape": [1, 2, 64, 64], "training_time_s": round(module.elapsed(), 1),
+            "steps": module.steps,
             "training_data": {"description": "simulated STEM/HRTEM/meso micrographs + em-real train split",
                               **info},
             "training_config": cfg.model_dump(mode="json"),
             "input": "[nn_infill(partial, mask), mask] with intensities in [0, 1]",
-            "final_running_rms_vs_truth": run_rms, "final_running_rms_nn_infill": run_nn}
-    if disc is not None:
+            "final_running_rms_vs_truth": r["rms"], "final_running_rms_nn_infill": r["nn"]}
+    if module.disc is not None:
         card["adversarial"] = {"lambda_adv": cfg.lambda_adv, "discriminator_crops": cfg.disc_crop_sizes,
                                "discriminator_input": cfg.disc_input, "replay_size": cfg.replay_size,
-                               "final_running_g_adv": run_adv["g_adv"], "final_running_d_loss": run_adv["d"]}
-    stem = wd / "model"
-    save_model(stem, net.eval(), card, overwrite=True)
-    (wd / "done.json").write_text(json.dumps({"steps": step, "time_s": total}))
+                               "final_running_g_adv": r["g_adv"], "final_running_d_loss": r["d"]}
+    save_model(stem, net.cpu().eval(), card, overwrite=True)
+    (wd / "done.json").write_text(json.dumps({"steps": module.steps, "time_s": module.elapsed()}))
     return stem
+
+
+def load_checkpoint_state(workdir: str | Path) -> tuple[dict, int, float]:
+    """The generator's state dict, step count and training time from ``workdir``'s ``last.ckpt`` (or a
+    ``last.pt`` of runs made before training moved to Lightning)."""
+    wd = Path(workdir)
+    if (wd / "last.ckpt").exists():
+        st = torch.load(wd / "last.ckpt", weights_only=False, map_location="cpu")
+        net = {k[4:]: v for k, v in st["state_dict"].items() if k.startswith("net.")}
+        return net, int(st["inpaint"]["steps"]), float(st["inpaint"]["elapsed"])
+    if (wd / "last.pt").exists():
+        st = torch.load(wd / "last.pt", weights_only=False, map_location="cpu")
+        return st["net"], int(st["step"]), float(st["elapsed"])
+    from ...errors import InputError
+
+    raise InputError(f"no checkpoint (last.ckpt or last.pt) in {wd}")
 
 
 def export_checkpoint(workdir: str | Path, stem: str | Path, extra_card: dict | None = None,
                       overwrite: bool = False) -> Path:
-    """Package ``<workdir>/last.pt`` of a (possibly still running) run as ``<stem>.safetensors`` + ``.json``."""
+    """Package the last checkpoint of a (possibly still running) run as ``<stem>.safetensors`` + ``.json``."""
     from ...training.packaging import save_model
 
     wd = Path(workdir)
     cfg = InpaintTrainConfig.from_yaml(wd / "config.yaml")
-    st = torch.load(wd / "last.pt", weights_only=False, map_location="cpu")
+    state, steps, elapsed = load_checkpoint_state(wd)
     net = build_architecture(cfg.architecture, cfg.arch_config)
-    net.load_state_dict(st["net"])
-    card = {"task": "inpaint", "input_shape": [1, 2, 64, 64], "training_time_s": round(float(st["elapsed"]), 1), "steps": int(st["step"]),
+    net.load_state_dict(state)
+    card = {"task": "inpaint", "input_shape": [1, 2, 64, 64], "training_time_s": round(elapsed, 1), "steps": steps,
             "training_data": "simulated STEM/HRTEM/meso micrographs (scopenet.simulate.em, 256 px) + em-real "
                              "train split; spiral/grid/random/segments masks at coverages 1/100..1/10",
             "training_config": cfg.model_dump(mode="json"),

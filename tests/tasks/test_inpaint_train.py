@@ -1,0 +1,85 @@
+"""The completion model's training run (Lightning): checkpoints, resume, export, and two-process DDP."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from scopenet.tasks.inpaint.config import InpaintTrainConfig
+from scopenet.tasks.inpaint.train import export_checkpoint, load_checkpoint_state, main
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train_inpaint.py"
+TINY = dict(crop=32, batch_size=2, n_simulated=2, simulated_size=64, use_em_real=False, n_coverages=2,
+            masks_per_level=1, threads=1, log_every=1, checkpoint_every_s=0, accelerator="cpu",
+            arch_config={"depth": 2, "base_channels": 4, "unshuffle": 1}, kinds=["spiral", "random"])
+
+
+def _weights(stem) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(stem) + ".safetensors")
+
+
+def test_run_checkpoints_resumes_and_exports(tmp_path):
+    kw = dict(TINY, workdir=tmp_path / "run", max_steps=3, time_budget_s=300)
+    stem = main(InpaintTrainConfig(**kw))
+    state, steps, elapsed = load_checkpoint_state(tmp_path / "run")
+    assert steps == 3 and elapsed > 0
+    card = json.loads(stem.with_suffix(".json").read_text())
+    assert card["steps"] == 3 and np.isfinite(card["final_running_rms_vs_truth"])
+    first = _weights(stem)
+    for k, v in first.items():  # the saved model is the checkpoint's generator
+        torch.testing.assert_close(v, state[k])
+    main(InpaintTrainConfig(**{**kw, "max_steps": 6}))  # resumes at step 3
+    rows = (tmp_path / "run" / "log.csv").read_text().split()
+    assert [int(r.split(",")[0]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert load_checkpoint_state(tmp_path / "run")[1] == 6
+    second = _weights(stem)
+    assert any(not torch.equal(first[k], second[k]) for k in first)
+    out = export_checkpoint(tmp_path / "run", tmp_path / "exported")
+    for k, v in _weights(out).items():
+        torch.testing.assert_close(v, second[k])
+    # resume=False starts the run over from step 0 (and overwrites its checkpoint)
+    main(InpaintTrainConfig(**{**kw, "max_steps": 2}), resume=False)
+    assert load_checkpoint_state(tmp_path / "run")[1] == 2
+
+
+def test_time_budget_stops_the_run(tmp_path):
+    kw = dict(TINY, workdir=tmp_path / "run", max_steps=10_000, time_budget_s=1.0)
+    main(InpaintTrainConfig(**kw))
+    steps = load_checkpoint_state(tmp_path / "run")[1]
+    assert 1 <= steps < 10_000
+
+
+def test_export_without_checkpoint_names_the_folder(tmp_path):
+    from scopenet.errors import InputError
+
+    InpaintTrainConfig(**TINY).to_yaml(tmp_path / "config.yaml")
+    with pytest.raises(InputError, match=str(tmp_path)):
+        export_checkpoint(tmp_path, tmp_path / "m")
+
+
+@pytest.mark.slow
+def test_two_process_ddp_run_on_the_cpu(tmp_path):
+    """``strategy: ddp`` with two CPU processes (gloo on loopback) trains, checkpoints once and logs once."""
+    cfg = dict(TINY, workdir=str(tmp_path / "ddp"), max_steps=4, time_budget_s=300, devices=2, strategy="ddp")
+    (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(cfg))
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore", MASTER_ADDR="127.0.0.1")
+    r = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "ddp.yaml")], env=env, capture_output=True,
+                       text=True, timeout=240, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    state, steps, _ = load_checkpoint_state(tmp_path / "ddp")
+    assert steps == 4
+    rows = (tmp_path / "ddp" / "log.csv").read_text().split()
+    assert [int(x.split(",")[0]) for x in rows] == [1, 2, 3, 4]  # rank 0 logs, rank 1 does not
+    w = _weights(tmp_path / "ddp" / "model")
+    assert all(torch.isfinite(v).all() for v in w.values())
+    for k, v in w.items():
+        torch.testing.assert_close(v, state[k])

@@ -99,6 +99,8 @@ class TipClassifier:
         Model-card fields (metrics, training data) kept when saving.
     """
 
+    device: str | None = None  #: where the network runs (scopenet.nn.device; None = $SCOPENET_DEVICE or "auto")
+
     def __init__(self, config: ClassifierConfig | None = None, **overrides):
         cfg = config or ClassifierConfig()
         self.config = cfg.model_copy(update=overrides) if overrides else cfg
@@ -369,15 +371,19 @@ class TipClassifier:
         net = self._check_fitted().eval()
         X = np.asarray(images, np.float32) if inputs_prepared else self._inputs(images)
         out = np.empty((len(X), len(self.categories)), np.float32)
+        from ...nn.device import place
+
+        dev = place(net, self.device)
         cl = torch.channels_last
         net = net.to(memory_format=cl)  # NHWC convolutions are ~2x faster on CPU for these small nets
         with torch.inference_mode():
             for i in range(0, len(X), batch_size):
-                x = torch.from_numpy(X[i:i + batch_size]).contiguous(memory_format=cl)
+                x = torch.from_numpy(X[i:i + batch_size]).to(dev).contiguous(memory_format=cl)
                 if tta:
-                    out[i:i + len(x)] = torch.stack([net(dihedral(x, k)) for k in range(8)]).mean(0).numpy()
+                    z = torch.stack([net(dihedral(x, k)) for k in range(8)]).mean(0)
                 else:
-                    out[i:i + len(x)] = net(x).numpy()
+                    z = net(x)
+                out[i:i + len(x)] = z.float().cpu().numpy()
         return out
 
     def predict_proba(self, images, batch_size: int = 1024, tta: bool = False,
@@ -410,7 +416,10 @@ class TipClassifier:
         net = self._check_fitted()
         idx = self.category_index(category)
         X = np.asarray(images, np.float32) if inputs_prepared else self._inputs(images)
-        out = [class_activation_map(net, torch.from_numpy(X[i:i + 256]), idx).numpy()
+        from ...nn.device import place
+
+        dev = place(net, self.device)
+        out = [class_activation_map(net, torch.from_numpy(X[i:i + 256]).to(dev), idx).float().cpu().numpy()
                for i in range(0, len(X), 256)]
         return np.concatenate(out) if out else np.zeros((0, self.config.size, self.config.size), np.float32)
 

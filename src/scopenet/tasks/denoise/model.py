@@ -164,6 +164,8 @@ class Denoiser:
         Loss per step of the last :meth:`fit`.
     """
 
+    device: str | None = None  #: where the network runs (scopenet.nn.device; None = $SCOPENET_DEVICE or "auto")
+
     def __init__(self, arch: str = "denoise-compact", arch_config: dict[str, Any] | None = None,
                  settings: PredictSettings | None = None):
         from ...nn import build_architecture
@@ -221,8 +223,9 @@ class Denoiser:
     # ----------------------------------------------------------------- prediction
     def _net_unit(self, x: np.ndarray) -> np.ndarray:
         """Network on a batch ``(B, H, W)`` of [0, 1] images -> ``(B, H, W)``."""
-        with torch.inference_mode():
-            y = self.net_(torch.from_numpy(np.ascontiguousarray(x, np.float32))[:, None])[:, 0].numpy()
+        from ...nn.device import run_numpy
+
+        y = run_numpy(self.net_, np.asarray(x, np.float32)[:, None], self.device)[:, 0]
         return np.clip(y, 0, 1) if self.settings.clip else y
 
     def _frame(self, u: np.ndarray) -> np.ndarray:
@@ -311,7 +314,7 @@ class Denoiser:
                 raise InputError(f"image of shape {a.shape} is smaller than crop_size={size}; lower crop_size")
         rng = np.random.default_rng(fs.seed)
         torch.manual_seed(fs.seed)
-        net = self.net_
+        net = self.net_.cpu()  # this loop trains on the CPU (predict may have moved the net to a GPU)
         net.train()
         opt = torch.optim.Adam(net.parameters(), lr=fs.lr, betas=(0.5, 0.999))
         from ...training.data import dihedral
@@ -432,6 +435,15 @@ class AutoDenoiser:
             "low_model": str(low.card_.get("name", low.arch)), "high_model": str(high.card_.get("name", high.arch)),
             "dose_range": list(self.dose_range),
             "rule": "w_high = clip(log(R_eq/lo)/log(hi/lo), 0, 1); R_eq = mean(u)/mean Haar-MAD noise variance"}
+
+    @property
+    def device(self) -> str | None:
+        """Where the networks run (:mod:`scopenet.nn.device`); setting it sets both members'."""
+        return self.low.device
+
+    @device.setter
+    def device(self, value: str | None) -> None:
+        self.low.device = self.high.device = value
 
     @classmethod
     def pretrained(cls, low: str = "default", high: str = "high-dose", dose_range: tuple[float, float] | None = None,

@@ -43,7 +43,15 @@ class Inpainter:
         Inference settings (tiling, intensity normalisation).
     card : dict, optional
         Model card (set by :meth:`pretrained` / :meth:`load`).
+
+    Attributes
+    ----------
+    device : str or None
+        Where the network runs (:mod:`scopenet.nn.device`): None = ``$SCOPENET_DEVICE`` or "auto"
+        (a GPU when torch sees one).
     """
+
+    device: str | None = None
 
     def __init__(self, net: torch.nn.Module | None = None, config: InpaintConfig | None = None,
                  card: dict | None = None):
@@ -111,8 +119,9 @@ class Inpainter:
 
     # ---------------------------------------------------------------------------- prediction
     def _complete(self, x: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return self.net(torch.from_numpy(np.ascontiguousarray(x, np.float32))).numpy()[:, 0]
+        from ...nn.device import run_numpy
+
+        return run_numpy(self.net, x, self.device)[:, 0]
 
     def predict(self, partial, mask, tta: bool = False) -> np.ndarray | Micrograph:
         """Complete one partial scan.
@@ -208,6 +217,16 @@ class AutoInpainter:
         self.card = {"name": "inpaint-auto", "task": "inpaint",
                      "default_model": default.card.get("name", "untrained"),
                      "specialists": {sp.card.get("name", "?"): list(sp.card["coverage_range"]) for sp in self.specialists}}
+
+    @property
+    def device(self) -> str | None:
+        """Where the networks run (:mod:`scopenet.nn.device`); setting it sets every member's."""
+        return self.default.device
+
+    @device.setter
+    def device(self, value: str | None) -> None:
+        for member in (self.default, *self.specialists):
+            member.device = value
 
     @classmethod
     def pretrained(cls, config: InpaintConfig | None = None) -> "AutoInpainter":

@@ -275,6 +275,8 @@ class SuperResolver:
         measured samples at ``[::factor, ::factor]``.
     """
 
+    device: str | None = None  #: where the network runs (scopenet.nn.device; None = $SCOPENET_DEVICE or "auto")
+
     def __init__(self, net: nn.Module | None = None, card: dict | None = None, sampling: str | None = None):
         self.net = net if net is not None else VDSR()
         self.card = dict(card or getattr(self.net, "scopenet_card", {}) or {})
@@ -350,6 +352,7 @@ class SuperResolver:
             raise InputError(f"fit needs (N, H, W) images of at least {patch} px, got shape {pool.shape}")
         rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
+        self.net.cpu()  # this loop trains on the CPU (predict may have moved the net to a GPU)
         opt = torch.optim.Adam(self.net.parameters(), lr=lr)
         self.net.train()
         t0 = time.time()
@@ -386,9 +389,13 @@ class SuperResolver:
         c = np.asarray(coarse)
         if c.ndim != 3 or min(c.shape[1:]) < 2:
             raise InputError(f"predict_batch needs a (N, h, w) stack of at least 2x2 images, got shape {c.shape}")
+        from ...nn.device import place
+
         self.net.eval()
+        dev = place(self.net, self.device)
         with torch.inference_mode():
-            return self._forward(torch.from_numpy(np.ascontiguousarray(c, np.float32))[:, None], f)[:, 0].numpy()
+            x = torch.from_numpy(np.ascontiguousarray(c, np.float32))[:, None].to(dev)
+            return self._forward(x, f)[:, 0].float().cpu().numpy()
 
     def predict(self, img, factor: int = 4) -> np.ndarray | Micrograph:
         """Super-resolve one coarse scan.

@@ -283,6 +283,9 @@ class TipClassifier:
         if aux is not None:  # extra outputs for the auxiliary targets, dropped after training
             net.out = torch.nn.Linear(net.out.in_features, k + aux.shape[1])
         at = None if aux is None else torch.from_numpy(aux)
+        from ...nn.device import place
+
+        dev = place(net, self.device)  # batches are drawn and augmented on the CPU, then moved
         opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         n, bs = len(X), min(cfg.batch_size, len(X))
         steps_per_epoch = math.ceil(n / bs)
@@ -290,7 +293,7 @@ class TipClassifier:
         pw = None
         if cfg.mode == "multi" and cfg.balance:
             f = Y.mean(0).clip(1e-3, 1 - 1e-3)
-            pw = torch.from_numpy(((1 - f) / f).clip(0.2, 20).astype(np.float32))
+            pw = torch.from_numpy(((1 - f) / f).clip(0.2, 20).astype(np.float32)).to(dev)
         if cfg.mode == "single" and cfg.pos_weight is not None:
             if len(cfg.pos_weight) != Y.shape[1]:
                 raise InputError(f"pos_weight needs {Y.shape[1]} class weights, got {len(cfg.pos_weight)}")
@@ -324,19 +327,20 @@ class TipClassifier:
                 b = perm[i:i + bs]
                 if len(b) < 2:  # BatchNorm needs two samples
                     continue
-                x = augment(xt[b], line_p=cfg.line_aug_p, generator=gen)
+                x = augment(xt[b], line_p=cfg.line_aug_p, generator=gen).to(dev)
                 for g in opt.param_groups:
                     g["lr"] = one_cycle(step, total, cfg.lr)
                 logits = net(x)
-                wb = None if wt is None else wt[b]
+                wb = None if wt is None else wt[b].to(dev)
+                yb = yt[b].to(dev)
                 if at is not None:
                     logits, aux_logits = logits[:, :k], logits[:, k:]
                 if cfg.mode == "multi":
-                    loss = soft_bce(logits, yt[b], wb, pw)
+                    loss = soft_bce(logits, yb, wb, pw)
                 else:
-                    loss = soft_cross_entropy(logits, yt[b], wb)
+                    loss = soft_cross_entropy(logits, yb, wb)
                 if at is not None:
-                    loss = loss + self._aux_weight * F.binary_cross_entropy_with_logits(aux_logits, at[b])
+                    loss = loss + self._aux_weight * F.binary_cross_entropy_with_logits(aux_logits, at[b].to(dev))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -358,7 +362,7 @@ class TipClassifier:
                     torch.save(state, tmp)
         if at is not None:
             full = net.out
-            net.out = torch.nn.Linear(full.in_features, k)
+            net.out = torch.nn.Linear(full.in_features, k).to(full.weight.device)
             with torch.no_grad():
                 net.out.weight.copy_(full.weight[:k])
                 net.out.bias.copy_(full.bias[:k])

@@ -314,7 +314,10 @@ class Denoiser:
                 raise InputError(f"image of shape {a.shape} is smaller than crop_size={size}; lower crop_size")
         rng = np.random.default_rng(fs.seed)
         torch.manual_seed(fs.seed)
-        net = self.net_.cpu()  # this loop trains on the CPU (predict may have moved the net to a GPU)
+        from ...nn.device import place
+
+        net = self.net_
+        dev = place(net, self.device)  # crops are made on the CPU, then moved
         net.train()
         opt = torch.optim.Adam(net.parameters(), lr=fs.lr, betas=(0.5, 0.999))
         from ...training.data import dihedral
@@ -359,9 +362,9 @@ class Denoiser:
                     if mode == "n2n" and rng.random() < 0.5:  # symmetric: either frame may be the input
                         u, tb = tb, u
                     xs.append(u), ys.append(tb), ms.append(np.ones_like(u, bool))
-            x = torch.from_numpy(np.stack(xs)[:, None])
-            y = torch.from_numpy(np.stack(ys)[:, None])
-            mk = torch.from_numpy(np.stack(ms)[:, None])
+            x = torch.from_numpy(np.stack(xs)[:, None]).to(dev)
+            y = torch.from_numpy(np.stack(ys)[:, None]).to(dev)
+            mk = torch.from_numpy(np.stack(ms)[:, None]).to(dev)
             pred = net(x)
             if mode == "n2v":
                 loss = 1000.0 * torch.mean((pred[mk] - y[mk]) ** 2)

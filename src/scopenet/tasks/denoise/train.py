@@ -176,6 +176,10 @@ def main(config: RunConfig | str | Path, resume: bool = False, *, progress: bool
 
     torch.manual_seed(config.trainer.seed)
     model = build_architecture(config.model["name"], config.model.get("config", {}))
+    from ...nn.device import place
+
+    acc = config.trainer.accelerator
+    dev = place(model, {"gpu": "cuda"}.get(acc, acc))  # batches are made on the CPU, then moved
     opt = torch.optim.Adam(model.parameters(), lr=config.optim.lr, betas=tuple(config.optim.betas),
                            weight_decay=config.optim.weight_decay)
     rng = np.random.default_rng(config.trainer.seed)
@@ -226,6 +230,7 @@ def main(config: RunConfig | str | Path, resume: bool = False, *, progress: bool
                 g["lr"] = lr
             x, y = pool.batch(rng, config.data.batch_size, config.data.crop_size, float(ex["real_fraction"]),
                               float(ex["high_dose_fraction"]), float(ex["bin_real_fraction"]))
+            x, y = x.to(dev), y.to(dev)
             pred = model(x)
             loss = huber_mse_1000(pred, y)
             opt.zero_grad(set_to_none=True)

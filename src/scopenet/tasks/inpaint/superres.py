@@ -352,7 +352,9 @@ class SuperResolver:
             raise InputError(f"fit needs (N, H, W) images of at least {patch} px, got shape {pool.shape}")
         rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
-        self.net.cpu()  # this loop trains on the CPU (predict may have moved the net to a GPU)
+        from ...nn.device import place
+
+        dev = place(self.net, self.device)  # pairs are made on the CPU, then moved
         opt = torch.optim.Adam(self.net.parameters(), lr=lr)
         self.net.train()
         t0 = time.time()
@@ -362,7 +364,7 @@ class SuperResolver:
                 break
             f = fs[rng.integers(len(fs))]
             lo, hi = make_pairs(pool, f, patch, batch_size, rng, self.sampling)
-            loss = F.mse_loss(self._forward(torch.from_numpy(lo), f), torch.from_numpy(hi))
+            loss = F.mse_loss(self._forward(torch.from_numpy(lo).to(dev), f), torch.from_numpy(hi).to(dev))
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)

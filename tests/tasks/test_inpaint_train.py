@@ -83,3 +83,22 @@ def test_two_process_ddp_run_on_the_cpu(tmp_path):
     assert all(torch.isfinite(v).all() for v in w.values())
     for k, v in w.items():
         torch.testing.assert_close(v, state[k])
+
+
+def test_ede_generator_trains_its_auxiliary_head_and_completes_any_size(tmp_path):
+    """Ede's two-scale generator: the trainer head gets its own ALRC-clipped loss; inference pads to x8."""
+    from scopenet.tasks.inpaint.model import Inpainter
+
+    kw = dict(TINY, workdir=tmp_path / "ede", max_steps=3, time_budget_s=300, architecture="partial-stem-generator",
+              arch_config={"channels": 4, "inner_blocks": 1, "outer_blocks": 1})
+    stem = main(InpaintTrainConfig(**kw))
+    st = torch.load(tmp_path / "ede" / "last.ckpt", weights_only=False)["state_dict"]
+    assert int(st["clip_aux.steps"]) == 3 and int(st["clip.steps"]) == 3
+    assert float(st["clip_aux.mu1"]) != 1.0  # the auxiliary loss fed its own running statistics
+    assert any(k.startswith("net.trainer.") for k in st)
+    est = Inpainter.load(stem)
+    rng = np.random.default_rng(0)
+    partial = rng.random((37, 41)).astype(np.float32)
+    mask = rng.random((37, 41)) < 0.2
+    out = est.predict(partial, mask)
+    assert out.shape == (37, 41) and np.isfinite(out).all()

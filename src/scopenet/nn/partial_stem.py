@@ -185,6 +185,8 @@ class PartialSTEMGenerator(nn.Module):
     """
 
     arch_name = "partial-stem-generator"
+    #: inputs must have sides divisible by this (callers such as ``Inpainter`` pad to it)
+    size_multiple = 8
 
     def __init__(self, channels: int = 32, inner_blocks: int = 6, outer_blocks: int = 3,
                  in_channels: int = 2, inner_size: int = 256):

@@ -121,7 +121,13 @@ class Inpainter:
     def _complete(self, x: np.ndarray) -> np.ndarray:
         from ...nn.device import run_numpy
 
-        return run_numpy(self.net, x, self.device)[:, 0]
+        h, w = x.shape[-2:]
+        k = int(getattr(self.net, "size_multiple", 1))
+        ph, pw = -h % k, -w % k
+        if ph or pw:  # e.g. Ede's generator needs sides divisible by 8: pad by reflection (edge for tiny inputs)
+            mode = "reflect" if min(h, w) > max(ph, pw) else "edge"
+            x = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode=mode)
+        return run_numpy(self.net, x, self.device)[:, 0, :h, :w]
 
     def predict(self, partial, mask, tta: bool = False) -> np.ndarray | Micrograph:
         """Complete one partial scan.

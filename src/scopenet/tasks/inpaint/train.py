@@ -160,6 +160,10 @@ def _lightning_module(cfg: InpaintTrainConfig, net: torch.nn.Module, stream: Bat
             self.automatic_optimization = False
             self.net = net
             self.clip = ALRC(mode="example", **cfg.alrc)
+            # Ede's generator has an auxiliary "trainer" head: its half-size completion from the inner
+            # generator's features gets the same loss (own ALRC statistics) against the half-size target
+            self.aux = bool(getattr(net, "arch_name", "") == "partial-stem-generator")
+            self.clip_aux = ALRC(mode="example", **cfg.alrc) if self.aux else None
             self.disc = self.replay = None
             if cfg.adversarial:
                 from ...nn.partial_stem import MultiScaleDiscriminator
@@ -217,8 +221,14 @@ def _lightning_module(cfg: InpaintTrainConfig, net: torch.nn.Module, stream: Bat
             frac = max(self.steps / cfg.max_steps, self.elapsed() / cfg.time_budget_s)
             for g in g_opt.optimizer.param_groups:
                 g["lr"] = _lr(cfg, frac)
-            out = self.net(x)
-            loss = self.clip(cfg.loss_scale * ((out - y) ** 2).mean(dim=(1, 2, 3)))
+            if self.aux:
+                out, half = self.net(x, return_aux=True)
+                y_half = torch.nn.functional.avg_pool2d(y, 2)
+                loss = self.clip(cfg.loss_scale * ((out.float() - y) ** 2).mean(dim=(1, 2, 3))) \
+                    + self.clip_aux(cfg.loss_scale * ((half.float() - y_half) ** 2).mean(dim=(1, 2, 3)))
+            else:
+                out = self.net(x)  # losses in float32 also under mixed precision
+                loss = self.clip(cfg.loss_scale * ((out.float() - y) ** 2).mean(dim=(1, 2, 3)))
             g_adv = d_loss = None
             if self.disc is not None:
                 g_adv = _generator_adv_loss(self.disc, out, cfg.lambda_adv)

@@ -15,5 +15,6 @@ from scopenet.tasks.inpaint.train import main
 
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    stem = main(args[0] if args else None, resume="--no-resume" not in sys.argv)
+    restart = "--no-resume" in sys.argv  # start over, replacing the workdir's checkpoint
+    stem = main(args[0] if args else None, resume=not restart, overwrite=restart)
     print(f"saved {stem}.safetensors")

@@ -46,8 +46,11 @@ def test_run_checkpoints_resumes_and_exports(tmp_path):
     out = export_checkpoint(tmp_path / "run", tmp_path / "exported")
     for k, v in _weights(out).items():
         torch.testing.assert_close(v, second[k])
-    # resume=False starts the run over from step 0 (and overwrites its checkpoint)
-    main(InpaintTrainConfig(**{**kw, "max_steps": 2}), resume=False)
+    from scopenet.errors import InputError
+
+    with pytest.raises(InputError, match="already holds a run"):  # never silently replaced
+        main(InpaintTrainConfig(**{**kw, "max_steps": 2}), resume=False)
+    main(InpaintTrainConfig(**{**kw, "max_steps": 2}), resume=False, overwrite=True)  # starts over at step 0
     assert load_checkpoint_state(tmp_path / "run")[1] == 2
 
 
@@ -102,3 +105,29 @@ def test_ede_generator_trains_its_auxiliary_head_and_completes_any_size(tmp_path
     mask = rng.random((37, 41)) < 0.2
     out = est.predict(partial, mask)
     assert out.shape == (37, 41) and np.isfinite(out).all()
+
+
+def test_cli_trains_inpaint_from_its_own_configuration(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from scopenet.cli.main import app
+
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    r = runner.invoke(app, ["train", "init", "inpaint", "-o", "inp.yaml"])
+    assert r.exit_code == 0, r.output
+    raw = yaml.safe_load((tmp_path / "inp.yaml").read_text())
+    assert raw["task"] == "inpaint" and raw["architecture"] == "inpaint-unet"
+    raw.update(TINY, workdir=str(tmp_path / "cli-run"), max_steps=2, time_budget_s=300)
+    (tmp_path / "inp.yaml").write_text(yaml.safe_dump(raw))
+    r = runner.invoke(app, ["train", "inpaint", "--config", "inp.yaml"])
+    assert r.exit_code == 0, r.output
+    assert "saved" in r.output and (tmp_path / "cli-run" / "model.safetensors").exists()
+    r = runner.invoke(app, ["train", "inpaint", "--config", "inp.yaml"])  # again without --resume: refused
+    assert r.exit_code != 0 and "already holds a run" in r.output
+    r = runner.invoke(app, ["train", "inpaint", "--config", "inp.yaml", "--resume"])
+    assert r.exit_code == 0, r.output
+    raw["crop"] = "big"
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(raw))
+    r = runner.invoke(app, ["train", "inpaint", "--config", "bad.yaml"])
+    assert r.exit_code != 0 and "bad.yaml" in r.output and "crop" in r.output

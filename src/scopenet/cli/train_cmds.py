@@ -73,11 +73,11 @@ def run_training(task: str, config: Path | None, resume: bool, labels: Path | No
         cfg = default_config(task)
         if task == "classify":  # no configuration: the images lie beside the export
             cfg.extra["images"] = None
-    else:
-        cfg = RunConfig.from_yaml(config)
+    else:  # a task with its own configuration type (inpaint) reads it itself
+        cfg = mod.load_config(config) if hasattr(mod, "load_config") else RunConfig.from_yaml(config)
     if labels is not None:
         return mod.main(cfg, resume, labels=labels, init=init)
-    if cfg.task != task:
+    if getattr(cfg, "task", task) != task:
         raise InputError(f"{config} is a configuration for task {cfg.task!r}, not {task!r}")
     if not hasattr(mod, "main"):
         raise InputError(f"scopenet.tasks.{task}.train has no main(config, resume) entry point")
@@ -112,7 +112,16 @@ def train_cmd(
             if init_task is None:
                 raise InputError("usage: scopenet train init TASK -o run.yaml")
             out = output or Path(f"{init_task}.yaml")
-            default_config(init_task).to_yaml(out, overwrite=overwrite)
+            cfg = default_config(init_task)
+            if hasattr(cfg, "task"):
+                cfg.to_yaml(out, overwrite=overwrite)
+            else:  # a task-specific configuration: note the task at the top for the reader
+                import yaml
+
+                from .._fileutil import atomic_output
+
+                with atomic_output(out, overwrite=overwrite) as tmp:
+                    tmp.write_text(yaml.safe_dump({"task": init_task, **cfg.model_dump(mode="json")}, sort_keys=False))
             typer.echo(f"wrote {out}")
             return
         if init_task is not None:
@@ -120,6 +129,8 @@ def train_cmd(
         result = run_training(task, config, resume, labels, init)
         if result is not None and hasattr(result, "run_dir"):
             typer.echo(f"run finished: {result.run_dir}")
+        elif isinstance(result, Path):
+            typer.echo(f"saved {result}.safetensors")
 
 
 def register(app: typer.Typer) -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 #: Ede's seven spiral coverages as *actual* fractions of probed pixels (thesis ch. 4): 1/17.9 ... 1/87.0
 EDE_COVERAGES = (1 / 17.9, 1 / 27.3, 1 / 38.2, 1 / 50.0, 1 / 60.5, 1 / 73.7, 1 / 87.0)
@@ -76,12 +76,34 @@ class InpaintTrainConfig(BaseModel):
                              f"({max(self.disc_crop_sizes)} px), got crop={self.crop}")
         return self
 
-    def to_yaml(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False))
+    def to_yaml(self, path: str | Path, overwrite: bool = True) -> Path:
+        """Write the configuration as YAML (atomically; ``overwrite=False`` refuses an existing file)."""
+        from ..._fileutil import atomic_output
+
+        path = Path(path)
+        with atomic_output(path, overwrite=overwrite) as tmp:
+            tmp.write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False))
+        return path
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "InpaintTrainConfig":
-        return cls(**(yaml.safe_load(Path(path).read_text()) or {}))
+        """Read a configuration; a missing file, bad YAML or an invalid field raises ``ReadError``."""
+        from ...errors import ReadError
+
+        path = Path(path)
+        if not path.is_file():
+            raise ReadError(path, "no such configuration file")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ReadError(path, f"not valid YAML ({exc})") from exc
+        if not isinstance(raw, dict):
+            raise ReadError(path, "an inpainting training configuration must be a YAML mapping")
+        raw.pop("task", None)  # written by `scopenet train init inpaint` for the reader's benefit
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise ReadError(path, f"invalid inpainting training configuration:\n{exc}") from exc
 
 
 class InpaintConfig(BaseModel):

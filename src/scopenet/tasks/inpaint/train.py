@@ -336,8 +336,22 @@ def train_network(net: torch.nn.Module, pool: list[np.ndarray], cfg: InpaintTrai
     return module
 
 
-def main(config: InpaintTrainConfig | dict | str | Path | None = None, resume: bool = True) -> Path:
+def default_config() -> InpaintTrainConfig:
+    """The default run (``scopenet train init inpaint``)."""
+    return InpaintTrainConfig()
+
+
+def load_config(path: str | Path) -> InpaintTrainConfig:
+    """Read a run configuration (``scopenet train inpaint --config``)."""
+    return InpaintTrainConfig.from_yaml(path)
+
+
+def main(config: InpaintTrainConfig | dict | str | Path | None = None, resume: bool = True,
+         overwrite: bool = False) -> Path:
     """Run (or resume) a training run; returns the path stem of the saved model.
+
+    ``resume=False`` on a workdir that holds a checkpoint is refused unless ``overwrite=True``
+    (which starts the run over from step 0).
 
     Runs through Lightning: ``accelerator``/``devices``/``strategy`` in the config choose CPU, GPU or
     multi-GPU DDP (``strategy="ddp"``; launch the script directly or with ``torchrun``).
@@ -354,6 +368,10 @@ def main(config: InpaintTrainConfig | dict | str | Path | None = None, resume: b
         cfg = InpaintTrainConfig.from_yaml(config)
     torch.set_num_threads(cfg.threads)
     wd = Path(cfg.workdir)
+    if not resume and not overwrite and (wd / "last.ckpt").exists():
+        from ...errors import InputError
+
+        raise InputError(f"{wd} already holds a run (last.ckpt); resume it (--resume) or choose another workdir")
     wd.mkdir(parents=True, exist_ok=True)
     cfg.to_yaml(wd / "config.yaml")
     torch.manual_seed(cfg.seed)

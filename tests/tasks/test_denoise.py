@@ -211,16 +211,22 @@ def test_train_main_runs_and_resumes(tmp_path):
     cfg.model = {"name": "denoise-compact", "config": {"widths": [4, 8]}}
     cfg.data.crop_size, cfg.data.batch_size = 32, 2
     cfg.trainer.max_steps = 3
+    cfg.trainer.log_every = 1
     cfg.extra = {**cfg.extra, "n_sim_per_kind": 1, "sim_size": 64, "use_real": False, "time_budget_min": 5}
     run = main(cfg, progress=False)
-    st = torch.load(run / "last.pt", weights_only=False)
-    assert st["step"] == 3
+    from scopenet.training.budget import checkpoint_state
+
+    assert checkpoint_state(run / "last.ckpt")["steps"] == 3
+    rows = (run / "log.csv").read_text().split()
+    assert rows[0] == "step,elapsed_s,lr,loss,mse" and [int(r.split(",")[0]) for r in rows[1:]] == [1, 2, 3]
     assert Denoiser.load(run / "model").predict(np.random.rand(32, 32)).shape == (32, 32)
     with pytest.raises(InputError):
         main(cfg, progress=False)  # an existing run needs resume
     cfg.trainer.max_steps = 5
     main(cfg, resume=True, progress=False)
-    assert torch.load(run / "last.pt", weights_only=False)["step"] == 5
+    assert checkpoint_state(run / "last.ckpt")["steps"] == 5
+    rows = (run / "log.csv").read_text().split()
+    assert [int(r.split(",")[0]) for r in rows[1:]] == [1, 2, 3, 4, 5]  # one header, rows continue
 
 
 # ------------------------------------------------------------------------------ benchmark

@@ -69,7 +69,7 @@ def test_adversarial_training_runs_checkpoints_and_resumes(tmp_path):
               disc_crop_sizes=[16, 32, 64], disc_input=32, disc_channels=4, replay_size=3, checkpoint_every_s=0)
     stem = main(InpaintTrainConfig(**kw))
     st = torch.load(tmp_path / "run" / "last.ckpt", weights_only=False)
-    assert st["inpaint"]["steps"] == 3 and len(st["inpaint"]["replay"]["items"]) == 3
+    assert st["budget"]["steps"] == 3 and len(st["budget"]["extra"]["replay"]["items"]) == 3
     assert len(st["optimizer_states"]) == 2  # generator and discriminators
     key = "disc.discs.0.net.0.parametrizations.weight.original"
     assert key in st["state_dict"]
@@ -81,6 +81,6 @@ def test_adversarial_training_runs_checkpoints_and_resumes(tmp_path):
     assert len(rows) == 3 and all(len(r.split(",")) == 7 for r in rows)
     main(InpaintTrainConfig(**{**kw, "max_steps": 5}))  # resumes at step 3 with the discriminators' state
     st2 = torch.load(tmp_path / "run" / "last.ckpt", weights_only=False)
-    assert st2["inpaint"]["steps"] == 5 and len((tmp_path / "run" / "log.csv").read_text().split()) == 5
+    assert st2["budget"]["steps"] == 5 and len((tmp_path / "run" / "log.csv").read_text().split()) == 5
     assert [int(r.split(",")[0]) for r in (tmp_path / "run" / "log.csv").read_text().split()] == [1, 2, 3, 4, 5]
     assert not torch.equal(st2["state_dict"][key], st["state_dict"][key])

@@ -9,17 +9,14 @@ split of the real micrographs in ``../shared/data/em-real`` (the held-out list i
 
 Loss: ``1000 * MSE`` Huberised to ``sqrt(1000 * MSE)`` above 1 (ch. 6, eq. 2); Adam with
 ``beta1 = 0.5``. The learning rate follows a cosine over the run's *time budget* (the run is meant
-to finish in under an hour on 2 CPU cores), and the run writes ``last.pt`` every
-``checkpoint_every_n_steps`` so that ``--resume`` continues where it stopped.
+to finish in under an hour on 2 CPU cores), and the run writes ``last.ckpt`` every
+``checkpoint_every_n_steps`` so that ``--resume`` continues where it stopped. It runs through
+:mod:`scopenet.training.budget` (Lightning): CPU, a GPU, or several with ``strategy: ddp``.
 
 Run it with ``scopenet train denoise --config run.yaml`` or ``python scripts/train_denoise.py``.
 """
 from __future__ import annotations
 
-import csv
-import math
-import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +24,10 @@ import numpy as np
 import torch
 
 from ...errors import InputError
+from ...training.budget import CHECKPOINT, BudgetedModule, SeededStream, checkpoint_state, cosine, fit_budgeted
 from ...training.config import DataConfig, OptimConfig, RunConfig, TrainerConfig
 
-__all__ = ["default_config", "huber_mse_1000", "TrainingPool", "main"]
+__all__ = ["default_config", "huber_mse_1000", "TrainingPool", "DenoiseModule", "main"]
 
 
 def default_config() -> RunConfig:
@@ -139,22 +137,57 @@ class TrainingPool:
         return (torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ys)[:, None]))
 
 
-def _lr_factor(frac: float, floor: float) -> float:
-    frac = min(max(frac, 0.0), 1.0)
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * frac))
+class DenoiseModule(BudgetedModule):
+    """The denoising run: Adam, cosine learning rate over the time budget, Ede's Huberised loss."""
 
+    def __init__(self, config: RunConfig, model: torch.nn.Module, pool: TrainingPool, ex: dict,
+                 workdir: Path | None, progress: bool):
+        d = config.data
+        fr = (float(ex["real_fraction"]), float(ex["high_dose_fraction"]), float(ex["bin_real_fraction"]))
 
-def _save_ckpt(path: Path, state: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+        def make(rng):
+            return pool.batch(rng, d.batch_size, d.crop_size, *fr)
+
+        t = config.trainer
+        super().__init__(SeededStream(make, t.seed), t.max_steps, float(ex["time_budget_min"]) * 60.0, workdir,
+                         checkpoint_every_s=None, checkpoint_every_n_steps=t.checkpoint_every_n_steps,
+                         log_header=["step", "elapsed_s", "lr", "loss", "mse"], progress=progress)
+        self.net, self.config, self.floor = model, config, float(ex["min_lr_fraction"])
+        self._window = [0.0, 0.0, 0]  # loss sum, mse sum, steps since the last log row
+
+    def configure_optimizers(self):
+        o = self.config.optim
+        return torch.optim.Adam(self.net.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        opt = self.optimizers()
+        lr = self.config.optim.lr * cosine(self.fraction(), self.floor)
+        for g in opt.optimizer.param_groups:
+            g["lr"] = lr
+        pred = self.net(x).float()
+        loss = huber_mse_1000(pred, y)
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        opt.step()
+        w = self._window
+        w[0] += float(loss.detach())
+        w[1] += float(torch.mean((pred.detach().clamp(0, 1) - y) ** 2))
+        w[2] += 1
+        row = None
+        if (self.steps + 1) % self.config.trainer.log_every == 0:
+            row = [self.steps + 1, f"{self.elapsed():.1f}", f"{lr:.3g}", f"{w[0] / w[2]:.5f}", f"{w[1] / w[2]:.3e}"]
+            self._window = [0.0, 0.0, 0]
+        self.step_done(float(loss.detach()), row)
 
 
 def main(config: RunConfig | str | Path, resume: bool = False, *, progress: bool = True) -> Path:
     """Train the compact denoiser described by ``config``; returns the run folder.
 
-    The run folder holds ``run.yaml``, ``last.pt`` (resumable checkpoint), ``log.csv`` and, at the
-    end, ``model.safetensors`` + ``model.json`` (a saved model loadable with ``Denoiser.load``).
+    The run folder holds ``run.yaml``, ``last.ckpt`` (resumable checkpoint), ``log.csv`` and, at the
+    end, ``model.safetensors`` + ``model.json`` (a saved model loadable with ``Denoiser.load``). The
+    trainer section's ``accelerator``, ``devices``, ``strategy`` ("ddp" for several GPUs) and
+    ``precision`` choose where it runs (Lightning).
     """
     from ...nn import build_architecture
     from ...training.packaging import save_model
@@ -168,7 +201,7 @@ def main(config: RunConfig | str | Path, resume: bool = False, *, progress: bool
     torch.set_num_threads(int(ex.get("threads", 2)))
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt = run_dir / "last.pt"
+    ckpt = run_dir / CHECKPOINT
     if not (run_dir / "run.yaml").exists():
         config.to_yaml(run_dir / "run.yaml")
     elif not resume and ckpt.exists():
@@ -176,89 +209,26 @@ def main(config: RunConfig | str | Path, resume: bool = False, *, progress: bool
 
     torch.manual_seed(config.trainer.seed)
     model = build_architecture(config.model["name"], config.model.get("config", {}))
-    from ...nn.device import place
-
-    acc = config.trainer.accelerator
-    dev = place(model, {"gpu": "cuda"}.get(acc, acc))  # batches are made on the CPU, then moved
-    opt = torch.optim.Adam(model.parameters(), lr=config.optim.lr, betas=tuple(config.optim.betas),
-                           weight_decay=config.optim.weight_decay)
-    rng = np.random.default_rng(config.trainer.seed)
-    step, elapsed = 0, 0.0
     init = ex.get("init_weights")
-    if init and not (resume and ckpt.exists()):  # fine-tuning: start from a saved model or a run's last.pt
+    if init and not (resume and ckpt.exists()):  # fine-tuning: start from a saved model or a run's checkpoint
         ip = Path(init)
-        if ip.suffix == ".pt":
+        if ip.suffix == ".ckpt":
+            model.load_state_dict(checkpoint_state(ip)["modules"]["net"])
+        elif ip.suffix == ".pt":  # runs made before training moved to Lightning
             model.load_state_dict(torch.load(ip, map_location="cpu", weights_only=False)["model"])
         else:
             from ...training.packaging import load_model
 
             model.load_state_dict(load_model(ip).state_dict())
-    if resume and ckpt.exists():
-        st = torch.load(ckpt, map_location="cpu", weights_only=False)
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["opt"])
-        rng.bit_generator.state = st["rng"]
-        torch.set_rng_state(st["torch_rng"])
-        step, elapsed = int(st["step"]), float(st["elapsed"])
-
     pool = TrainingPool(int(ex["n_sim_per_kind"]), int(ex["sim_size"]), config.trainer.seed, bool(ex["use_real"]))
-    budget = float(ex["time_budget_min"]) * 60.0
-    max_steps = config.trainer.max_steps if config.trainer.max_steps > 0 else 10 ** 12
-    log_path = run_dir / "log.csv"
-    new_log = not log_path.exists()
-    logf = open(log_path, "a", newline="")
-    log = csv.writer(logf)
-    if new_log:
-        log.writerow(["step", "elapsed_s", "lr", "loss", "mse"])
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=int(budget), initial=int(elapsed), unit="s", desc="denoise training")
-    model.train()
-    t_last = time.perf_counter()
-    run_loss, run_mse, n_run = 0.0, 0.0, 0
-
-    def state():
-        return {"model": model.state_dict(), "opt": opt.state_dict(), "rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(), "step": step, "elapsed": elapsed}
-
-    try:
-        while elapsed < budget and step < max_steps:
-            lr = config.optim.lr * _lr_factor(elapsed / budget, float(ex["min_lr_fraction"]))
-            for g in opt.param_groups:
-                g["lr"] = lr
-            x, y = pool.batch(rng, config.data.batch_size, config.data.crop_size, float(ex["real_fraction"]),
-                              float(ex["high_dose_fraction"]), float(ex["bin_real_fraction"]))
-            x, y = x.to(dev), y.to(dev)
-            pred = model(x)
-            loss = huber_mse_1000(pred, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            now = time.perf_counter()
-            elapsed += now - t_last
-            if bar is not None:
-                bar.update(int(elapsed) - bar.n)
-            t_last = now
-            run_loss += loss.item()
-            run_mse += float(torch.mean((pred.detach().clamp(0, 1) - y) ** 2))
-            n_run += 1
-            if step % config.trainer.log_every == 0:
-                log.writerow([step, f"{elapsed:.1f}", f"{lr:.3g}", f"{run_loss / n_run:.5f}", f"{run_mse / n_run:.3e}"])
-                logf.flush()
-                run_loss, run_mse, n_run = 0.0, 0.0, 0
-            if step % config.trainer.checkpoint_every_n_steps == 0:
-                _save_ckpt(ckpt, state())
-    finally:
-        _save_ckpt(ckpt, state())
-        logf.close()
-        if bar is not None:
-            bar.close()
-    model.eval()
-    card = {"task": "denoise", "training_data": pool.describe(), "training_time_s": round(elapsed, 1),
-            "training_steps": step, "config": config.to_dict(),
+    module = DenoiseModule(config, model, pool, ex, run_dir, progress)
+    t = config.trainer
+    trainer = fit_budgeted(module, resume=resume, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
+                           precision=t.precision, num_workers=config.data.num_workers)
+    if not trainer.is_global_zero:
+        return run_dir
+    card = {"task": "denoise", "training_data": pool.describe(), "training_time_s": round(module.elapsed(), 1),
+            "training_steps": module.steps, "config": config.to_dict(),
             "noise_model": "Ede ch.6: minmax(Poisson(clean*scale)), low 25+Exp(75) / high U(200,2500), 50/50"}
-    save_model(run_dir / "model", model, card, overwrite=True)
+    save_model(run_dir / "model", model.cpu().eval(), card, overwrite=True)
     return run_dir

@@ -13,8 +13,6 @@ writes ``<workdir>/model.safetensors`` + ``model.json``.
 from __future__ import annotations
 
 import json
-import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +21,7 @@ import torch
 from ...nn import build_architecture
 from ...nn import partial_stem  # noqa: F401  (registers the architectures)
 from ...training.alrc import ALRC
+from ...training.budget import BudgetedModule, SeededStream, checkpoint_state, cosine, fit_budgeted
 from .config import InpaintTrainConfig
 from .data import make_batch, mask_bank
 
@@ -86,8 +85,7 @@ def warm_start(net: torch.nn.Module, source) -> dict:
 
 
 def _lr(cfg: InpaintTrainConfig, frac: float) -> float:
-    frac = min(max(frac, 0.0), 1.0)
-    return cfg.lr * (cfg.lr_final_fraction + (1 - cfg.lr_final_fraction) * 0.5 * (1 + math.cos(math.pi * frac)))
+    return cfg.lr * cosine(frac, cfg.lr_final_fraction)
 
 
 def _ema(old: float | None, new: float, a: float = 0.95) -> float:
@@ -121,217 +119,121 @@ def _discriminator_step(disc, d_opt, replay, fake: torch.Tensor, real: torch.Ten
     return float(d_loss.detach())
 
 
-class BatchStream(torch.utils.data.IterableDataset):
-    """Endless training batches ``(x, y, truth)`` masked on the fly (:func:`~.data.make_batch`).
+class InpaintModule(BudgetedModule):
+    """The completion run: generator (and optional discriminators) with manual optimisation.
 
-    Each DDP rank and each DataLoader worker draws its own stream, seeded by ``(seed, rank, worker,
-    start_step)``; ``start_step`` is set when training (re)starts, so a resumed run does not replay
-    the batches it has already seen.
+    The learning rate follows a cosine from ``lr`` to ``lr * lr_final_fraction`` over whichever of
+    ``max_steps`` and ``time_budget_s`` runs out first. Ede's two-scale generator also trains its
+    auxiliary "trainer" head: its half-size completion gets the same loss (own ALRC statistics)
+    against the half-size target.
     """
 
-    def __init__(self, pool: list[np.ndarray], masks: list[np.ndarray], cfg: InpaintTrainConfig):
-        self.pool, self.masks, self.cfg = pool, masks, cfg
-        self.rank, self.start_step = 0, 0
+    def __init__(self, cfg: InpaintTrainConfig, net: torch.nn.Module, pool: list[np.ndarray],
+                 masks: list[np.ndarray], workdir: Path | None = None, verbose: bool = True):
+        def make(rng):
+            x, y, truth = make_batch(pool, masks, cfg.batch_size, cfg.crop, rng, cfg.blur_size, cfg.blur_sigma)
+            return torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(truth)
 
-    def __iter__(self):
-        info = torch.utils.data.get_worker_info()
-        worker = 0 if info is None else info.id
-        c = self.cfg
-        rng = np.random.default_rng([c.seed, self.rank, worker, self.start_step])
-        while True:
-            x, y, truth = make_batch(self.pool, self.masks, c.batch_size, c.crop, rng, c.blur_size, c.blur_sigma)
-            yield torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(truth)
+        super().__init__(SeededStream(make, cfg.seed), cfg.max_steps, cfg.time_budget_s, workdir,
+                         checkpoint_every_s=cfg.checkpoint_every_s)
+        self.cfg, self.verbose = cfg, verbose
+        self.net = net
+        self.clip = ALRC(mode="example", **cfg.alrc)
+        self.aux = bool(getattr(net, "arch_name", "") == "partial-stem-generator")
+        self.clip_aux = ALRC(mode="example", **cfg.alrc) if self.aux else None
+        self.disc = self.replay = None
+        if cfg.adversarial:
+            from ...nn.partial_stem import MultiScaleDiscriminator
+            from .adversarial import ReplayBuffer
 
+            self.disc = MultiScaleDiscriminator(cfg.disc_channels, tuple(cfg.disc_crop_sizes), cfg.disc_input)
+            self.replay = ReplayBuffer(cfg.replay_size, seed=cfg.seed)
+        self.running = {"loss": None, "rms": None, "nn": None, "g_adv": None, "d": None}
 
-def _lightning_module(cfg: InpaintTrainConfig, net: torch.nn.Module, stream: BatchStream,
-                      workdir: Path | None, verbose: bool):
-    """The LightningModule of one run (defined lazily so that importing this file does not import Lightning)."""
-    import lightning.pytorch as pl
+    def extra_state(self) -> dict:
+        st = {"running": dict(self.running), "config": self.cfg.model_dump(mode="json")}
+        if self.replay is not None:
+            st["replay"] = self.replay.state_dict()
+        return st
 
-    class InpaintModule(pl.LightningModule):
-        """Generator (and optional discriminators) trained with manual optimisation.
+    def load_extra_state(self, state: dict) -> None:
+        self.running.update(state.get("running", {}))
+        if self.replay is not None and "replay" in state:
+            self.replay.load_state_dict(state["replay"])
 
-        The learning rate follows a cosine from ``lr`` to ``lr * lr_final_fraction`` over whichever of
-        ``max_steps`` and ``time_budget_s`` runs out first; both count across resumes.
-        """
+    def on_train_start(self):
+        super().on_train_start()
+        if self.verbose and self.steps:
+            self.print(f"resumed at step {self.steps} ({self.elapsed_before:.0f} s)", flush=True)
 
-        def __init__(self):
-            super().__init__()
-            self.automatic_optimization = False
-            self.net = net
-            self.clip = ALRC(mode="example", **cfg.alrc)
-            # Ede's generator has an auxiliary "trainer" head: its half-size completion from the inner
-            # generator's features gets the same loss (own ALRC statistics) against the half-size target
-            self.aux = bool(getattr(net, "arch_name", "") == "partial-stem-generator")
-            self.clip_aux = ALRC(mode="example", **cfg.alrc) if self.aux else None
-            self.disc = self.replay = None
-            if cfg.adversarial:
-                from ...nn.partial_stem import MultiScaleDiscriminator
-                from .adversarial import ReplayBuffer
+    def configure_optimizers(self):
+        opt = torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr)
+        if self.disc is None:
+            return opt
+        return [opt, torch.optim.Adam(self.disc.parameters(), lr=self.cfg.disc_lr, betas=(0.5, 0.999))]
 
-                self.disc = MultiScaleDiscriminator(cfg.disc_channels, tuple(cfg.disc_crop_sizes), cfg.disc_input)
-                self.replay = ReplayBuffer(cfg.replay_size, seed=cfg.seed)
-            self.steps, self.elapsed_before = 0, 0.0
-            self._t0 = self._last_ck = time.time()
-            self.running = {"loss": None, "rms": None, "nn": None, "g_adv": None, "d": None}
-            self.losses: list[float] = []  # this call's per-step losses (rank 0's share under DDP)
-            self._log = None
-
-        # ------------------------------------------------------------------ bookkeeping
-        def elapsed(self) -> float:
-            return self.elapsed_before + time.time() - self._t0
-
-        def on_save_checkpoint(self, checkpoint):
-            checkpoint["inpaint"] = {"steps": self.steps, "elapsed": self.elapsed(), "running": dict(self.running),
-                                     "config": cfg.model_dump(mode="json")}
-            if self.replay is not None:
-                checkpoint["inpaint"]["replay"] = self.replay.state_dict()
-
-        def on_load_checkpoint(self, checkpoint):
-            st = checkpoint["inpaint"]
-            self.steps, self.elapsed_before = int(st["steps"]), float(st["elapsed"])
-            self.running.update(st.get("running", {}))
-            if self.replay is not None and "replay" in st:
-                self.replay.load_state_dict(st["replay"])
-
-        def on_train_start(self):
-            self._t0 = self._last_ck = time.time()
-            stream.rank, stream.start_step = self.global_rank, self.steps
-            if verbose and self.steps:
-                self.print(f"resumed at step {self.steps} ({self.elapsed_before:.0f} s)", flush=True)
-            if workdir is not None and self.global_rank == 0:
-                self._log = open(workdir / "log.csv", "a")
-
-        def on_train_end(self):
-            if self._log is not None:
-                self._log.close()
-                self._log = None
-
-        def configure_optimizers(self):
-            opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
-            if self.disc is None:
-                return opt
-            return [opt, torch.optim.Adam(self.disc.parameters(), lr=cfg.disc_lr, betas=(0.5, 0.999))]
-
-        # ------------------------------------------------------------------ one step
-        def training_step(self, batch, batch_idx):
-            x, y, truth = batch
-            opts = self.optimizers()
-            g_opt, d_opt = (opts[0], opts[1]) if self.disc is not None else (opts, None)
-            frac = max(self.steps / cfg.max_steps, self.elapsed() / cfg.time_budget_s)
-            for g in g_opt.optimizer.param_groups:
-                g["lr"] = _lr(cfg, frac)
-            if self.aux:
-                out, half = self.net(x, return_aux=True)
-                y_half = torch.nn.functional.avg_pool2d(y, 2)
-                loss = self.clip(cfg.loss_scale * ((out.float() - y) ** 2).mean(dim=(1, 2, 3))) \
-                    + self.clip_aux(cfg.loss_scale * ((half.float() - y_half) ** 2).mean(dim=(1, 2, 3)))
-            else:
-                out = self.net(x)  # losses in float32 also under mixed precision
-                loss = self.clip(cfg.loss_scale * ((out.float() - y) ** 2).mean(dim=(1, 2, 3)))
-            g_adv = d_loss = None
-            if self.disc is not None:
-                g_adv = _generator_adv_loss(self.disc, out, cfg.lambda_adv)
-                loss = loss + g_adv
-            g_opt.zero_grad()
-            self.manual_backward(loss)
-            g_opt.step()
-            if self.disc is not None:  # after the generator's step, so its graph saw the discriminators unchanged
-                d_loss = _discriminator_step(self.disc, d_opt, self.replay, out, y, self.manual_backward)
-            self.steps += 1
-            with torch.no_grad():
-                rms = float(((out.float() - truth) ** 2).mean().sqrt())
-                nnr = float(((x[:, :1] - truth) ** 2).mean().sqrt())
-            self.losses.append(float(loss.detach()))
-            r = self.running
-            r["loss"], r["rms"], r["nn"] = _ema(r["loss"], float(loss.detach())), _ema(r["rms"], rms), _ema(r["nn"], nnr)
-            if g_adv is not None:
-                r["g_adv"], r["d"] = _ema(r["g_adv"], float(g_adv.detach())), _ema(r["d"], d_loss)
-            if self.steps % cfg.log_every == 0 and self.global_rank == 0:
-                self._report()
-
-        def _report(self):
-            r, t = self.running, self.elapsed()
-            line = f"{self.steps},{t:.0f},{r['loss']:.4f},{r['rms']:.4f},{r['nn']:.4f}"
-            adv = ""
+    def training_step(self, batch, batch_idx):
+        cfg = self.cfg
+        x, y, truth = batch
+        opts = self.optimizers()
+        g_opt, d_opt = (opts[0], opts[1]) if self.disc is not None else (opts, None)
+        for g in g_opt.optimizer.param_groups:
+            g["lr"] = _lr(cfg, self.fraction())
+        if self.aux:
+            out, half = self.net(x, return_aux=True)
+            y_half = torch.nn.functional.avg_pool2d(y, 2)
+            loss = self.clip(cfg.loss_scale * ((out.float() - y) ** 2).mean(dim=(1, 2, 3))) \
+                + self.clip_aux(cfg.loss_scale * ((half.float() - y_half) ** 2).mean(dim=(1, 2, 3)))
+        else:
+            out = self.net(x)  # losses in float32 also under mixed precision
+            loss = self.clip(cfg.loss_scale * ((out.float() - y) ** 2).mean(dim=(1, 2, 3)))
+        g_adv = d_loss = None
+        if self.disc is not None:
+            g_adv = _generator_adv_loss(self.disc, out, cfg.lambda_adv)
+            loss = loss + g_adv
+        g_opt.zero_grad()
+        self.manual_backward(loss)
+        g_opt.step()
+        if self.disc is not None:  # after the generator's step, so its graph saw the discriminators unchanged
+            d_loss = _discriminator_step(self.disc, d_opt, self.replay, out, y, self.manual_backward)
+        with torch.no_grad():
+            rms = float(((out.float() - truth) ** 2).mean().sqrt())
+            nnr = float(((x[:, :1] - truth) ** 2).mean().sqrt())
+        r = self.running
+        r["loss"], r["rms"], r["nn"] = _ema(r["loss"], float(loss.detach())), _ema(r["rms"], rms), _ema(r["nn"], nnr)
+        if g_adv is not None:
+            r["g_adv"], r["d"] = _ema(r["g_adv"], float(g_adv.detach())), _ema(r["d"], d_loss)
+        due = (self.steps + 1) % cfg.log_every == 0
+        row = None
+        if due:
+            row = [self.steps + 1, f"{self.elapsed():.0f}", f"{r['loss']:.4f}", f"{r['rms']:.4f}", f"{r['nn']:.4f}"]
             if self.disc is not None:  # two more columns: the generator's adversarial loss, the discriminators' loss
-                line += f",{r['g_adv']:.4f},{r['d']:.4f}"
-                adv = f" g_adv={r['g_adv']:.4f} d={r['d']:.4f}"
-            if self._log is not None:
-                self._log.write(line + "\n")
-                self._log.flush()
-            if verbose:
-                print(f"step {self.steps} t={t:.0f}s loss={r['loss']:.4f} rms={r['rms']:.4f} "
-                      f"(nn infill {r['nn']:.4f}){adv}", flush=True)
-
-        def on_train_batch_end(self, outputs, batch, batch_idx):
-            strategy = self.trainer.strategy
-            # every rank must agree, or a DDP run would hang in the next collective
-            stop = self.steps >= cfg.max_steps or self.elapsed() >= cfg.time_budget_s
-            if strategy.reduce_boolean_decision(stop, all=False):
-                self.trainer.should_stop = True
-                return
-            if workdir is not None:
-                due = strategy.broadcast(time.time() - self._last_ck >= cfg.checkpoint_every_s, src=0)
-                if due:
-                    save_checkpoint(self.trainer, workdir)
-                    self._last_ck = time.time()
-
-    return InpaintModule()
-
-
-def save_checkpoint(trainer, workdir: Path) -> Path:
-    """``trainer.save_checkpoint`` to ``workdir/last.ckpt`` through a temporary name (a killed run never
-    leaves a truncated checkpoint); every rank calls it, rank 0 writes."""
-    tmp, final = workdir / "last.tmp.ckpt", workdir / "last.ckpt"
-    trainer.save_checkpoint(tmp, weights_only=False)
-    if trainer.is_global_zero:
-        tmp.replace(final)
-    trainer.strategy.barrier("inpaint-checkpoint")
-    return final
+                row += [f"{r['g_adv']:.4f}", f"{r['d']:.4f}"]
+        self.step_done(float(loss.detach()), row)
+        if due and self.verbose and self.global_rank == 0:
+            adv = f" g_adv={r['g_adv']:.4f} d={r['d']:.4f}" if self.disc is not None else ""
+            print(f"step {self.steps} t={self.elapsed():.0f}s loss={r['loss']:.4f} rms={r['rms']:.4f} "
+                  f"(nn infill {r['nn']:.4f}){adv}", flush=True)
 
 
 def train_network(net: torch.nn.Module, pool: list[np.ndarray], cfg: InpaintTrainConfig, *,
                   workdir: Path | None = None, resume: bool = True, verbose: bool = True,
-                  mask_size: int | None = None):
-    """Train ``net`` on ``pool`` (images in [0, 1]) with Lightning; returns the finished LightningModule.
+                  mask_size: int | None = None) -> InpaintModule:
+    """Train ``net`` on ``pool`` (images in [0, 1]) with Lightning; returns the finished module.
 
     With a ``workdir`` the run writes ``last.ckpt`` (every ``checkpoint_every_s`` and at the end) and
     ``log.csv``, and resumes from ``last.ckpt`` when ``resume``; without one nothing is written.
-    Masks are cut from a bank of ``mask_size`` px paths (default ``max(512, crop)``).
+    Masks are cut from a bank of ``mask_size`` px paths (default ``max(512, crop)``). The module's
+    ``is_global_zero_`` tells whether this process should save results (DDP).
     """
-    import warnings
-
-    import lightning.pytorch as pl
-
-    from ...training.config import resolve_precision
-
     masks = mask_bank(cfg.kinds, cfg.coverage_min, cfg.coverage_max, cfg.n_coverages, cfg.masks_per_level,
                       size=mask_size or max(512, cfg.crop), seed=cfg.seed)
-    stream = BatchStream(pool, masks, cfg)
-    module = _lightning_module(cfg, net, stream, workdir, verbose)
+    module = InpaintModule(cfg, net, pool, masks, workdir, verbose)
     if verbose:
         print(f"pool {len(pool)} images, {len(masks)} masks", flush=True)
-    loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=cfg.num_workers,
-                                         persistent_workers=False)
-    strategy = cfg.strategy
-    if cfg.adversarial and strategy == "ddp":  # the generator's and the discriminators' backward passes each
-        strategy = "ddp_find_unused_parameters_true"  # leave the other network's parameters without gradients
-    trainer = pl.Trainer(
-        accelerator=cfg.accelerator, devices=cfg.devices, strategy=strategy,
-        precision=resolve_precision(cfg.precision, cfg.accelerator), max_epochs=-1, max_steps=-1,
-        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        default_root_dir=workdir, num_sanity_val_steps=0, use_distributed_sampler=False)
-    ckpt = None
-    if workdir is not None and resume and (workdir / "last.ckpt").exists():
-        ckpt = str(workdir / "last.ckpt")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch.*")
-        warnings.filterwarnings("ignore", message=".*dataloader.*IterableDataset.*")
-        trainer.fit(module, train_dataloaders=loader, ckpt_path=ckpt)
-    if workdir is not None:
-        save_checkpoint(trainer, workdir)
+    trainer = fit_budgeted(module, resume=resume, accelerator=cfg.accelerator, devices=cfg.devices,
+                           strategy=cfg.strategy, precision=cfg.precision, num_workers=cfg.num_workers,
+                           find_unused_parameters=cfg.adversarial)
     module.is_global_zero_ = trainer.is_global_zero
     return module
 
@@ -407,9 +309,8 @@ def load_checkpoint_state(workdir: str | Path) -> tuple[dict, int, float]:
     ``last.pt`` of runs made before training moved to Lightning)."""
     wd = Path(workdir)
     if (wd / "last.ckpt").exists():
-        st = torch.load(wd / "last.ckpt", weights_only=False, map_location="cpu")
-        net = {k[4:]: v for k, v in st["state_dict"].items() if k.startswith("net.")}
-        return net, int(st["inpaint"]["steps"]), float(st["inpaint"]["elapsed"])
+        st = checkpoint_state(wd / "last.ckpt")
+        return st["modules"]["net"], st["steps"], st["elapsed"]
     if (wd / "last.pt").exists():
         st = torch.load(wd / "last.pt", weights_only=False, map_location="cpu")
         return st["net"], int(st["step"]), float(st["elapsed"])

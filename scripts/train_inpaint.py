@@ -17,4 +17,5 @@ if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     restart = "--no-resume" in sys.argv  # start over, replacing the workdir's checkpoint
     stem = main(args[0] if args else None, resume=not restart, overwrite=restart)
-    print(f"saved {stem}.safetensors")
+    if stem is not None:  # None on the other processes of a DDP run
+        print(f"saved {stem}.safetensors")

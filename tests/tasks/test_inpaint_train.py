@@ -70,14 +70,20 @@ def test_export_without_checkpoint_names_the_folder(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_process_ddp_run_on_the_cpu(tmp_path):
-    """``strategy: ddp`` with two CPU processes (gloo on loopback) trains, checkpoints once and logs once."""
+@pytest.mark.parametrize("adversarial", [False, True])
+def test_two_process_ddp_run_on_the_cpu(tmp_path, adversarial):
+    """``strategy: ddp`` with two CPU processes (gloo on loopback) trains, checkpoints once and logs once;
+    with the discriminators too (each backward pass leaves one network without gradients)."""
     cfg = dict(TINY, workdir=str(tmp_path / "ddp"), max_steps=4, time_budget_s=300, devices=2, strategy="ddp")
+    if adversarial:
+        cfg.update(crop=64, adversarial=True, disc_crop_sizes=[16, 32, 64], disc_input=32, disc_channels=4,
+                   replay_size=3)
     (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(cfg))
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore", MASTER_ADDR="127.0.0.1")
     r = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "ddp.yaml")], env=env, capture_output=True,
                        text=True, timeout=240, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("saved ") == 1  # rank 0 reports
     state, steps, _ = load_checkpoint_state(tmp_path / "ddp")
     assert steps == 4
     rows = (tmp_path / "ddp" / "log.csv").read_text().split()

@@ -249,8 +249,8 @@ def load_config(path: str | Path) -> InpaintTrainConfig:
 
 
 def main(config: InpaintTrainConfig | dict | str | Path | None = None, resume: bool = True,
-         overwrite: bool = False) -> Path:
-    """Run (or resume) a training run; returns the path stem of the saved model.
+         overwrite: bool = False) -> Path | None:
+    """Run (or resume) a training run; returns the path stem of the saved model (None on DDP ranks > 0).
 
     ``resume=False`` on a workdir that holds a checkpoint is refused unless ``overwrite=True``
     (which starts the run over from step 0).
@@ -285,8 +285,8 @@ def main(config: InpaintTrainConfig | dict | str | Path | None = None, resume: b
     pool, info = image_pool(cfg)
     module = train_network(net, pool, cfg, workdir=wd, resume=resume)
     stem = wd / "model"
-    if not module.is_global_zero_:
-        return stem
+    if not module.is_global_zero_:  # DDP: only rank 0 saves and reports
+        return None
     r = module.running
     card = {"task": "inpaint", "input_shape": [1, 2, 64, 64], "training_time_s": round(module.elapsed(), 1),
             "steps": module.steps,

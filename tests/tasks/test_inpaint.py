@@ -216,6 +216,10 @@ def test_fit_updates_weights():
     assert any(not torch.equal(a, b) for a, b in zip(before, est.net.parameters()))
     with pytest.raises(InputError):
         est.fit([np.zeros((8, 8))], crop=32)
+    if not torch.cuda.is_available():  # the estimator's device decides where fit trains
+        est.device = "cuda"
+        with pytest.raises(InputError, match="no CUDA GPU"):
+            est.fit(imgs, max_steps=1, crop=32, batch_size=2, n_coverages=2, kinds=["random"])
 
 
 # ----------------------------------------------------------------------------------- networks

@@ -111,6 +111,11 @@ class Inpainter:
             pool.append((a - lo) / (hi - lo) if hi > lo else np.zeros_like(a))
         if not pool:
             raise InputError("fit needs at least one image")
+        if self.device is not None and "accelerator" not in overrides:  # the estimator's device, unless told otherwise
+            from ...nn.device import resolve_device
+
+            dev = resolve_device(self.device)
+            cfg = cfg.model_copy(update={"accelerator": {"cuda": "gpu"}.get(dev.type, dev.type)})
         module = train_network(self.net, pool, cfg, verbose=False, mask_size=max(cfg.crop, 128))
         self.net.cpu()
         self.net.eval()

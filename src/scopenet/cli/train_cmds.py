@@ -112,16 +112,7 @@ def train_cmd(
             if init_task is None:
                 raise InputError("usage: scopenet train init TASK -o run.yaml")
             out = output or Path(f"{init_task}.yaml")
-            cfg = default_config(init_task)
-            if hasattr(cfg, "task"):
-                cfg.to_yaml(out, overwrite=overwrite)
-            else:  # a task-specific configuration: note the task at the top for the reader
-                import yaml
-
-                from .._fileutil import atomic_output
-
-                with atomic_output(out, overwrite=overwrite) as tmp:
-                    tmp.write_text(yaml.safe_dump({"task": init_task, **cfg.model_dump(mode="json")}, sort_keys=False))
+            default_config(init_task).to_yaml(out, overwrite=overwrite)
             typer.echo(f"wrote {out}")
             return
         if init_task is not None:

@@ -179,19 +179,27 @@ class RunConfig(_Base):
     @classmethod
     def from_yaml(cls, path: str | Path) -> "RunConfig":
         """Read a configuration; a missing file, bad YAML or invalid field raises ``ReadError``."""
-        path = Path(path)
-        if not path.is_file():
-            raise ReadError(path, "no such configuration file")
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ReadError(path, f"not valid YAML ({exc})") from exc
-        if not isinstance(raw, dict):
-            raise ReadError(path, "a run configuration must be a YAML mapping")
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            raise ReadError(path, f"invalid run configuration:\n{exc}") from exc
+        return read_yaml_model(cls, path, "run configuration")
+
+
+def read_yaml_model(model: type[BaseModel], path: str | Path, what: str, drop: tuple[str, ...] = ()) -> BaseModel:
+    """Validate the YAML mapping in ``path`` as ``model`` (keys in ``drop`` ignored); a missing file, bad
+    YAML, a non-mapping or an invalid field raises ``ReadError`` naming the file and ``what`` it should be."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReadError(path, "no such configuration file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ReadError(path, f"not valid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ReadError(path, f"a {what} must be a YAML mapping")
+    for k in drop:
+        raw.pop(k, None)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ReadError(path, f"invalid {what}:\n{exc}") from exc
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:

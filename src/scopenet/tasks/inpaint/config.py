@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 #: Ede's seven spiral coverages as *actual* fractions of probed pixels (thesis ch. 4): 1/17.9 ... 1/87.0
 EDE_COVERAGES = (1 / 17.9, 1 / 27.3, 1 / 38.2, 1 / 50.0, 1 / 60.5, 1 / 73.7, 1 / 87.0)
@@ -77,33 +77,21 @@ class InpaintTrainConfig(BaseModel):
         return self
 
     def to_yaml(self, path: str | Path, overwrite: bool = True) -> Path:
-        """Write the configuration as YAML (atomically; ``overwrite=False`` refuses an existing file)."""
+        """Write the configuration as YAML, headed ``task: inpaint`` (atomically; ``overwrite=False`` refuses
+        an existing file)."""
         from ..._fileutil import atomic_output
 
         path = Path(path)
         with atomic_output(path, overwrite=overwrite) as tmp:
-            tmp.write_text(yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False))
+            tmp.write_text(yaml.safe_dump({"task": "inpaint", **self.model_dump(mode="json")}, sort_keys=False))
         return path
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "InpaintTrainConfig":
         """Read a configuration; a missing file, bad YAML or an invalid field raises ``ReadError``."""
-        from ...errors import ReadError
+        from ...training.config import read_yaml_model
 
-        path = Path(path)
-        if not path.is_file():
-            raise ReadError(path, "no such configuration file")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ReadError(path, f"not valid YAML ({exc})") from exc
-        if not isinstance(raw, dict):
-            raise ReadError(path, "an inpainting training configuration must be a YAML mapping")
-        raw.pop("task", None)  # written by `scopenet train init inpaint` for the reader's benefit
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            raise ReadError(path, f"invalid inpainting training configuration:\n{exc}") from exc
+        return read_yaml_model(cls, path, "inpainting training configuration", drop=("task",))
 
 
 class InpaintConfig(BaseModel):

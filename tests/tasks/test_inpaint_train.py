@@ -137,3 +137,15 @@ def test_cli_trains_inpaint_from_its_own_configuration(tmp_path, monkeypatch):
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(raw))
     r = runner.invoke(app, ["train", "inpaint", "--config", "bad.yaml"])
     assert r.exit_code != 0 and "bad.yaml" in r.output and "crop" in r.output
+
+
+def test_absent_or_unknown_accelerator_is_a_clear_error_before_training(tmp_path):
+    from scopenet.errors import InputError
+
+    kw = dict(TINY, workdir=tmp_path / "run", max_steps=1, time_budget_s=60)
+    with pytest.raises(InputError, match="unknown accelerator 'tpu'"):
+        main(InpaintTrainConfig(**{**kw, "accelerator": "tpu"}))
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="no CUDA GPU"):
+            main(InpaintTrainConfig(**{**kw, "accelerator": "gpu"}))
+    assert not (tmp_path / "run" / "last.ckpt").exists()

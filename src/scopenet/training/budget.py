@@ -178,6 +178,21 @@ def save_checkpoint(trainer: pl.Trainer, workdir: Path) -> Path:
     return final
 
 
+def check_accelerator(accelerator: str) -> str:
+    """Lightning's name for ``accelerator`` ("cuda" -> "gpu"); an unknown name, or a GPU/MPS this machine lacks,
+    raises ``InputError`` (call it before expensive set-up, so a typo fails at once)."""
+    acc = {"cuda": "gpu"}.get(accelerator, accelerator)
+    if acc not in ("auto", "cpu", "gpu", "mps"):
+        from ..errors import InputError
+
+        raise InputError(f"unknown accelerator {accelerator!r} (use 'auto', 'cpu', 'gpu'/'cuda' or 'mps')")
+    if acc in ("gpu", "mps"):
+        from ..nn.device import resolve_device
+
+        resolve_device("cuda" if acc == "gpu" else "mps")
+    return acc
+
+
 def fit_budgeted(module: BudgetedModule, *, resume: bool = True, accelerator: str = "auto",
                  devices: int | str = 1, strategy: str = "auto", precision: str = "32", num_workers: int = 0,
                  find_unused_parameters: bool = False) -> pl.Trainer:
@@ -193,7 +208,7 @@ def fit_budgeted(module: BudgetedModule, *, resume: bool = True, accelerator: st
     loader = torch.utils.data.DataLoader(module.stream, batch_size=None, num_workers=num_workers)
     if strategy == "ddp" and find_unused_parameters:
         strategy = "ddp_find_unused_parameters_true"
-    acc = {"cuda": "gpu"}.get(accelerator, accelerator)
+    acc = check_accelerator(accelerator)
     trainer = pl.Trainer(
         accelerator=acc, devices=devices, strategy=strategy, precision=resolve_precision(precision, acc),
         max_epochs=-1, max_steps=-1, logger=False, enable_checkpointing=False, enable_progress_bar=False,

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from ...errors import InputError
-from ...training.budget import CHECKPOINT, BudgetedModule, SeededStream, checkpoint_state, cosine, fit_budgeted
+from ...training.budget import (CHECKPOINT, BudgetedModule, SeededStream, check_accelerator, checkpoint_state,
+                                cosine, fit_budgeted)
 from ...training.config import DataConfig, OptimConfig, RunConfig, TrainerConfig
 
 __all__ = ["default_config", "huber_mse_1000", "TrainingPool", "DenoiseModule", "main"]
@@ -198,6 +199,7 @@ def main(config: RunConfig | str | Path, resume: bool = False, *, progress: bool
     if config.task != "denoise":
         raise InputError(f"configuration is for task {config.task!r}, not 'denoise'")
     ex = {**default_config().extra, **config.extra}
+    check_accelerator(config.trainer.accelerator)  # before the pool is simulated
     torch.set_num_threads(int(ex.get("threads", 2)))
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,8 @@ import torch
 from ...nn import build_architecture
 from ...nn import partial_stem  # noqa: F401  (registers the architectures)
 from ...training.alrc import ALRC
-from ...training.budget import BudgetedModule, SeededStream, checkpoint_state, cosine, fit_budgeted
+from ...training.budget import (BudgetedModule, SeededStream, check_accelerator, checkpoint_state, cosine,
+                                fit_budgeted)
 from .config import InpaintTrainConfig
 from .data import make_batch, mask_bank
 
@@ -268,6 +269,7 @@ def main(config: InpaintTrainConfig | dict | str | Path | None = None, resume: b
         cfg = InpaintTrainConfig(**config)
     else:
         cfg = InpaintTrainConfig.from_yaml(config)
+    check_accelerator(cfg.accelerator)  # before the pool is simulated
     torch.set_num_threads(cfg.threads)
     wd = Path(cfg.workdir)
     if not resume and not overwrite and (wd / "last.ckpt").exists():

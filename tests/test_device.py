@@ -60,3 +60,29 @@ def test_estimators_honour_their_device_attribute():
     est.device = "cuda"
     with pytest.raises(InputError, match="no CUDA GPU"):
         est.predict(partial, mask)
+
+
+@pytest.mark.skipif(not NO_GPU, reason="checks the error on a machine without a GPU")
+def test_denoiser_classifier_and_superres_honour_their_device_attribute():
+    from scopenet.tasks.classify import TipClassifier
+    from scopenet.tasks.denoise.model import Denoiser
+    from scopenet.tasks.inpaint.superres import SuperResolver
+
+    img = np.random.default_rng(2).random((32, 32)).astype(np.float32)
+    den = Denoiser()
+    ok = den.predict(img)
+    den.device = "cpu"
+    np.testing.assert_array_equal(den.predict(img), ok)
+    den.device = "cuda"
+    with pytest.raises(InputError, match="no CUDA GPU"):
+        den.predict(img)
+    sr = SuperResolver()
+    sr.device = "cuda"
+    with pytest.raises(InputError, match="no CUDA GPU"):
+        sr.predict(img[:16, :16], factor=2)
+    clf = TipClassifier(size=32, epochs=1, batch_size=4)
+    clf.device = "cuda"
+    y = np.zeros((4, 6), np.float32)
+    y[:, 0] = 1
+    with pytest.raises(InputError, match="no CUDA GPU"):  # fit trains on the estimator's device too
+        clf.fit(np.random.default_rng(3).random((4, 32, 32)).astype(np.float32), y)

@@ -257,6 +257,17 @@ def cmd_simsix(a):
     te = np.load(a.test)
     Xt, Yt = prepare(te["images"], a.size), (te["labels6"] >= 0.5).astype(int)
     t = time.time()
+    target = "the simulation's soft labels"
+    if a.teacher:  # distillation: mix the labels with a teacher's flip/rotation-averaged probabilities
+        teacher = TipClassifier.pretrained(a.teacher)
+        Xs = X if teacher.config.size == a.size else np.concatenate([prepare(z["images"], teacher.config.size)
+                                                                      for z in tr])
+        P = teacher.predict_proba(Xs, tta=a.teacher_tta, inputs_prepared=True).astype(np.float32)
+        Y = (1 - a.teacher_weight) * Y + a.teacher_weight * P
+        target = (f"{1 - a.teacher_weight:g} x the simulation's soft labels + {a.teacher_weight:g} x the probabilities "
+                  f"of {a.teacher}{' (8 flips/rotations averaged)' if a.teacher_tta else ''}")
+        print(f"teacher {a.teacher} on {len(X)} training images: {time.time() - t:.0f}s", flush=True)
+        t = time.time()
     clf = TipClassifier(size=a.size, epochs=a.epochs, threads=a.threads, lr=a.lr, batch_size=a.batch,
                         balance=True, **_arch(a))
     clf.fit(X, Y, inputs_prepared=True, progress=True, init=a.init)
@@ -273,7 +284,8 @@ def cmd_simsix(a):
     real = _aucs(d.hard, clf.predict_proba(prepare(d.images, a.size), inputs_prepared=True))
     print("all gordon-hsi (never seen in training) per-category", np.round(real, 3), "macro",
           round(float(np.nanmean(real)), 4), flush=True)
-    clf.card_ = {"training_data": f"{len(X)} simulate.spm images (default config, seeds {a.seeds}); no real data",
+    clf.card_ = {"training_data": f"{len(X)} simulate.spm images (default config, seeds {a.seeds}); no real data; "
+                                  f"targets: {target}",
                  **({"init": clf.card_["init"]} if "init" in clf.card_ else {}),
                  "metrics": {**val, "sim_heldout_macro_auc": float(np.nanmean(auc)), "sim_heldout_n": len(Yt),
                              "sim_heldout_auc_per_category": dict(zip(clf.categories, np.round(auc, 4).tolist())),
@@ -334,6 +346,11 @@ def main(argv=None) -> int:
     ss.add_argument("--sim", nargs="+", required=True)
     ss.add_argument("--test", required=True)
     ss.add_argument("--seeds", default="")
+    ss.add_argument("--teacher", default=None,
+                    help="distil: model (name or path stem) whose probabilities are mixed into the targets")
+    ss.add_argument("--teacher-weight", type=float, default=0.5, help="weight of the teacher in the targets")
+    ss.add_argument("--teacher-tta", action=argparse.BooleanOptionalAction, default=True,
+                    help="average the teacher over the 8 flips/rotations (default on)")
     for p in (gb, ss):
         p.add_argument("--val", default=None, help="validation file (another held-out seed) for choosing recipes")
     sd = sub.add_parser("simdata")

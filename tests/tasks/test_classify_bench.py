@@ -41,3 +41,23 @@ def test_session_cv_retrains_the_shipped_recipe_with_its_member_starts(tmp_path,
         assert len(init) == ship.config.ensemble == len(starts)
         assert [None if m is None else m.card_["name"] for m in init] == starts
     assert len(r["cnn"]) == 1 and r["cnn"][0].shape == (6,) and r["p"][0].shape == (12, 6)
+
+
+def test_bench_main_scores_the_simulation_model_with_and_without_flip_averaging(monkeypatch):
+    from scopenet.tasks.classify import bench
+
+    tables = {}
+    monkeypatch.setattr(bench, "throughput", lambda clf, **kw: (1.0, 1.0))  # timing is not under test here
+    monkeypatch.setattr(bench, "_table", lambda title, header, rows: tables.update({title.split(" (")[0]: rows}))
+    assert bench.main(["--no-cv", "--sim-n", "40", "--tta"]) == 0
+    sim = dict(tables["held-out simulated data"])
+    assert 0 <= sim["good/bad accuracy"] <= 1
+    if "hsi-six-sim macro AUC" not in sim:  # the simulation model is not installed
+        return
+    plain, tta = sim["hsi-six-sim macro AUC"], sim["hsi-six-sim macro AUC, 8 flips/rotations averaged (tta)"]
+    assert 0.5 < plain <= 1 and 0.5 < tta <= 1
+    assert plain != tta  # the averaged probabilities rank the images differently
+    assert bench.main(["--no-cv", "--sim-n", "40"]) == 0  # without --tta: no averaged row, the same plain figure
+    again = dict(tables["held-out simulated data"])
+    assert again["hsi-six-sim macro AUC"] == plain
+    assert "hsi-six-sim macro AUC, 8 flips/rotations averaged (tta)" not in again

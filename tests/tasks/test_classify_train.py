@@ -74,6 +74,14 @@ def test_cli_classify_writes_csv_and_cam_and_names_bad_files(tmp_path):
     assert list(df.columns) == ["file", "bad_blurry", "rows", "labels"] and len(df) == 2
     np.testing.assert_allclose(df[["bad_blurry", "rows"]].to_numpy(), clf.predict_proba(x[:2]), atol=1e-4)
     assert len(list((tmp_path / "cams").glob("*.png"))) == 2
+    # --tta: the flip/rotation-averaged probabilities, which differ from the plain ones
+    out_t = tmp_path / "out_tta.csv"
+    res = runner.invoke(app, ["classify", str(tmp_path / "a0.npy"), str(tmp_path / "a1.npy"),
+                              "--model", str(tmp_path / "m"), "--tta", "-o", str(out_t)])
+    assert res.exit_code == 0, res.output
+    pt = pd.read_csv(out_t)[["bad_blurry", "rows"]].to_numpy()
+    np.testing.assert_allclose(pt, clf.predict_proba(x[:2], tta=True), atol=1e-4)
+    assert np.abs(pt - clf.predict_proba(x[:2])).max() > 2e-4  # above the CSV's 4-decimal rounding
     # an unreadable file: error names it, exit 1, no CSV written
     (tmp_path / "junk.tif").write_bytes(b"not an image at all")
     out2 = tmp_path / "out2.csv"

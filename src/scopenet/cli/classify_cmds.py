@@ -57,6 +57,7 @@ def classify_cmd(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="CSV file for the results."),
     threshold: Optional[float] = typer.Option(
         None, help="Decision threshold for multi-label models (default: each category's from the model card)."),
+    tta: bool = typer.Option(False, "--tta", help="Average over the 8 flips/rotations of each image (8x the time)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing CSV."),
 ):
     """Judge tip state / image quality of SPM images; print a table and write CSV."""
@@ -76,7 +77,7 @@ def classify_cmd(
         clf = TipClassifier.pretrained(model) if "/" not in model and not model.endswith(".json") \
             else TipClassifier.load(Path(model))
         arrays = [_read_2d(p) for p in images]  # any unreadable file stops here, before anything is written
-        df = classify(arrays, clf, threshold=threshold)
+        df = classify(arrays, clf, threshold=threshold, tta=tta)
         df.insert(0, "file", [str(p) for p in images])
         with atomic_output(out, overwrite=overwrite) as tmp:
             df.to_csv(tmp, index=False, float_format="%.4f")

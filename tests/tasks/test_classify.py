@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from scopenet.errors import InputError, ReadError, WriteError
+from scopenet.nn.cnn import TipNet, TipResNet
 from scopenet.tasks.classify import ClassifierConfig, TipClassifier, classify
 from scopenet.tasks.classify.model import one_cycle, soft_bce, soft_cross_entropy
 from scopenet.tasks.classify.preprocess import (
@@ -387,3 +388,66 @@ def test_line_branch_learns_to_count_scarred_lines_and_round_trips(tmp_path):
     assert back.cam(xt[:3], "many").shape == (3, 16, 16)
     with pytest.raises(InputError, match="line_k"):
         TipClassifier(**{**kw, "arch": "tipresnet"}).fit(x, y)
+
+
+def test_fast_cpu_inference_matches_the_eager_network(blob_model):
+    import copy
+
+    from scopenet.nn.ensemble import LogitEnsemble
+    from scopenet.nn.fast import cpu_fast_forward
+
+    x = torch.randn(5, 1, 16, 16)
+    res = TipResNet(n_classes=3, widths=(4, 8)).eval()
+    lined = TipNet(n_classes=2, channels=(4, 8), line_k=2).eval()
+    for net in (blob_model.net_, res, lined, LogitEnsemble.of([res, copy.deepcopy(res)]).eval()):
+        fast = cpu_fast_forward(net)
+        assert fast is not None, type(net).__name__
+        with torch.inference_mode():
+            torch.testing.assert_close(fast(x), net(x), rtol=1e-4, atol=1e-4)
+    assert cpu_fast_forward(res.train()) is None  # dropout/BN statistics: training mode stays eager
+
+
+def test_predict_uses_the_fast_path_with_the_same_outputs_and_follows_a_new_network(blob_model, tmp_path):
+    x = np.random.default_rng(3).normal(size=(7, 16, 16)).astype(np.float32)
+    blob_model.save(tmp_path / "m")
+    clf = TipClassifier.load(tmp_path / "m")
+    p_fast, p_eager = clf.predict_proba(x), _eager(clf).predict_proba(x)
+    assert clf._fast[1] is not None  # the fast forward was built, checked against the eager net and kept
+    np.testing.assert_allclose(p_fast, p_eager, atol=1e-5)
+    # a network swapped in (as fit() does) is not served by the old fast copy
+    clf.net_ = TipClassifier.load(tmp_path / "m").net_
+    with torch.no_grad():
+        for prm in clf.net_.parameters():
+            prm.mul_(0.5)
+    p_new = clf.predict_proba(x)
+    np.testing.assert_allclose(p_new, _eager(clf).predict_proba(x), atol=1e-5)
+    assert np.abs(p_new - p_fast).max() > 1e-3
+
+
+def _eager(clf: TipClassifier) -> TipClassifier:
+    e = TipClassifier(clf.config)
+    e.net_, e.card_, e.fast_cpu = clf.net_, clf.card_, False
+    return e
+
+
+def test_tta_views_follow_the_card_and_the_scan_line_order(blob_model):
+    from scopenet.tasks.classify.preprocess import TTA_ORDER
+
+    x = np.random.default_rng(4).normal(size=(6, 16, 16)).astype(np.float32)
+    X = blob_model._inputs(x)
+    net = blob_model.net_.eval()
+    with torch.no_grad():
+        per_view = [net(dihedral(torch.from_numpy(X), k)).numpy() for k in TTA_ORDER]
+    assert set(TTA_ORDER) == set(range(8)) and TTA_ORDER[:4] == (0, 2, 4, 6)  # rows stay rows first
+    for n in (1, 2, 4, 8):
+        np.testing.assert_allclose(blob_model.predict_logits(x, tta=n), np.mean(per_view[:n], 0), atol=1e-4)
+    np.testing.assert_allclose(blob_model.predict_logits(x, tta=True), np.mean(per_view, 0), atol=1e-4)
+    card = dict(blob_model.card_)
+    try:
+        blob_model.card_ = {**card, "tta_views": 2}
+        np.testing.assert_allclose(blob_model.predict_logits(x), np.mean(per_view[:2], 0), atol=1e-4)
+        np.testing.assert_allclose(blob_model.predict_logits(x, tta=False), per_view[0], atol=1e-4)
+    finally:
+        blob_model.card_ = card
+    with pytest.raises(InputError, match="views 1..8"):
+        blob_model.predict_logits(x, tta=9)

@@ -29,7 +29,7 @@ def test_session_cv_retrains_the_shipped_recipe_with_its_member_starts(tmp_path,
         return fit(self, *args, **kw)
 
     monkeypatch.setattr(TipClassifier, "fit", spy)
-    r = session_cv(tmp_path, folds=2, limit=1, epochs=1, baselines=False)
+    r = session_cv(tmp_path, folds=2, limit=1, epochs=1, baselines=False, views=(2,))
     ship = TipClassifier.pretrained("hsi-six")
     (cfg, init), = seen
     # the shipped settings (ensemble size, network, input size), only the epochs and the fold's seed changed
@@ -41,9 +41,12 @@ def test_session_cv_retrains_the_shipped_recipe_with_its_member_starts(tmp_path,
         assert len(init) == ship.config.ensemble == len(starts)
         assert [None if m is None else m.card_["name"] for m in init] == starts
     assert len(r["cnn"]) == 1 and r["cnn"][0].shape == (6,) and r["p"][0].shape == (12, 6)
+    # the CNN predicts with the shipped card's views; other view counts are reported beside it
+    assert r["shipped_views"] == len(ship._views(None))
+    assert list(r["views"]) == [2] and len(r["views"][2]) == 1 and r["views"][2][0].shape == (6,)
 
 
-def test_bench_main_scores_the_simulation_model_with_and_without_flip_averaging(monkeypatch):
+def test_bench_main_scores_the_simulation_model_on_its_default_views_and_on_1_and_8(monkeypatch):
     from scopenet.tasks.classify import bench
 
     tables = {}
@@ -52,12 +55,17 @@ def test_bench_main_scores_the_simulation_model_with_and_without_flip_averaging(
     assert bench.main(["--no-cv", "--sim-n", "40", "--tta"]) == 0
     sim = dict(tables["held-out simulated data"])
     assert 0 <= sim["good/bad accuracy"] <= 1
-    if "hsi-six-sim macro AUC" not in sim:  # the simulation model is not installed
+    if "classify-hsi-six-sim" not in bench._installed():
         return
-    plain, tta = sim["hsi-six-sim macro AUC"], sim["hsi-six-sim macro AUC, 8 flips/rotations averaged (tta)"]
-    assert 0.5 < plain <= 1 and 0.5 < tta <= 1
-    assert plain != tta  # the averaged probabilities rank the images differently
-    assert bench.main(["--no-cv", "--sim-n", "40"]) == 0  # without --tta: no averaged row, the same plain figure
+    n = len(TipClassifier.pretrained("hsi-six-sim")._views(None))
+    default = sim[f"hsi-six-sim macro AUC ({n} view{'s' * (n > 1)}, the card's default)"]
+    others = {k: sim[f"hsi-six-sim macro AUC, {k} view{'s' * (k > 1)}"] for k in (1, 8) if k != n}
+    assert others and all(0.5 < v <= 1 for v in [default, *others.values()])
+    assert all(v != default for v in others.values())  # averaged probabilities rank the images differently
+    # the speed table times the default and the 1- and 8-view predictors: column "views"
+    speed = tables["CPU inference"]
+    assert {r[3] for r in speed if r[0] == "hsi-six-sim"} == {1, 8, n}
+    assert bench.main(["--no-cv", "--sim-n", "40"]) == 0  # without --tta: the default only, the same figure
     again = dict(tables["held-out simulated data"])
-    assert again["hsi-six-sim macro AUC"] == plain
-    assert "hsi-six-sim macro AUC, 8 flips/rotations averaged (tta)" not in again
+    assert again[f"hsi-six-sim macro AUC ({n} view{'s' * (n > 1)}, the card's default)"] == default
+    assert not any(", 8 views" in k or ", 1 view" in k for k in again)

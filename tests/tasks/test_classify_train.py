@@ -77,7 +77,7 @@ def test_cli_classify_writes_csv_and_cam_and_names_bad_files(tmp_path):
     # --tta: the flip/rotation-averaged probabilities, which differ from the plain ones
     out_t = tmp_path / "out_tta.csv"
     res = runner.invoke(app, ["classify", str(tmp_path / "a0.npy"), str(tmp_path / "a1.npy"),
-                              "--model", str(tmp_path / "m"), "--tta", "-o", str(out_t)])
+                              "--model", str(tmp_path / "m"), "--tta", "8", "-o", str(out_t)])
     assert res.exit_code == 0, res.output
     pt = pd.read_csv(out_t)[["bad_blurry", "rows"]].to_numpy()
     np.testing.assert_allclose(pt, clf.predict_proba(x[:2], tta=True), atol=1e-4)

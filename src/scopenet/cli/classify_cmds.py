@@ -57,7 +57,9 @@ def classify_cmd(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="CSV file for the results."),
     threshold: Optional[float] = typer.Option(
         None, help="Decision threshold for multi-label models (default: each category's from the model card)."),
-    tta: bool = typer.Option(False, "--tta", help="Average over the 8 flips/rotations of each image (8x the time)."),
+    tta: Optional[int] = typer.Option(
+        None, "--tta", min=1, max=8,
+        help="Average over this many flips/rotations of each image (8 = all; N x the time). Default: the model card's."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing CSV."),
 ):
     """Judge tip state / image quality of SPM images; print a table and write CSV."""

@@ -135,6 +135,11 @@ def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
     return y.flip(-1) if k >= 4 else y
 
 
+#: order in which test-time augmentation takes the dihedral transforms: first those that keep the
+#: scan lines horizontal (identity, half turn, left-right flip, up-down flip), then the quarter turns
+TTA_ORDER = (0, 2, 4, 6, 1, 3, 5, 7)
+
+
 def random_dihedral(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Apply an independent random dihedral transform to every image of ``x`` [B, C, H, W] (square)."""
     ks = torch.randint(0, 8, (x.shape[0],), generator=generator)

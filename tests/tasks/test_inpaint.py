@@ -136,6 +136,7 @@ def test_tta_averages_the_eight_transformed_completions(scan64):
 
     img, m = scan64
     est = _perturbed()
+    est.config.fourier = "off"  # the network's averaging alone (the Fourier check would run per transform)
     plain = est.predict(img * m, m)
     tta = est.predict(img * m, m, tta=True)
     manual = np.mean([dihedral_inverse(est.predict(dihedral(img * m, k), dihedral(m, k)), k) for k in range(8)], 0)
@@ -349,3 +350,70 @@ def test_bench_run_reports_raw_and_blurred_truth_errors(scan64):
     assert r["linear"]["rms_blur_lp"][0] == pytest.approx(
         float(np.sqrt(np.mean((blur_target(img) - blur_target(B.linear(img * m, m))) ** 2))), rel=1e-5)
     assert set(prof["random 1/10"]) == {"model", "nearest", "linear"}
+
+
+def _lattice(n=128):
+    yy, xx = np.mgrid[:n, :n]
+    return (0.5 + 0.25 * np.cos(2 * np.pi * xx / 6.1) + 0.25 * np.cos(2 * np.pi * (0.5 * xx + yy) / 7.3)).astype(np.float32)
+
+
+def _cells(n=128, seed=0):
+    """Piecewise-constant random cells: edges everywhere, no periodicity."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:n, :n]
+    pts = rng.random((40, 2)) * n
+    lab = np.argmin((yy[..., None] - pts[:, 0]) ** 2 + (xx[..., None] - pts[:, 1]) ** 2, -1)
+    return rng.random(40)[lab].astype(np.float32)
+
+
+def _rms(a, b):
+    return float(np.sqrt(np.mean((a - b) ** 2)))
+
+
+def test_sparse_fourier_recovers_a_lattice_between_the_spiral_rings_and_keeps_the_samples():
+    im, m = _lattice(), scans.spiral_mask(128, 1 / 10)
+    out = B.sparse_fourier(im * m, m)
+    assert out.dtype == np.float32 and out.shape == im.shape
+    np.testing.assert_array_equal(out[m], im[m])
+    assert _rms(out, im) < 0.25 * _rms(B.linear(im * m, m), im)
+    with pytest.raises(InputError, match="keep"):
+        B.sparse_fourier(im * m, m, keep=(0.01, 0.001))
+    with pytest.raises(InputError, match="start shape"):
+        B.sparse_fourier(im * m, m, start=np.zeros((5, 5)))
+
+
+def test_fourier_check_says_yes_for_a_lattice_and_no_for_cells():
+    from scopenet.tasks.inpaint.model import fourier_helps
+
+    m = scans.spiral_mask(128, 1 / 10)
+    assert fourier_helps(B.nearest, _lattice(), m)
+    cells = _cells()
+    assert not fourier_helps(B.nearest, cells, m)
+    # and the check is right: on the cells the refinement would have made things worse
+    assert _rms(B.sparse_fourier(cells * m, m, start=B.nearest(cells * m, m)), cells) > _rms(B.nearest(cells * m, m), cells)
+    assert not fourier_helps(B.nearest, _lattice(), scans.sublattice_mask(128, step=4))  # aliasing: never
+    tiny = np.zeros((20, 20), bool)
+    tiny[::4, ::4] = True  # too few 16-px squares with samples for a check: no refinement
+    assert not fourier_helps(B.nearest, np.ones((20, 20), np.float32), tiny)
+
+
+def test_inpainter_fourier_modes_and_provenance():
+    from scopenet.image.micrograph import Axis, Micrograph
+
+    m = scans.spiral_mask(128, 1 / 10)
+    est = Inpainter()  # untrained: the network returns the NN infill
+    for im, expect in ((_lattice() * 7 + 3, True), (_cells() * 7 + 3, False)):
+        off = est.predict(im * m, m, fourier="off")
+        assert est.last_fourier_ is False
+        on = est.predict(im * m, m, fourier="on")
+        assert est.last_fourier_ is True
+        auto = est.predict(im * m, m)  # the config's default, "auto"
+        assert est.last_fourier_ is expect
+        np.testing.assert_allclose(auto, on if expect else off, atol=1e-5)
+        np.testing.assert_allclose(off, B.nearest(im * m, m), rtol=1e-5)
+    assert _rms(on, off) > 0  # "on" refines even where it does not help
+    with pytest.raises(InputError, match="fourier"):
+        est.predict(m * 1.0, m, fourier="maybe")
+    mg = Micrograph(_lattice() * m, axes=[Axis("y", 128, 0.1, unit="nm"), Axis("x", 128, 0.1, unit="nm")])
+    out = est.predict(mg, m)
+    assert out.provenance[-1]["params"]["fourier"] is True

@@ -72,3 +72,22 @@ def test_bad_masks(tmp_path, model_stem, scan_files):
     r = runner.invoke(app, ["inpaint", str(scan), "-o", str(out), "--model", model_stem])
     assert r.exit_code == 1 and "exactly one" in r.output
     assert not out.exists()
+
+
+def test_fourier_option(tmp_path, model_stem):
+    yy, xx = np.mgrid[:96, :96]
+    img = (0.5 + 0.25 * np.cos(2 * np.pi * xx / 6.1) + 0.25 * np.cos(2 * np.pi * (0.5 * xx + yy) / 7.3)).astype(np.float32)
+    m = scans.spiral_mask(96, 1 / 10)
+    scan, mask = _write(tmp_path / "lat.tif", img * m), _write(tmp_path / "lat-mask.tif", m.astype(np.float32))
+    est = Inpainter.load(model_stem)
+    for mode in ("on", "off"):
+        out = tmp_path / f"{mode}.tif"
+        r = runner.invoke(app, ["inpaint", str(scan), "--mask", str(mask), "-o", str(out), "--model", model_stem,
+                                "--fourier", mode])
+        assert r.exit_code == 0, r.output
+        assert ("refined by Fourier sparsity" in r.output) == (mode == "on")
+        np.testing.assert_allclose(sn.read(out).data, est.predict(img * m, m, fourier=mode), rtol=1e-5, atol=1e-5)
+    out = tmp_path / "bad.tif"
+    r = runner.invoke(app, ["inpaint", str(scan), "--mask", str(mask), "-o", str(out), "--model", model_stem,
+                            "--fourier", "sometimes"])
+    assert r.exit_code == 1 and "--fourier" in r.output and not out.exists()

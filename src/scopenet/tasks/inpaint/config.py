@@ -103,3 +103,6 @@ class InpaintConfig(BaseModel):
     overlap: int = 64
     normalise: Literal["scanned", "none"] = "scanned"
     keep_scanned: bool = False
+    #: refine the network's completion by Fourier sparsity (:func:`~scopenet.tasks.inpaint.baselines.sparse_fourier`):
+    #: "auto" when a check on the scan's own withheld samples says it helps (periodic specimens), "on", "off"
+    fourier: Literal["auto", "on", "off"] = "auto"

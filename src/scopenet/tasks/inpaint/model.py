@@ -17,7 +17,7 @@ from ...nn import build_architecture
 from ...nn import partial_stem  # noqa: F401  (registers the inpainting architectures)
 from ...simulate.scans import nn_infill
 from ...training.data import dihedral_tta
-from .baselines import check_scan
+from .baselines import check_scan, is_sublattice, sparse_fourier
 from .config import InpaintConfig, InpaintTrainConfig
 
 DEFAULT_MODEL = "inpaint-default"
@@ -52,6 +52,7 @@ class Inpainter:
     """
 
     device: str | None = None
+    last_fourier_: bool = False  #: whether the last predict() refined by Fourier sparsity
 
     def __init__(self, net: torch.nn.Module | None = None, config: InpaintConfig | None = None,
                  card: dict | None = None):
@@ -134,7 +135,7 @@ class Inpainter:
             x = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode=mode)
         return run_numpy(self.net, x, self.device)[:, 0, :h, :w]
 
-    def predict(self, partial, mask, tta: bool = False) -> np.ndarray | Micrograph:
+    def predict(self, partial, mask, tta: bool = False, fourier: str | None = None) -> np.ndarray | Micrograph:
         """Complete one partial scan.
 
         Parameters
@@ -146,6 +147,12 @@ class Inpainter:
         tta : bool
             Average the completions of the 8 flips/rotations of the scan (8x the time; about 2% lower
             RMS on the held-out STEM benchmark, ``scopenet bench inpaint --tta``).
+        fourier : {"auto", "on", "off"}, optional
+            Refine the network's completion by sparsity in Fourier space
+            (:func:`~scopenet.tasks.inpaint.baselines.sparse_fourier`), which recovers crystal lattices
+            between the scanned lines. "auto" (the config's default) first withholds the samples of 1/8
+            of the image's squares (as wide as the scan's large gaps), completes the rest both ways and refines only if that predicts the withheld
+            samples better (:func:`fourier_helps`); :attr:`last_fourier_` says what was done.
 
         Returns
         -------
@@ -163,6 +170,12 @@ class Inpainter:
             out = dihedral_tta(lambda pm: self._normalised(pm[0], pm[1] > 0), np.stack([pn, m.astype(np.float32)]))
         else:
             out = self._normalised(pn, m)
+        mode = self.config.fourier if fourier is None else fourier
+        if mode not in ("auto", "on", "off"):
+            raise InputError(f"fourier must be 'auto', 'on' or 'off', got {mode!r}")
+        self.last_fourier_ = mode == "on" or (mode == "auto" and fourier_helps(self._normalised, pn, m))
+        if self.last_fourier_:
+            out = sparse_fourier(pn, m, start=out)
         out = out * span + lo
         if self.config.keep_scanned:
             out[m] = p[m]
@@ -170,7 +183,7 @@ class Inpainter:
         if img is None:
             return out
         return img.with_data(out, operation="inpaint", model=self.card.get("name", "untrained"),
-                             coverage=float(m.mean()), tta=bool(tta))
+                             coverage=float(m.mean()), tta=bool(tta), fourier=bool(self.last_fourier_))
 
     def _normalised(self, pn: np.ndarray, m: np.ndarray) -> np.ndarray:
         """Completion of a normalised partial scan ``pn`` (zeros off the path) with mask ``m``."""
@@ -198,6 +211,48 @@ class Inpainter:
         return (out / wsum).astype(np.float32)
 
 
+def fourier_helps(complete, pn: np.ndarray, m: np.ndarray, block: int | None = None, fraction: float = 0.125,
+                  seed: int = 0) -> bool:
+    """Does Fourier-sparsity refinement help on this scan? A check on the scan's own samples.
+
+    The image is cut into ``block`` x ``block`` squares (default: twice the 90th percentile of the
+    distance from an unscanned pixel to the nearest sample, so the withheld gaps are as wide as the
+    scan's own large gaps); the scanned pixels of a random ``fraction`` of the squares that hold any
+    are withheld. The rest is completed by ``complete(partial, mask)``
+    (the network) and refined by :func:`~scopenet.tasks.inpaint.baselines.sparse_fourier`; the
+    refinement is judged helpful when it predicts the withheld samples with the smaller mean squared
+    error. Withheld squares leave gaps like those between a sparse path's lines, so the check
+    measures the kind of error that matters. Scans too small or too sparse for the check (fewer than
+    8 squares with samples) answer False, and so do uniform sub-lattice scans, whose regular sampling
+    makes every frequency alias others (there the refinement made completions 1.3-2.7x worse in
+    ``benchmarks/results/inpaint.md``).
+    """
+    if is_sublattice(m):  # regular sampling aliases every frequency: sparsity cannot tell them apart
+        return False
+    h, w = m.shape
+    if block is None:  # squares as wide as the scan's own large gaps: twice the 90th-percentile distance to a sample
+        from scipy import ndimage
+
+        d = ndimage.distance_transform_edt(~m)
+        block = int(np.clip(np.ceil(2 * np.percentile(d[~m], 90)) if (~m).any() else 4, 4, max(4, min(h, w) // 4)))
+    nbx = -(-w // block)
+    blk = (np.arange(h)[:, None] // block) * nbx + (np.arange(w)[None, :] // block)
+    ids = np.unique(blk[m])
+    if len(ids) < 8:
+        return False
+    rng = np.random.default_rng(seed)
+    held = np.isin(blk, rng.choice(ids, size=max(1, int(round(len(ids) * fraction))), replace=False)) & m
+    kept = m & ~held
+    if kept.sum() < 16:
+        return False
+    p2 = np.where(kept, pn, 0).astype(np.float32)
+    net = complete(p2, kept)
+    ref = sparse_fourier(p2, kept, start=net)
+    e_net = float(np.mean((net[held] - pn[held]) ** 2))
+    e_ref = float(np.mean((ref[held] - pn[held]) ** 2))
+    return e_ref < e_net
+
+
 #: installed specialists that :class:`AutoInpainter` may route to (each card holds ``coverage_range``)
 SPECIALISTS = ("inpaint-dense",)
 
@@ -216,6 +271,8 @@ class AutoInpainter:
     default : Inpainter
     specialists : sequence of Inpainter
     """
+
+    last_fourier_: bool = False  #: whether the last predict() refined by Fourier sparsity
 
     def __init__(self, default: Inpainter, specialists=()):
         self.default = default
@@ -263,16 +320,19 @@ class AutoInpainter:
                 return sp
         return self.default
 
-    def predict(self, partial, mask, tta: bool = False) -> np.ndarray | Micrograph:
+    def predict(self, partial, mask, tta: bool = False, fourier: str | None = None) -> np.ndarray | Micrograph:
         """Complete one partial scan with the routed model (see :meth:`Inpainter.predict`)."""
-        return self.route(mask).predict(partial, mask, tta=tta)
+        est = self.route(mask)
+        out = est.predict(partial, mask, tta=tta, fourier=fourier)
+        self.last_fourier_ = est.last_fourier_
+        return out
 
 
 _CACHE: dict[str, "Inpainter | AutoInpainter"] = {}
 
 
 def inpaint(partial, mask, model: "str | Inpainter | AutoInpainter" = "auto",
-            tta: bool = False) -> np.ndarray | Micrograph:
+            tta: bool = False, fourier: str | None = None) -> np.ndarray | Micrograph:
     """Complete a sparse scan with a pretrained model (``sn.inpaint``).
 
     Parameters
@@ -284,6 +344,9 @@ def inpaint(partial, mask, model: "str | Inpainter | AutoInpainter" = "auto",
         coverage-agnostic model alone), another installed model name, a path stem, or an estimator.
     tta : bool
         Average over the 8 flips/rotations (see :meth:`Inpainter.predict`).
+    fourier : {"auto", "on", "off"}, optional
+        Fourier-sparsity refinement for periodic specimens (see :meth:`Inpainter.predict`); default
+        the model's config ("auto").
 
     Returns
     -------
@@ -295,4 +358,4 @@ def inpaint(partial, mask, model: "str | Inpainter | AutoInpainter" = "auto",
         if model not in _CACHE:
             _CACHE[model] = AutoInpainter.pretrained() if model == "auto" else Inpainter.pretrained(model)
         est = _CACHE[model]
-    return est.predict(partial, mask, tta=tta)
+    return est.predict(partial, mask, tta=tta, fourier=fourier)

@@ -210,12 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  slow baselines (biharmonic, TV) only on the first {a.slow_images} image(s) and at "
           f"{', '.join(sorted(slow_masks))} (they take tens of s per 512x512 image here); "
           "biharmonic runs in 128 px tiles (overlap 16)")
-    chosen: dict[float, list[bool]] = {}
+    chosen: dict[int, list[bool]] = {}
 
     def model_fn(p, m, tta=False):
         out = model.predict(p, m, tta=tta, fourier=a.fourier)
         if not tta:
-            chosen.setdefault(round(float(m.mean()), 6), []).append(bool(model.last_fourier_))
+            chosen.setdefault(id(m), []).append(bool(model.last_fourier_))  # run() passes each mask object as is
         return out
 
     methods = {"model": model_fn, "nearest": B.nearest, "linear": B.linear, "cubic": B.cubic}
@@ -270,8 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             prow.append([label, k] + [f"{v:.4f}" for v in mean])
     t3 = _table(["mask", "method"] + [f"d={s} px" for s in DIST_LABELS], prow)
     t4 = _table(["mask", "scans refined by Fourier sparsity"],
-                [[label, f"{sum(chosen.get(round(float(m.mean()), 6), []))} of "
-                         f"{len(chosen.get(round(float(m.mean()), 6), []))}"] for label, m, _ in masks])
+                [[label, f"{sum(chosen.get(id(m), []))} of {len(chosen.get(id(m), []))}"] for label, m, _ in masks])
     shared = default_folder()
     fx = fixtures_check(model, shared.parent.parent) if shared is not None and not a.images else None
     text = [f"images: {', '.join(nm for nm, _ in images)} ({source}), {size}x{size} centre crops in [0, 1]",

@@ -42,7 +42,7 @@ def test_session_cv_retrains_the_shipped_recipe_with_its_member_starts(tmp_path,
         assert [None if m is None else m.card_["name"] for m in init] == starts
     assert len(r["cnn"]) == 1 and r["cnn"][0].shape == (6,) and r["p"][0].shape == (12, 6)
     # the CNN predicts with the shipped card's views; other view counts are reported beside it
-    assert r["shipped_views"] == len(ship._views(None))
+    assert r["shipped_views"] == len(ship.views(None))
     assert list(r["views"]) == [2] and len(r["views"][2]) == 1 and r["views"][2][0].shape == (6,)
 
 
@@ -57,7 +57,7 @@ def test_bench_main_scores_the_simulation_model_on_its_default_views_and_on_1_an
     assert 0 <= sim["good/bad accuracy"] <= 1
     if "classify-hsi-six-sim" not in bench._installed():
         return
-    n = len(TipClassifier.pretrained("hsi-six-sim")._views(None))
+    n = len(TipClassifier.pretrained("hsi-six-sim").views(None))
     default = sim[f"hsi-six-sim macro AUC ({n} view{'s' * (n > 1)}, the card's default)"]
     others = {k: sim[f"hsi-six-sim macro AUC, {k} view{'s' * (k > 1)}"] for k in (1, 8) if k != n}
     assert others and all(0.5 < v <= 1 for v in [default, *others.values()])

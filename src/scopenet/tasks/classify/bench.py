@@ -67,7 +67,7 @@ def session_cv(data_dir, folds: int = 5, limit: int | None = None, epochs: int |
     if init is not None:
         init = [None if n is None else TipClassifier.pretrained(n) for n in init]
     X = prepare(d.images, cfg.size, cfg.flatten)
-    n_ship = len(shipped._views(None))
+    n_ship = len(shipped.views(None))
     res: dict = {"cnn": [], "logreg": [], "forest": [], "y": [], "p": [], "n_test": [],
                  "card_thresholds": shipped.thresholds, "shipped_views": n_ship, "views": {n: [] for n in views}}
     for fi, (tr, te) in enumerate(session_folds(d.sessions, folds, seed)[:limit]):
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     extra = []
     if "classify-hsi-six-sim" in _installed():
         six_sim = TipClassifier.pretrained("hsi-six-sim")
-        n_views = len(six_sim._views(None))
+        n_views = len(six_sim.views(None))
         auc6s = _aucs(y6, six_sim.predict_proba(sim["images"]))
         extra = [*[[f"hsi-six-sim AUC {c}", float(v)] for c, v in zip(CATEGORIES, auc6s)],
                  [f"hsi-six-sim macro AUC ({n_views} view{'s' * (n_views > 1)}, the card's default)",
@@ -221,18 +221,17 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     models = [("hsi-six", six, None), ("good-bad", gb, None)]
-    if "classify-hsi-six-sim" in _installed():
-        six_sim = TipClassifier.pretrained("hsi-six-sim")
+    if "classify-hsi-six-sim" in _installed():  # six_sim: loaded for the simulated-data table above
         models.append(("hsi-six-sim", six_sim, None))
         for n in ((1, 8) if a.tta else ()):
-            if n != len(six_sim._views(None)):
+            if n != len(six_sim.views(None)):
                 models.append(("hsi-six-sim", six_sim, n))
     n_all = torch.get_num_threads()  # throughput() sets the count, so take the machine's before the first run
     for name, clf, tta in models:
         for n_thr in sorted({1, n_all}):
             wall, cpu = throughput(clf, size=clf.config.size, threads=n_thr, tta=tta)
             rows.append([name, f"{clf.config.size}x{clf.config.size}", clf.config.stem_stride,
-                         len(clf._views(tta)), n_thr, wall, cpu])
+                         len(clf.views(tta)), n_thr, wall, cpu])
     torch.set_num_threads(n_all)
     _table("CPU inference (batch 1024, inference_mode, BatchNorm folded + oneDNN; prepared inputs)",
            ["model", "input", "stem stride", "views", "threads", "images/s (wall)", "images/s per CPU-second"],

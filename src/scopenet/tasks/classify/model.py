@@ -109,6 +109,7 @@ class TipClassifier:
         self.config = cfg.model_copy(update=overrides) if overrides else cfg
         ClassifierConfig.model_validate(self.config.model_dump())  # validate overrides
         self.net_: torch.nn.Module | None = None
+        self._fast = None  # (network, its fast CPU forward or None), see _fast_forward
         self.history_: list[float] = []
         self.card_: dict[str, Any] = {}
 
@@ -383,7 +384,7 @@ class TipClassifier:
         ``tta_views`` (1 unless the card says otherwise).
         """
         net = self._check_fitted().eval()
-        views = self._views(tta)
+        views = self.views(tta)
         X = np.asarray(images, np.float32) if inputs_prepared else self._inputs(images)
         out = np.empty((len(X), len(self.categories)), np.float32)
         from ...nn.device import place
@@ -408,7 +409,9 @@ class TipClassifier:
                 out[i:i + len(x)] = z.float().cpu().numpy()
         return out
 
-    def _views(self, tta: bool | int | None) -> tuple[int, ...]:
+    def views(self, tta: bool | int | None = None) -> tuple[int, ...]:
+        """The dihedral transforms (indices for :func:`~.preprocess.dihedral`) that ``tta`` averages over
+        (see :meth:`predict_logits`); ``views()`` is this model's default."""
         if tta is None:
             tta = int(self.card_.get("tta_views", 1))
         n = 8 if tta is True else 1 if tta is False else int(tta)
@@ -417,9 +420,8 @@ class TipClassifier:
         return TTA_ORDER[:n]
 
     def _fast_forward(self, net: torch.nn.Module, example: torch.Tensor):
-        cached = getattr(self, "_fast", None)
-        if cached is not None and cached[0] is net:
-            return cached[1]
+        if self._fast is not None and self._fast[0] is net:
+            return self._fast[1]
         from ...nn.fast import checked_fast_forward
 
         fn = checked_fast_forward(net, example)

@@ -151,8 +151,9 @@ class Inpainter:
             Refine the network's completion by sparsity in Fourier space
             (:func:`~scopenet.tasks.inpaint.baselines.sparse_fourier`), which recovers crystal lattices
             between the scanned lines. "auto" (the config's default) first withholds the samples of 1/8
-            of the image's squares (as wide as the scan's large gaps), completes the rest both ways and refines only if that predicts the withheld
-            samples better (:func:`fourier_helps`); :attr:`last_fourier_` says what was done.
+            of the image's squares (as wide as the scan's large gaps), completes the rest both ways and
+            refines only if that predicts the withheld samples better (:func:`fourier_helps`);
+            :attr:`last_fourier_` says what was done. About 0.35 s more per 512x512 on the CPU.
 
         Returns
         -------
@@ -218,8 +219,8 @@ def fourier_helps(complete, pn: np.ndarray, m: np.ndarray, block: int | None = N
     The image is cut into ``block`` x ``block`` squares (default: twice the 90th percentile of the
     distance from an unscanned pixel to the nearest sample, so the withheld gaps are as wide as the
     scan's own large gaps); the scanned pixels of a random ``fraction`` of the squares that hold any
-    are withheld. The rest is completed by ``complete(partial, mask)``
-    (the network) and refined by :func:`~scopenet.tasks.inpaint.baselines.sparse_fourier`; the
+    are withheld. The rest is completed by ``complete(partial, mask)`` (the network) and refined by
+    :func:`~scopenet.tasks.inpaint.baselines.sparse_fourier`; the
     refinement is judged helpful when it predicts the withheld samples with the smaller mean squared
     error. Withheld squares leave gaps like those between a sparse path's lines, so the check
     measures the kind of error that matters. Scans too small or too sparse for the check (fewer than
@@ -230,11 +231,11 @@ def fourier_helps(complete, pn: np.ndarray, m: np.ndarray, block: int | None = N
     if is_sublattice(m):  # regular sampling aliases every frequency: sparsity cannot tell them apart
         return False
     h, w = m.shape
-    if block is None:  # squares as wide as the scan's own large gaps: twice the 90th-percentile distance to a sample
+    if block is None:  # as wide as the scan's own large gaps: twice the 90th-percentile distance to a sample
         from scipy import ndimage
 
-        d = ndimage.distance_transform_edt(~m)
-        block = int(np.clip(np.ceil(2 * np.percentile(d[~m], 90)) if (~m).any() else 4, 4, max(4, min(h, w) // 4)))
+        gap = np.percentile(ndimage.distance_transform_edt(~m)[~m], 90) if (~m).any() else 2.0
+        block = int(np.clip(np.ceil(2 * gap), 4, max(4, min(h, w) // 4)))
     nbx = -(-w // block)
     blk = (np.arange(h)[:, None] // block) * nbx + (np.arange(w)[None, :] // block)
     ids = np.unique(blk[m])

@@ -417,3 +417,29 @@ def test_inpainter_fourier_modes_and_provenance():
     mg = Micrograph(_lattice() * m, axes=[Axis("y", 128, 0.1, unit="nm"), Axis("x", 128, 0.1, unit="nm")])
     out = est.predict(mg, m)
     assert out.provenance[-1]["params"]["fourier"] is True
+
+
+def test_bench_main_on_a_user_folder_scores_the_refined_model_and_the_network_alone(tmp_path):
+    import scopenet as sn
+    from scopenet.image.micrograph import Axis, Micrograph
+    from scopenet.tasks.inpaint import bench
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i, im in enumerate((_lattice(96), _cells(96, seed=1))):
+        sn.write(Micrograph(im, axes=[Axis("y", 96, 0.1, unit="nm"), Axis("x", 96, 0.1, unit="nm")]), folder / f"{i}.tif")
+    Inpainter().save(tmp_path / "tiny")  # untrained: the network is the NN infill
+    out = tmp_path / "bench.md"
+    assert bench.main(["--images", str(folder), "--size", "96", "--quick", "--model", str(tmp_path / "tiny"),
+                       "--slow-images", "0", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "network RMS/SSIM" in text and "scans refined by Fourier sparsity" in text
+    counts = [line.split("|")[2].strip() for line in text.splitlines()
+              if line.startswith("| spiral") and " of " in line]
+    assert counts and all(c.endswith("of 2") for c in counts)  # each mask counted on its own two images
+    assert any(not c.startswith("0 ") for c in counts)  # the lattice is refined somewhere
+    sub = [line for line in text.splitlines() if line.startswith("| sublattice") and " of " in line]
+    assert sub and sub[0].split("|")[2].strip() == "0 of 2"  # never on a uniform sub-lattice
+    assert bench.main(["--images", str(folder), "--size", "96", "--quick", "--model", str(tmp_path / "tiny"),
+                       "--slow-images", "0", "--fourier", "off", "--out", str(out)]) == 0
+    assert "network RMS/SSIM" not in out.read_text()

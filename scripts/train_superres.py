@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scopenet.tasks.inpaint import bench_superres as B
-from scopenet.tasks.inpaint.superres import VDSR, SuperResolver
+from scopenet.tasks.superres import bench as B
+from scopenet.tasks.superres import VDSR, SuperResolver
 
 TRAIN_SIM_SEED = 1
 STEM_TRAIN_SIM_SEED = 11  # the STEM bench's simulated images use STEM_EVAL_SIM_SEED
@@ -188,7 +188,7 @@ def main_stem(a, wd: Path) -> int:
                    "loss": "MSE on per-patch [0,1] intensities", "steps": steps},
         "training_time_s": round(train_s, 1),
         "metrics": metrics,
-        "metrics_note": f"python -m scopenet.tasks.inpaint.bench_superres --domain stem: centre crops (512 px, or "
+        "metrics_note": f"python -m scopenet.tasks.superres.bench --domain stem: centre crops (512 px, or "
                         f"the largest that fits, >= 256) of the em-real held-out images ({ns['stem']} STEM, "
                         f"{ns['all']} in all) decimated by f; rms/psnr/ssim against the crop in [0,1], "
                         "rms_b/psnr_b/ssim_b against the crop blurred by a 5x5 sigma-2.5 Gaussian; "

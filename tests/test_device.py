@@ -66,7 +66,7 @@ def test_estimators_honour_their_device_attribute():
 def test_denoiser_classifier_and_superres_honour_their_device_attribute():
     from scopenet.tasks.classify import TipClassifier
     from scopenet.tasks.denoise.model import Denoiser
-    from scopenet.tasks.inpaint.superres import SuperResolver
+    from scopenet.tasks.superres import SuperResolver
 
     img = np.random.default_rng(2).random((32, 32)).astype(np.float32)
     den = Denoiser()

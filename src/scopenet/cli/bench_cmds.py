@@ -14,7 +14,7 @@ import typer
 TASKS = {
     "denoise": "scopenet.tasks.denoise.bench",
     "inpaint": "scopenet.tasks.inpaint.bench",
-    "superres": "scopenet.tasks.inpaint.bench_superres",
+    "superres": "scopenet.tasks.superres.bench",
     "classify": "scopenet.tasks.classify.bench",
     "simulate": "benchmarks.bench_simulate",
     "alrc": "benchmarks.bench_alrc",

@@ -75,5 +75,7 @@ from . import cnn  # noqa: E402,F401  (registers tipnet/tipresnet)
 from . import xception  # noqa: E402,F401  (registers atrous-xception)
 from . import partial_stem  # noqa: E402,F401  (registers inpaint-unet, partial-stem generator)
 from . import ensemble  # noqa: E402,F401  (registers ensemble)
+from . import vdsr  # noqa: E402,F401  (registers superres-vdsr)
+from . import denoise_compact  # noqa: E402,F401  (registers denoise-compact)
 
 __all__ = ["UNet", "architecture_names", "architecture_of", "build_architecture", "register_architecture"]

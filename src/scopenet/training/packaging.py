@@ -140,23 +140,13 @@ def load_model(path_or_name: str | Path, map_location: str | torch.device = "cpu
     """
     from safetensors.torch import load_file
 
-    from ..nn import architecture_names, build_architecture
+    from ..nn import build_architecture
 
     stem = _resolve(path_or_name)
     weights_path, card_path = model_files(stem)
     card = read_card(stem)
     if not weights_path.is_file():
         raise ReadError(weights_path, "weights file missing beside its model card")
-    arch = card.get("architecture", {}).get("name")
-    task = card.get("task")
-    if arch not in architecture_names() and isinstance(task, str) and task.isidentifier():
-        # task-specific networks register themselves when their task package is imported
-        import importlib
-
-        try:
-            importlib.import_module(f"scopenet.tasks.{task}.model")  # every task has model.py
-        except ModuleNotFoundError:
-            pass
     try:
         model = build_architecture(card["architecture"]["name"], card["architecture"].get("config", {}))
     except InputError as exc:

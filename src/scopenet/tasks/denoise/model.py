@@ -19,7 +19,7 @@ from ...image.micrograph import Micrograph
 from .config import FitSettings, PredictSettings
 from ...training.data import dihedral_tta
 from ...nn import xception as _xception  # noqa: F401  (registers "atrous-xception")
-from .net import CompactDenoiser  # noqa: F401  (registers "denoise-compact")
+from ...nn.denoise_compact import CompactDenoiser  # noqa: F401  (registers "denoise-compact")
 from .train import huber_mse_1000
 
 __all__ = ["Denoiser", "AutoDenoiser", "denoise", "n2v_mask", "dihedral_tta", "estimate_dose", "MODEL_ALIASES"]

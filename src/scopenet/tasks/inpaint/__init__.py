@@ -6,6 +6,5 @@ baselines live in :mod:`.baselines`, the benchmark in :mod:`.bench` (``scopenet 
 """
 from .config import EDE_COVERAGES, InpaintConfig, InpaintTrainConfig
 from .model import AutoInpainter, Inpainter, inpaint
-from .superres import SuperResolver, super_resolve  # also registers superres-vdsr for load_model
 
-__all__ = ["EDE_COVERAGES", "AutoInpainter", "InpaintConfig", "InpaintTrainConfig", "Inpainter", "SuperResolver", "inpaint", "super_resolve"]
+__all__ = ["EDE_COVERAGES", "AutoInpainter", "InpaintConfig", "InpaintTrainConfig", "Inpainter", "inpaint"]

@@ -13,8 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ...errors import InputError
-from ...nn import register_architecture
+from ..errors import InputError
+from . import register_architecture
 
 
 def _conv(cin: int, cout: int) -> nn.Sequential:

@@ -1,4 +1,4 @@
-"""Super-resolution of uniformly sub-sampled scans (scopenet.tasks.inpaint.superres)."""
+"""Super-resolution of uniformly sub-sampled scans (scopenet.tasks.superres)."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,7 @@ import torch
 
 from scopenet.errors import InputError
 from scopenet.image.micrograph import Axis, Micrograph
-from scopenet.tasks.inpaint.superres import VDSR, SuperResolver, block_mean, check_factor, upsample
+from scopenet.tasks.superres import VDSR, SuperResolver, block_mean, check_factor, upsample
 
 
 def _toy(n=6, size=32, seed=0):
@@ -132,7 +132,7 @@ def test_shipped_model_loads_and_is_not_bicubic():
 
 
 def test_super_resolve_function_uses_given_estimator():
-    from scopenet.tasks.inpaint.superres import super_resolve
+    from scopenet.tasks.superres import super_resolve
 
     est = SuperResolver(VDSR(n_layers=3, channels=4))
     img = _toy(1, 8)[0]
@@ -142,7 +142,7 @@ def test_super_resolve_function_uses_given_estimator():
 
 
 def test_ladder_super_resolves_one_coarse_scan_to_every_size():
-    from scopenet.tasks.inpaint.bench_superres import ladder, table
+    from scopenet.tasks.superres.bench import ladder, table
 
     fine = _toy(4, 64, seed=3)
     est = SuperResolver(VDSR(n_layers=3, channels=4))  # untrained: exactly bicubic

@@ -5,7 +5,7 @@ gordon-hsi STM images from sessions the shipped model never saw) are block-mean 
 32x32 (x4) and 64x64 (x2) -- the coarse scan -- and upsampled back. Errors are on images scaled to
 [0, 1] per fine image::
 
-    python -m scopenet.tasks.inpaint.bench_superres [--n-sim 100] [--n-real 200] [--model spm-x4]
+    python -m scopenet.tasks.superres.bench [--n-sim 100] [--n-real 200] [--model spm-x4]
 
 ``--ladder`` adds the SPM review's setting: one 32x32 coarse scan of a field of view imaged at
 256x256, super-resolved to 64, 128 and 256 pixels (x2, x4, x8); each target is the 256x256 image
@@ -18,7 +18,7 @@ by 2 and 4 and upsampled back with interpolation aligned to that grid. Errors ag
 against the crop blurred by the 5x5, sigma 2.5 px Gaussian (``blur_target``; the crops are noisy);
 tables for the STEM images and for all modalities::
 
-    python -m scopenet.tasks.inpaint.bench_superres --domain stem [--model stem-x4] [--n-sim 0]
+    python -m scopenet.tasks.superres.bench --domain stem [--model stem-x4] [--n-sim 0]
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .superres import STEM_MODEL, SuperResolver, coarsen, upsample
+from .model import STEM_MODEL, SuperResolver, coarsen, upsample
 
 HSI_DIR = Path(__file__).resolve().parents[4].parent / "shared" / "data" / "gordon-hsi"
 EVAL_SIM_SEED = 90_210  # training uses other seeds (see scripts/train_superres.py)

@@ -7,7 +7,7 @@ import torch
 
 from scopenet.errors import InputError
 from scopenet.simulate.scans import sublattice_mask
-from scopenet.tasks.inpaint.superres import (
+from scopenet.tasks.superres import (
     VDSR,
     SuperResolver,
     block_mean,

@@ -18,7 +18,7 @@ Two models of how the coarse scan samples the fine grid (``sampling``, stored in
   ``x / f`` and passes through the samples; the last ``f - 1`` rows and columns, past the last
   sample, are extrapolated by edge replication. The model's output keeps the measured samples.
 
->>> from scopenet.tasks.inpaint.superres import super_resolve     # doctest: +SKIP
+>>> from scopenet.tasks.superres import super_resolve     # doctest: +SKIP
 >>> fine = super_resolve(coarse, factor=4)                         # (32, 32) -> (128, 128)  # doctest: +SKIP
 >>> fine = super_resolve(stem_sublattice, factor=2, model="stem-x4")  # doctest: +SKIP
 """
@@ -36,9 +36,8 @@ from torch import nn
 
 from ...errors import InputError
 from ...image.micrograph import Micrograph
-from ...nn import architecture_names, register_architecture
+from ...nn.vdsr import VDSR
 
-ARCH_NAME = "superres-vdsr"
 MODEL_PREFIX = "superres-"
 DEFAULT_MODEL = "spm-x4"
 STEM_MODEL = "stem-x4"
@@ -47,43 +46,6 @@ INTERP_MODES = ("nearest", "bilinear", "bicubic")
 #: how a coarse scan samples the fine grid; a card without the field is ``"block_mean"``
 SAMPLINGS = ("block_mean", "decimate")
 DEFAULT_SAMPLING = "block_mean"
-
-
-class VDSR(nn.Module):
-    """VDSR-style residual CNN: ``y = x + body(x)`` on an already upsampled image.
-
-    Parameters
-    ----------
-    n_layers : int
-        Number of 3x3 convolutions (>= 2), ReLU between them.
-    channels : int
-        Feature channels of the hidden layers.
-
-    Input and output are ``(B, 1, H, W)`` float tensors of any ``H, W``.
-    """
-
-    arch_name = ARCH_NAME
-
-    def __init__(self, n_layers: int = 8, channels: int = 32):
-        super().__init__()
-        if n_layers < 2 or channels < 1:
-            raise InputError(f"VDSR needs n_layers >= 2 and channels >= 1, got {n_layers}, {channels}")
-        self.config = {"n_layers": int(n_layers), "channels": int(channels)}
-        layers: list[nn.Module] = [nn.Conv2d(1, channels, 3, padding=1, padding_mode="replicate"), nn.ReLU()]
-        for _ in range(n_layers - 2):
-            layers += [nn.Conv2d(channels, channels, 3, padding=1, padding_mode="replicate"), nn.ReLU()]
-        last = nn.Conv2d(channels, 1, 3, padding=1, padding_mode="replicate")
-        nn.init.zeros_(last.weight)  # start as the identity: an untrained model returns bicubic
-        nn.init.zeros_(last.bias)
-        layers.append(last)
-        self.body = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
-
-
-if ARCH_NAME not in architecture_names():
-    register_architecture(ARCH_NAME, VDSR)
 
 
 # ----------------------------------------------------------------------------- pure functions

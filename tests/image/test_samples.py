@@ -6,7 +6,7 @@ import pytest
 import tifffile
 
 from scopenet.errors import ScopenetError
-from scopenet.image import preprocess as pp
+from scopenet.image import spm as pp
 from scopenet.samples import list_samples, sample_files, sample_path
 
 

@@ -34,7 +34,7 @@ def _fmt_pixel(img) -> str:
 def section(report, workdir: Path, samples: dict[str, Path]) -> None:
     """Add the reading/flattening section to ``report``; write flattened TIFFs into ``workdir``."""
     import scopenet as sn
-    from .preprocess import flatten_lines, repair_scars, subtract_plane
+    from .spm import flatten_lines, repair_scars, subtract_plane
 
     sec = report.section(
         "Reading and flattening instrument files",

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..errors import ReadError
 from ..image.micrograph import Micrograph
-from ..image.preprocess import crop_unscanned  # noqa: F401  (public re-export)
+from ..image.spm import crop_unscanned  # noqa: F401  (public re-export)
 from .registry import Format, register_format
 from ._spm_common import MAX_PIXELS, make_image, spm_axes
 

@@ -16,7 +16,7 @@ from ..errors import InputError, ReadError
 
 def _flatten_lines(z: np.ndarray) -> np.ndarray:
     try:
-        from ..image.preprocess import flatten_lines
+        from ..image.spm import flatten_lines
     except ImportError:  # pragma: no cover - the colleague's module is absent
         flatten_lines = None
     if flatten_lines is not None:

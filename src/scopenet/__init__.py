@@ -21,7 +21,7 @@ _LAZY = {
     "SuperResolver": ("scopenet.tasks.superres", "SuperResolver"),
     "classify": ("scopenet.tasks.classify", "classify"),
     "TipClassifier": ("scopenet.tasks.classify", "TipClassifier"),
-    "flatten": ("scopenet.image.preprocess", "flatten"),
+    "flatten": ("scopenet.image.spm", "flatten"),
     "simulate": ("scopenet.simulate", None),
     "metrics": ("scopenet.metrics", None),
 }

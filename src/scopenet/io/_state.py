@@ -3,7 +3,8 @@
 The TIFF writer stores it in the ImageDescription, the NPY writer in a ``<name>.json`` sidecar and
 the HDF5 writer as attributes/datasets. Reading it back restores axes, signal, unit, scan
 direction, modality, metadata and provenance exactly (metadata as made JSON-able on writing:
-numpy scalars become numbers, arrays of more than 64 values a short description), then appends a
+see :mod:`scopenet.io._jsonsafe`: numpy scalars become numbers, bytes text, arrays of more than
+64 values a short description), then appends a
 ``read`` provenance entry.
 """
 from __future__ import annotations
@@ -17,7 +18,8 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import ReadError
-from ..image.micrograph import Axis, Micrograph, _jsonable, provenance_entry
+from ..image.micrograph import Axis, Micrograph, provenance_entry
+from ._jsonsafe import jsonable
 
 #: marker and version of the state dict.
 STATE_KEY = "scopenet_micrograph"
@@ -25,8 +27,8 @@ STATE_VERSION = 1
 
 
 def micrograph_state(img: Micrograph) -> dict[str, Any]:
-    """A JSON-compatible dict with everything of ``img`` except its data."""
-    return {
+    """A JSON-compatible dict with everything of ``img`` except its data (see :mod:`._jsonsafe`)."""
+    return jsonable({
         STATE_KEY: STATE_VERSION,
         "scopenet": __version__,
         "shape": list(img.shape),
@@ -36,14 +38,14 @@ def micrograph_state(img: Micrograph) -> dict[str, Any]:
         "scan_direction": img.scan_direction,
         "modality": img.modality,
         "source": str(img.source) if img.source is not None else None,
-        "provenance": _jsonable(img.provenance),
-        "metadata": _jsonable(img.metadata),
-    }
+        "provenance": img.provenance,
+        "metadata": img.metadata,
+    })
 
 
 def state_to_json(img: Micrograph) -> str:
     """:func:`micrograph_state` as one line of 7-bit ASCII JSON (TIFF descriptions must be ASCII)."""
-    return json.dumps(micrograph_state(img), ensure_ascii=True, separators=(",", ":"))
+    return json.dumps(micrograph_state(img), ensure_ascii=True, allow_nan=True, separators=(",", ":"))
 
 
 def parse_state(text: str | bytes | None) -> dict | None:

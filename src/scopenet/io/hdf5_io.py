@@ -27,7 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ReadError
-from ..image.micrograph import Micrograph, _jsonable, provenance_entry
+from ..image.micrograph import Micrograph, provenance_entry
+from ._jsonsafe import dumps as json_dumps
+from ._jsonsafe import jsonable
 from ._state import micrograph_from_state
 from .registry import Format, register_format
 
@@ -42,7 +44,7 @@ def is_hdf5(head: bytes) -> bool:
 
 
 def _s(v) -> str:
-    return v.decode("utf-8") if isinstance(v, bytes) else str(v)
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
 
 
 # ---------------------------------------------------------------------------------- writing
@@ -75,20 +77,21 @@ def write_hdf5(images: Micrograph | list[Micrograph], path: Path, *, compression
             data = np.ascontiguousarray(img.data, dtype=np.float32)
             ds = g.create_dataset("data", data=data, compression=compression,
                                   chunks=True if compression else None)
-            ds.attrs["signal"] = img.signal
-            ds.attrs["signal_unit"] = img.signal_unit
+            text = lambda v: jsonable(str(v))  # noqa: E731  (valid UTF-8 whatever the source)
+            ds.attrs.create("signal", text(img.signal), dtype=str_dt)
+            ds.attrs.create("signal_unit", text(img.signal_unit), dtype=str_dt)
             for key in ("scan_direction", "modality"):
                 if getattr(img, key) is not None:
-                    ds.attrs[key] = getattr(img, key)
+                    ds.attrs.create(key, text(getattr(img, key)), dtype=str_dt)
             if img.source is not None:
-                ds.attrs["source"] = str(img.source)
-            ds.attrs.create("axis_names", [a.name for a in img.axes], dtype=str_dt)
+                ds.attrs.create("source", text(img.source), dtype=str_dt)
+            ds.attrs.create("axis_names", [text(a.name) for a in img.axes], dtype=str_dt)
             ds.attrs["axis_scales"] = np.array([a.scale for a in img.axes], dtype=np.float64)
             ds.attrs["axis_offsets"] = np.array([a.offset for a in img.axes], dtype=np.float64)
-            ds.attrs.create("axis_units", [a.unit for a in img.axes], dtype=str_dt)
+            ds.attrs.create("axis_units", [text(a.unit) for a in img.axes], dtype=str_dt)
             # JSON text goes in datasets: attributes are limited to 64 kB
-            g.create_dataset("provenance", data=json.dumps(_jsonable(img.provenance)), dtype=str_dt)
-            g.create_dataset("metadata", data=json.dumps(_jsonable(img.metadata)), dtype=str_dt)
+            g.create_dataset("provenance", data=json_dumps(img.provenance), dtype=str_dt)
+            g.create_dataset("metadata", data=json_dumps(img.metadata), dtype=str_dt)
 
 
 # ---------------------------------------------------------------------------------- reading
@@ -149,7 +152,7 @@ def _read_generic(path: Path, f) -> list[Micrograph]:
                               "2-D/3-D numeric dataset")
     out = []
     for name, ds in found:
-        attrs = {k: _jsonable(v) for k, v in ds.attrs.items()}
+        attrs = jsonable(dict(ds.attrs.items()))
         out.append(Micrograph(ds[()], signal=name.rsplit("/", 1)[-1], source=path,
                               metadata={"hdf5_path": "/" + name, "attrs": attrs},
                               provenance=[provenance_entry("read", format="HDF5", path=str(path),

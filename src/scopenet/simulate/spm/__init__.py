@@ -18,7 +18,8 @@ over processes (identical output for any number of workers); :class:`SPMStream` 
 >>> s.image.shape, s.labels6.shape
 ((64, 64), (6,))
 """
-from .core import SPMSample, SPMSimConfig, simulate_batch, simulate_image, write_dataset
+from .core import SPMSample, SPMSimConfig, simulate_image
+from .batch import simulate_batch, write_dataset
 from .stream import simulate_batch_parallel, stream_batches
 from .gallery import demo_section, gallery_png
 from .labels import CATEGORIES

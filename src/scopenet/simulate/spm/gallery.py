@@ -5,7 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .core import SPMSimConfig, simulate_batch, simulate_image
+from .batch import simulate_batch
+from .core import SPMSimConfig, simulate_image
 from .labels import CATEGORIES
 
 _CLEAN = dict(p_steps=0.0, p_double=0.0, p_asymmetric=0.0, p_blunt=0.0, p_tip_change=0.0, p_line_noise=0.0,

@@ -26,7 +26,7 @@ from typing import Iterator
 import numpy as np
 
 from ...errors import InputError
-from .core import SPMSimConfig, resolve_config, simulate_batch
+from .core import SPMSimConfig, render_batch, resolve_config
 
 
 def _init_worker() -> None:
@@ -42,7 +42,7 @@ def _init_worker() -> None:
 def _job(args: tuple) -> dict:
     n, seed, start, cfg_json, with_params = args
     cfg = SPMSimConfig.model_validate(cfg_json)
-    b = simulate_batch(n, cfg.size, seed, cfg, start=start)
+    b = render_batch(n, cfg.size, seed, cfg, start=start)
     if not with_params:
         b["params"] = None
     return b
@@ -90,7 +90,7 @@ def simulate_batch_parallel(n: int, size: int = 128, seed: int = 0, config: SPMS
         raise InputError(f"number of images must be >= 0, got {n}")
     cfg = resolve_config(config, {**overrides, "size": size})
     if workers == 1 or n <= 1:
-        b = simulate_batch(n, cfg.size, seed, cfg, start=start)
+        b = render_batch(n, cfg.size, seed, cfg, start=start)
         if not with_params:
             b["params"] = None
         return b
@@ -160,7 +160,7 @@ def stream_batches(batch_size: int, size: int = 128, seed: int = 0, workers: int
 
     if workers == 1:
         for s in starts():
-            yield finish(simulate_batch(batch_size, cfg.size, seed, cfg, start=s), s)
+            yield finish(render_batch(batch_size, cfg.size, seed, cfg, start=s), s)
         return
     cfg_json = cfg.model_dump(mode="json")
     ex = _executor(workers)

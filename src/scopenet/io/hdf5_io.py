@@ -16,12 +16,18 @@ Every HDF5 file is claimed by the HDF5 signature, then dispatched on content:
 * scopenet layout -> restored as above;
 * an ``.emd`` file, or an HDF5 file with a Velox or Berkeley EMD layout ->
   :func:`scopenet.io.em.read_emd` (so EMD always wins over the generic path);
+* a HyperSpy file (``.hspy``, ``.hdf5``, ``.h5``: the root attribute ``file_format =
+  "HyperSpy"``) -> :func:`read_hspy`, which keeps each axis'
+  calibration (scale, offset, units) as RosettaSciIO's hspy reader returns it. A non-uniform axis
+  (an explicit coordinate vector or a function) cannot be one scale: it is read uncalibrated with a
+  ``UserWarning`` naming the axis;
 * any other HDF5 file -> each numeric 2-D/3-D dataset as an uncalibrated image named by its path,
   metadata = its attributes.
 """
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +166,64 @@ def _read_generic(path: Path, f) -> list[Micrograph]:
     return out
 
 
+def _is_hspy(f) -> bool:
+    fmt = f.attrs.get("file_format")
+    return fmt is not None and _s(fmt).strip().lower() == "hyperspy"
+
+
+def _hspy_axes(path: Path, sig: dict) -> list[dict]:
+    """rsciio axis dicts with non-uniform axes replaced by uncalibrated ones (and a warning)."""
+    out = []
+    for i, ax in enumerate(sig.get("axes") or []):
+        ax = dict(ax)
+        uniform = "scale" in ax and "axis" not in ax and "expression" not in ax
+        try:
+            uniform = uniform and np.isfinite(float(ax["scale"])) and float(ax["scale"]) != 0
+        except (TypeError, ValueError):
+            uniform = False
+        if not uniform:
+            name = ax.get("name") or f"axis {i}"
+            if ax.get("units") not in (None, "", "<undefined>") or "axis" in ax or "expression" in ax:
+                warnings.warn(f"{path.name}: HyperSpy axis '{name}' is not uniform "
+                              f"({ax.get('_type', 'no scale')}); it is read without calibration",
+                              UserWarning, stacklevel=4)
+            ax = {"name": ax.get("name"), "size": ax.get("size"), "navigate": ax.get("navigate", False)}
+        out.append(ax)
+    return out
+
+
+def read_hspy(path: Path, **kwargs) -> list[Micrograph]:
+    """A HyperSpy ``.hspy``/``.hdf5`` file with its axes calibration (RosettaSciIO's hspy reader).
+
+    Every 2-D image and 3-D stack signal becomes a Micrograph (spectra are skipped, see
+    :func:`scopenet.io.em.signals_to_micrographs`); the signal unit comes from the HyperSpy
+    quantity (``"Intensity (counts)"`` -> ``"counts"``).
+    """
+    from rsciio.hspy import file_reader
+
+    from .em import _quantity_unit, signals_to_micrographs
+
+    path = Path(path)
+    try:
+        sigs = file_reader(str(path), lazy=False)
+    except Exception as exc:  # any library failure -> a ReadError naming the file
+        raise ReadError(path, f"not a readable HyperSpy file ({type(exc).__name__}: {exc})") from exc
+    fixed = []
+    for sig in sigs:
+        sig = dict(sig)
+        sig["axes"] = _hspy_axes(path, sig)
+        fixed.append(sig)
+    images = signals_to_micrographs(path, fixed, "HyperSpy")
+    kept = [s for s in fixed if np.ndim(s["data"]) in (2, 3)]
+    for img, sig in zip(images, kept):
+        meta = sig.get("metadata") or {}
+        if not img.signal_unit:
+            img.signal_unit = _quantity_unit((meta.get("Signal") or {}).get("quantity"))
+        if not img.metadata:
+            img.metadata = {"hyperspy_metadata": meta}
+    return images
+
+
 def read_hdf5(path: Path, **kwargs) -> list[Micrograph]:
     """Read an HDF5 file: scopenet layout, EMD (handed to :mod:`scopenet.io.em`) or plain datasets."""
     import h5py
@@ -180,9 +244,12 @@ def read_hdf5(path: Path, **kwargs) -> list[Micrograph]:
                 raise ReadError(path, f"written by a newer scopenet (layout version {version}); "
                                       f"upgrade scopenet to read it")
             return _read_ours(path, f)
-        emd = _is_emd(f)
-        if not emd:
+        hspy = _is_hspy(f)
+        emd = not hspy and _is_emd(f)
+        if not (emd or hspy):
             return _read_generic(path, f)
+    if hspy:
+        return read_hspy(path)
     from .em import read_emd
 
     return read_emd(path)
@@ -193,3 +260,6 @@ register_format(Format("HDF5", (".h5", ".hdf5", ".hdf", ".he5"), reader=read_hdf
                        description="HDF5 (scopenet layout with calibration and provenance; EMD is "
                                    "handed to the EMD reader)",
                        kwargs_doc={"compression": "h5py filter: 'gzip' (default), 'lzf' or None"}))
+# .hspy is read only (HDF5 content goes through read_hdf5, which dispatches HyperSpy files to read_hspy)
+register_format(Format("HyperSpy", (".hspy",), reader=read_hdf5, priority=5,
+                       description="HyperSpy .hspy (HDF5; axes calibration kept)"))

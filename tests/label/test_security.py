@@ -153,32 +153,45 @@ def test_api_needs_the_token_header(make_app, client_for):
 # ---------------------------------------------------------------------------------- log-in throttle
 
 
-def test_throttle_window_and_reset():
+def test_throttle_per_account_and_address_with_backoff():
     from scopenet.label.security import LoginThrottle
 
     clock = FakeClock()
-    t = LoginThrottle(per_account=3, per_address=5, window=60, clock=clock)
-    for _ in range(2):
+    t = LoginThrottle(per_account=3, per_address=50, window=60, max_lock=1000, clock=clock)
+    for _ in range(3):
         t.failure("Alice", "10.0.0.1")
         clock.t += 1
-    assert t.retry_after("alice", "10.0.0.2") == 0
-    t.failure("alice ", "10.0.0.2")  # names are compared stripped and case-folded
-    # locked until the oldest of the 3 failures (t=1000) leaves the 60 s window
-    assert t.retry_after("ALICE", "10.0.0.9") == pytest.approx(58)
-    assert t.retry_after("bob", "10.0.0.1") == 0  # neither bob nor the address is locked
-    clock.t = 1059.5
-    assert t.retry_after("alice", None) == pytest.approx(0.5)
-    clock.t = 1060.0
-    assert t.retry_after("alice", None) == 0  # sliding: one failure dropped out
-    t.success("alice")
-    for _ in range(2):
-        t.failure("alice", None)
-    assert t.retry_after("alice", None) == 0  # success cleared the older failures
+    # locked at t=1002 for the window (60 s); names are compared stripped and case-folded
+    assert t.retry_after("alice ", "10.0.0.1") == pytest.approx(59)
+    assert t.retry_after("alice", "10.0.0.2") == 0  # nobody locks the account out from elsewhere
+    assert t.retry_after("bob", "10.0.0.1") == 0
+    clock.t = 1062.0
+    assert t.retry_after("alice", "10.0.0.1") == 0
+    # the failures are remembered after the lock: each further failure doubles it
+    t.failure("alice", "10.0.0.1")
+    assert t.retry_after("alice", "10.0.0.1") == pytest.approx(120)
+    clock.t += 120
+    t.failure("alice", "10.0.0.1")
+    assert t.retry_after("alice", "10.0.0.1") == pytest.approx(240)
+    for _ in range(5):
+        clock.t += t.retry_after("alice", "10.0.0.1") + 1  # 480, 960, then 1000 s
+        t.failure("alice", "10.0.0.1")
+    assert t.retry_after("alice", "10.0.0.1") == pytest.approx(1000)  # max_lock
+    t.success("alice", "10.0.0.1")  # a successful log-in clears the pair
+    t.failure("alice", "10.0.0.1")
+    assert t.retry_after("alice", "10.0.0.1") == 0
+    # forgotten a window after the last failure and the last lock
+    t.failure("bob", "10.0.0.3")
+    t.failure("bob", "10.0.0.3")
+    clock.t += 61
+    t.failure("bob", "10.0.0.3")
+    assert t.retry_after("bob", "10.0.0.3") == 0
     # per address: failures spread over many names lock the address for every name
+    t2 = LoginThrottle(per_account=3, per_address=5, window=60, clock=clock)
     for i in range(5):
-        t.failure(f"user{i}", "10.6.6.6")
-    assert t.retry_after("somebody", "10.6.6.6") == pytest.approx(60)
-    assert t.retry_after("somebody", "10.6.6.7") == 0
+        t2.failure(f"user{i}", "10.6.6.6")
+    assert t2.retry_after("somebody", "10.6.6.6") == pytest.approx(60)
+    assert t2.retry_after("somebody", "10.6.6.7") == 0
     with pytest.raises(ValueError):
         LoginThrottle(per_account=0)
 
@@ -192,11 +205,11 @@ def test_throttle_memory_is_bounded():
         t.failure(f"user{i}", f"10.0.{i // 256}.{i % 256}")
         assert len(t) <= 100
     for _ in range(50):
-        t.failure("alice", "10.9.9.9")  # each key holds at most `limit` time stamps
-    assert all(len(q) <= 3 for q in t._fails.values())
-    assert t.retry_after("alice", None) > 0
-    clock.t += 61  # expired keys are dropped when looked at
-    assert t.retry_after("alice", "10.9.9.9") == 0 and "user:alice" not in t._fails
+        t.failure("alice", "10.9.9.9")
+    assert t.retry_after("alice", "10.9.9.9") > 0
+    clock.t += 10**6  # expired keys are dropped when failures are counted
+    t.failure("carol", "10.9.9.8")
+    assert len(t) == 2 and t.retry_after("alice", "10.9.9.9") == 0
 
 
 def test_login_lockout_per_account_and_address(make_app, client_for):

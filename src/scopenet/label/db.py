@@ -16,8 +16,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, TypeVar
 
-from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint,
-                        create_engine, event)
+from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint,
+                        create_engine, delete, event)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
@@ -161,14 +161,27 @@ class Skip(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class LoginFailures(Base):
+    """Failed log-ins of one throttle key (see :class:`~scopenet.label.security.LoginThrottle`)."""
+
+    __tablename__ = "login_failures"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    #: the throttle clock's seconds (epoch seconds by default)
+    last_failure: Mapped[float] = mapped_column(Float, default=0.0)
+    locked_until: Mapped[float] = mapped_column(Float, default=0.0, index=True)
+
+
 # --------------------------------------------------------------------------------------- engine
 
 
-def make_engine(database_url: str = "sqlite:///labels.db", **kwargs: Any) -> Engine:
+def make_engine(database_url: str = "sqlite:///labels.db", busy_timeout: float = 30.0, **kwargs: Any) -> Engine:
     """Create an engine for ``database_url`` and create the tables if they are missing.
 
-    SQLite gets WAL mode, a 30 s busy timeout, foreign keys, and ``BEGIN IMMEDIATE`` for
-    sessions opened with :func:`write_session`. An in-memory SQLite URL shares one connection.
+    SQLite gets WAL mode, a busy timeout (``busy_timeout`` seconds, 30 by default), foreign keys,
+    and ``BEGIN IMMEDIATE`` for sessions opened with :func:`write_session`. An in-memory SQLite URL
+    shares one connection.
     """
     is_sqlite = database_url.startswith("sqlite")
     if is_sqlite:
@@ -177,18 +190,18 @@ def make_engine(database_url: str = "sqlite:///labels.db", **kwargs: Any) -> Eng
             kwargs.setdefault("poolclass", StaticPool)
     engine = create_engine(database_url, **kwargs)
     if is_sqlite:
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, busy_timeout)
     Base.metadata.create_all(engine)
     return engine
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout: float = 30.0) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # pragma: no cover - exercised through every test
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (pysqlite's own is too late)
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={max(0, int(busy_timeout * 1000))}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
@@ -230,8 +243,65 @@ def retry_locked(fn: Callable[[], T], attempts: int = 20, delay: float = 0.05) -
         try:
             return fn()
         except OperationalError as exc:
-            msg = str(exc).lower()
-            if ("locked" not in msg and "busy" not in msg) or i == attempts - 1:
+            if not is_locked_error(exc) or i == attempts - 1:
                 raise
             time.sleep(delay * (1 + i))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def is_locked_error(exc: BaseException) -> bool:
+    """True for the transient "database is locked/busy" error of SQLite."""
+    msg = str(exc).lower()
+    return isinstance(exc, OperationalError) and ("locked" in msg or "busy" in msg)
+
+
+class SqlThrottleStore:
+    """Log-in throttle counters in the ``login_failures`` table (they outlive a restart and are shared
+    by every process serving the database). Every change is one short write transaction, retried
+    while the database is busy."""
+
+    def __init__(self, factory: sessionmaker[Session]):
+        self.factory = factory
+
+    @staticmethod
+    def _record(row: LoginFailures | None):
+        from .security import ThrottleRecord
+
+        return None if row is None else ThrottleRecord(row.failures, row.last_failure, row.locked_until)
+
+    def get(self, key: str):
+        with self.factory() as s:
+            return self._record(s.get(LoginFailures, key))
+
+    def update(self, key: str, fn) -> None:
+        if fn(None) is None and self.get(key) is None:
+            return  # nothing to delete: no write transaction (a log-in clears a key that is mostly absent)
+
+        def work() -> None:
+            with write_session(self.factory) as s:
+                row = s.get(LoginFailures, key)
+                new = fn(self._record(row))
+                if new is None:
+                    if row is not None:
+                        s.delete(row)
+                    return
+                if row is None:
+                    row = LoginFailures(key=key)
+                    s.add(row)
+                row.failures, row.last_failure, row.locked_until = new.failures, new.last_failure, new.locked_until
+
+        retry_locked(work)
+
+    def prune(self, forgotten_before: float) -> None:
+        def work() -> None:
+            with write_session(self.factory) as s:
+                s.execute(delete(LoginFailures).where(LoginFailures.last_failure < forgotten_before,
+                                                      LoginFailures.locked_until < forgotten_before))
+
+        retry_locked(work)
+
+    def __len__(self) -> int:
+        from sqlalchemy import func, select
+
+        with self.factory() as s:
+            return int(s.scalar(select(func.count()).select_from(LoginFailures)) or 0)

@@ -8,7 +8,9 @@ import hmac
 import secrets
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable
 
 import bcrypt
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -94,88 +96,153 @@ class CsrfTokens:
 # ------------------------------------------------------------------------------- login throttle
 
 
+@dataclass
+class ThrottleRecord:
+    """Failed log-ins of one key: how many, when the last was, and until when the key is locked
+    (epoch seconds of the throttle's clock; 0: not locked)."""
+
+    failures: int = 0
+    last_failure: float = 0.0
+    locked_until: float = 0.0
+
+
+class MemoryThrottleStore:
+    """Throttle counters in a dictionary (at most ``max_keys``; least recently failed dropped first).
+
+    For a throttle used on its own; the web app keeps its counters in the database
+    (:class:`~scopenet.label.db.SqlThrottleStore`) so that they outlive a restart and are shared by
+    the server's processes.
+    """
+
+    def __init__(self, max_keys: int = 10_000):
+        if max_keys < 2:
+            raise ValueError("max_keys must be at least 2")
+        self.max_keys = int(max_keys)
+        self._recs: OrderedDict[str, ThrottleRecord] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> ThrottleRecord | None:
+        with self._lock:
+            rec = self._recs.get(key)
+            return None if rec is None else ThrottleRecord(**vars(rec))
+
+    def update(self, key: str, fn: Callable[[ThrottleRecord | None], ThrottleRecord | None]) -> None:
+        """Replace the record of ``key`` by ``fn(record)`` atomically (None deletes it)."""
+        with self._lock:
+            new = fn(self._recs.get(key))
+            if new is None:
+                self._recs.pop(key, None)
+                return
+            self._recs[key] = new
+            self._recs.move_to_end(key)
+            while len(self._recs) > self.max_keys:
+                self._recs.popitem(last=False)
+
+    def prune(self, forgotten_before: float) -> None:
+        """Drop records whose last failure and lock both ended before ``forgotten_before``."""
+        with self._lock:
+            for k in [k for k, r in self._recs.items() if max(r.last_failure, r.locked_until) < forgotten_before]:
+                del self._recs[k]
+
+    def __len__(self) -> int:
+        return len(self._recs)
+
+
 class LoginThrottle:
-    """Refuse log-ins after repeated failures, per account and per client address.
+    """Refuse log-ins after repeated failures, per (account, client address) and per client address,
+    with exponential back-off.
 
-    A key (``"user:<name>"`` or ``"addr:<host>"``) is locked while it holds ``limit`` failures
-    younger than ``window`` seconds: a sliding window, so the lock lifts ``window`` seconds after
-    the oldest of those failures. While locked, even the right password is refused (and not
-    checked, which also spares the bcrypt work). A successful log-in clears the account's
-    failures (not the address's).
+    Keys: ``"pair:<address> <account>"`` (one account tried from one address) and
+    ``"addr:<address>"`` (every account tried from one address). The account alone is never a key,
+    so that nobody can lock a user (an administrator, say) out from elsewhere by guessing wrong
+    passwords for that account.
 
-    Memory is bounded: each key keeps at most ``limit`` time stamps and at most ``max_keys`` keys
-    are kept (least recently failed dropped first). Thread-safe.
+    A key holding ``limit`` failures is locked for ``window`` seconds; every further failure after
+    a lock doubles the lock (up to ``max_lock``). Failures are remembered until ``window`` seconds
+    after the last failure or the end of the last lock, whichever is later. While locked, even the
+    right password is refused (and not checked, which also spares the bcrypt work). A successful
+    log-in clears its (account, address) key, not the address's.
 
     Parameters
     ----------
-    per_account, per_address : int
-        Failures within ``window`` that lock an account / a client address.
+    per_account : int
+        Failures of one account from one address that lock that pair.
+    per_address : int
+        Failures from one address (any accounts) that lock the address.
     window : float
-        Length of the window in seconds (default 15 minutes).
+        Length of the first lock and how long failures are remembered, seconds (15 minutes).
+    max_lock : float
+        Longest lock, seconds (one day).
     max_keys : int
-        Most keys remembered.
+        Most keys of the default in-memory store.
     clock : callable
-        Monotonic time in seconds (tests pass a fake one).
+        Time in seconds (the wall clock: counters kept in a database outlive the process).
+    store : optional
+        Where the counters live: :class:`MemoryThrottleStore` (default) or
+        :class:`~scopenet.label.db.SqlThrottleStore`.
     """
 
     def __init__(self, per_account: int = 5, per_address: int = 20, window: float = 900.0,
-                 max_keys: int = 10_000, clock=time.monotonic):
+                 max_lock: float = 86_400.0, max_keys: int = 10_000, clock: Callable[[], float] = time.time,
+                 store=None):
         if per_account < 1 or per_address < 1 or window <= 0 or max_keys < 2:
             raise ValueError("limits and max_keys must be positive and the window longer than 0 s")
         self.per_account, self.per_address, self.window = int(per_account), int(per_address), float(window)
-        self.max_keys, self.clock = int(max_keys), clock
-        self._fails: OrderedDict[str, deque] = OrderedDict()
-        self._lock = threading.Lock()
+        self.max_lock, self.max_keys, self.clock = max(float(max_lock), self.window), int(max_keys), clock
+        self.has_own_store = store is not None
+        self.store = store if store is not None else MemoryThrottleStore(max_keys)
+
+    def with_store(self, store) -> "LoginThrottle":
+        """The same policy keeping its counters in ``store``."""
+        return LoginThrottle(self.per_account, self.per_address, self.window, self.max_lock, self.max_keys,
+                             self.clock, store)
 
     @staticmethod
     def _keys(username: str, address: str | None) -> list[tuple[str, str]]:
-        keys = [("user:" + (username or "").strip().lower(), "account")]
+        addr = address or "-"
+        keys = [(f"pair:{addr} {(username or '').strip().lower()}"[:300], "account")]
         if address:
-            keys.append(("addr:" + address, "address"))
+            keys.append(("addr:" + address[:200], "address"))
         return keys
 
     def _limit(self, kind: str) -> int:
         return self.per_account if kind == "account" else self.per_address
 
-    def _recent(self, key: str, now: float) -> deque | None:
-        q = self._fails.get(key)
-        if q is None:
+    def _live(self, rec: ThrottleRecord | None, now: float) -> ThrottleRecord | None:
+        if rec is None or max(rec.last_failure, rec.locked_until) + self.window <= now:
             return None
-        while q and q[0] <= now - self.window:
-            q.popleft()
-        if not q:
-            del self._fails[key]
-            return None
-        return q
+        return rec
 
     def retry_after(self, username: str, address: str | None) -> float:
-        """Seconds until a log-in may be tried again (0: not locked)."""
+        """Seconds until a log-in of ``username`` from ``address`` may be tried again (0: not locked)."""
         now = self.clock()
         wait = 0.0
-        with self._lock:
-            for key, kind in self._keys(username, address):
-                q = self._recent(key, now)
-                if q is not None and len(q) >= self._limit(kind):
-                    wait = max(wait, q[-self._limit(kind)] + self.window - now)
+        for key, _kind in self._keys(username, address):
+            rec = self._live(self.store.get(key), now)
+            if rec is not None:
+                wait = max(wait, rec.locked_until - now)
         return wait
 
     def failure(self, username: str, address: str | None) -> None:
         """Count one failed log-in."""
         now = self.clock()
-        with self._lock:
-            for key, kind in self._keys(username, address):
-                q = self._recent(key, now)
-                if q is None:
-                    q = self._fails[key] = deque(maxlen=self._limit(kind))
-                q.append(now)
-                self._fails.move_to_end(key)
-            while len(self._fails) > self.max_keys:
-                self._fails.popitem(last=False)
+        for key, kind in self._keys(username, address):
+            limit = self._limit(kind)
 
-    def success(self, username: str) -> None:
-        """Forget the account's failures after a successful log-in."""
-        with self._lock:
-            self._fails.pop(self._keys(username, None)[0][0], None)
+            def bump(rec: ThrottleRecord | None, limit: int = limit) -> ThrottleRecord:
+                rec = self._live(rec, now) or ThrottleRecord()
+                rec = ThrottleRecord(rec.failures + 1, now, rec.locked_until)
+                if rec.failures >= limit:
+                    lock = min(self.max_lock, self.window * 2.0 ** min(rec.failures - limit, 40))
+                    rec.locked_until = max(rec.locked_until, now + lock)
+                return rec
+
+            self.store.update(key, bump)
+        self.store.prune(now - self.window)
+
+    def success(self, username: str, address: str | None = None) -> None:
+        """Forget the failures of this account from this address after a successful log-in."""
+        self.store.update(self._keys(username, address)[0][0], lambda rec: None)
 
     def __len__(self) -> int:
-        return len(self._fails)
+        return len(self.store)

@@ -12,17 +12,16 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import BinaryIO, Iterable, Mapping, Sequence
+from typing import BinaryIO, Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import InputError, ReadError, ScopenetError
 from .aggregate import aggregate_events
 from .db import (DEFAULT_CATEGORIES, ROLES, Classification, Image, Invitation, LoginSession, Project, Skip,
                  User, slug, utcnow)
-from .render import render_file
 from .security import DEFAULT_ROUNDS, MIN_PASSWORD_LENGTH, hash_password, new_token, token_hash
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@+-]{2,80}$")
@@ -290,15 +289,168 @@ def _copy_limited(src: BinaryIO, dst: Path, limit: int) -> tuple[int, str] | Non
     return n, h.hexdigest()
 
 
+@dataclass
+class PreparedUpload:
+    """A file of a batch read and rendered, waiting for its database row."""
+
+    display: str
+    path: Path
+    digest: str
+    png: bytes
+    width: int
+    height: int
+
+
+def _bad_name(original: str) -> str | None:
+    if "\x00" in (original or ""):
+        return "the file name contains a NUL byte"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in original or ""):
+        return "the file name contains control characters"
+    return None
+
+
+def _shown(original: str) -> str:
+    """The client's file name for display: its last path part, control characters escaped."""
+    base = re.split(r"[\\/]", original or "")[-1] or "upload"
+    return "".join(ch if ord(ch) >= 32 and ord(ch) != 127 else f"\\x{ord(ch):02x}" for ch in base)[:255]
+
+
+def prepare_uploads(files: Sequence[tuple[str, BinaryIO]], batch: Path, max_bytes: int,
+                    known_digests: Iterable[str] = (), render: Callable[[Path], tuple[bytes, int, int]] | None = None,
+                    result: UploadResult | None = None) -> tuple[list[PreparedUpload], UploadResult]:
+    """Copy a batch of uploads into the folder ``batch`` and render them; no database access.
+
+    ``render(path) -> (png, width, height)`` raises a :class:`~scopenet.errors.ScopenetError` for a
+    file it refuses (default: :func:`~scopenet.label.worker.render_checked`, in this process, with the
+    default pixel limit; the web app passes its :class:`~scopenet.label.worker.RenderPool`).
+    Files already known by their sha256 (``known_digests``), too large, empty, with NUL bytes or
+    control characters in their name, or unreadable are refused in ``result``.
+    """
+    from .worker import render_checked
+
+    render = render or render_checked
+    result = result if result is not None else UploadResult()
+    staged: list[tuple[str, Path, str]] = []
+    used: set[str] = set()
+    for original, fh in files:
+        display = _shown(original)
+        bad = _bad_name(original)
+        if bad:
+            result.refused.append((display, bad))
+            continue
+        name = safe_name(original)
+        while name.lower() in used:
+            name = f"_{name}"
+        used.add(name.lower())
+        got = _copy_limited(fh, batch / name, max_bytes)
+        if got is None:
+            result.refused.append((display, f"larger than the upload limit of {max_bytes:,} bytes"))
+            continue
+        size, digest = got
+        if size == 0:
+            result.refused.append((display, "the file is empty"))
+            continue
+        staged.append((display, batch / name, digest))
+    data_suffixes = {p.suffix.lower() for _, p, _ in staged}
+    has_matrix_data = any(suf.endswith("_mtrx") for suf in data_suffixes)
+    seen = set(known_digests)
+    prepared: list[PreparedUpload] = []
+    for display, path, digest in staged:
+        if path.suffix.lower() in COMPANION_SUFFIXES:
+            if not has_matrix_data:
+                result.refused.append((display, "a MATRIX index file without its *_mtrx data file in "
+                                                "the same upload"))
+            continue
+        if digest in seen:
+            result.refused.append((display, "the same file is in this project already"))
+            continue
+        try:
+            png, width, height = render(path)
+        except ReadError as exc:
+            result.refused.append((display, exc.reason))
+            continue
+        except ScopenetError as exc:
+            result.refused.append((display, str(exc)))
+            continue
+        except MemoryError:
+            result.refused.append((display, "reading it runs out of memory"))
+            continue
+        except Exception as exc:  # an unexpected library failure must not sink the batch
+            result.refused.append((display, f"cannot be read ({type(exc).__name__})"))
+            continue
+        seen.add(digest)
+        prepared.append(PreparedUpload(display, path, digest, png, int(width), int(height)))
+    return prepared, result
+
+
+def store_prepared(s: Session, project: Project, prepared: Sequence[PreparedUpload], upload_dir: Path,
+                   example_for: str | None = None, result: UploadResult | None = None) -> UploadResult:
+    """Move rendered uploads into ``upload_dir`` and add their rows (the caller commits).
+
+    A file whose sha256 turned up in the project meanwhile (a concurrent upload) is refused as a
+    duplicate. Files already moved are removed again when the transaction fails, so that only a
+    crash can leave files without rows (:func:`remove_orphans` clears them at start-up).
+    """
+    upload_dir = Path(upload_dir)
+    (upload_dir / "originals").mkdir(parents=True, exist_ok=True)
+    (upload_dir / "png").mkdir(parents=True, exist_ok=True)
+    result = result if result is not None else UploadResult()
+    seen = set(s.scalars(select(Image.sha256).where(Image.project_id == project.id,
+                                                    Image.sha256.is_not(None))).all())
+    moved: list[Path] = []
+    try:
+        for item in prepared:
+            if item.digest in seen:
+                result.refused.append((item.display, "the same file is in this project already"))
+                continue
+            seen.add(item.digest)
+            uid = uuid.uuid4().hex
+            stored_name = uid + _suffix(item.path.name)
+            png_name = uid + ".png"
+            dest = upload_dir / "originals" / stored_name
+            shutil.move(str(item.path), dest)
+            moved.append(dest)
+            moved.append(upload_dir / "png" / png_name)
+            moved[-1].write_bytes(item.png)
+            # an image imported from Zooniverse without pixels gets its file now
+            img = s.scalar(select(Image).where(Image.project_id == project.id,
+                                               Image.original_name == item.display, Image.png_name.is_(None)))
+            if img is None:
+                img = Image(project_id=project.id, original_name=item.display)
+                s.add(img)
+            img.stored_name, img.png_name, img.sha256 = stored_name, png_name, item.digest
+            img.width, img.height, img.example_for = item.width, item.height, example_for
+            s.flush()
+            result.stored.append(img)
+    except BaseException:
+        for path in moved:
+            path.unlink(missing_ok=True)
+        raise
+    return result
+
+
+def _check_example(project: Project, example_for: str | None) -> None:
+    if example_for is not None and example_for not in project.categories:
+        raise InputError(f"unknown category {example_for!r}; this project has {project.categories}")
+
+
+def _new_batch(upload_dir: Path) -> Path:
+    batch = Path(upload_dir) / f"tmp-{uuid.uuid4().hex}"
+    batch.mkdir(parents=True)
+    return batch
+
+
 def ingest_uploads(s: Session, project: Project, files: Sequence[tuple[str, BinaryIO]], upload_dir: Path,
-                   max_bytes: int, example_for: str | None = None) -> UploadResult:
-    """Store a batch of uploaded files as images of ``project``.
+                   max_bytes: int, example_for: str | None = None,
+                   render: Callable[[Path], tuple[bytes, int, int]] | None = None) -> UploadResult:
+    """Store a batch of uploaded files as images of ``project``, within the session ``s``.
 
     Every file is read with :func:`scopenet.read` and rendered to PNG (X-flattened, robust
     percentiles). The original and the PNG are stored under generated names inside ``upload_dir``;
-    the client's file name is kept for display only. A file that is too large, unreadable, a
-    duplicate, or not an image is refused with a reason and the rest of the batch goes in.
-    MATRIX ``*.mtrx`` index files are used for the ``*_mtrx`` data files of the same batch.
+    the client's file name is kept for display only. A file that is too large, over the pixel
+    limit, unreadable, a duplicate, or not an image is refused with a reason and the rest of the
+    batch goes in. MATRIX ``*.mtrx`` index files are used for the ``*_mtrx`` data files of the same
+    batch. (The web app renders outside its transaction: :func:`upload_files`.)
 
     Parameters
     ----------
@@ -307,76 +459,89 @@ def ingest_uploads(s: Session, project: Project, files: Sequence[tuple[str, Bina
         Size limit per file.
     example_for : str, optional
         Mark the images as tutorial examples of this category.
+    render : callable, optional
+        ``render(path) -> (png, width, height)``; see :func:`prepare_uploads`.
     """
-    upload_dir = Path(upload_dir)
-    (upload_dir / "originals").mkdir(parents=True, exist_ok=True)
-    (upload_dir / "png").mkdir(parents=True, exist_ok=True)
-    if example_for is not None and example_for not in project.categories:
-        raise InputError(f"unknown category {example_for!r}; this project has {project.categories}")
-    result = UploadResult()
-    batch = upload_dir / f"tmp-{uuid.uuid4().hex}"
-    batch.mkdir()
+    _check_example(project, example_for)
+    batch = _new_batch(upload_dir)
     try:
-        staged: list[tuple[str, Path, str]] = []
-        used: set[str] = set()
-        for original, fh in files:
-            display = (re.split(r"[\\/]", original or "")[-1] or "upload")[:255]
-            name = safe_name(original)
-            while name.lower() in used:
-                name = f"_{name}"
-            used.add(name.lower())
-            got = _copy_limited(fh, batch / name, max_bytes)
-            if got is None:
-                result.refused.append((display, f"larger than the upload limit of {max_bytes:,} bytes"))
-                continue
-            size, digest = got
-            if size == 0:
-                result.refused.append((display, "the file is empty"))
-                continue
-            staged.append((display, batch / name, digest))
-        data_suffixes = {p.suffix.lower() for _, p, _ in staged}
-        has_matrix_data = any(suf.endswith("_mtrx") for suf in data_suffixes)
-        seen = set(s.scalars(select(Image.sha256).where(Image.project_id == project.id,
-                                                        Image.sha256.is_not(None))).all())
-        for display, path, digest in staged:
-            if path.suffix.lower() in COMPANION_SUFFIXES:
-                if not has_matrix_data:
-                    result.refused.append((display, "a MATRIX index file without its *_mtrx data file in "
-                                                    "the same upload"))
-                continue
-            if digest in seen:
-                result.refused.append((display, "the same file is in this project already"))
-                continue
-            try:
-                png, width, height = render_file(path)
-            except ReadError as exc:
-                result.refused.append((display, exc.reason))
-                continue
-            except ScopenetError as exc:
-                result.refused.append((display, str(exc)))
-                continue
-            except Exception as exc:  # an unexpected library failure must not sink the batch
-                result.refused.append((display, f"cannot be read ({type(exc).__name__})"))
-                continue
-            seen.add(digest)
-            uid = uuid.uuid4().hex
-            stored_name = uid + _suffix(path.name)
-            png_name = uid + ".png"
-            shutil.move(str(path), upload_dir / "originals" / stored_name)
-            (upload_dir / "png" / png_name).write_bytes(png)
-            # an image imported from Zooniverse without pixels gets its file now
-            img = s.scalar(select(Image).where(Image.project_id == project.id, Image.original_name == display,
-                                               Image.png_name.is_(None)))
-            if img is None:
-                img = Image(project_id=project.id, original_name=display)
-                s.add(img)
-            img.stored_name, img.png_name, img.sha256 = stored_name, png_name, digest
-            img.width, img.height, img.example_for = width, height, example_for
-            s.flush()
-            result.stored.append(img)
+        known = s.scalars(select(Image.sha256).where(Image.project_id == project.id, Image.sha256.is_not(None)))
+        prepared, result = prepare_uploads(files, batch, max_bytes, known.all(), render)
+        return store_prepared(s, project, prepared, upload_dir, example_for, result)
     finally:
         shutil.rmtree(batch, ignore_errors=True)
-    return result
+
+
+def upload_files(factory: sessionmaker[Session], project_id: int, files: Sequence[tuple[str, BinaryIO]],
+                 upload_dir: Path, max_bytes: int, example_for: str | None = None,
+                 render: Callable[[Path], tuple[bytes, int, int]] | None = None) -> UploadResult:
+    """:func:`ingest_uploads` for the web app: read and render with no transaction open, then write
+    the rows in one short transaction (retried while the database is busy).
+
+    Raises
+    ------
+    LookupError
+        When the project does not exist (or was deleted meanwhile).
+    InputError
+        For an unknown ``example_for`` category.
+    """
+    from .db import retry_locked, write_session
+
+    with factory() as s:
+        project = s.get(Project, project_id)
+        if project is None:
+            raise LookupError("no such project")
+        _check_example(project, example_for)
+        known = s.scalars(select(Image.sha256).where(Image.project_id == project.id,
+                                                     Image.sha256.is_not(None))).all()
+    batch = _new_batch(upload_dir)
+    try:
+        prepared, refused = prepare_uploads(files, batch, max_bytes, known, render)
+
+        def write() -> UploadResult:
+            result = UploadResult(refused=list(refused.refused))
+            with write_session(factory) as s:
+                project = s.get(Project, project_id)
+                if project is None:
+                    raise LookupError("no such project")
+                return store_prepared(s, project, prepared, upload_dir, example_for, result)
+
+        return retry_locked(write)
+    finally:
+        shutil.rmtree(batch, ignore_errors=True)
+
+
+def remove_orphans(s: Session, upload_dir: Path, older_than: float = 0.0) -> dict[str, int]:
+    """Delete what a crash during an upload can leave in ``upload_dir``: ``tmp-<uuid>`` batch folders
+    and stored originals/PNGs that no image row names.
+
+    Only entries last modified more than ``older_than`` seconds ago are touched (another process
+    serving the same folder may be uploading right now). Returns counts per kind.
+    """
+    import time
+
+    upload_dir = Path(upload_dir)
+    cutoff = time.time() - older_than
+    out = {"batches": 0, "originals": 0, "png": 0}
+    if not upload_dir.is_dir():
+        return out
+    for d in upload_dir.glob("tmp-*"):
+        if d.is_dir() and re.fullmatch(r"tmp-[0-9a-f]{32}", d.name) and d.stat().st_mtime < cutoff:
+            shutil.rmtree(d, ignore_errors=True)
+            out["batches"] += 1
+    names = {"originals": set(s.scalars(select(Image.stored_name).where(Image.stored_name.is_not(None))).all()),
+             "png": set(s.scalars(select(Image.png_name).where(Image.png_name.is_not(None))).all())}
+    for sub, keep in names.items():
+        folder = upload_dir / sub
+        if not folder.is_dir():
+            continue
+        for f in folder.iterdir():
+            # only names the service generates: uuid hex + suffix
+            if (f.is_file() and f.name not in keep and re.fullmatch(r"[0-9a-f]{32}(\.[a-z0-9_]{1,15})?", f.name)
+                    and f.stat().st_mtime < cutoff):
+                f.unlink(missing_ok=True)
+                out[sub] += 1
+    return out
 
 
 def set_example(s: Session, img: Image, category: str | None) -> None:
@@ -444,6 +609,26 @@ def events_frame(s: Session, project: Project) -> pd.DataFrame:
         recs.append(rec)
     cols = ["event_id", "image_id", "image", "sha256", "user", "created_at", "external_id", *keys]
     return pd.DataFrame(recs, columns=cols)
+
+
+#: first characters that make a spreadsheet read a cell as a formula
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` whose text cells starting with ``= + - @`` (or a tab or carriage return)
+    get a leading single quote, so that a spreadsheet shows them as text instead of running them
+    as formulas (CSV injection). Numbers are left alone.
+
+    >>> csv_safe(pd.DataFrame({"user": ["=cmd|' /C calc'!A0", "bob"], "n": [-1, 2]}))["user"].tolist()
+    ["'=cmd|' /C calc'!A0", 'bob']
+    """
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v)
+    out.columns = ["'" + c if isinstance(c, str) and c.startswith(FORMULA_STARTS) else c for c in out.columns]
+    return out
 
 
 def aggregate_project(s: Session, project: Project, min_agreement: float | None = None) -> pd.DataFrame:

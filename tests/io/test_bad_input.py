@@ -294,3 +294,72 @@ def test_header_claiming_huge_image_is_refused(tmp_path, name, pattern, claim):
     p = tmp_path / name
     p.write_bytes(data[:m.start(1)] + new + data[m.end(1):])
     assert_readerror(p, "implausible|truncated|corrupt")
+
+
+# ------------------------------------------------------------------ issue #19: readers never hang
+def _next_ifd_pointer(data: bytes, ifd: int) -> int:
+    """Byte position of the next-IFD offset of the (classic, little-endian) IFD at ``ifd``."""
+    (n,) = struct.unpack("<H", data[ifd:ifd + 2])
+    return ifd + 2 + 12 * n
+
+
+@pytest.mark.shared
+@pytest.mark.timeout(20)
+def test_tiff_with_looping_page_chain_fixture(tmp_path):
+    """Issue #19 item 1: byte 130 of mask-3.tif set to 0x80 made ``sn.read`` loop forever."""
+    from ..conftest import shared_path
+
+    data = bytearray(shared_path("fixtures", "partial-stem", "mask-3.tif").read_bytes())
+    assert _next_ifd_pointer(bytes(data), 8) == 130
+    data[130] = 0x80
+    p = tmp_path / "mask-3.tif"
+    p.write_bytes(bytes(data))
+    assert_readerror(p, "loops")
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("pages", [1, 3])
+def test_tiff_with_looping_page_chain(tmp_path, pages):
+    """The same damage on a generated plain TIFF: the last next-IFD offset points 2 bytes back, at
+    an 'IFD' with 0 tags whose next offset is itself (tifffile's series loop never ended)."""
+    import tifffile
+
+    p = tmp_path / "plain.tif"
+    data = np.arange(pages * 256, dtype=np.float32).reshape(pages, 16, 16)
+    tifffile.imwrite(p, data if pages > 1 else data[0], metadata=None)
+    raw = bytearray(p.read_bytes())
+    (ifd,) = struct.unpack("<I", raw[4:8])
+    while True:
+        pos = _next_ifd_pointer(bytes(raw), ifd)
+        (nxt,) = struct.unpack("<I", raw[pos:pos + 4])
+        if nxt == 0:
+            break
+        ifd = nxt
+    assert raw[pos - 2:pos] == b"\0\0"
+    raw[pos:pos + 4] = struct.pack("<I", pos - 2)
+    p.write_bytes(bytes(raw))
+    assert_readerror(p, "loops")
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("edit, match", [
+    ("first_ifd_outside", "outside the file"),
+    ("next_ifd_outside", "outside the file"),
+    ("many_tags", "declares 60000 tags"),
+    ("tags_past_end", "run past the end"),
+])
+def test_tiff_ifd_bounds_checked_before_decoding(tmp_path, edit, match):
+    data = bytearray((TEST_DATA / "em" / "generated_plain.tif").read_bytes())
+    (first,) = struct.unpack("<I", data[4:8])
+    if edit == "first_ifd_outside":
+        data[4:8] = struct.pack("<I", len(data) + 100)
+    elif edit == "next_ifd_outside":
+        pos = _next_ifd_pointer(bytes(data), first)
+        data[pos:pos + 4] = struct.pack("<I", 2**31)
+    elif edit == "many_tags":
+        data[first:first + 2] = struct.pack("<H", 60000)
+    else:
+        data[first:first + 2] = struct.pack("<H", (len(data) - first) // 12 + 1)
+    p = tmp_path / "bad.tif"
+    p.write_bytes(bytes(data))
+    assert_readerror(p, match)

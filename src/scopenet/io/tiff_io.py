@@ -13,7 +13,10 @@ Reading (:func:`read_tiff`), in order of precedence:
    ``"µm"``; any other unit is kept as written.
 
 ``metadata`` is rsciio's ``original_metadata`` (the TIFF tags, plus the instrument's own metadata).
-A TIFF whose strips/tiles point beyond the end of the file raises ReadError ("truncated").
+Before any library decodes it, the page (IFD) chain is walked with plain reads
+(:func:`check_structure`): a chain that loops, IFDs or tag tables outside the file and implausible
+tag/page counts raise ReadError at once (tifffile and rsciio could loop forever on such files). A
+TIFF whose strips/tiles point beyond the end of the file raises ReadError ("truncated").
 
 Writing (:func:`write_tiff`): float32, ImageJ hyperstack layout (``YX`` or ``ZYX``), resolution tags
 = 1 / pixel size with the unit in the ImageJ description (so ImageJ/Fiji show the calibration), and
@@ -44,6 +47,68 @@ def is_tiff(head: bytes) -> bool:
 
 
 # ---------------------------------------------------------------------------------- reading
+#: (tag-count format, count size, entry size, offset format, offset size) of classic and BigTIFF.
+_LAYOUT = {42: ("H", 2, 12, "I", 4), 43: ("Q", 8, 20, "Q", 8)}
+#: at most this many tags per IFD (tifffile refuses more than 4096 too).
+MAX_TAGS = 4096
+#: at most this many IFDs (pages) are walked; a longer chain is refused as implausible.
+MAX_IFDS = 1 << 20
+
+
+def check_structure(path: Path) -> int:
+    """Walk the IFD chain with plain reads before any TIFF library decodes it; return the page count.
+
+    Refuses, with a :class:`ReadError` naming the file, what makes readers hang or allocate
+    wildly: a chain that loops back on itself (e.g. a flipped byte in a next-IFD offset), an IFD
+    offset or tag table outside the file, more than :data:`MAX_TAGS` tags in an IFD or more than
+    :data:`MAX_IFDS` pages. Each step reads a few bytes, so this takes milliseconds even on damaged
+    files.
+    """
+    import struct
+
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+        if len(head) < 8 or head[:2] not in (b"II", b"MM"):
+            raise ReadError(path, "not a TIFF file (no II/MM byte-order mark)")
+        bo = "<" if head[:2] == b"II" else ">"
+        version = struct.unpack(bo + "H", head[2:4])[0]
+        if version not in _LAYOUT:
+            raise ReadError(path, f"not a TIFF file (version field {version}, expected 42 or 43)")
+        cnt_fmt, cnt_size, entry_size, off_fmt, off_size = _LAYOUT[version]
+        if version == 43:
+            if len(head) < 16:
+                raise ReadError(path, "truncated BigTIFF header")
+            offset = struct.unpack(bo + "Q", head[8:16])[0]
+        else:
+            offset = struct.unpack(bo + "I", head[4:8])[0]
+        seen: set[int] = set()
+        while offset:
+            if len(seen) >= MAX_IFDS:
+                raise ReadError(path, f"corrupt TIFF: more than {MAX_IFDS} pages (IFDs) chained")
+            if offset in seen:
+                raise ReadError(path, f"corrupt TIFF: the next-page offset of page (IFD) {len(seen) - 1} "
+                                      f"points back to byte {offset}, so the page chain loops forever")
+            if offset < 8 or offset + cnt_size > size:
+                raise ReadError(path, f"corrupt or truncated TIFF: page (IFD) {len(seen)} is at byte {offset}, "
+                                      f"outside the file ({size} bytes)")
+            seen.add(offset)
+            fh.seek(offset)
+            n = struct.unpack(bo + cnt_fmt, fh.read(cnt_size))[0]
+            end = offset + cnt_size + n * entry_size + off_size
+            if n > MAX_TAGS:
+                raise ReadError(path, f"corrupt TIFF: page (IFD) {len(seen) - 1} at byte {offset} declares "
+                                      f"{n} tags")
+            if end > size:
+                raise ReadError(path, f"corrupt or truncated TIFF: page (IFD) {len(seen) - 1} at byte {offset} "
+                                      f"declares {n} tags, which run past the end of the file ({size} bytes)")
+            fh.seek(offset + cnt_size + n * entry_size)
+            offset = struct.unpack(bo + off_fmt, fh.read(off_size))[0]
+    if not seen:
+        raise ReadError(path, "the TIFF file holds no image (no pages)")
+    return len(seen)
+
+
 def _check_complete(path: Path, tf) -> None:
     """Raise ReadError when a page's data run past the end of the file."""
     size = path.stat().st_size
@@ -107,6 +172,7 @@ def read_tiff(path: Path, **kwargs) -> list[Micrograph]:
     import tifffile
 
     path = Path(path)
+    check_structure(path)
     with tifffile.TiffFile(path) as tf:
         if not tf.pages:
             raise ReadError(path, "the TIFF file holds no image (no pages)")

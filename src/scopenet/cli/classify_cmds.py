@@ -1,4 +1,10 @@
-"""CLI command: ``scopenet classify IMAGES... [--model NAME] [--cam DIR] [-o out.csv]``."""
+"""CLI command: ``scopenet classify IMAGES... [--model NAME] [--signal S] [--cam DIR] [-o out.csv]``.
+
+The table goes to stdout; ``-o FILE.csv`` also writes the results as CSV (``-o -``: CSV on stdout
+instead of the table). A file that cannot be read is reported at the end and the others are still
+classified (exit code 1 if any failed). A 3-D stack (e.g. a ``scopenet simulate spm`` shard) gives one
+row per frame, named ``file[k]``.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,25 +12,29 @@ from typing import List, Optional
 
 import typer
 
-from ._common import user_errors
+from ._common import (check_absent, check_writable, finish_failures, pick_image, progress, quiet_option,
+                      signal_option, user_errors)
+from ._common import error_message as _error_message
 
 
-def _read_2d(path: Path):
-    """The first 2-D frame of an image file as an array (``ReadError`` naming the file otherwise)."""
+def _frames(path: Path, signal: Optional[str], quiet: bool) -> list[tuple[str, "object"]]:
+    """``(name, 2-D array)`` for the chosen image of ``path``: one, or one per frame of a stack."""
     import numpy as np
 
-    from .. import io as sio
     from ..errors import ReadError
 
-    img = sio.read(path)
+    img = pick_image(path, signal, quiet=quiet)
     data = np.asarray(img.data, dtype=np.float64)
-    while data.ndim > 2:
-        data = data[0]
-    if data.ndim != 2 or min(data.shape) < 2:
-        raise ReadError(path, f"not a 2-D image (shape {np.shape(img.data)})")
-    if not np.isfinite(data).any():
-        raise ReadError(path, "image has no finite pixel")
-    return data
+    if data.ndim == 3:
+        frames = [(f"{path}[{k}]", data[k]) for k in range(data.shape[0])]
+    else:
+        frames = [(str(path), data)]
+    for _, a in frames:
+        if a.ndim != 2 or min(a.shape) < 2:
+            raise ReadError(path, f"not a 2-D image (shape {np.shape(img.data)})")
+        if not np.isfinite(a).any():
+            raise ReadError(path, "image has no finite pixel")
+    return frames
 
 
 def cam_png(image, cam, path: Path, title: str = "") -> Path:
@@ -44,69 +54,116 @@ def cam_png(image, cam, path: Path, title: str = "") -> Path:
     ax[0].set_title("input", fontsize=8)
     ax[1].set_title(title, fontsize=8)
     fig.tight_layout()
-    with atomic_output(path, overwrite=True) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    try:
+        with atomic_output(path, overwrite=True) as tmp:
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)
     return path
 
 
+def _cam_name(name: str) -> str:
+    """``dir/scan.sxm`` -> ``scan``; ``dir/shard.npz[3]`` -> ``shard-3``."""
+    if name.endswith("]") and "[" in name:
+        base, k = name[:-1].rsplit("[", 1)
+        return f"{Path(base).stem}-{k}"
+    return Path(name).stem
+
+
 def classify_cmd(
-    images: List[Path] = typer.Argument(..., help="Image files (any format scopenet reads)."),
-    model: str = typer.Option("hsi-six", "--model", "-m", help="Pretrained name (hsi-six, good-bad) or a saved model."),
+    images: List[Path] = typer.Argument(..., help="Image files (any format scopenet reads; .npz stacks too)."),
+    model: str = typer.Option("hsi-six", "--model", "-m",
+                              help="Pretrained name (hsi-six, good-bad) or a saved model."),
     cam: Optional[Path] = typer.Option(None, "--cam", help="Folder for class-activation-map PNGs."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="CSV file for the results."),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o",
+        help="CSV file for the results (default: none, the table is printed); '-' prints CSV to stdout."),
+    signal: Optional[str] = signal_option(),
     threshold: Optional[float] = typer.Option(
         None, help="Decision threshold for multi-label models (default: each category's from the model card)."),
     tta: Optional[int] = typer.Option(
         None, "--tta", min=1, max=8,
         help="Average over this many flips/rotations of each image (8 = all; N x the time). Default: the model card's."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing CSV."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing CSV (CAM images are always replaced)."),
+    quiet: bool = quiet_option(),
 ):
-    """Judge tip state / image quality of SPM images; print a table and write CSV."""
+    """Judge tip state / image quality of SPM images; print a table (and write CSV with -o)."""
     import numpy as np
-    from rich.console import Console
-    from rich.table import Table
+    import pandas as pd
+
+    import scopenet as sn
 
     from .._fileutil import atomic_output
-    from ..errors import WriteError
-    from ..tasks.classify import TipClassifier, classify
-    from ..tasks.classify.preprocess import prepare
+
+    to_stdout = output is not None and str(output) == "-"
+    csv_path = None if output is None or to_stdout else output
+    with user_errors():
+        # every output location is checked before any work: nothing is written if one cannot be
+        check_absent(csv_path, overwrite)
+        check_writable(csv_path)
+        check_writable(cam, folder=True)
+        clf = sn.TipClassifier.pretrained(model) if "/" not in model and not model.endswith(".json") \
+            else sn.TipClassifier.load(Path(model))
+
+    rows, frames, failures = [], [], []
+    with progress(len(images), "classify", quiet) as advance:
+        for p in images:
+            try:
+                fr = _frames(p, signal, quiet)
+                df = sn.classify([a for _, a in fr], clf, threshold=threshold, tta=tta)
+                df.insert(0, "file", [n for n, _ in fr])
+                rows.append(df)
+                frames.extend(fr)
+            except (typer.Exit, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # noqa: BLE001 - reported at the end; the other files go on
+                failures.append((str(p), _error_message(exc)))
+            advance(p.name)
 
     with user_errors():
-        out = output or Path("classify.csv")
-        if out.exists() and not overwrite:
-            raise WriteError(out, "file exists (pass --overwrite to replace it)")
-        clf = TipClassifier.pretrained(model) if "/" not in model and not model.endswith(".json") \
-            else TipClassifier.load(Path(model))
-        arrays = [_read_2d(p) for p in images]  # any unreadable file stops here, before anything is written
-        df = classify(arrays, clf, threshold=threshold, tta=tta)
-        df.insert(0, "file", [str(p) for p in images])
-        with atomic_output(out, overwrite=overwrite) as tmp:
-            df.to_csv(tmp, index=False, float_format="%.4f")
+        if rows:
+            df = pd.concat(rows, ignore_index=True)
+            if csv_path is not None:
+                with atomic_output(csv_path, overwrite=overwrite) as tmp:
+                    df.to_csv(tmp, index=False, float_format="%.4f")
+            if cam is not None:
+                from ..tasks.classify.preprocess import prepare
 
-        if cam is not None:
-            cam.mkdir(parents=True, exist_ok=True)
-            X = prepare(arrays, clf.config.size, clf.config.flatten)
-            probs = df[clf.categories].to_numpy()
-            target = [int(np.argmax(p)) for p in probs]
-            if "bad_blurry" in clf.categories:  # "why was it judged bad": explain Bad/Blurry
-                target = [clf.categories.index("bad_blurry")] * len(X)
-            elif "bad" in clf.categories:
-                target = [clf.categories.index("bad")] * len(X)
-            for i, p in enumerate(images):
-                m = clf.cam(X[i:i + 1], target[i], inputs_prepared=True)[0]
-                name = clf.categories[target[i]]
-                cam_png(X[i, 0], m, cam / f"{p.stem}-cam-{name}.png", f"{name} p={probs[i, target[i]]:.2f}")
+                cam.mkdir(parents=True, exist_ok=True)
+                X = prepare([a for _, a in frames], clf.config.size, clf.config.flatten)
+                probs = df[clf.categories].to_numpy()
+                target = [int(np.argmax(p)) for p in probs]
+                if "bad_blurry" in clf.categories:  # "why was it judged bad": explain Bad/Blurry
+                    target = [clf.categories.index("bad_blurry")] * len(X)
+                elif "bad" in clf.categories:
+                    target = [clf.categories.index("bad")] * len(X)
+                for i, (name, _) in enumerate(frames):
+                    label = clf.categories[target[i]]
+                    png = cam / f"{_cam_name(name)}-cam-{label}.png"
+                    m = clf.cam(X[i:i + 1], target[i], inputs_prepared=True)[0]
+                    cam_png(X[i, 0], m, png, f"{label} p={probs[i, target[i]]:.2f}")
+            if to_stdout:
+                typer.echo(df.to_csv(index=False, float_format="%.4f"), nl=False)
+            else:
+                from rich.console import Console
+                from rich.table import Table
 
-        table = Table(title=f"scopenet classify ({model})")
-        table.add_column("file")
-        for c in clf.categories:
-            table.add_column(c, justify="right")
-        table.add_column("labels")
-        for _, row in df.iterrows():
-            table.add_row(Path(row["file"]).name, *[f"{row[c]:.2f}" for c in clf.categories], row["labels"])
-        Console().print(table)
-        typer.echo(f"wrote {out}" + (f" and CAM images in {cam}" if cam is not None else ""))
+                table = Table(title=f"scopenet classify ({model})", title_justify="left")
+                table.add_column("file", overflow="fold", ratio=3)
+                for c in clf.categories:
+                    table.add_column(c, justify="right", overflow="fold")
+                table.add_column("labels", overflow="fold", ratio=1)
+                for _, row in df.iterrows():
+                    table.add_row(str(row["file"]), *[f"{row[c]:.2f}" for c in clf.categories],
+                                  str(row["labels"]) if isinstance(row["labels"], str) else "")
+                Console(soft_wrap=False).print(table)
+                wrote = [str(x) for x in (csv_path,) if x is not None]
+                if cam is not None:
+                    wrote.append(f"CAM images in {cam}")
+                if wrote:
+                    typer.echo("wrote " + " and ".join(wrote))
+    if failures:
+        finish_failures(len(images), failures)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,9 @@
     scopenet simulate scan --n 500   -o data/scan --kind spiral --coverage 0.05 --size 512
 
 Every sample depends only on ``(seed, index)``, so reruns are identical. A non-empty output folder is
-refused unless ``--overwrite`` is given. ``--gallery`` also writes ``gallery.png`` beside the shards.
+refused unless ``--overwrite`` is given; an output folder that cannot be created or written is refused
+before any work. ``--gallery`` also writes ``gallery.png`` beside the shards. ``scopenet info`` and
+``scopenet classify`` read the shards (``scopenet classify data/spm/spm-00000.npz``: one row per image).
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import typer
 
-from ._common import user_errors
+from ._common import check_writable, user_errors
 
 simulate_app = typer.Typer(help="Generate synthetic training data with exact ground truth.", no_args_is_help=True)
 
@@ -48,6 +50,7 @@ def _check_out(out: Path, overwrite: bool, n: int) -> None:
         raise WriteError(out, "exists and is not a directory")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise WriteError(out, "directory is not empty (pass --overwrite to replace its shards)")
+    check_writable(out, folder=True)
 
 
 def _finish(out: Path, gallery: bytes | None, what: str) -> None:

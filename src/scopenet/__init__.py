@@ -39,3 +39,9 @@ def __getattr__(name: str):
 
 __all__ = ["__version__", "Axis", "Micrograph", "read", "read_all", "write", "ReadError", "WriteError",
            "InputError", "ScopenetError", *_LAZY]
+
+
+def __dir__() -> list[str]:
+    """The module's names plus the lazily imported ones, so that ``dir(scopenet)`` and tab completion list
+    ``denoise``, ``flatten``, ``classify`` ... before their first use."""
+    return sorted(set(globals()) | set(__all__))

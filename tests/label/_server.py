@@ -18,15 +18,21 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(database_url: str, upload_dir: Path, startup_s: float = 60) -> Iterator[str]:
-    """Start ``uvicorn`` serving :func:`scopenet.label.create_app`; yield its base URL; stop it."""
+def running_server(database_url: str, upload_dir: Path, startup_s: float = 60, app_kwargs: str = "",
+                   setup: str = "") -> Iterator[str]:
+    """Start ``uvicorn`` serving :func:`scopenet.label.create_app`; yield its base URL; stop it.
+
+    ``app_kwargs``: more keyword arguments of ``create_app`` as Python source (``"max_pixels=10"``),
+    after the statements ``setup`` (imports, say).
+    """
     import httpx
 
     port = free_port()
     code = textwrap.dedent(f"""
         import uvicorn
         from scopenet.label import create_app
-        app = create_app({database_url!r}, secret_key="test", upload_dir={str(upload_dir)!r})
+        {setup}
+        app = create_app({database_url!r}, secret_key="test", upload_dir={str(upload_dir)!r}, {app_kwargs})
         uvicorn.run(app, host="127.0.0.1", port={port}, log_level="warning", backlog=512)
     """)
     server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

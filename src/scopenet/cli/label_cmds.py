@@ -20,12 +20,43 @@ def _session(db: str):
     return session_factory(make_engine(db))
 
 
+def _bind(host: str, port: int):
+    """A listening socket on (host, port), or an InputError naming the port (busy, or not allowed)."""
+    import socket
+
+    from ..errors import InputError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise InputError(f"cannot listen on {host}:{port}: unknown address ({exc.strerror})") from None
+    family, _, _, _, addr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        why = "it is in use" if exc.errno in (48, 98, 10048) else (exc.strerror or str(exc))
+        raise InputError(f"cannot listen on port {port} of {host}: {why}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
 @label_app.command("serve")
 def serve(db: str = DB_OPT,
           host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 for all interfaces)."),
           port: int = typer.Option(8000, help="TCP port."),
           upload_dir: Path = typer.Option(Path("label-uploads"), help="Folder for uploaded files and PNGs."),
           max_upload_mb: float = typer.Option(64.0, help="Size limit per uploaded file, MiB."),
+          max_megapixels: float = typer.Option(64.0, help="Pixel limit per uploaded image, Mpx (from the "
+                                               "header, before decoding)."),
+          render_timeout: float = typer.Option(30.0, help="Seconds one uploaded file may take to render."),
+          render_memory_mb: float = typer.Option(4096.0, help="Memory one upload's rendering may use, MiB."),
+          trusted_proxy: Optional[list[str]] = typer.Option(None, "--trusted-proxy", help="Address or network "
+                                                            "of a reverse proxy whose X-Forwarded-For names "
+                                                            "the client (repeatable; default: none)."),
           secret_key: Optional[str] = typer.Option(None, envvar="SCOPENET_LABEL_SECRET",
                                                    help="Key signing session cookies (default: random)."),
           session_hours: float = typer.Option(8.0, help="How long a login lasts, hours.")):
@@ -37,9 +68,16 @@ def serve(db: str = DB_OPT,
     from ..label.app import create_app
 
     with user_errors():
-        app = create_app(db, secret_key=secret_key, upload_dir=upload_dir,
-                         max_upload_bytes=int(max_upload_mb * 1024 * 1024),
-                         session_ttl=timedelta(hours=session_hours))
+        sock = _bind(host, port)  # before anything else: a busy port is one line, not a traceback
+        try:
+            app = create_app(db, secret_key=secret_key, upload_dir=upload_dir,
+                             max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+                             session_ttl=timedelta(hours=session_hours), trusted_proxies=trusted_proxy or (),
+                             max_pixels=int(max_megapixels * 1e6) or None, render_timeout=render_timeout,
+                             render_memory=int(render_memory_mb * 1024 * 1024) or None)
+        except BaseException:
+            sock.close()
+            raise
     from sqlalchemy import select
 
     from ..label.db import User
@@ -48,7 +86,13 @@ def serve(db: str = DB_OPT,
         if s.scalar(select(User.id).where(User.role == "admin")) is None:
             typer.echo(f"no administrator yet: create one with `scopenet label create-admin NAME --db {db}`")
     typer.echo(f"scopenet label: http://{host}:{port}/  (database {db})")
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    # uvicorn's own proxy-header handling is off: it would trust X-Forwarded-For from 127.0.0.1;
+    # the app reads the header only from --trusted-proxy addresses
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", proxy_headers=False)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
 
 
 @label_app.command("create-admin")
@@ -123,13 +167,14 @@ def import_zooniverse(csv: Path = typer.Argument(..., help="Zooniverse classific
 def _write_table(df, out: Path, overwrite: bool) -> None:
     from .._fileutil import atomic_output
     from ..errors import WriteError
+    from ..label.service import csv_safe
 
     suffix = out.suffix.lower()
     if suffix not in (".csv", ".json"):
         raise WriteError(out, "the output must end in .csv or .json")
     with atomic_output(out, overwrite=overwrite) as tmp:
         if suffix == ".csv":
-            df.to_csv(tmp, index=False)
+            csv_safe(df).to_csv(tmp, index=False)  # no cell a spreadsheet would run as a formula
         else:
             df.to_json(tmp, orient="records", indent=1)
 

@@ -195,6 +195,11 @@ def _job(func: RenderFn | None, path: str, max_pixels: int | None, memory_limit:
         return "refused", f"cannot be read ({type(exc).__name__})"
 
 
+def _ready() -> bool:
+    """A no-op task: its answer means the worker has started (imports done, limits set)."""
+    return True
+
+
 def _kill(ex: cf.ProcessPoolExecutor) -> None:
     """Stop an executor now, killing its worker (it may hang in a reader)."""
     kill = getattr(ex, "kill_workers", None)  # Python 3.14+
@@ -247,6 +252,8 @@ class RenderPool:
             raise ValueError("workers must be at least 1 and the timeout longer than 0 s")
         self.workers, self.timeout = int(workers), float(timeout)
         self.memory_limit, self.max_pixels, self.func = memory_limit, max_pixels, func
+        #: seconds a new worker may take to start (spawn an interpreter, import the readers)
+        self.startup_timeout = 120.0
         self._slots: list[cf.ProcessPoolExecutor | None] = [None] * self.workers
         self._free: queue.LifoQueue[int] = queue.LifoQueue()
         for i in range(self.workers):
@@ -256,8 +263,15 @@ class RenderPool:
         self._finalizer = weakref.finalize(self, _shutdown_all, self._slots)
 
     def _start(self) -> cf.ProcessPoolExecutor:
-        return cf.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                      initializer=_init_worker, initargs=(self.memory_limit,))
+        """A new worker, started (its start-up does not count against a file's time limit)."""
+        ex = cf.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                    initializer=_init_worker, initargs=(self.memory_limit,))
+        try:
+            ex.submit(_ready).result(timeout=self.startup_timeout)
+        except BaseException:
+            _kill(ex)
+            raise UploadRefused("the reader's worker process did not start") from None
+        return ex
 
     def render(self, path: str | Path) -> tuple[bytes, int, int]:
         """Render one file in a worker: (png bytes, width, height).

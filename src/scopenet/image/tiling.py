@@ -25,7 +25,7 @@ from .micrograph import Micrograph
 
 __all__ = ["TileSpec", "iter_tiles", "tile_starts", "blend_window", "predict_tiled"]
 
-PadMode = Literal["reflect", "symmetric", "edge", "wrap", "constant"]
+PadMode = Literal["reflect", "symmetric", "edge", "wrap", "constant", "crop"]
 
 
 @dataclass(frozen=True)
@@ -185,27 +185,30 @@ def _extract(frame: np.ndarray, spec: TileSpec, mode: str, out: np.ndarray) -> N
 
 def predict_tiled(image, fn: Callable[[np.ndarray], np.ndarray], tile: int | tuple[int, int] = 256,
                   overlap: int | tuple[int, int] = 32, batch_size: int = 4, pad_mode: PadMode = "reflect",
-                  progress: bool = False, batched: bool | None = None, operation: str | None = "predict_tiled"):
+                  progress: bool = False, batched: bool | None = None, operation: str | None = "predict_tiled",
+                  channels: bool = False, skip: Callable[[np.ndarray], np.ndarray | None] | None = None):
     """Apply an image-to-image function to an image of any size through overlapping tiles.
 
     Parameters
     ----------
-    image : array_like, shape (y, x) or (n, y, x), or Micrograph
+    image : array_like, shape (y, x) or (n, y, x), or Micrograph; with ``channels``: (c, y, x) or (n, c, y, x)
         Any size from 1x1 up; a stack is processed frame by frame. Non-finite pixels are passed to
-        ``fn`` as they are (use :func:`~scopenet.image.preprocess.replace_nonfinite` first).
+        ``fn`` as they are (use :func:`~scopenet.image.scaling.fill_nonfinite` first).
     fn : callable
-        With ``batched=True``: maps a float32 batch ``(B, th, tw)`` to an array of the same shape.
-        With ``batched=False``: maps one tile ``(th, tw)`` to ``(th, tw)``. Outputs may be NumPy
-        arrays or anything ``np.asarray`` accepts (a CPU torch tensor).
+        With ``batched=True``: maps a float32 batch ``(B, th, tw)`` (``(B, c, th, tw)`` with
+        ``channels``) to an array ``(B, th, tw)``. With ``batched=False``: maps one tile ``(th, tw)``
+        (``(c, th, tw)``) to ``(th, tw)``. Outputs may be NumPy arrays or anything ``np.asarray``
+        accepts (a CPU torch tensor).
     tile : int or (int, int)
-        Tile size (rows, cols); every call to ``fn`` gets exactly this size.
+        Tile size (rows, cols); every call to ``fn`` gets exactly this size (except with ``"crop"``).
     overlap : int or (int, int)
         Minimum overlap between tiles (``0 <= overlap < tile``); also the width of the blending ramp.
     batch_size : int
         Tiles per call when batched.
-    pad_mode : {"reflect", "symmetric", "edge", "wrap", "constant"}
+    pad_mode : {"reflect", "symmetric", "edge", "wrap", "constant", "crop"}
         How tiles are filled beyond the true image borders (``numpy.pad`` names; ``"reflect"`` on a
-        one-pixel axis falls back to ``"edge"``).
+        one-pixel axis falls back to ``"edge"``). ``"crop"``: tiles are cut at the borders, so ``fn``
+        gets smaller tiles there, each blended with a window of its own size.
     progress : bool
         Show a tqdm progress bar over tiles.
     batched : bool, optional
@@ -213,45 +216,57 @@ def predict_tiled(image, fn: Callable[[np.ndarray], np.ndarray], tile: int | tup
         that raises or returns the wrong shape.
     operation : str, optional
         Provenance entry name for a Micrograph input (None: no entry).
+    channels : bool
+        The input has a channel axis (after the stack axis), given to ``fn`` whole; the output has none.
+    skip : callable, optional
+        ``skip(tile)`` is called on each extracted tile (``(th, tw)`` or ``(c, th, tw)``) first; when it
+        returns an array, that is the tile's prediction and ``fn`` is not called for it (for example a
+        sparse scan's tile without a scanned pixel keeps its infill).
 
     Returns
     -------
     ndarray (float32) or Micrograph
-        Shape of the input. With an identity ``fn`` the input is reproduced exactly (to float32
-        rounding).
+        Shape of the input (without the channel axis). With an identity ``fn`` the input is reproduced
+        exactly (to float32 rounding).
     """
     img = image if isinstance(image, Micrograph) else None
     arr = img.data if img is not None else np.asarray(image)
-    if arr.ndim not in (2, 3) or arr.size == 0:
-        raise InputError(f"predict_tiled needs a non-empty 2-D image or 3-D stack, got shape {arr.shape}")
+    lo_nd = 3 if channels else 2
+    if arr.ndim not in (lo_nd, lo_nd + 1) or arr.size == 0:
+        what = "(c, y, x) image or (n, c, y, x) stack" if channels else "2-D image or 3-D stack"
+        raise InputError(f"predict_tiled needs a non-empty {what}, got shape {arr.shape}")
     if np.iscomplexobj(arr) or not np.issubdtype(arr.dtype, np.number):
         raise InputError(f"predict_tiled needs real numeric data, got dtype {arr.dtype}")
     (th, tw), (oy, ox) = _as_pair(tile, "tile"), _as_pair(overlap, "overlap")
     _check(th, tw, oy, ox)
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}")
-    frames = arr[None] if arr.ndim == 2 else arr
-    n, h, w = frames.shape
+    single = arr.ndim == lo_nd
+    frames = arr[None] if single else arr
+    if not channels:
+        frames = frames[:, None]
+    n, c, h, w = frames.shape
     specs = list(iter_tiles((h, w), (th, tw), (oy, ox)))  # small: a few numbers per tile
-    win_y, win_x = blend_window(th, oy), blend_window(tw, ox)
-
-    # The tiles form a grid with one window, so the accumulated weight is separable: outer(wy, wx).
-    wsum_y, wsum_x = np.zeros(h), np.zeros(w)
-    ys0 = sorted({s.y0 for s in specs})
-    xs0 = sorted({s.x0 for s in specs})
-    for y0 in ys0:
-        sl, tl = TileSpec(y0, 0, th, 1, (0, 0)).image_slices((h, 1))[0], slice(max(-y0, 0), None)
-        wsum_y[sl] += win_y[tl][: sl.stop - sl.start]
-    for x0 in xs0:
-        sl, tl = TileSpec(0, x0, 1, tw, (0, 0)).image_slices((1, w))[1], slice(max(-x0, 0), None)
-        wsum_x[sl] += win_x[tl][: sl.stop - sl.start]
-
-    # float32 accumulation is exact to ~1e-7 when a pixel gets few predictions (the usual case); with
-    # heavy overlap (many tiles per pixel) accumulate in float64 to keep identity exact to 1e-6.
-    per_pixel = math.ceil(th / max(th - oy, 1)) * math.ceil(tw / max(tw - ox, 1))
-    acc_dtype = np.float32 if per_pixel <= 4 else np.float64
+    crop = pad_mode == "crop"
+    if crop:
+        acc_dtype = np.float64
+        wsum = np.zeros((h, w), np.float64)
+    else:
+        win_y, win_x = blend_window(th, oy), blend_window(tw, ox)
+        # The tiles form a grid with one window, so the accumulated weight is separable: outer(wy, wx).
+        wsum_y, wsum_x = np.zeros(h), np.zeros(w)
+        for y0 in sorted({s.y0 for s in specs}):
+            sl, tl = TileSpec(y0, 0, th, 1, (0, 0)).image_slices((h, 1))[0], slice(max(-y0, 0), None)
+            wsum_y[sl] += win_y[tl][: sl.stop - sl.start]
+        for x0 in sorted({s.x0 for s in specs}):
+            sl, tl = TileSpec(0, x0, 1, tw, (0, 0)).image_slices((1, w))[1], slice(max(-x0, 0), None)
+            wsum_x[sl] += win_x[tl][: sl.stop - sl.start]
+        # float32 accumulation is exact to ~1e-7 when a pixel gets few predictions (the usual case); with
+        # heavy overlap (many tiles per pixel) accumulate in float64 to keep identity exact to 1e-6.
+        per_pixel = math.ceil(th / max(th - oy, 1)) * math.ceil(tw / max(tw - ox, 1))
+        acc_dtype = np.float32 if per_pixel <= 4 else np.float64
+        win2 = np.outer(win_y, win_x).astype(acc_dtype)
     out = np.zeros((n, h, w), dtype=acc_dtype)
-    win2 = np.outer(win_y, win_x).astype(acc_dtype)
     jobs = [(f, s) for f in range(n) for s in specs]
     bar = None
     if progress:
@@ -259,30 +274,65 @@ def predict_tiled(image, fn: Callable[[np.ndarray], np.ndarray], tile: int | tup
 
         bar = tqdm(total=len(jobs), desc="tiles", unit="tile")
     state = {"batched": batched}
-    buf = np.empty((min(batch_size, len(jobs)), th, tw), dtype=np.float32)
+
+    def tile_of(f: int, s: TileSpec) -> np.ndarray:
+        if crop:
+            ys, xs = s.image_slices((h, w))
+            return np.ascontiguousarray(frames[f, :, ys, xs], dtype=np.float32)
+        t = np.empty((c, th, tw), np.float32)
+        for ch in range(c):
+            _extract(frames[f, ch], s, pad_mode, t[ch])
+        return t
+
+    def run(tiles: list[np.ndarray]) -> list[np.ndarray]:
+        preds: list[np.ndarray | None] = [None] * len(tiles)
+        todo = []
+        for k, t in enumerate(tiles):
+            given = skip(t if channels else t[0]) if skip is not None else None
+            if given is not None:
+                preds[k] = np.asarray(given, np.float32)
+            else:
+                todo.append(k)
+        # batch the tiles of one shape together (all of them except cropped border tiles)
+        while todo:
+            shape = tiles[todo[0]].shape
+            group = [k for k in todo if tiles[k].shape == shape]
+            todo = [k for k in todo if tiles[k].shape != shape]
+            b = np.stack([tiles[k] for k in group])
+            res = _call(fn, b if channels else b[:, 0], state)
+            for k, r in zip(group, res):
+                preds[k] = r
+        return preds
+
     try:
         for start in range(0, len(jobs), batch_size):
             chunk = jobs[start:start + batch_size]
-            b = buf[: len(chunk)]
-            for k, (f, s) in enumerate(chunk):
-                _extract(frames[f], s, pad_mode, b[k])
-            pred = _call(fn, b, state)
-            for k, (f, s) in enumerate(chunk):
+            preds = run([tile_of(f, s) for f, s in chunk])
+            for (f, s), pred in zip(chunk, preds):
                 ys, xs = s.image_slices((h, w))
-                ty, tx = s.tile_slices((h, w))
-                out[f, ys, xs] += pred[k, ty, tx] * win2[ty, tx]
+                if crop:
+                    sh, sw = pred.shape
+                    win = np.outer(blend_window(sh, min(oy, sh - 1)), blend_window(sw, min(ox, sw - 1)))
+                    out[f, ys, xs] += pred * win
+                    wsum[ys, xs] += win
+                else:
+                    ty, tx = s.tile_slices((h, w))
+                    out[f, ys, xs] += pred[ty, tx] * win2[ty, tx]
             if bar is not None:
                 bar.update(len(chunk))
     finally:
         if bar is not None:
             bar.close()
-    inv_y = (1.0 / wsum_y).astype(acc_dtype)
-    inv_x = (1.0 / wsum_x).astype(acc_dtype)
-    for f in range(n):  # in-place normalisation, row block by row block: no second full-size array
-        for r0 in range(0, h, 1024):
-            out[f, r0:r0 + 1024] *= inv_y[r0:r0 + 1024, None] * inv_x[None, :]
+    if crop:
+        out /= wsum
+    else:
+        inv_y = (1.0 / wsum_y).astype(acc_dtype)
+        inv_x = (1.0 / wsum_x).astype(acc_dtype)
+        for f in range(n):  # in-place normalisation, row block by row block: no second full-size array
+            for r0 in range(0, h, 1024):
+                out[f, r0:r0 + 1024] *= inv_y[r0:r0 + 1024, None] * inv_x[None, :]
     out = out.astype(np.float32, copy=False)
-    result = out[0] if arr.ndim == 2 else out
+    result = out[0] if single else out
     if img is None:
         return result
     if operation:
@@ -291,8 +341,9 @@ def predict_tiled(image, fn: Callable[[np.ndarray], np.ndarray], tile: int | tup
 
 
 def _call(fn, batch: np.ndarray, state: dict) -> np.ndarray:
-    """Run ``fn`` on a batch, per tile if it is not batched; check the output shape."""
-    want = batch.shape
+    """Run ``fn`` on a batch (``(B, th, tw)`` or ``(B, c, th, tw)``), per tile if it is not batched; check
+    the output shape ``(B, th, tw)``."""
+    want = (batch.shape[0], *batch.shape[-2:])
     if state["batched"] is not False:
         try:
             res = np.asarray(fn(batch.copy()), dtype=np.float32)
@@ -307,10 +358,10 @@ def _call(fn, batch: np.ndarray, state: dict) -> np.ndarray:
             if state["batched"]:
                 raise
         state["batched"] = False  # undecided and the batch call failed: try single tiles
-    res = np.empty_like(batch)
+    res = np.empty(want, np.float32)
     for k, t in enumerate(batch):
         r = np.asarray(fn(t.copy()), dtype=np.float32)
-        if r.shape != t.shape:
+        if r.shape != t.shape[-2:]:
             raise InputError(f"the model returned shape {r.shape} for a tile of shape {t.shape}")
         res[k] = r
     return res

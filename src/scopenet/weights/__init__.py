@@ -1,6 +1,7 @@
-"""Pretrained models: shipped in this folder or installed in the user's cache.
+"""Model files and pretrained models: shipped in this folder or installed in the user's cache.
 
-A model is a pair ``<name>.safetensors`` + ``<name>.json`` (see :mod:`scopenet.training.packaging`).
+A model is a pair ``<name>.safetensors`` + ``<name>.json``: the weights and the :class:`ModelCard`
+(:mod:`.card`), written and read by :mod:`.files` (``save_model``, ``load_model``, ``read_card``).
 Search order: the shipped folder (``scopenet/weights/``), then the user cache
 (``platformdirs.user_cache_dir("scopenet")/weights``, or ``$SCOPENET_WEIGHTS_DIR`` when set).
 
@@ -10,13 +11,13 @@ Search order: the shipped folder (``scopenet/weights/``), then the user cache
 """
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, ReadError
+from .card import Headline, ModelCard
+from .files import load_model, model_files, read_card, save_model
 
 SHIPPED_DIR = Path(__file__).resolve().parent
 
@@ -46,8 +47,12 @@ class ModelInfo:
     task: str | None
     architecture: str
     size_bytes: int
-    metrics: dict[str, Any] = field(default_factory=dict)
-    card: dict[str, Any] = field(default_factory=dict)
+    card: ModelCard
+
+    @property
+    def headline(self) -> Headline | None:
+        """The card's headline figure (``None`` when it has none)."""
+        return self.card.metrics.headline
 
 
 def list_models() -> list[ModelInfo]:
@@ -66,14 +71,13 @@ def list_models() -> list[ModelInfo]:
             if name in seen or not weights.is_file():
                 continue
             try:
-                card = json.loads(card_path.read_text())
-                arch = card["architecture"]["name"]
-            except (ValueError, KeyError, TypeError):
+                card = read_card(card_path)
+            except ReadError:
                 continue
             seen.add(name)
-            out.append(ModelInfo(name=name, stem=card_path.with_suffix(""), source=source, task=card.get("task"),
-                                 architecture=arch, size_bytes=weights.stat().st_size,
-                                 metrics=dict(card.get("metrics") or {}), card=card))
+            out.append(ModelInfo(name=name, stem=card_path.with_suffix(""), source=source, task=card.task,
+                                 architecture=card.architecture.name, size_bytes=weights.stat().st_size,
+                                 card=card))
     return out
 
 
@@ -89,9 +93,8 @@ def find_model(name: str) -> Path:
 
 def pretrained(name: str, map_location: str = "cpu"):
     """Load the installed model ``name`` (network in eval mode, card in ``.scopenet_card``)."""
-    from ..training.packaging import load_model
-
     return load_model(find_model(name), map_location=map_location)
 
 
-__all__ = ["ModelInfo", "SHIPPED_DIR", "cache_dir", "find_model", "list_models", "pretrained", "search_dirs"]
+__all__ = ["Headline", "ModelCard", "ModelInfo", "SHIPPED_DIR", "cache_dir", "find_model", "list_models", "load_model",
+           "model_files", "pretrained", "read_card", "save_model", "search_dirs"]

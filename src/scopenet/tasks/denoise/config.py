@@ -1,22 +1,26 @@
 """Settings of the denoising task (pydantic; round-trip through YAML/JSON via ``model_dump``)."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["PredictSettings", "FitSettings"]
+__all__ = ["DenoiseConfig", "FitSettings"]
 
 
 class _Base(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class PredictSettings(_Base):
-    """How a trained denoiser is applied.
+class DenoiseConfig(_Base):
+    """The settings of a :class:`~scopenet.tasks.denoise.Denoiser`: its network and how it is applied.
 
     Attributes
     ----------
+    arch : str
+        Registered architecture (:func:`scopenet.nn.build_architecture`); default the compact U-Net.
+    arch_config : dict
+        Its constructor arguments.
     tile : int
         Tile side (px) for images larger than ``max_direct_pixels``.
     overlap : int
@@ -29,6 +33,8 @@ class PredictSettings(_Base):
         Clip the network output to the input's [min, max] (Ede clips to [0, 1] after min-max scaling).
     """
 
+    arch: str = "denoise-compact"
+    arch_config: dict[str, Any] = Field(default_factory=dict)
     tile: int = Field(512, ge=16)
     overlap: int = Field(64, ge=0)
     max_direct_pixels: int = Field(1024 * 1024, ge=1)

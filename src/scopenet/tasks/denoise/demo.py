@@ -27,7 +27,7 @@ def section(report, workdir: Path, samples: dict[str, Path]) -> None:
         "sn.denoise (model='auto') measures each image's noise (the shot-noise dose that would give it) and "
         "applies the default model to noisy images, the high-dose variant to clean-ish ones, and a blend in "
         "between (compact residual U-Nets at half resolution, trained on simulated and real micrographs with "
-        f"Ede's dose noise; {card.get('n_parameters', '?')} parameters each). "
+        f"Ede's dose noise; {card.n_parameters or '?'} parameters each). "
         "Residual = input - denoised: it should look like structureless noise.")
     workdir = Path(workdir)
     for name, path in samples.items():

@@ -8,51 +8,39 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from ...errors import InputError
 from ...image.micrograph import Micrograph
-from .config import FitSettings, PredictSettings
-from ...training.data import dihedral_tta
-from ...nn import xception as _xception  # noqa: F401  (registers "atrous-xception")
-from ...nn.denoise_compact import CompactDenoiser  # noqa: F401  (registers "denoise-compact")
+from ...image.scaling import unit_scale
+from ...image.tta import check_views, dihedral, tta_average
+from .._estimator import Estimator, cached, map_images, register
+from .config import DenoiseConfig, FitSettings
 from .train import huber_mse_1000
 
-__all__ = ["Denoiser", "AutoDenoiser", "denoise", "n2v_mask", "dihedral_tta", "estimate_dose", "MODEL_ALIASES"]
+__all__ = ["Denoiser", "AutoDenoiser", "denoise", "n2v_mask", "estimate_dose", "MODEL_ALIASES"]
 
 #: short names accepted by :meth:`Denoiser.pretrained` and :func:`denoise` (``"auto"`` is the
 #: dose-routed pair, :class:`AutoDenoiser`)
-MODEL_ALIASES = {"default": "denoise-default", "high-dose": "denoise-high-dose"}
+MODEL_ALIASES = {"default": "denoise-default", "high-dose": "denoise-high-dose"}  # = Denoiser.aliases
 
 
 # --------------------------------------------------------------------------------------- helpers
-def _as_stack(img) -> tuple[np.ndarray, Micrograph | None, bool]:
-    m = img if isinstance(img, Micrograph) else None
-    arr = np.asarray(m.data if m is not None else img)
-    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-        raise InputError(f"denoising needs a real numeric image, got dtype {arr.dtype}")
-    if arr.ndim not in (2, 3) or arr.size == 0 or min(arr.shape[-2:]) < 2:
-        raise InputError(f"denoising needs a 2-D image or (n, y, x) stack of at least 2x2 px, got shape {arr.shape}")
-    if not np.isfinite(arr).any():
+def _check_frame(frame: np.ndarray) -> np.ndarray:
+    if min(frame.shape) < 2:
+        raise InputError(f"denoising needs images of at least 2x2 px, got shape {frame.shape}")
+    if not np.isfinite(frame).any():
         raise InputError("every pixel is NaN or infinite")
-    return (arr[None] if arr.ndim == 2 else arr), m, arr.ndim == 2
+    return frame
 
 
 def _unit(frame: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """Frame min-max scaled to [0, 1] (non-finite pixels set to the median first), and its (lo, hi)."""
-    f = np.asarray(frame, dtype=np.float64)
-    bad = ~np.isfinite(f)
-    if bad.any():
-        f = f.copy()
-        f[bad] = np.median(f[~bad])
-    lo, hi = float(f.min()), float(f.max())
-    if hi <= lo:
-        return np.zeros(f.shape, np.float32), lo, hi
-    return ((f - lo) / (hi - lo)).astype(np.float32), lo, hi
+    """Frame scaled to [0, 1] (non-finite pixels set to the median first), and its (lo, hi)."""
+    u, s = unit_scale(frame)
+    return u, s.lo, s.lo + s.span
 
 
 def n2v_mask(crop: np.ndarray, rng: np.random.Generator, fraction: float = 0.02, radius: int = 2
@@ -143,82 +131,49 @@ def estimate_dose(noisy, denoised) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------------------------- estimator
-class Denoiser:
-    """Image denoiser: a network plus how to apply and fine-tune it (scikit-learn style).
+@register
+class Denoiser(Estimator):
+    """Image denoiser: a network plus how to apply and fine-tune it (the estimator contract of
+    :mod:`scopenet.tasks._estimator`).
 
     Parameters
     ----------
-    arch : str
-        Registered architecture (:func:`scopenet.nn.build_architecture`); default the compact U-Net.
-    arch_config : dict, optional
-        Its constructor arguments.
-    settings : PredictSettings, optional
-        Tiling and clipping used by :meth:`predict`.
+    config : DenoiseConfig or dict, optional
+        Network (``arch``, ``arch_config``) and tiling; keyword overrides (``arch_config=...``,
+        ``tile=256``) update single fields.
+    device : str, optional
+        Where the network runs (``None``: ``$SCOPENET_DEVICE``, else a GPU when there is one).
 
     Attributes
     ----------
     net_ : torch.nn.Module
-    card_ : dict
-        Model card (training data, metrics, history of fine-tuning).
+    card_ : ModelCard
+        Training data, metrics and the history of fine-tuning (``card_.training.fine_tuning``).
     history_ : list of float
         Loss per step of the last :meth:`fit`.
     """
 
-    device: str | None = None  #: where the network runs (scopenet.nn.device; None = $SCOPENET_DEVICE or "auto")
+    task = "denoise"
+    config_class = DenoiseConfig
+    aliases = MODEL_ALIASES
 
-    def __init__(self, arch: str = "denoise-compact", arch_config: dict[str, Any] | None = None,
-                 settings: PredictSettings | None = None):
+    def build_net(self):
         from ...nn import build_architecture
 
-        self.arch = arch
-        self.arch_config = dict(arch_config or {})
-        self.settings = settings or PredictSettings()
-        self.net_ = build_architecture(arch, self.arch_config).eval()
-        self.card_: dict[str, Any] = {"task": "denoise"}
-        self.history_: list[float] = []
-
-    # ----------------------------------------------------------------- persistence
-    @classmethod
-    def load(cls, path_or_name: str | Path, settings: PredictSettings | None = None) -> "Denoiser":
-        """Load a saved denoiser (``<stem>.safetensors`` + ``<stem>.json``) or an installed model name."""
-        from ...training.packaging import load_model
-
-        if isinstance(path_or_name, str):
-            path_or_name = MODEL_ALIASES.get(path_or_name, path_or_name)
-        net = load_model(path_or_name)
-        card = dict(net.scopenet_card)
-        obj = cls.__new__(cls)
-        obj.arch = card["architecture"]["name"]
-        obj.arch_config = dict(card["architecture"].get("config", {}))
-        ps = card.get("predict_settings")
-        obj.settings = settings or (PredictSettings(**ps) if isinstance(ps, dict) else PredictSettings())
-        obj.net_ = net.eval()
-        obj.card_ = card
-        obj.history_ = []
-        return obj
+        return build_architecture(self.config.arch, self.config.arch_config).eval()
 
     @classmethod
-    def pretrained(cls, name: str = "default", settings: PredictSettings | None = None):
+    def pretrained(cls, name: str = "default", **kw):
         """An installed pretrained denoiser.
 
         ``"default"`` (``denoise-default``, the low-dose/blind model), ``"high-dose"``
-        (``denoise-high-dose``) or any installed name; ``"auto"`` returns an :class:`AutoDenoiser`
-        (the two routed by the measured noise of each image), which predicts but does not fit.
+        (``denoise-high-dose``) or any installed name or path; ``"auto"`` returns an
+        :class:`AutoDenoiser` (the two routed by the measured noise of each image), which predicts but
+        does not fit. Keyword arguments override settings (``tile=256``) or set ``device``.
         """
         if name in ("auto", "denoise-auto"):
-            return AutoDenoiser.pretrained(settings=settings)
-        return cls.load(MODEL_ALIASES.get(name, name), settings)
-
-    def save(self, path_stem: str | Path, overwrite: bool = False) -> tuple[Path, Path]:
-        """Write ``<stem>.safetensors`` and ``<stem>.json`` (never overwrites without ``overwrite``)."""
-        from ...training.packaging import save_model
-
-        card = {k: v for k, v in self.card_.items()
-                if k not in ("architecture", "n_parameters", "card_format", "created", "name")}
-        card["task"] = "denoise"
-        card["predict_settings"] = self.settings.model_dump()
-        card["architecture"] = {"name": self.arch, "config": self.arch_config}
-        return save_model(path_stem, self.net_, card, overwrite=overwrite)
+            return AutoDenoiser.pretrained(**kw)
+        return super().pretrained(name, **kw)
 
     # ----------------------------------------------------------------- prediction
     def _net_unit(self, x: np.ndarray) -> np.ndarray:
@@ -226,47 +181,53 @@ class Denoiser:
         from ...nn.device import run_numpy
 
         y = run_numpy(self.net_, np.asarray(x, np.float32)[:, None], self.device)[:, 0]
-        return np.clip(y, 0, 1) if self.settings.clip else y
+        return np.clip(y, 0, 1) if self.config.clip else y
 
     def _frame(self, u: np.ndarray) -> np.ndarray:
-        s = self.settings
-        if u.size <= s.max_direct_pixels:
+        c = self.config
+        if u.size <= c.max_direct_pixels:
             return self._net_unit(u[None])[0]
         from ...image.tiling import predict_tiled
 
-        return predict_tiled(u, self._net_unit, tile=min(s.tile, max(u.shape)), overlap=s.overlap,
-                             batch_size=s.batch_size, batched=True, operation=None)
+        return predict_tiled(u, self._net_unit, tile=min(c.tile, max(u.shape)), overlap=c.overlap,
+                             batch_size=c.batch_size, batched=True, operation=None)
 
-    def predict(self, img, tta: bool = False):
-        """Denoise an image or stack of any size.
+    def denoise_frame(self, frame: np.ndarray, tta: int = 1) -> np.ndarray:
+        """Denoise one 2-D frame in its own intensity units (NaN where the input is not finite)."""
+        fr = _check_frame(np.asarray(frame))
+        u, lo, hi = _unit(fr)
+        y = tta_average(self._frame, u, views=tta)
+        y = y.astype(np.float64) * (hi - lo) + lo
+        y[~np.isfinite(fr)] = np.nan
+        return y.astype(np.float32)
+
+    def predict(self, img, *, tta: int = 1):
+        """Denoise an image, a stack or a list of them, of any size.
 
         Parameters
         ----------
-        img : ndarray (H, W) or (N, H, W), or Micrograph
+        img : ndarray (H, W) or (N, H, W), Micrograph, or a list of these
             Each frame is min-max scaled to [0, 1] (like the training data), denoised and mapped back
             to its original range. NaN/inf pixels are replaced by the median for the network and
             restored as NaN in the output.
-        tta : bool
-            Average over the 8 flips/rotations (8x slower, slightly better).
+        tta : int
+            Number of flipped/rotated views averaged (1..8; ``True`` is 8): slower, slightly better.
 
         Returns
         -------
-        ndarray float32 of the input's shape, or a Micrograph (calibration, metadata kept; one
-        provenance entry ``denoise`` added).
+        The input's kind: ndarray float32 of the input's shape, a Micrograph (calibration and metadata
+        kept, one provenance entry ``denoise`` added) or a list.
+
+        Raises
+        ------
+        InputError
+            A non-numeric, empty, all-NaN or wrongly shaped input.
         """
-        stack, m, single = _as_stack(img)
+        views = check_views(tta)
         self.net_.eval()
-        out = np.empty(stack.shape, np.float32)
-        for i, fr in enumerate(stack):
-            u, lo, hi = _unit(fr)
-            y = dihedral_tta(self._frame, u) if tta else self._frame(u)
-            y = y.astype(np.float64) * (hi - lo) + lo
-            y[~np.isfinite(fr)] = np.nan
-            out[i] = y
-        out = out[0] if single else out
-        if m is None:
-            return out
-        return m.with_data(out, operation="denoise", model=str(self.card_.get("name", self.arch)), tta=bool(tta))
+        return map_images(lambda fr: self.denoise_frame(fr, views), img, operation="denoise", what="denoising input",
+                          provenance=lambda: {"model": self.card_.name if self.card_.name != "untrained"
+                                              else self.config.arch, "tta": views})
 
     # ----------------------------------------------------------------- training
     def fit(self, images, mode: str = "supervised", targets=None, settings: FitSettings | None = None,
@@ -320,8 +281,6 @@ class Denoiser:
         dev = place(net, self.device)  # crops are made on the CPU, then moved
         net.train()
         opt = torch.optim.Adam(net.parameters(), lr=fs.lr, betas=(0.5, 0.999))
-        from ...training.data import dihedral
-
         def crop_pair():
             i = int(rng.integers(len(srcs)))
             a = srcs[i]
@@ -380,7 +339,7 @@ class Denoiser:
         if bar is not None:
             bar.close()
         net.eval()
-        self.card_.setdefault("fine_tuning", []).append(
+        self.card_.training.fine_tuning.append(
             {"mode": mode, "settings": fs.model_dump(), "n_images": len(srcs),
              "time_s": round(time.perf_counter() - t0, 2), "final_loss": self.history_[-1]})
         return self
@@ -428,16 +387,21 @@ class AutoDenoiser:
     """
 
     def __init__(self, low: Denoiser, high: Denoiser, dose_range: tuple[float, float] | None = None):
+        from ...weights.card import ModelCard
         from .dose import AUTO_DOSE_RANGE, auto_weight
 
         self.low, self.high = low, high
         self.dose_range = tuple(float(t) for t in (dose_range or AUTO_DOSE_RANGE))
         auto_weight(1.0, self.dose_range)  # validates the range
-        self.card_: dict[str, Any] = {
-            "name": "denoise-auto", "task": "denoise",
-            "low_model": str(low.card_.get("name", low.arch)), "high_model": str(high.card_.get("name", high.arch)),
-            "dose_range": list(self.dose_range),
-            "rule": "w_high = clip(log(R_eq/lo)/log(hi/lo), 0, 1); R_eq = mean(u)/mean Haar-MAD noise variance"}
+        self.card_ = ModelCard(
+            name="denoise-auto", task="denoise", architecture={"name": "router"},
+            predict={"low_model": low.name, "high_model": high.name, "dose_range": list(self.dose_range),
+                     "rule": "w_high = clip(log(R_eq/lo)/log(hi/lo), 0, 1); R_eq = mean(u)/mean Haar-MAD noise "
+                             "variance"})
+
+    @property
+    def name(self) -> str:
+        return self.card_.name
 
     @property
     def device(self) -> str | None:
@@ -450,9 +414,23 @@ class AutoDenoiser:
 
     @classmethod
     def pretrained(cls, low: str = "default", high: str = "high-dose", dose_range: tuple[float, float] | None = None,
-                   settings: PredictSettings | None = None) -> "AutoDenoiser":
-        """The installed pair (``denoise-default`` and ``denoise-high-dose`` unless named otherwise)."""
-        return cls(Denoiser.pretrained(low, settings), Denoiser.pretrained(high, settings), dose_range)
+                   **kw) -> "AutoDenoiser":
+        """The installed pair (``denoise-default`` and ``denoise-high-dose`` unless named otherwise);
+        keyword arguments (settings such as ``tile=256``, or ``device``) go to both."""
+        return cls(Denoiser.pretrained(low, **kw), Denoiser.pretrained(high, **kw), dose_range)
+
+    def route_frame(self, frame: np.ndarray) -> dict[str, float]:
+        """The routing decision for one 2-D frame (see :meth:`route`)."""
+        from .dose import auto_weight, equivalent_dose
+
+        fr = np.asarray(frame)
+        if min(fr.shape) < 4:
+            d = {"dose": float("nan"), "noise_sd": float("nan")}
+        else:
+            e = equivalent_dose(fr)
+            d = {"dose": e["dose"], "noise_sd": e["noise_sd"]}
+        d["weight"] = auto_weight(d["dose"], self.dose_range)
+        return d
 
     def route(self, img) -> list[dict[str, float]]:
         """The routing decision for each frame of ``img`` ((H, W), (N, H, W) or Micrograph).
@@ -464,59 +442,46 @@ class AutoDenoiser:
             under 4 x 4 px), ``noise_sd`` (in units of the frame's range) and ``weight`` (of the
             high-dose model, in [0, 1]; frames whose noise cannot be measured get 1, the gentler model).
         """
-        from .dose import auto_weight, equivalent_dose
-
-        stack, _, _ = _as_stack(img)
-        out = []
-        for fr in stack:
-            if min(fr.shape) < 4:
-                d = {"dose": float("nan"), "noise_sd": float("nan")}
-            else:
-                e = equivalent_dose(fr)
-                d = {"dose": e["dose"], "noise_sd": e["noise_sd"]}
-            d["weight"] = auto_weight(d["dose"], self.dose_range)
-            out.append(d)
+        out: list[dict[str, float]] = []
+        map_images(lambda fr: out.append(self.route_frame(_check_frame(fr))) or fr, img, what="denoising input")
         return out
 
-    def predict(self, img, tta: bool = False):
+    def predict(self, img, *, tta: int = 1):
         """Denoise like :meth:`Denoiser.predict`, each frame routed by its measured dose.
 
         A Micrograph gets one provenance entry ``denoise`` with ``model="denoise-auto"``, the
         equivalent dose and the high-dose weight of each frame.
         """
-        stack, m, single = _as_stack(img)
-        routes = self.route(stack)
-        out = np.empty(stack.shape, np.float32)
-        for i, (fr, r) in enumerate(zip(stack, routes)):
+        views = check_views(tta)
+        routes: list[dict[str, float]] = []
+
+        def one(fr):
+            r = self.route_frame(_check_frame(fr))
+            routes.append(r)
             w = r["weight"]
             y = np.zeros(fr.shape, np.float64)
             if w < 1:
-                y += (1 - w) * self.low.predict(fr, tta=tta)
+                y += (1 - w) * self.low.denoise_frame(fr, views)
             if w > 0:
-                y += w * self.high.predict(fr, tta=tta)
-            out[i] = y
-        out = out[0] if single else out
-        if m is None:
-            return out
-        return m.with_data(out, operation="denoise", model="denoise-auto", tta=bool(tta),
-                           low_model=self.card_["low_model"], high_model=self.card_["high_model"],
-                           equivalent_dose=[round(r["dose"], 2) for r in routes],
-                           high_dose_weight=[round(r["weight"], 4) for r in routes])
+                y += w * self.high.denoise_frame(fr, views)
+            return y.astype(np.float32)
+
+        return map_images(one, img, operation="denoise", what="denoising input", provenance=lambda: {
+            "model": "denoise-auto", "tta": views, "low_model": self.low.name, "high_model": self.high.name,
+            "equivalent_dose": [round(r["dose"], 2) for r in routes],
+            "high_dose_weight": [round(r["weight"], 4) for r in routes]})
 
     def fit(self, *args, **kwargs):
         raise InputError("the auto denoiser routes two models and cannot be fitted; fine-tune one of them, "
                          "e.g. Denoiser.pretrained('default').fit(...)")
 
 
-_CACHE: dict[str, Denoiser | AutoDenoiser] = {}
-
-
-def denoise(img, model: str | Denoiser | AutoDenoiser = "auto", tta: bool = False):
+def denoise(img, model: str | Denoiser | AutoDenoiser = "auto", tta: int = 1):
     """Denoise a micrograph with a pretrained model (``sn.denoise``).
 
     Parameters
     ----------
-    img : ndarray (H, W) / (N, H, W) or Micrograph
+    img : ndarray (H, W) / (N, H, W), Micrograph, or a list of these
         Any size; calibration and metadata of a Micrograph are kept and a provenance entry added.
     model : str or Denoiser
         ``"auto"`` (default): each frame's noise is measured and it is denoised by the low-dose
@@ -524,14 +489,24 @@ def denoise(img, model: str | Denoiser | AutoDenoiser = "auto", tta: bool = Fals
         :mod:`scopenet.tasks.denoise.dose`). Or an installed model name (``"default"`` is
         ``denoise-default``, trained on Ede's low- and high-dose noise; ``"high-dose"`` is the
         variant fine-tuned on high-dose noise only), a saved model path, or a Denoiser.
-    tta : bool
-        Average over the 8 flips/rotations.
+    tta : int
+        Number of flipped/rotated views averaged (1..8; ``True`` is 8).
+
+    Returns
+    -------
+    The input's kind (ndarray float32, Micrograph or list), denoised.
+
+    Raises
+    ------
+    InputError
+        A non-numeric, empty or all-NaN image, or an unknown model name.
+
+    Examples
+    --------
+    >>> import numpy as np, scopenet as sn
+    >>> sn.denoise(np.random.default_rng(0).poisson(20, (64, 64)).astype(float)).shape
+    (64, 64)
     """
-    if isinstance(model, (Denoiser, AutoDenoiser)):
-        den = model
-    else:
-        key = str(model)
-        if key not in _CACHE:
-            _CACHE[key] = Denoiser.pretrained(key) if "/" not in key else Denoiser.load(Path(key))
-        den = _CACHE[key]
+    den = model if isinstance(model, (Denoiser, AutoDenoiser)) else \
+        cached(("denoise", str(model)), lambda: Denoiser.pretrained(str(model)))
     return den.predict(img, tta=tta)

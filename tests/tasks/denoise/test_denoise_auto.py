@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 import scopenet as sn
 from scopenet.errors import InputError
 from scopenet.image.micrograph import Axis, Micrograph
-from scopenet.tasks.denoise.config import PredictSettings
 from scopenet.tasks.denoise.dose import AUTO_DOSE_RANGE, auto_weight, equivalent_dose, haar_noise_curve
 from scopenet.tasks.denoise.model import AutoDenoiser, Denoiser, denoise
 
@@ -160,7 +159,7 @@ def test_pretrained_auto_routes_clean_to_high_and_low_count_to_low():
     rng = np.random.default_rng(0)
     low_count = rng.poisson(clean * 30.0).astype(np.float32)
     clean_ish = rng.poisson(clean * 20000.0).astype(np.float32)
-    tiled = AutoDenoiser.pretrained(settings=PredictSettings(tile=64, overlap=16, max_direct_pixels=1024))
+    tiled = AutoDenoiser.pretrained(tile=64, overlap=16, max_direct_pixels=1024)
     direct = AutoDenoiser.pretrained()
     for auto in (tiled, direct):  # the decision is made on the whole frame, whatever the tiling
         assert auto.route(low_count)[0]["weight"] == 0

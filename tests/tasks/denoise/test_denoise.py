@@ -122,8 +122,8 @@ def test_tiled_prediction_matches_direct_in_the_interior():
     den = _tiny()
     a = np.random.default_rng(1).random((96, 96)).astype(np.float32)
     direct = den.predict(a)
-    den.settings.max_direct_pixels = 100
-    den.settings.tile, den.settings.overlap = 64, 32
+    den.config.max_direct_pixels = 100
+    den.config.tile, den.config.overlap = 64, 32
     tiled = den.predict(a)
     assert tiled.shape == a.shape
     assert np.abs(tiled - direct)[16:-16, 16:-16].mean() < 0.05
@@ -142,7 +142,7 @@ def test_save_load_round_trip_identical(tmp_path):
     den.save(tmp_path / "m")
     back = Denoiser.load(tmp_path / "m")
     np.testing.assert_array_equal(back.predict(a), den.predict(a))
-    assert back.card_["task"] == "denoise"
+    assert back.card_.task == "denoise" and back.config == den.config
     with pytest.raises(WriteError):
         den.save(tmp_path / "m")
     den.save(tmp_path / "m", overwrite=True)
@@ -159,7 +159,7 @@ def test_fit_modes_change_weights_and_validate():
     den.fit(imgs, mode="n2n", targets=[i[::-1].copy() for i in imgs], steps=1, crop_size=32, batch_size=2)
     den.fit([np.stack(imgs)], mode="n2n", steps=1, crop_size=32, batch_size=2)
     den.fit([_smooth(64)], mode="supervised", steps=1, crop_size=32, batch_size=2)
-    assert [f["mode"] for f in den.card_["fine_tuning"]] == ["n2v", "n2n", "n2n", "supervised"]
+    assert [f["mode"] for f in den.card_.training.fine_tuning] == ["n2v", "n2n", "n2n", "supervised"]
     with pytest.raises(InputError):
         den.fit(imgs, mode="n2v", targets=imgs, steps=1, crop_size=32)
     with pytest.raises(InputError):

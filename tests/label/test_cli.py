@@ -75,3 +75,81 @@ def test_create_project_and_errors(tmp_path):
     assert r.exit_code == 1 and "no such file" in r.output
     r = run("export", "--project", "tips", "--db", db, "-o", tmp_path / "x.txt")
     assert r.exit_code == 1 and ".csv or .json" in r.output
+
+
+def test_serve_on_a_busy_port_is_one_line_naming_the_port(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = run("serve", "--port", port, "--db", f"sqlite:///{tmp_path / 'l.db'}", "--upload-dir", tmp_path / "up")
+    assert r.exit_code == 1
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and f"port {port}" in lines[0] and "in use" in lines[0], r.output
+    assert "startup complete" not in r.output.lower()
+    assert not (tmp_path / "up").exists() and not (tmp_path / "l.db").exists()  # nothing was built
+
+
+def test_serve_hands_its_bound_socket_to_uvicorn_without_proxy_headers(tmp_path, monkeypatch):
+    import uvicorn
+
+    from ._server import free_port
+
+    seen = {}
+
+    def fake_run(self, sockets=None):
+        seen["config"], seen["ports"] = self.config, [s.getsockname()[1] for s in sockets]
+
+    monkeypatch.setattr(uvicorn.Server, "run", fake_run)
+    port = free_port()
+    r = run("serve", "--port", port, "--db", f"sqlite:///{tmp_path / 'l.db'}", "--upload-dir", tmp_path / "up",
+            "--trusted-proxy", "10.0.0.0/8", "--max-megapixels", "8", "--render-timeout", "5")
+    assert r.exit_code == 0, r.output
+    assert f"http://127.0.0.1:{port}/" in r.output
+    config = seen["config"]
+    assert config.proxy_headers is False  # uvicorn would trust X-Forwarded-For from 127.0.0.1
+    assert seen["ports"] == [port]
+    label = config.app.state.label
+    assert [str(n) for n in label.trusted_proxies] == ["10.0.0.0/8"]
+    assert label.render.max_pixels == 8_000_000 and label.render.timeout == 5
+
+
+@pytest.mark.timeout(120)
+def test_served_app_ignores_x_forwarded_for_from_loopback(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from ._server import free_port
+
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    assert run("create-admin", "root", "--db", db, "--password", "root-password").exit_code == 0
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", "from scopenet.cli.main import app; app()", "label", "serve",
+                               "--port", str(port), "--db", db, "--upload-dir", str(tmp_path / "up")],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/login", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None, server.stdout.read().decode()
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.3)
+        with httpx.Client(base_url=base, timeout=30) as c:
+            pre = c.get("/api/csrf").json()["csrf_token"]
+            statuses = [c.post("/api/login", json={"username": "root", "password": "wrong-password"},
+                               headers={"X-CSRF-Token": pre, "X-Forwarded-For": f"203.0.113.{i}"}).status_code
+                        for i in range(6)]
+        assert statuses == [401] * 5 + [429]  # one client address (127.0.0.1) whatever the header says
+    finally:
+        server.terminate()
+        server.wait(timeout=20)

@@ -10,7 +10,6 @@ scan-time model (:func:`scopenet.simulate.scans.scan_time`).
 """
 from __future__ import annotations
 
-import argparse
 import time
 import warnings
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 
 from ...metrics.image import error_vs_distance_to_path, rms, ssim
 from ...simulate import scans
+from .._bench import BenchSpec, Report, Table, best_of, card_field, timed_loop
 from . import baselines as B
 from .data import blur_target
 
@@ -43,7 +43,7 @@ def _crop(a: np.ndarray, size: int) -> np.ndarray | None:
     return _unit(a[r:r + size, c:c + size])
 
 
-def load_images(folder: str | None, size: int, n: int) -> tuple[list[tuple[str, np.ndarray]], str]:
+def load_images(folder: str | None, size: int, n: int, seed: int = 999) -> tuple[list[tuple[str, np.ndarray]], str]:
     """``[(name, image)]`` crops in [0, 1] and a description of the source."""
     out = []
     if folder:
@@ -81,13 +81,14 @@ def load_images(folder: str | None, size: int, n: int) -> tuple[list[tuple[str, 
         print(f"  em-real not available ({exc}); using simulated images")
     from ...simulate.em.api import simulate_batch
 
-    sim = simulate_batch(n, size, seed=999, kind="mixed")
-    return [(f"sim_{k}_{i}", im) for i, (k, im) in enumerate(zip(sim["kinds"], sim["images"]))], "simulated (seed 999)"
+    sim = simulate_batch(n, size, seed=seed, kind="mixed")
+    return ([(f"sim_{k}_{i}", im) for i, (k, im) in enumerate(zip(sim["kinds"], sim["images"]))],
+            f"simulated (seed {seed})")
 
 
-def make_masks(size: int, quick: bool) -> list[tuple[str, np.ndarray, object]]:
-    """``[(label, mask, scan_time)]``."""
-    rng = np.random.default_rng(7)
+def make_masks(size: int, quick: bool, seed: int = 7) -> list[tuple[str, np.ndarray, object]]:
+    """``[(label, mask, scan_time)]`` (``seed``: the grid and random masks)."""
+    rng = np.random.default_rng(seed)
     out = []
     nominal = SPIRAL_NOMINAL[::3] if quick else SPIRAL_NOMINAL
     for c in nominal:
@@ -111,10 +112,8 @@ def _model(name: str):
     return AutoInpainter.pretrained() if name == "auto" else Inpainter.pretrained(name)
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    w = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    line = lambda r: "| " + " | ".join(str(x).ljust(n) for x, n in zip(r, w)) + " |"  # noqa: E731
-    return "\n".join([line(header), "|" + "|".join("-" * (n + 2) for n in w) + "|"] + [line(r) for r in rows])
+def _table(header: list[str], rows: list[list[str]], title: str = "") -> Table:
+    return Table(list(header), [list(r) for r in rows], title=title)
 
 
 def run(images, masks, methods: dict, slow: dict, slow_images: int, slow_masks: set, progress=print):
@@ -124,34 +123,36 @@ def run(images, masks, methods: dict, slow: dict, slow_images: int, slow_masks: 
     for label, m, _st in masks:
         res[label], prof[label] = {}, {}
         sub = B.is_sublattice(m)
-        for i, (name, img) in enumerate(images):
-            partial = img * m
-            todo = dict(methods)
+
+        def todo(i, _ex, label=label, sub=sub):
+            t = dict(methods)
             if sub:
-                todo["bicubic"] = B.bicubic
+                t["bicubic"] = B.bicubic
             if i < slow_images and label in slow_masks:
-                todo.update(slow)
-            img_b = blur_target(img)
-            for meth, fn in todo.items():
-                t0 = time.perf_counter()
-                out = fn(partial, m)
-                dt = time.perf_counter() - t0
-                r = res[label].setdefault(meth, {"rms": [], "ssim": [], "time": [], "rms_blur": [],
-                                                 "rms_blur_lp": []})
-                r["rms"].append(rms(img, out))
-                r["ssim"].append(ssim(img, out, data_range=1.0))
-                r["time"].append(dt)
-                # Ede's protocol: against the blurred truth; a baseline also gets the same low-pass
-                r["rms_blur"].append(rms(img_b, out))
-                r["rms_blur_lp"].append(rms(img_b, blur_target(out)))
-                if meth in ("model", "nearest", "linear"):
-                    pr = error_vs_distance_to_path(np.abs(img - out), m, bins=DIST_BINS)
-                    prof[label].setdefault(meth, []).append(pr.mean)
-            progress(f"  {label} {name}: " + ", ".join(f"{k} {res[label][k]['rms'][-1]:.4f}" for k in todo))
+                t.update(slow)
+            return t
+
+        def score(out, ex):
+            _name, img, _partial, img_b = ex
+            # Ede's protocol: against the blurred truth; a baseline also gets the same low-pass
+            return {"rms": rms(img, out), "ssim": ssim(img, out, data_range=1.0), "rms_blur": rms(img_b, out),
+                    "rms_blur_lp": rms(img_b, blur_target(out))}
+
+        def profile(meth, out, ex, m=m, label=label):
+            if meth in ("model", "nearest", "linear"):
+                prof[label].setdefault(meth, []).append(error_vs_distance_to_path(np.abs(ex[1] - out), m,
+                                                                                  bins=DIST_BINS).mean)
+
+        def say(_i, ex, t, label=label):
+            progress(f"  {label} {ex[0]}: " + ", ".join(f"{k} {res[label][k]['rms'][-1]:.4f}" for k in t))
+
+        examples = ((name, img, img * m, blur_target(img)) for name, img in images)
+        timed_loop(examples, todo, score, results=res[label], inputs=lambda ex, m=m: (ex[2], m),
+                   on_output=profile, progress=say)
     return res, prof
 
 
-def fixtures_check(model, root: Path) -> str | None:
+def fixtures_check(model, root: Path) -> Table | None:
     """RMS of the model and baselines on the five real partial-STEM scans (``partial-stem/``)."""
     import tifffile
 
@@ -174,10 +175,7 @@ def fixtures_check(model, root: Path) -> str | None:
     return _table(["real partial scan", "RMS on scanned px", "model RMS", "nearest RMS", "linear RMS"], rows)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="scopenet bench inpaint", description=__doc__.splitlines()[0])
-    ap.add_argument("--images", help="folder of micrographs to use instead of em-real held-out")
-    ap.add_argument("--quick", action="store_true", help="256 px crops, 2 images, 3 spiral coverages")
+def _options(ap) -> None:
     ap.add_argument("--size", type=int, default=None, help="crop side, px (default 512; quick 256)")
     ap.add_argument("--n-images", type=int, default=None, help="images to use (default 3; quick 2)")
     ap.add_argument("--model", default="auto",
@@ -185,37 +183,41 @@ def main(argv: list[str] | None = None) -> int:
                          "another installed model name or a path stem")
     ap.add_argument("--slow-images", type=int, default=1,
                     help="images on which the slow baselines (biharmonic, TV) run (default 1)")
-    ap.add_argument("--out", help="also write the tables to this markdown file")
     ap.add_argument("--tta", action="store_true", help="also score the model with 8-fold flip/rotation averaging")
     ap.add_argument("--fourier", choices=["auto", "on", "off"], default="auto",
                     help="the model's Fourier-sparsity refinement (default auto, as sn.inpaint); unless off, the "
                          "network alone is scored too ('network')")
-    a = ap.parse_args(argv)
+
+
+def _main(a, report: Report) -> int:
+    """``scopenet bench inpaint`` on the harness."""
     size = a.size or (256 if a.quick else 512)
     n = a.n_images or (2 if a.quick else 3)
     from ...training.em_real import default_folder
 
     t_start = time.time()
     model = _model(a.model)
-    images, source = load_images(a.images, size, n)
+    images, source = load_images(a.images, size, n, seed=999 if a.seed is None else a.seed)
     if not images:
         print("error: no usable images")
         return 2
-    masks = make_masks(size, a.quick)
+    masks = make_masks(size, a.quick, seed=7 if a.seed is None else a.seed)
     spirals = [lab for lab, *_ in masks if lab.startswith("spiral")]
     slow_masks = {spirals[0], spirals[len(spirals) // 2], spirals[-1]}
-    routes = model.card.get("specialists")
-    print(f"inpaint benchmark: {len(images)} images ({source}), {size}x{size}, model {model.card.get('name', a.model)}"
-          + (f" ({model.card['default_model']}; specialists by coverage: {routes})" if routes is not None else ""))
-    print(f"  slow baselines (biharmonic, TV) only on the first {a.slow_images} image(s) and at "
-          f"{', '.join(sorted(slow_masks))} (they take tens of s per 512x512 image here); "
-          "biharmonic runs in 128 px tiles (overlap 16)")
+    routes = card_field(model, "specialists")
+    report.line(f"inpaint benchmark: {len(images)} images ({source}), {size}x{size}, model "
+                f"{card_field(model, 'name', a.model)}"
+                + (f" ({card_field(model, 'default_model')}; specialists by coverage: {routes})"
+                   if routes is not None else ""))
+    report.line(f"  slow baselines (biharmonic, TV) only on the first {a.slow_images} image(s) and at "
+                f"{', '.join(sorted(slow_masks))} (they take tens of s per 512x512 image here); "
+                "biharmonic runs in 128 px tiles (overlap 16)")
     chosen: dict[int, list[bool]] = {}
 
     def model_fn(p, m, tta=False):
-        out = model.predict(p, m, tta=tta, fourier=a.fourier)
-        if not tta:
-            chosen.setdefault(id(m), []).append(bool(model.last_fourier_))  # run() passes each mask object as is
+        out = model.predict(p, m, tta=8, fourier=a.fourier) if tta else model.predict(p, m, fourier=a.fourier)
+        if not tta:  # run() passes each mask object as is
+            chosen.setdefault(id(m), []).append(bool(getattr(model, "last_fourier_", False)))
         return out
 
     methods = {"model": model_fn, "nearest": B.nearest, "linear": B.linear, "cubic": B.cubic}
@@ -224,23 +226,27 @@ def main(argv: list[str] | None = None) -> int:
     if a.tta:
         methods["model+tta"] = lambda p, m: model_fn(p, m, tta=True)
     slow = {"biharmonic": lambda p, m: B.biharmonic(p, m, max_side=128), "tv": B.tv}
-    res, prof = run(images, masks, methods, slow, a.slow_images, slow_masks)
+    res, prof = run(images, masks, methods, slow, a.slow_images, slow_masks, progress=print)
 
     ours = ["model", *(["network"] if a.fourier != "off" else []), *(["model+tta"] if a.tta else [])]
     order = ours + ["nearest", "linear", "cubic", "bicubic", "biharmonic", "tv"]
-    rows = []
+    rows, wins = [], 0
     for label, _mask, st in masks:
         r = res[label]
+        # the best of every other row that ran on all images (the slow baselines on a subset are marked *)
         base = [k for k in r if k not in ours and len(r[k]["rms"]) == len(r["model"]["rms"])]
-        best = min(base, key=lambda k: np.mean(r[k]["rms"]))
+        best, best_v = best_of({k: float(np.mean(r[k]["rms"])) for k in base})
+        wins += float(np.mean(r["model"]["rms"])) < best_v
         cells = [label, f"{st.dose_reduction:.1f}", f"{st.time_reduction:.1f}"]
         for k in order:
             cells.append(f"{np.mean(r[k]['rms']):.4f}/{np.mean(r[k]['ssim']):.3f}" + ("*" if len(r[k]["rms"]) < len(images) else "")
                          if k in r else "-")
-        cells += [best] + [f"{np.mean(r[k]['rms']) / np.mean(r[best]['rms']):.2f}" for k in ours]
+        cells += [best] + [f"{np.mean(r[k]['rms']) / best_v:.2f}" for k in ours]
         rows.append(cells)
     t1 = _table(["mask", "dose red.", "time red."] + [f"{k} RMS/SSIM" for k in order] + ["best baseline"] + [f"{k}/best" for k in ours],
                 rows)
+    t1.notes.append(f"model RMS below the best other row (every baseline that ran on all images) at {wins} of "
+                    f"{len(masks)} masks.")
     times = {}
     for label in res:
         for k, v in res[label].items():
@@ -251,12 +257,12 @@ def main(argv: list[str] | None = None) -> int:
         base = [k for k in r if k not in ours and len(r[k]["rms"]) == len(r["model"]["rms"])]
         cand = {k: np.mean(r[k]["rms_blur"]) for k in base}
         cand.update({f"{k}+blur": np.mean(r[k]["rms_blur_lp"]) for k in base})
-        best = min(cand, key=cand.get)
+        best, best_v = best_of(cand)
         mb = [np.mean(r[k]["rms_blur"]) for k in ours]
         ch = CHAPTER_RMS.get(label)
         brows.append([label] + [f"{v:.4f}" for v in mb] + [f"{cand['nearest']:.4f}", f"{cand['linear']:.4f}",
-                      f"{cand['linear+blur']:.4f}", f"{best} {cand[best]:.4f}"]
-                     + [f"{v / cand[best]:.2f}" for v in mb] + [f"{ch:.3f}" if ch else "-"])
+                      f"{cand['linear+blur']:.4f}", f"{best} {best_v:.4f}"]
+                     + [f"{v / best_v:.2f}" for v in mb] + [f"{ch:.3f}" if ch else "-"])
     t1b = _table(["mask"] + ours + ["nearest", "linear", "linear+blur", "best baseline (incl. +blur)"]
                  + [f"{k}/best" for k in ours] + ["chapter"], brows)
     t2 = _table(["method", f"mean time per {size}x{size} (s)", "runs"],
@@ -273,24 +279,57 @@ def main(argv: list[str] | None = None) -> int:
                 [[label, f"{sum(chosen.get(id(m), []))} of {len(chosen.get(id(m), []))}"] for label, m, _ in masks])
     shared = default_folder()
     fx = fixtures_check(model, shared.parent.parent) if shared is not None and not a.images else None
-    text = [f"images: {', '.join(nm for nm, _ in images)} ({source}), {size}x{size} centre crops in [0, 1]",
-            "RMS and SSIM against the unblurred truth; * = slow baseline on a subset (first image); "
-            "dose/time reduction from scan_time (spiral: continuous path; others: raster order with blanked jumps)",
-            "", t1, "",
-            f"`model` = network + Fourier-sparsity refinement ({a.fourier}; 'auto' refines where a check on the scan's "
-            "own withheld samples says it helps), `network` = the network alone.", "", t4, "",
-            "Chapter protocol (Ede ch. 4): RMS against the truth blurred by the training target's 5x5, sigma 2.5 px "
-            "Gaussian. `+blur` = the baseline's output given the same low-pass, so smoothing alone earns no credit; "
-            "the best baseline is the best of all these. `chapter` = the thesis's non-adversarial figure (~110,000 "
-            "real training crops).", "", t1b, "",
-            "Mean |error| vs distance to the scan path (px):", "", t3, "", "Timing (this machine, shared CPU):",
-            "", t2]
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        profiles = {lab: {k: np.nanmean(np.array(v), axis=0) for k, v in prof[lab].items()} for lab in prof}
+    report.data.update({"source": source, "size": size, "images": [nm for nm, _ in images],
+                        "results": {lab: {k: {q: float(np.mean(v)) for q, v in r.items()} for k, r in res[lab].items()}
+                                    for lab in res},
+                        "n": {lab: {k: len(r["rms"]) for k, r in res[lab].items()} for lab in res},
+                        "profiles": profiles})
+    report.line()
+    report.line(f"images: {', '.join(nm for nm, _ in images)} ({source}), {size}x{size} centre crops in [0, 1]")
+    report.line("RMS and SSIM against the unblurred truth; * = slow baseline on a subset (first image); "
+                "dose/time reduction from scan_time (spiral: continuous path; others: raster order with blanked jumps)")
+    report.line()
+    report.table(t1)
+    report.line()
+    report.line(f"`model` = network + Fourier-sparsity refinement ({a.fourier}; 'auto' refines where a check on the "
+                "scan's own withheld samples says it helps), `network` = the network alone.")
+    report.line()
+    report.table(t4)
+    report.line()
+    report.line("Chapter protocol (Ede ch. 4): RMS against the truth blurred by the training target's 5x5, sigma 2.5 px "
+                "Gaussian. `+blur` = the baseline's output given the same low-pass, so smoothing alone earns no credit; "
+                "the best baseline is the best of all these. `chapter` = the thesis's non-adversarial figure (~110,000 "
+                "real training crops).")
+    report.line()
+    report.table(t1b)
+    report.line()
+    report.line("Mean |error| vs distance to the scan path (px):")
+    report.line()
+    report.table(t3)
+    report.line()
+    report.line("Timing (this machine, shared CPU):")
+    report.line()
+    report.table(t2)
     if fx:
-        text += ["", "First check: the five real partial-STEM scans (noisy, separately normalised scanned values mapped onto the "
-                 "truth by one affine fit on the scanned pixels; truth = full scan):", "", fx]
-    text += ["", f"total benchmark time {time.time() - t_start:.0f} s"]
-    out = "\n".join(text)
-    print(out)
-    if a.out:
-        Path(a.out).write_text(out + "\n")
+        report.line()
+        report.line("First check: the five real partial-STEM scans (noisy, separately normalised scanned values mapped "
+                    "onto the truth by one affine fit on the scanned pixels; truth = full scan):")
+        report.line()
+        report.table(fx)
+    report.line()
+    report.line(f"total benchmark time {time.time() - t_start:.0f} s")
     return 0
+
+
+SPEC = BenchSpec("inpaint", __doc__.splitlines()[0], _main, _options, seed=None,
+                 quick="256 px crops, 2 images, 3 spiral coverages",
+                 images="folder of micrographs to use instead of em-real held-out",
+                 out_help="also write the tables to this markdown file")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``scopenet bench inpaint``."""
+    return SPEC.main(argv)

@@ -5,7 +5,7 @@ gordon-hsi STM images from sessions the shipped model never saw) are block-mean 
 32x32 (x4) and 64x64 (x2) -- the coarse scan -- and upsampled back. Errors are on images scaled to
 [0, 1] per fine image::
 
-    python -m scopenet.tasks.superres.bench [--n-sim 100] [--n-real 200] [--model spm-x4]
+    scopenet bench superres [--n-sim 100] [--n-real 200] [--model spm-x4]
 
 ``--ladder`` adds the SPM review's setting: one 32x32 coarse scan of a field of view imaged at
 256x256, super-resolved to 64, 128 and 256 pixels (x2, x4, x8); each target is the 256x256 image
@@ -18,16 +18,15 @@ by 2 and 4 and upsampled back with interpolation aligned to that grid. Errors ag
 against the crop blurred by the 5x5, sigma 2.5 px Gaussian (``blur_target``; the crops are noisy);
 tables for the STEM images and for all modalities::
 
-    python -m scopenet.tasks.superres.bench --domain stem [--model stem-x4] [--n-sim 0]
+    scopenet bench superres --domain stem [--model stem-x4] [--n-sim 0]
 """
 from __future__ import annotations
 
-import argparse
-import time
 from pathlib import Path
 
 import numpy as np
 
+from .._bench import BenchSpec, Report, Table, best_of, card_field, compare_with_best, image_scores, timed_loop
 from .model import STEM_MODEL, SuperResolver, coarsen, upsample
 
 HSI_DIR = Path(__file__).resolve().parents[4].parent / "shared" / "data" / "gordon-hsi"
@@ -59,15 +58,21 @@ def real_split(folder: Path = HSI_DIR, holdout_fold: int = HOLDOUT_FOLD) -> tupl
     return unit(ds.images), tr, te
 
 
-def _metrics(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float, float]:
-    from skimage.metrics import structural_similarity
+def _sampling(model) -> str:
+    return getattr(model, "sampling", None) or card_field(model, "sampling", "block_mean")
 
-    err = pred - truth
-    rms = float(np.sqrt((err ** 2).mean(axis=(1, 2))).mean())
-    mse = (err ** 2).mean(axis=(1, 2))
-    psnr = float(np.mean(10 * np.log10(1.0 / np.maximum(mse, 1e-12))))
-    ssim = float(np.mean([structural_similarity(p, t, data_range=1.0) for p, t in zip(pred, truth)]))
-    return rms, psnr, ssim
+
+def _predict_stack(model, coarse: np.ndarray, factor: int, batch: int = 32) -> np.ndarray:
+    """The model's output for a stack of coarse scans already in [0, 1] (batched where it can)."""
+    if hasattr(model, "predict_batch"):
+        return np.concatenate([model.predict_batch(coarse[i:i + batch], factor) for i in range(0, len(coarse), batch)])
+    return np.stack([model.predict(c, factor=factor) for c in coarse])
+
+
+def _interpolators(factor: int, sampling: str) -> dict:
+    """nearest (the coarse scan as it is, each sample repeated), bilinear and bicubic on the scan's grid."""
+    return {m: (lambda c, m=m: np.stack([upsample(x, factor, m, sampling) for x in c]) if c.ndim == 3
+                else upsample(c, factor, m, sampling)) for m in ("nearest", "bilinear", "bicubic")}
 
 
 def evaluate(model: SuperResolver, fine: np.ndarray, factor: int, batch: int = 32) -> dict[str, dict[str, float]]:
@@ -75,22 +80,15 @@ def evaluate(model: SuperResolver, fine: np.ndarray, factor: int, batch: int = 3
 
     Coarse inputs are made from ``fine`` by the model's sampling (block means for SPM models,
     decimation for STEM ones) and interpolated on the same grid convention; every method gets the
-    same coarse input, outputs are compared with ``fine`` without clipping.
+    same coarse input, outputs are compared with ``fine`` without clipping (metrics: per-image
+    means of :mod:`scopenet.metrics.image`, data range 1).
     """
-    samp = model.sampling
+    samp = _sampling(model)
     coarse = coarsen(fine, factor, samp)
-    out: dict[str, dict[str, float]] = {}
-    methods = {m: (lambda c, m=m: np.stack([upsample(x, factor, m, samp) for x in c]))
-               for m in ("nearest", "bilinear", "bicubic")}
-    methods["model"] = lambda c: np.concatenate([model.predict_batch(c[i:i + batch], factor)
-                                                 for i in range(0, len(c), batch)])
-    for name, fn in methods.items():
-        t0 = time.perf_counter()
-        pred = fn(coarse)
-        dt = (time.perf_counter() - t0) / len(coarse) * 1e3
-        rms, psnr, ssim = _metrics(pred, fine)
-        out[name] = {"rms": rms, "psnr": psnr, "ssim": ssim, "ms": dt}
-    return out
+    methods = {**_interpolators(factor, samp), "model": lambda c: _predict_stack(model, c, factor, batch)}
+    res = timed_loop([(coarse, fine)], methods, lambda pred, ex: image_scores(ex[1], pred))
+    return {k: {"rms": v["rms"][0], "psnr": v["psnr"][0], "ssim": v["ssim"][0],
+                "ms": v["time"][0] / len(coarse) * 1e3} for k, v in res.items()}
 
 
 def ladder(model: SuperResolver, fine: np.ndarray, coarse_size: int = 32) -> dict[int, dict[str, dict[str, float]]]:
@@ -110,20 +108,32 @@ def ladder(model: SuperResolver, fine: np.ndarray, coarse_size: int = 32) -> dic
     return out
 
 
-def table(title: str, res: dict[int, dict[str, dict[str, float]]], n: int, coarse: int | None = None) -> str:
-    """Markdown table of :func:`evaluate` results: keyed by factor (fine images of 128 px), or, with
-    ``coarse``, a :func:`ladder` result keyed by target size from one ``coarse``-pixel scan."""
-    lines = [f"### {title} (n = {n})", "",
-             "| scan | method | RMS | PSNR (dB) | SSIM | ms/image |", "|---|---|---|---|---|---|"]
+def _summary(scan: str, r: dict[str, dict[str, float]], key: str = "rms", exclude=()) -> str:
+    """The model against the best of all other rows (nearest = the coarse scan as it is, included)."""
+    scores = {k: v[key] for k, v in r.items() if k not in exclude}
+    return f"- {scan}: " + compare_with_best("model", scores, "RMS" + ("" if key == "rms" else " vs blurred"),
+                                             fmt="{:.4f}")
+
+
+def sr_table(title: str, res: dict[int, dict[str, dict[str, float]]], n: int, coarse: int | None = None,
+             size: int = 128) -> Table:
+    """:class:`Table` of :func:`evaluate` results keyed by factor (fine images of ``size`` px), or, with
+    ``coarse``, of a :func:`ladder` result keyed by target size from one ``coarse``-pixel scan."""
+    t = Table(["scan", "method", "RMS", "PSNR (dB)", "SSIM", "ms/image"], title=f"{title} (n = {n})")
     for key, r in res.items():
-        f, size = (key // coarse, key) if coarse else (key, 128)
-        scan = f"{size // f}->{size} (x{f})"
-        best = min(v["rms"] for k, v in r.items() if k != "model")
+        f, sz = (key // coarse, key) if coarse else (key, size)
+        scan = f"{sz // f}->{sz} (x{f})"
+        best = best_of({k: v["rms"] for k, v in r.items()}, exclude=["model"])[1]
         for k, v in r.items():
             tag = f" ({v['rms'] / best:.3f}x best interp.)" if k == "model" else ""
-            lines.append(f"| {scan} | {k} | {v['rms']:.4f}{tag} | {v['psnr']:.2f} | "
-                         f"{v['ssim']:.4f} | {v['ms']:.2f} |")
-    return "\n".join(lines)
+            t.add(scan, k, f"{v['rms']:.4f}{tag}", f"{v['psnr']:.2f}", f"{v['ssim']:.4f}", f"{v['ms']:.2f}")
+        t.notes.append(_summary(scan, r))
+    return t
+
+
+def table(title: str, res: dict[int, dict[str, dict[str, float]]], n: int, coarse: int | None = None) -> str:
+    """:func:`sr_table` as markdown."""
+    return sr_table(title, res, n, coarse).markdown()
 
 
 # ------------------------------------------------------------------------------------- STEM
@@ -161,50 +171,62 @@ def evaluate_images(model: SuperResolver, images: list[np.ndarray], factor: int)
     truth blurred by :func:`~scopenet.tasks.inpaint.data.blur_target`. The row ``bicubic+blur``
     is bicubic given the same low-pass, so smoothing alone earns no credit against the blurred truth.
     """
-    from .data import blur_target
+    from ..inpaint.data import blur_target
 
-    samp = model.sampling
-    methods = {m: (lambda c, m=m: upsample(c, factor, m, samp)) for m in ("nearest", "bilinear", "bicubic")}
-    methods["model"] = lambda c: model.predict_batch(c[None], factor)[0]
-    acc: dict[str, dict[str, list[float]]] = {}
-    for fine in images:
-        coarse = coarsen(fine, factor, samp)
-        fine = fine[:coarse.shape[0] * factor, :coarse.shape[1] * factor]
-        fine_b = blur_target(fine)
-        preds = {}
-        for name, fn in methods.items():
-            t0 = time.perf_counter()
-            preds[name] = fn(coarse)
-            dt = (time.perf_counter() - t0) * 1e3
-            acc.setdefault(name, {}).setdefault("ms", []).append(dt)
-        preds["bicubic" + BLUR_LP] = blur_target(preds["bicubic"])
-        acc.setdefault("bicubic" + BLUR_LP, {}).setdefault("ms", []).append(np.nan)
-        for name, pred in preds.items():
-            r = acc[name]
-            for suffix, truth in (("", fine), ("_b", fine_b)):
-                rms, psnr, ssim = _metrics(pred[None], truth[None])
-                r.setdefault("rms" + suffix, []).append(rms)
-                r.setdefault("psnr" + suffix, []).append(psnr)
-                r.setdefault("ssim" + suffix, []).append(ssim)
+    samp = _sampling(model)
+
+    def examples():
+        for fine in images:
+            coarse = coarsen(fine, factor, samp)
+            fine = fine[:coarse.shape[0] * factor, :coarse.shape[1] * factor]
+            yield coarse, fine, blur_target(fine)
+
+    def score(pred, ex):
+        raw, blurred = image_scores(ex[1], pred), image_scores(ex[2], pred)
+        return {**raw, **{k + "_b": v for k, v in blurred.items()}}
+
+    methods = {**_interpolators(factor, samp), "model": lambda c: model.predict_batch(c[None], factor)[0]
+               if hasattr(model, "predict_batch") else model.predict(c, factor=factor)}
+    res: dict = {}
+
+    def blurred_bicubic(name, pred, ex):
+        if name == "bicubic":  # the same low-pass as the blurred truth; not timed
+            r = res.setdefault("bicubic" + BLUR_LP, {})
+            for k, v in score(blur_target(pred), ex).items():
+                r.setdefault(k, []).append(v)
+            r.setdefault("time", []).append(np.nan)
+
+    timed_loop(examples(), methods, score, results=res, on_output=blurred_bicubic)
     order = ["nearest", "bilinear", "bicubic", "bicubic" + BLUR_LP, "model"]
-    return {k: {q: float(np.mean(v)) for q, v in acc[k].items()} for k in order}
+    out = {}
+    for k in order:
+        out[k] = {q: float(np.mean(v)) for q, v in res[k].items() if q != "time"}
+        out[k]["ms"] = float(np.mean(res[k]["time"]) * 1e3)
+    return out
 
 
-def stem_table(title: str, res: dict[int, dict[str, dict[str, float]]], n: int, size: str) -> str:
-    """Markdown table of :func:`evaluate_images` results for several factors."""
-    lines = [f"### {title} (n = {n})", "",
-             "| scan | method | RMS | PSNR (dB) | SSIM | RMS vs blurred | PSNR vs blurred | SSIM vs blurred "
-             "| ms/image |", "|---|---|---|---|---|---|---|---|---|"]
+def stem_sr_table(title: str, res: dict[int, dict[str, dict[str, float]]], n: int, size: str) -> Table:
+    """:class:`Table` of :func:`evaluate_images` results for several factors."""
+    t = Table(["scan", "method", "RMS", "PSNR (dB)", "SSIM", "RMS vs blurred", "PSNR vs blurred", "SSIM vs blurred",
+               "ms/image"], title=f"{title} (n = {n})")
     for f, r in res.items():
-        best = min(v["rms"] for k, v in r.items() if k in ("nearest", "bilinear", "bicubic"))
-        best_b = min(v["rms_b"] for k, v in r.items() if k != "model")
+        best = best_of({k: v["rms"] for k, v in r.items() if k in ("nearest", "bilinear", "bicubic")})[1]
+        best_b = best_of({k: v["rms_b"] for k, v in r.items()}, exclude=["model"])[1]
+        scan = f"{size} 1/{f} (x{f})"
         for k, v in r.items():
             tag = f" ({v['rms'] / best:.3f}x best interp.)" if k == "model" else ""
             tag_b = f" ({v['rms_b'] / best_b:.3f}x best)" if k == "model" else ""
             ms = "-" if not np.isfinite(v["ms"]) else f"{v['ms']:.2f}"
-            lines.append(f"| {size} 1/{f} (x{f}) | {k} | {v['rms']:.4f}{tag} | {v['psnr']:.2f} | {v['ssim']:.4f} | "
-                         f"{v['rms_b']:.4f}{tag_b} | {v['psnr_b']:.2f} | {v['ssim_b']:.4f} | {ms} |")
-    return "\n".join(lines)
+            t.add(scan, k, f"{v['rms']:.4f}{tag}", f"{v['psnr']:.2f}", f"{v['ssim']:.4f}", f"{v['rms_b']:.4f}{tag_b}",
+                  f"{v['psnr_b']:.2f}", f"{v['ssim_b']:.4f}", ms)
+        t.notes.append(_summary(scan, r, exclude=["bicubic" + BLUR_LP]))
+        t.notes.append(_summary(scan, r, "rms_b"))
+    return t
+
+
+def stem_table(title: str, res: dict[int, dict[str, dict[str, float]]], n: int, size: str) -> str:
+    """:func:`stem_sr_table` as markdown."""
+    return stem_sr_table(title, res, n, size).markdown()
 
 
 def stem_sim_images(n: int, seed: int = STEM_EVAL_SIM_SEED, size: int = 256) -> np.ndarray:
@@ -215,87 +237,158 @@ def stem_sim_images(n: int, seed: int = STEM_EVAL_SIM_SEED, size: int = 256) -> 
 
 
 def stem_benchmark(model: SuperResolver, factors=(2, 4), n_sim: int = 0,
-                   folder=None) -> dict[str, tuple[dict[int, dict[str, dict[str, float]]], int]]:
+                   folder=None, seed: int = STEM_EVAL_SIM_SEED) -> dict[str, tuple[dict[int, dict[str, dict[str, float]]], int]]:
     """STEM results: ``{"stem": (res, n), "all": (res, n)[, "sim": (res, n)]}`` with ``res[factor]``."""
     held = stem_heldout(folder)
     out = {}
     groups = {"stem": [c for _i, m, c in held if m.upper() == "STEM"], "all": [c for _i, _m, c in held]}
     if n_sim > 0:
-        groups["sim"] = list(stem_sim_images(n_sim))
+        groups["sim"] = list(stem_sim_images(n_sim, seed))
     for g, imgs in groups.items():
         out[g] = ({f: evaluate_images(model, imgs, f) for f in factors}, len(imgs))
     return out
 
 
-def main_stem(a) -> int:
-    """``--domain stem``: print the STEM tables."""
-    from ...training.em_real import default_folder
+def _folder_images(folder: Path, max_side: int = STEM_CROP) -> list[tuple[str, np.ndarray]]:
+    """``--images``: each readable file's first 2-D image, centre-cropped square (side a multiple of 4,
+    at most ``max_side``, at least 32 px) and scaled to [0, 1]."""
+    from ...errors import InputError, ScopenetError
+    from ...io.registry import read
 
-    model = SuperResolver.pretrained(a.model or STEM_MODEL)
-    print(f"model {model.card.get('name')}: {model.card.get('n_parameters')} parameters, "
-          f"sampling {model.sampling}")
-    if model.sampling != "decimate":
-        print("note: this model expects block-mean coarse scans; the STEM benchmark decimates with its sampling "
-              f"({model.sampling}), so the inputs here are block means")
-    if default_folder() is None:
-        print("skipping: the em-real folder was not found (set SCOPENET_EM_REAL)")
-        return 1
-    held = stem_heldout()
-    print("held-out crops: " + ", ".join(f"{i} ({m}, {c.shape[0]} px)" for i, m, c in held))
-    res = stem_benchmark(model, (2, 4), n_sim=a.n_sim)
-    titles = {"stem": "em-real held-out, STEM images", "all": "em-real held-out, all modalities",
-              "sim": f"simulated EM (mixed, seed {STEM_EVAL_SIM_SEED}, 256 px)"}
-    for g, (r, n) in res.items():
-        print()
-        print(stem_table(titles[g], r, n, "256 px" if g == "sim" else "crop"))
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"--images {folder}: not a folder")
+    out = []
+    for p in sorted(folder.iterdir()):
+        if not p.is_file() or p.name.startswith("."):
+            continue
+        try:
+            d = np.asarray(read(p).data, np.float64)
+        except ScopenetError as exc:
+            print(f"skipping {p.name}: {exc}")
+            continue
+        d = d if d.ndim == 2 else d.reshape(-1, *d.shape[-2:])[0]
+        side = min(max_side, *d.shape) // 4 * 4
+        if side < 32:
+            print(f"skipping {p.name}: smaller than 32 px")
+            continue
+        y, x = (d.shape[0] - side) // 2, (d.shape[1] - side) // 2
+        c = np.nan_to_num(d[y:y + side, x:x + side], nan=float(np.nanmedian(d)))
+        out.append((p.name, unit(c[None])[0]))
+    if not out:
+        raise InputError(f"no readable images in {folder}")
+    return out
+
+
+def _model(a) -> SuperResolver:
+    name = a.model or (STEM_MODEL if a.domain == "stem" else "spm-x4")
+    if Path(str(name) + ".safetensors").exists() or Path(str(name)).suffix == ".safetensors":
+        return SuperResolver.load(name)
+    return SuperResolver.pretrained(name)
+
+
+def _run_images(a, model, report: Report) -> int:
+    imgs = _folder_images(a.images)
+    report.line("images: " + ", ".join(f"{n} ({c.shape[0]} px)" for n, c in imgs))
+    factors = (2, 4) if a.domain == "stem" else (4, 2)
+    res = {f: evaluate_images(model, [c for _n, c in imgs], f) for f in factors}
+    report.data["results"] = {"images": res}
+    report.table(stem_sr_table(f"{a.images}", res, len(imgs), "crop"))
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="bench_superres", description=__doc__.splitlines()[0])
+def main_stem(a, report: Report | None = None) -> int:
+    """``--domain stem``: print the STEM tables."""
+    from ...training.em_real import default_folder
+
+    report = report or Report("superres")
+    model = _model(a)
+    samp = _sampling(model)
+    report.line(f"model {card_field(model, 'name')}: {card_field(model, 'n_parameters')} parameters, sampling {samp}")
+    if samp != "decimate":
+        report.line("note: this model expects block-mean coarse scans; the STEM benchmark decimates with its sampling "
+                    f"({samp}), so the inputs here are block means")
+    if getattr(a, "images", None):
+        return _run_images(a, model, report)
+    if default_folder() is None:
+        report.line("skipping: the em-real folder was not found (set SCOPENET_EM_REAL)")
+        return 1
+    held = stem_heldout()
+    report.line("held-out crops: " + ", ".join(f"{i} ({m}, {c.shape[0]} px)" for i, m, c in held))
+    seed = a.seed if getattr(a, "seed", None) is not None else STEM_EVAL_SIM_SEED
+    res = stem_benchmark(model, (2, 4), n_sim=a.n_sim, seed=seed)
+    titles = {"stem": "em-real held-out, STEM images", "all": "em-real held-out, all modalities",
+              "sim": f"simulated EM (mixed, seed {seed}, 256 px)"}
+    report.data["results"] = {g: r for g, (r, _n) in res.items()}
+    for g, (r, n) in res.items():
+        report.line()
+        report.table(stem_sr_table(titles[g], r, n, "256 px" if g == "sim" else "crop"))
+    return 0
+
+
+def _options(p) -> None:
     p.add_argument("--domain", choices=("spm", "stem"), default="spm",
                    help="spm: block-mean coarse scans (default); stem: decimated sub-lattice scans of em-real")
     p.add_argument("--model", default=None, help="installed model name or path stem (default spm-x4 / stem-x4)")
     p.add_argument("--n-sim", type=int, default=None,
-                   help="held-out simulated images (default 100 for spm, 0 for stem)")
-    p.add_argument("--n-real", type=int, default=200, help="held-out real gordon-hsi images (0: skip)")
-    p.add_argument("--threads", type=int, default=1)
+                   help="held-out simulated images (default 100 for spm, quick 20; 0 for stem)")
+    p.add_argument("--n-real", type=int, default=None,
+                   help="held-out real gordon-hsi images (default 200, quick 40; 0: skip)")
     p.add_argument("--ladder", action="store_true",
                    help="spm: also 32 -> 64/128/256 from one coarse scan (the SPM review's setting)")
-    a = p.parse_args(argv)
-    import torch
 
-    torch.set_num_threads(a.threads)
+
+def run(a, report: Report) -> int:
+    """``scopenet bench superres`` on the harness."""
+    report.data.update({"domain": a.domain})
     if a.domain == "stem":
         a.n_sim = 0 if a.n_sim is None else a.n_sim
-        return main_stem(a)
-    a.n_sim = 100 if a.n_sim is None else a.n_sim
-    model = SuperResolver.pretrained(a.model or "spm-x4")
-    print(f"model {model.card.get('name')}: {model.card.get('n_parameters')} parameters")
+        return main_stem(a, report)
+    a.n_sim = (20 if a.quick else 100) if a.n_sim is None else a.n_sim
+    a.n_real = (40 if a.quick else 200) if a.n_real is None else a.n_real
+    seed = EVAL_SIM_SEED if a.seed is None else a.seed
+    model = _model(a)
+    report.line(f"model {card_field(model, 'name')}: {card_field(model, 'n_parameters')} parameters")
+    if a.images:
+        return _run_images(a, model, report)
+    results = report.data.setdefault("results", {})
     if a.n_sim > 0:
-        fine = sim_images(a.n_sim)
-        print(table(f"held-out simulated SPM (seed {EVAL_SIM_SEED})", {f: evaluate(model, fine, f) for f in (4, 2)},
-                    len(fine)))
-        print()
+        fine = sim_images(a.n_sim, seed=seed)
+        results["sim"] = {f: evaluate(model, fine, f) for f in (4, 2)}
+        report.table(sr_table(f"held-out simulated SPM (seed {seed})", results["sim"], len(fine)))
+        report.line()
         if a.ladder:
-            fine = sim_images(a.n_sim, size=256)
-            print(table(f"held-out simulated SPM, one 32x32 scan to 64/128/256 (seed {EVAL_SIM_SEED}, 256 px)",
-                        ladder(model, fine), len(fine), coarse=32))
-            print()
+            fine = sim_images(a.n_sim, seed=seed, size=256)
+            results["sim_ladder"] = ladder(model, fine)
+            report.table(sr_table(f"held-out simulated SPM, one 32x32 scan to 64/128/256 (seed {seed}, 256 px)",
+                                  results["sim_ladder"], len(fine), coarse=32))
+            report.line()
     if a.n_real > 0:
         if not HSI_DIR.exists():
-            print(f"skipping real images: {HSI_DIR} not found")
+            report.line(f"skipping real images: {HSI_DIR} not found")
         else:
             imgs, _tr, te = real_split()
             idx = np.random.default_rng(0).permutation(te)[:a.n_real]
             fine = imgs[np.sort(idx)]
-            print(table(f"gordon-hsi held-out sessions (fold {HOLDOUT_FOLD})",
-                        {f: evaluate(model, fine, f) for f in (4, 2)}, len(fine)))
+            results["real"] = {f: evaluate(model, fine, f) for f in (4, 2)}
+            report.table(sr_table(f"gordon-hsi held-out sessions (fold {HOLDOUT_FOLD})", results["real"], len(fine)))
             if a.ladder:
-                print()
-                print(table(f"gordon-hsi held-out sessions (fold {HOLDOUT_FOLD}), one 32x32 scan to 64/128",
-                            ladder(model, fine), len(fine), coarse=32))
+                report.line()
+                results["real_ladder"] = ladder(model, fine)
+                report.table(sr_table(f"gordon-hsi held-out sessions (fold {HOLDOUT_FOLD}), one 32x32 scan to 64/128",
+                                      results["real_ladder"], len(fine), coarse=32))
     return 0
+
+
+SPEC = BenchSpec("superres", __doc__, run, _options, seed=None, threads=1,
+                 quick="spm: 20 simulated and 40 real images (explicit --n-sim/--n-real win)",
+                 images="folder of fine images (any format scopenet reads; centre crops, scaled to [0, 1]) "
+                        "instead of the default data")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``scopenet bench superres``."""
+    return SPEC.main(argv)
 
 
 if __name__ == "__main__":

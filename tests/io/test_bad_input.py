@@ -363,3 +363,100 @@ def test_tiff_ifd_bounds_checked_before_decoding(tmp_path, edit, match):
     p = tmp_path / "bad.tif"
     p.write_bytes(bytes(data))
     assert_readerror(p, match)
+
+
+# ------------------------------------- issue #19 item 4: truncated headers, sidecars and indexes
+def _calibration(images) -> list:
+    return [(m.shape, m.signal, m.scan_direction, [(a.size, a.scale, a.offset, a.unit) for a in m.axes])
+            for m in images]
+
+
+CUTS = 24
+
+
+@pytest.mark.parametrize("fmt", READERS, ids=FORMAT_IDS)
+def test_cut_file_or_companion_is_readerror_or_exact(tmp_path, fmt):
+    """A file, its index or its sidecar cut short at any of CUTS lengths: either a ReadError naming
+    the file, or exactly the calibration of the intact file (never a silently different one)."""
+    main = sample_file(fmt, tmp_path)
+    try:
+        ref = _calibration(registry.read_all(main))
+    except ReadError:
+        pytest.skip("the sample alone is not readable (e.g. a TIA .emi without its .ser)")
+    for victim in sorted(p for p in tmp_path.iterdir() if p.is_file()):
+        intact = victim.read_bytes()
+        for k in range(1, CUTS):
+            victim.write_bytes(intact[: len(intact) * k // CUTS])
+            with time_limit(READ_TIMEOUT_S):
+                try:
+                    got = _calibration(registry.read_all(main))
+                except ReadError as exc:
+                    assert main.name in str(exc), str(exc)
+                    continue
+            assert got == ref, f"{victim.name} cut to {len(intact) * k // CUTS} bytes read with another calibration"
+        victim.write_bytes(intact)
+
+
+def _matrix_pair(dest: Path, prefix: str = "gen_full") -> tuple[Path, Path]:
+    src = TEST_DATA / "spm"
+    data, idx = dest / f"{prefix}--1_1.Z_mtrx", dest / f"{prefix}_0001.mtrx"
+    shutil.copyfile(src / data.name, data)
+    shutil.copyfile(src / idx.name, idx)
+    return data, idx
+
+
+@pytest.mark.parametrize("keep", [13, 40, 100, 0.5, 0.9, -1])
+def test_matrix_truncated_index_is_readerror(tmp_path, keep):
+    data, idx = _matrix_pair(tmp_path)
+    raw = idx.read_bytes()
+    n = keep if isinstance(keep, int) and keep > 0 else (len(raw) - 1 if keep == -1 else int(len(raw) * keep))
+    idx.write_bytes(raw[:n])
+    assert_readerror(data, "index")
+
+
+def test_matrix_index_of_another_data_file_is_readerror(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mk", TEST_DATA / "make_spm_testdata.py")
+    mk = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mk)
+    data, idx = _matrix_pair(tmp_path)
+    idx.write_bytes(mk.mtrx_index_bytes("gen_full--1_2.Z_mtrx", points=8, lines=10, width=2e-9, height=2.5e-9))
+    assert_readerror(data, "no entry for this data file")
+    # the right entry but a raster smaller than the data: the index does not match the data file
+    idx.write_bytes(mk.mtrx_index_bytes(data.name, points=4, lines=5, width=2e-9, height=2.5e-9))
+    assert_readerror(data, "more than the .* scan its index")
+    idx.write_bytes(mk.mtrx_index_bytes(data.name, points=8, lines=10, width=0.0, height=2.5e-9))
+    assert_readerror(data, "impossible scan")
+
+
+@pytest.mark.shared
+def test_matrix_fixture_cut_index_never_gives_a_wrong_pixel_size(tmp_path):
+    """Issue #19 item 4: 7 of 10 cut lengths of the real index read with a wrong pixel size."""
+    from ..conftest import shared_path
+
+    folder = shared_path("fixtures", "matrix")
+    data = tmp_path / "2014Mar01-093225--7_100.Z_mtrx"
+    shutil.copyfile(folder / data.name, data)
+    index = (folder / "2014Mar01-093225_0001.mtrx").read_bytes()
+    outcomes = []
+    for k in range(1, 11):
+        (tmp_path / "2014Mar01-093225_0001.mtrx").write_bytes(index[: len(index) * k // 10])
+        try:
+            img = registry.read_all(data)[0]
+        except ReadError as exc:
+            assert data.name in str(exc)
+            outcomes.append("error")
+            continue
+        assert img.pixel_size == (pytest.approx(1.4e-8 / 300, rel=1e-9),) * 2, f"cut {k}/10"
+        outcomes.append("exact")
+    assert outcomes[-1] == "exact" and outcomes[:8] == ["error"] * 8  # the entry is at 89 % of the file
+
+
+@pytest.mark.parametrize("scan_range", ["0.000000E+0           2.000000E-9", "nan nan", "-2.0E-9 2.0E-9"])
+def test_sxm_impossible_scan_range_is_readerror(tmp_path, scan_range):
+    raw = (TEST_DATA / "spm" / "generated_down.sxm").read_bytes()
+    m = re.search(rb":SCAN_RANGE:\n([^\n]*)\n", raw)
+    p = tmp_path / "range.sxm"
+    p.write_bytes(raw[:m.start(1)] + scan_range.encode() + raw[m.end(1):])
+    assert_readerror(p, "SCAN_RANGE")

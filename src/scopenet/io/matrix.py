@@ -26,6 +26,11 @@ the all-NaN rows.
 
 Pixel size = ``XYScanner.Width / Points`` and ``Height / Lines`` (metres); a rotated frame
 (``XYScanner.Angle``) is returned in the scan frame, the angle is in ``metadata``.
+
+The index is a log of the whole session; the parameters of a data file are those in force at the
+index entry that names it. An index without that entry (cut short, or of another session), one
+without the scanner parameters, or one whose raster is smaller than the data file's is a
+:class:`~scopenet.errors.ReadError`: its calibration would belong to another image.
 """
 from __future__ import annotations
 
@@ -50,6 +55,62 @@ def index_path(path: str | Path) -> Path:
         raise ReadError(path, "not a MATRIX data file name (expected '<prefix>--<session>_<cycle>."
                               "<channel>_mtrx')")
     return path.with_name(name[:name.rindex("--")] + "_0001.mtrx")
+
+
+#: blocks whose length field counts the whole block (the others have an 8-byte time stamp more).
+_UNTIMED = {b"REFX", b"NACS", b"TCID", b"SCHC", b"TSNI", b"SXNC", b"LNEG"}
+
+
+def _index_problem(raw: bytes, data_name: str) -> str:
+    """Why an index does not describe ``data_name``: truncated (cut inside a block) or no entry."""
+    import struct
+
+    dp, n = len(MAGIC), len(raw)
+    while dp < n:
+        if dp + 8 > n:
+            return (f"it is truncated: it ends at byte {n}, inside the header of a block at byte {dp}, "
+                    f"before the entry for this data file")
+        ident = raw[dp:dp + 4]
+        length = struct.unpack("<L", raw[dp + 4:dp + 8])[0] + (0 if ident in _UNTIMED else 8)
+        if dp + 8 + length > n:
+            return (f"it is truncated: the block at byte {dp} needs {8 + length} bytes, the file ends at "
+                    f"byte {n}, before the entry for this data file")
+        dp += 8 + length
+    return ("it holds no entry for this data file (an incomplete index, or the index of another "
+            "session), so the scan size and calibration it gives would be those of another image")
+
+
+def _check_index(path: Path, idx: Path, m) -> None:
+    """Refuse an index that does not describe ``path``: the calibration would silently be wrong.
+
+    access2theMatrix reads the index up to the entry (``BREF``) naming the data file and takes the
+    parameters in force at that point; when the entry is missing (a truncated index, or one of
+    another session) it reads to the end and returns whatever parameters the file ends with.
+    """
+    if str(m.param.get("BREF", "")) != path.name:
+        raise ReadError(path, f"its MATRIX index file '{idx.name}' does not describe it: "
+                              + _index_problem(getattr(m, "raw_param", b"") or b"", path.name))
+    try:
+        points = int(m.param["EEPA::XYScanner.Points"][0])
+        lines = int(m.param["EEPA::XYScanner.Lines"][0])
+        width = float(m.param["EEPA::XYScanner.Width"][0])
+        height = float(m.param["EEPA::XYScanner.Height"][0])
+        xm = bool(m.param["EEPA::XYScanner.X_Retrace"][0])
+        ym = bool(m.param["EEPA::XYScanner.Y_Retrace"][0])
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise ReadError(path, f"its MATRIX index file '{idx.name}' lacks the scanner parameter {exc} "
+                              "(truncated or corrupt index)") from exc
+    if points <= 0 or lines <= 0 or not (np.isfinite(width) and np.isfinite(height)) \
+            or width <= 0 or height <= 0:
+        raise ReadError(path, f"its MATRIX index file '{idx.name}' declares an impossible scan: "
+                              f"{points} x {lines} points over {width} x {height} m")
+    planned = points * lines * (1 + xm) * (1 + ym)
+    for what, count in (("holds", int(getattr(m, "data_item_count", 0) or 0)),
+                        ("was recorded for", int(getattr(m, "bricklet_size", 0) or 0))):
+        if count > planned:
+            raise ReadError(path, f"the data file {what} {count} values, more than the {planned} of the "
+                                  f"{points} x {lines} scan its index '{idx.name}' declares (the index "
+                                  "does not match this data file)")
 
 
 def _modality(param: dict) -> str | None:
@@ -98,6 +159,8 @@ def read_matrix(path: str | Path) -> list[Micrograph]:
                               "not spectroscopy curves")
     m = MtrxData()
     traces, message = m.open(str(path))
+    if (getattr(m, "raw_param", b"") or b"").startswith(MAGIC):
+        _check_index(path, idx, m)  # before the library's own verdict: it names the index problem
     if not str(message).startswith("Successfully") or m.scan is None or m.axis is None:
         raise ReadError(path, f"access2theMatrix could not read it: {message}")
     if m.object_type != "image":

@@ -21,7 +21,8 @@ Nanonis stores lines in acquisition order and the backward trace right-to-left. 
 Hence ``img.data == np.fliplr(stored)`` for backward/down and ``np.flipud(stored)`` for forward/up.
 Lines never scanned (a scan stopped early) are NaN in the file and stay NaN.
 
-Pixel size = ``SCAN_RANGE / SCAN_PIXELS`` (metres). Values are in the SI unit of ``DATA_INFO``
+Pixel size = ``SCAN_RANGE / SCAN_PIXELS`` (metres); a header whose SCAN_RANGE is missing, zero,
+negative or not finite is a ReadError (never a silently uncalibrated image). Values are in the SI unit of ``DATA_INFO``
 (metres for Z, amperes for Current, Hz for Frequency_Shift). ``modality`` is ``"AFM"`` when the file
 has oscillation-control (frequency-shift / excitation) data, ``"STM"`` when the Z controller runs on
 the tunnelling current, else None. ``metadata`` maps each ``:TAG:`` of the header to its raw text.
@@ -133,6 +134,9 @@ def read_sxm(path: str | Path) -> list:
                               f"unreadable ({exc})") from exc
     if nx <= 0 or ny <= 0 or nx * ny > MAX_PIXELS:
         raise ReadError(path, f"implausible SCAN_PIXELS {nx} x {ny}")
+    if not (np.isfinite(width) and np.isfinite(height) and width > 0 and height > 0):
+        raise ReadError(path, f"corrupt Nanonis header: SCAN_RANGE {width} x {height} m is not a scan "
+                              "size, so the pixel size is unknown")
     scan_dir = str(header.get("scan_dir", "")).strip().lower()
     if scan_dir not in ("up", "down"):
         raise ReadError(path, f"SCAN_DIR must be 'up' or 'down', got {scan_dir!r}")

@@ -113,7 +113,7 @@ def _perturbed():
     est = Inpainter()
     torch.manual_seed(0)
     with torch.no_grad():
-        for p in est.net.parameters():
+        for p in est.net_.parameters():
             p.add_(0.01 * torch.randn_like(p))
     return est
 
@@ -128,7 +128,7 @@ def test_save_load_round_trip(tmp_path, scan64):
     a, b = est.predict(img * m, m), back.predict(img * m, m)
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, B.nearest(img * m, m))
-    assert back.card["task"] == "inpaint"
+    assert back.card_.task == "inpaint"
 
 
 def test_tta_averages_the_eight_transformed_completions(scan64):
@@ -156,14 +156,15 @@ def test_auto_inpainter_routes_by_coverage_range(scan64):
     from scopenet.tasks.inpaint import AutoInpainter
 
     img, _ = scan64
-    default, dense = Inpainter(card={"name": "d"}), _perturbed()
-    dense.card = {"name": "dense", "coverage_range": [0.04, 0.125]}
+    default, dense = Inpainter(), _perturbed()
+    default.card_.name = "d"
+    dense.card_.name, dense.card_.predict = "dense", {"coverage_range": [0.04, 0.125]}
     auto = AutoInpainter(default, [dense])
     rng = np.random.default_rng(0)
     routed = {}
     for c in (1 / 5, 1 / 10, 1 / 20, 1 / 50):
         m = scans.random_pixels_mask(64, c, rng)
-        routed[round(1 / c)] = auto.route(m).card["name"]
+        routed[round(1 / c)] = auto.route(m).name
         out = auto.predict(img * m, m)
         np.testing.assert_array_equal(out, auto.route(m).predict(img * m, m))
     assert routed == {5: "d", 10: "dense", 20: "dense", 50: "d"}
@@ -171,20 +172,21 @@ def test_auto_inpainter_routes_by_coverage_range(scan64):
     m = scans.random_pixels_mask(64, 1 / 10, rng)
     out = auto.predict(Micrograph(img * m), Micrograph(m.astype(np.float32)))
     assert out.provenance[-1]["params"]["model"] == "dense"
-    assert auto.card["specialists"] == {"dense": [0.04, 0.125]} and auto.card["default_model"] == "d"
+    assert auto.card_.predict["specialists"] == {"dense": [0.04, 0.125]} and auto.card_.predict["default_model"] == "d"
     with pytest.raises(InputError, match="coverage_range"):
-        AutoInpainter(default, [Inpainter(card={"name": "bad"})])
+        AutoInpainter(default, [Inpainter()])
 
 
 def test_shipped_auto_inpainter_has_the_dense_specialist(scan64):
     from scopenet.tasks.inpaint import AutoInpainter, inpaint
 
     auto = AutoInpainter.pretrained()
-    assert auto.card["default_model"] == "inpaint-default" and "inpaint-dense" in auto.card["specialists"]
+    assert auto.card_.predict["default_model"] == "inpaint-default"
+    assert "inpaint-dense" in auto.card_.predict["specialists"]
     img, m = scan64                                                      # random pixels at 1/10
-    assert auto.route(m).card["name"] == "inpaint-dense"
+    assert auto.route(m).name == "inpaint-dense"
     np.testing.assert_array_equal(inpaint(img * m, m), auto.predict(img * m, m))
-    assert auto.route(np.zeros((8, 8), bool)).card["name"] == "inpaint-default"
+    assert auto.route(np.zeros((8, 8), bool)).name == "inpaint-default"
 
 
 def test_tiled_prediction_matches_shape_and_nn_for_untrained():
@@ -210,11 +212,11 @@ def test_micrograph_in_micrograph_out(scan64):
 @pytest.mark.slow  # the first optimiser imports torch._dynamo: ~30 s on a loaded CPU
 def test_fit_updates_weights():
     est = Inpainter()
-    before = [p.detach().clone() for p in est.net.parameters()]
+    before = [p.detach().clone() for p in est.net_.parameters()]
     imgs = [smooth_image(64, s) for s in range(2)]
     est.fit(imgs, max_steps=2, crop=32, batch_size=2, n_coverages=2, time_budget_s=60, kinds=["random", "segments"])
     assert len(est.history_) == 2 and all(np.isfinite(est.history_))
-    assert any(not torch.equal(a, b) for a, b in zip(before, est.net.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before, est.net_.parameters()))
     with pytest.raises(InputError):
         est.fit([np.zeros((8, 8))], crop=32)
     if not torch.cuda.is_available():  # the estimator's device decides where fit trains

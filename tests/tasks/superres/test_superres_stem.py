@@ -8,7 +8,6 @@ import torch
 from scopenet.errors import InputError
 from scopenet.simulate.scans import sublattice_mask
 from scopenet.tasks.superres import (
-    VDSR,
     SuperResolver,
     block_mean,
     coarsen,
@@ -24,12 +23,13 @@ def _ramp(size=32):
     return 0.3 * yy + 0.7 * xx + 1.0
 
 
-def _random_net(seed=3):
+def _random_est(seed=3, **config):
+    """A SuperResolver whose small VDSR has random (non-identity) weights."""
     torch.manual_seed(seed)
-    net = VDSR(n_layers=3, channels=4)
-    for p in net.parameters():
+    est = SuperResolver(arch_config={"n_layers": 3, "channels": 4}, **config)
+    for p in est.net_.parameters():
         p.data.normal_(0, 0.1)
-    return net
+    return est
 
 
 @pytest.mark.parametrize("factor", [2, 4])
@@ -71,9 +71,8 @@ def test_block_mean_is_the_default_sampling_and_unchanged():
     ref = torch.nn.functional.interpolate(t, scale_factor=2, mode="bicubic", align_corners=False)[0, 0].numpy()
     np.testing.assert_array_equal(upsample(c, 2), ref)
     np.testing.assert_array_equal(upsample(c, 2, "bicubic", "block_mean"), ref)
-    est = SuperResolver(VDSR(3, 4))
+    est = SuperResolver(arch_config={"n_layers": 3, "channels": 4})
     assert est.sampling == "block_mean"
-    assert SuperResolver(VDSR(3, 4), card={"name": "old-card-without-sampling"}).sampling == "block_mean"
 
 
 def test_make_pairs_decimate_shapes_and_values():
@@ -101,7 +100,7 @@ def test_make_pairs_rejects_bad_input():
 @pytest.mark.parametrize("factor", [2, 4])
 def test_untrained_decimate_model_returns_the_aligned_interpolation(factor):
     img = np.random.default_rng(4).random((8, 8)).astype(np.float32) * 50 + 10
-    est = SuperResolver(VDSR(n_layers=3, channels=4), sampling="decimate")
+    est = SuperResolver(arch_config={"n_layers": 3, "channels": 4}, sampling="decimate")
     out = est.predict(img, factor)
     assert out.shape == (8 * factor, 8 * factor) and out.dtype == np.float32
     np.testing.assert_allclose(out, upsample(img, factor, "bicubic", "decimate"), rtol=1e-5, atol=1e-3)
@@ -109,7 +108,7 @@ def test_untrained_decimate_model_returns_the_aligned_interpolation(factor):
 
 def test_decimate_model_keeps_the_measured_samples():
     img = np.random.default_rng(5).random((8, 8)).astype(np.float32) * 3 - 1
-    est = SuperResolver(_random_net(), sampling="decimate")
+    est = _random_est(sampling="decimate")
     out = est.predict(img, 4)
     np.testing.assert_allclose(out[::4, ::4], img, atol=1e-5)
     assert not np.allclose(out, upsample(img, 4, "bicubic", "decimate"), atol=1e-3)  # the weights matter
@@ -117,32 +116,32 @@ def test_decimate_model_keeps_the_measured_samples():
 
 def test_fit_with_decimate_runs_and_records_history():
     imgs = np.random.default_rng(6).random((2, 24, 24)).astype(np.float32)
-    est = SuperResolver(VDSR(3, 4), sampling="decimate")
+    est = SuperResolver(arch_config={"n_layers": 3, "channels": 4}, sampling="decimate")
     est.fit(imgs, factors=(2, 4), steps=3, batch_size=2, patch=16, seed=0)
     assert len(est.history_) == 3 and all(np.isfinite(est.history_))
 
 
 def test_save_load_round_trip_keeps_sampling(tmp_path):
-    est = SuperResolver(_random_net(), sampling="decimate")
+    est = _random_est(sampling="decimate")
     img = np.random.default_rng(7).random((8, 8)).astype(np.float32)
     est.save(tmp_path / "stem")
     back = SuperResolver.load(tmp_path / "stem")
-    assert back.sampling == "decimate" and back.card["sampling"] == "decimate"
-    assert back.card["task"] == "inpaint" and back.card["input_shape"] == [1, 1, 128, 128]
+    assert back.sampling == "decimate" and back.card_.config["sampling"] == "decimate"
+    assert back.card_.task == "superres" and back.card_.preprocessing["input_shape"] == [1, 1, 128, 128]
     np.testing.assert_array_equal(back.predict(img, 2), est.predict(img, 2))
     # an SPM model saved now records block_mean explicitly and loads the same way
-    SuperResolver(_random_net()).save(tmp_path / "spm")
+    _random_est().save(tmp_path / "spm")
     assert SuperResolver.load(tmp_path / "spm").sampling == "block_mean"
-    # the sampling argument overrides the card
+    # a keyword overrides the card's setting
     assert SuperResolver.load(tmp_path / "stem").sampling == "decimate"
-    assert SuperResolver(back.net, back.card, sampling="block_mean").sampling == "block_mean"
+    assert SuperResolver.load(tmp_path / "stem", sampling="block_mean").sampling == "block_mean"
 
 
 def test_bad_sampling_and_input_raise():
     with pytest.raises(InputError, match="sampling"):
-        SuperResolver(VDSR(3, 4), sampling="nearest")
+        SuperResolver(arch_config={"n_layers": 3, "channels": 4}, sampling="nearest")
     with pytest.raises(InputError, match="sampling"):
-        SuperResolver(VDSR(3, 4), card={"sampling": "bogus"})
+        SuperResolver({"sampling": "bogus"})
     with pytest.raises(InputError, match="sampling"):
         upsample(np.zeros((4, 4)), 2, "bicubic", sampling="every-other")
     with pytest.raises(InputError, match="sampling"):
@@ -153,9 +152,10 @@ def test_bad_sampling_and_input_raise():
         decimate(np.zeros((8, 8)), 1)
     with pytest.raises(InputError, match="smaller"):
         decimate(np.zeros((3, 3)), 4)
-    est = SuperResolver(VDSR(3, 4), sampling="decimate")
+    est = SuperResolver(arch_config={"n_layers": 3, "channels": 4}, sampling="decimate")
+    assert est.predict(np.zeros((2, 8, 8)), 2).shape == (2, 16, 16)  # a stack, frame by frame
     with pytest.raises(InputError):
-        est.predict(np.zeros((2, 8, 8)), 2)
+        est.predict(np.zeros((2, 2, 8, 8)), 2)
     with pytest.raises(InputError):
         est.predict(np.array([[np.inf, 0], [0, 0]]), 2)
     with pytest.raises(InputError, match="stack"):
@@ -169,7 +169,7 @@ def test_shipped_stem_model_super_resolves():
     if not model_files(SHIPPED_DIR / "superres-stem-x4")[0].exists():
         pytest.skip("superres-stem-x4 weights not shipped in this checkout")
     est = SuperResolver.pretrained("stem-x4")
-    assert est.sampling == "decimate" and est.card["architecture"]["name"] == "superres-vdsr"
+    assert est.sampling == "decimate" and est.card_.architecture.name == "superres-vdsr"
     img = np.random.default_rng(8).random((24, 20)).astype(np.float32)
     out = super_resolve(img, 2, model="stem-x4")
     assert out.shape == (48, 40) and np.isfinite(out).all()

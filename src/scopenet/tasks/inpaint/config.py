@@ -95,10 +95,13 @@ class InpaintTrainConfig(BaseModel):
 
 
 class InpaintConfig(BaseModel):
-    """Inference settings of :class:`~scopenet.tasks.inpaint.model.Inpainter`."""
+    """The settings of an :class:`~scopenet.tasks.inpaint.model.Inpainter`: its network (``arch``,
+    ``arch_config``) and how it is applied (tiling, intensity normalisation, Fourier refinement)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+    arch: str = "inpaint-unet"
+    arch_config: dict = Field(default_factory=dict)
     tile: int = 512
     overlap: int = 64
     normalise: Literal["scanned", "none"] = "scanned"

@@ -5,89 +5,80 @@
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ...errors import InputError
 from ...image.micrograph import Micrograph
-from ...nn import build_architecture
-from ...nn import partial_stem  # noqa: F401  (registers the inpainting architectures)
+from ...image.padding import pad_to_multiple
+from ...image.scaling import UnitScale
+from ...image.tta import check_views, tta_average
 from ...simulate.scans import nn_infill
-from ...training.data import dihedral_tta
+from .._estimator import Estimator, as_list, cached, map_images, register
 from .baselines import check_scan, is_sublattice, sparse_fourier
 from .config import InpaintConfig, InpaintTrainConfig
 
 DEFAULT_MODEL = "inpaint-default"
 
 
-def _scale(partial: np.ndarray, mask: np.ndarray, mode: str) -> tuple[float, float]:
+def _scale(partial: np.ndarray, mask: np.ndarray, mode: str) -> UnitScale:
+    """The map of the scanned values to [0, 1] (``mode="none"``: the identity)."""
     if mode == "none":
-        return 0.0, 1.0
+        return UnitScale(0.0, 1.0)
     v = partial[mask]
     lo, hi = float(v.min()), float(v.max())
-    return lo, (hi - lo) if hi > lo else 1.0
+    return UnitScale(lo, (hi - lo) if hi > lo else 1.0)
 
 
-class Inpainter:
-    """Complete partial scans: ``[NN infill, mask] -> network -> full image``.
+@register
+class Inpainter(Estimator):
+    """Complete partial scans: ``[NN infill, mask] -> network -> full image`` (the estimator contract of
+    :mod:`scopenet.tasks._estimator`).
 
     Parameters
     ----------
-    net : torch.nn.Module, optional
-        A network mapping ``(B, 2, H, W)`` to ``(B, 1, H, W)``; default an untrained
-        :class:`~scopenet.nn.partial_stem.InpaintUNet` (which returns the NN infill).
-    config : InpaintConfig, optional
-        Inference settings (tiling, intensity normalisation).
-    card : dict, optional
-        Model card (set by :meth:`pretrained` / :meth:`load`).
+    config : InpaintConfig or dict, optional
+        Network (``arch``, ``arch_config``; default an untrained
+        :class:`~scopenet.nn.partial_stem.InpaintUNet`, which returns the NN infill) and inference
+        settings (tiling, intensity normalisation, Fourier refinement); keyword overrides too.
+    device : str, optional
+        Where the network runs (:mod:`scopenet.nn.device`): None = ``$SCOPENET_DEVICE`` or "auto"
+        (a GPU when torch sees one).
 
     Attributes
     ----------
-    device : str or None
-        Where the network runs (:mod:`scopenet.nn.device`): None = ``$SCOPENET_DEVICE`` or "auto"
-        (a GPU when torch sees one).
+    net_ : torch.nn.Module
+        Maps ``(B, 2, H, W)`` (infill, mask) to ``(B, 1, H, W)``.
+    card_ : ModelCard
+    history_ : list of float
+    last_fourier_ : bool
+        Whether the last :meth:`predict` refined by Fourier sparsity (the last scan, for a stack).
     """
 
-    device: str | None = None
-    last_fourier_: bool = False  #: whether the last predict() refined by Fourier sparsity
+    task = "inpaint"
+    config_class = InpaintConfig
+    aliases = {"default": DEFAULT_MODEL}
+    last_fourier_: bool = False
 
-    def __init__(self, net: torch.nn.Module | None = None, config: InpaintConfig | None = None,
-                 card: dict | None = None):
-        self.net = net if net is not None else build_architecture("inpaint-unet", {})
-        self.config = config or InpaintConfig()
-        self.card = card or getattr(self.net, "scopenet_card", {}) or {}
+    def build_net(self):
+        from ...nn import build_architecture
 
-    # ------------------------------------------------------------------ construction / files
-    @classmethod
-    def pretrained(cls, name: str = "default", config: InpaintConfig | None = None) -> "Inpainter":
-        """Load a shipped or cached model by name (``"default"`` = ``inpaint-default``) or path stem."""
-        from ...training.packaging import load_model
-
-        key = DEFAULT_MODEL if name == "default" else name
-        if not key.startswith("inpaint-") and "/" not in key and "\\" not in key and not Path(key).exists():
-            key = f"inpaint-{key}"
-        net = load_model(key)
-        return cls(net, config, net.scopenet_card)
+        return build_architecture(self.config.arch, self.config.arch_config).eval()
 
     @classmethod
-    def load(cls, path_stem: str | Path, config: InpaintConfig | None = None) -> "Inpainter":
-        """Load a model saved with :meth:`save` (``<stem>.safetensors`` + ``<stem>.json``)."""
-        from ...training.packaging import load_model
+    def pretrained(cls, name: str = "default", **kw) -> "Inpainter":
+        """A shipped or cached model by name (``"default"`` = ``inpaint-default``, ``"dense"`` =
+        ``inpaint-dense``) or path; ``"auto"`` returns the coverage-routed :class:`AutoInpainter`."""
+        if name in ("auto", "inpaint-auto"):
+            return AutoInpainter.pretrained(**kw)
+        return super().pretrained(name, **kw)
 
-        net = load_model(Path(path_stem))
-        return cls(net, config, net.scopenet_card)
-
-    def save(self, path_stem: str | Path, overwrite: bool = False) -> tuple[Path, Path]:
+    def save(self, path, overwrite: bool = False):
         """Write weights + model card (never overwrites without ``overwrite=True``)."""
-        from ...training.packaging import save_model
-
-        card = {k: v for k, v in self.card.items() if k not in ("architecture", "n_parameters", "card_format")}
-        card.setdefault("task", "inpaint")
-        card.setdefault("input_shape", [1, 2, 64, 64])  # [infill, mask] channels
-        return save_model(path_stem, self.net, card, overwrite=overwrite)
+        pre = self.card_.preprocessing
+        pre.setdefault("input_shape", [1, 2, 64, 64])  # [infill, mask] channels
+        return super().save(path, overwrite=overwrite)
 
     # ------------------------------------------------------------------------------ training
     def fit(self, images, config: InpaintTrainConfig | dict | None = None, **overrides: Any) -> "Inpainter":
@@ -95,21 +86,25 @@ class Inpainter:
 
         Parameters
         ----------
-        images : sequence of 2-D arrays (or Micrographs), intensities scaled to [0, 1] per image
+        images : sequence of 2-D arrays (or Micrographs), an (N, H, W) array; each is scaled to [0, 1]
         config : InpaintTrainConfig or dict, optional
             Training settings; ``workdir``, ``time_budget_s``, ``max_steps`` etc. (keyword overrides too).
+
+        Returns
+        -------
+        self, with ``history_`` (the loss per step).
         """
+        from ...image.scaling import unit_scale
         from .train import train_network
 
         cfg = config if isinstance(config, InpaintTrainConfig) else InpaintTrainConfig(**(config or {}))
         cfg = cfg.model_copy(update=overrides)
         pool = []
-        for im in images:
+        for im in as_list(images):
             a = np.asarray(im.data if isinstance(im, Micrograph) else im, np.float32)
             if a.ndim != 2 or min(a.shape) < cfg.crop:
                 raise InputError(f"fit needs 2-D images of at least {cfg.crop} px, got shape {a.shape}")
-            lo, hi = float(a.min()), float(a.max())
-            pool.append((a - lo) / (hi - lo) if hi > lo else np.zeros_like(a))
+            pool.append(unit_scale(a)[0])
         if not pool:
             raise InputError("fit needs at least one image")
         if self.device is not None and "accelerator" not in overrides:  # the estimator's device, unless told otherwise
@@ -117,99 +112,96 @@ class Inpainter:
 
             dev = resolve_device(self.device)
             cfg = cfg.model_copy(update={"accelerator": {"cuda": "gpu"}.get(dev.type, dev.type)})
-        module = train_network(self.net, pool, cfg, verbose=False, mask_size=max(cfg.crop, 128))
-        self.net.cpu()
-        self.net.eval()
-        self.history_ = module.losses
+        module = train_network(self.net_, pool, cfg, verbose=False, mask_size=max(cfg.crop, 128))
+        self.net_.cpu()
+        self.net_.eval()
+        self.history_ = list(module.losses)
         return self
 
     # ---------------------------------------------------------------------------- prediction
     def _complete(self, x: np.ndarray) -> np.ndarray:
+        """The network on a batch ``(B, 2, H, W)`` -> ``(B, H, W)``, padded to its size multiple."""
         from ...nn.device import run_numpy
 
-        h, w = x.shape[-2:]
-        k = int(getattr(self.net, "size_multiple", 1))
-        ph, pw = -h % k, -w % k
-        if ph or pw:  # e.g. Ede's generator needs sides divisible by 8: pad by reflection (edge for tiny inputs)
-            mode = "reflect" if min(h, w) > max(ph, pw) else "edge"
-            x = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode=mode)
-        return run_numpy(self.net, x, self.device)[:, 0, :h, :w]
+        xp, (h, w) = pad_to_multiple(x, int(getattr(self.net_, "size_multiple", 1)))
+        return run_numpy(self.net_, xp, self.device)[:, 0, :h, :w]
 
-    def predict(self, partial, mask, tta: bool = False, fourier: str | None = None) -> np.ndarray | Micrograph:
-        """Complete one partial scan.
-
-        Parameters
-        ----------
-        partial : ndarray (H, W) or Micrograph
-            Values at scanned pixels (anything elsewhere).
-        mask : ndarray (H, W) or Micrograph
-            Non-zero / True where the probe dwelt.
-        tta : bool
-            Average the completions of the 8 flips/rotations of the scan (8x the time; about 2% lower
-            RMS on the held-out STEM benchmark, ``scopenet bench inpaint --tta``).
-        fourier : {"auto", "on", "off"}, optional
-            Refine the network's completion by sparsity in Fourier space
-            (:func:`~scopenet.tasks.inpaint.baselines.sparse_fourier`), which recovers crystal lattices
-            between the scanned lines. "auto" (the config's default) first withholds the samples of 1/8
-            of the image's squares (as wide as the scan's large gaps), completes the rest both ways and
-            refines only if that predicts the withheld samples better (:func:`fourier_helps`);
-            :attr:`last_fourier_` says what was done. About 0.35 s more per 512x512 on the CPU.
-
-        Returns
-        -------
-        ndarray float32 (H, W), in the intensity units of ``partial``; a Micrograph (calibration kept,
-        provenance entry added) when ``partial`` is one.
-        """
-        img = partial if isinstance(partial, Micrograph) else None
-        arr = img.data if img is not None else partial
-        marr = mask.data if isinstance(mask, Micrograph) else mask
-        p, m = check_scan(arr, marr)
-        lo, span = _scale(p, m, self.config.normalise)
-        pn = np.where(m, (p - lo) / span, 0).astype(np.float32)
-        self.net.eval()
-        if tta:  # each flipped/rotated scan goes the whole way (its own NN infill), then is mapped back
-            out = dihedral_tta(lambda pm: self._normalised(pm[0], pm[1] > 0), np.stack([pn, m.astype(np.float32)]))
-        else:
-            out = self._normalised(pn, m)
+    def complete_scan(self, partial: np.ndarray, mask: np.ndarray, tta: int = 1, fourier: str | None = None
+                      ) -> np.ndarray:
+        """Complete one 2-D partial scan in its own intensity units (see :meth:`predict`)."""
+        p, m = check_scan(partial, mask)
+        scale = _scale(p, m, self.config.normalise)
+        pn = np.where(m, (p - scale.lo) / scale.span, 0).astype(np.float32)
+        self.net_.eval()
+        # each flipped/rotated scan goes the whole way (its own NN infill), then is mapped back
+        out = tta_average(lambda pm: self._normalised(pm[0], pm[1] > 0), np.stack([pn, m.astype(np.float32)]),
+                          views=tta) if tta > 1 else self._normalised(pn, m)
         mode = self.config.fourier if fourier is None else fourier
         if mode not in ("auto", "on", "off"):
             raise InputError(f"fourier must be 'auto', 'on' or 'off', got {mode!r}")
         self.last_fourier_ = mode == "on" or (mode == "auto" and fourier_helps(self._normalised, pn, m))
         if self.last_fourier_:
             out = sparse_fourier(pn, m, start=out)
-        out = out * span + lo
+        out = out * scale.span + scale.lo
         if self.config.keep_scanned:
             out[m] = p[m]
-        out = out.astype(np.float32)
-        if img is None:
+        return out.astype(np.float32)
+
+    def predict(self, partial, mask=None, *, tta: int = 1, fourier: str | None = None):
+        """Complete a partial scan, a stack or a list of them.
+
+        Parameters
+        ----------
+        partial : ndarray (H, W) or (N, H, W), Micrograph, or a list of these
+            Values at scanned pixels (anything elsewhere).
+        mask : same structure as ``partial``
+            Non-zero / True where the probe dwelt.
+        tta : int
+            Number of flipped/rotated views averaged (1..8; ``True`` is 8): each view of the scan is
+            completed and mapped back (8 views: 8x the time, about 2% lower RMS before refinement).
+        fourier : {"auto", "on", "off"}, optional
+            Refine the network's completion by sparsity in Fourier space
+            (:func:`~scopenet.tasks.inpaint.baselines.sparse_fourier`), which recovers crystal lattices
+            between the scanned lines. "auto" (the config's default) first withholds the samples of 1/8
+            of the image's squares (as wide as the scan's large gaps), completes the rest both ways and
+            refines only if that predicts the withheld samples better (:func:`fourier_helps`);
+            :attr:`last_fourier_` says what was done.
+
+        Returns
+        -------
+        The input's kind: ndarray float32 in the intensity units of ``partial``, a Micrograph
+        (calibration kept, provenance entry ``inpaint`` added) or a list.
+
+        Raises
+        ------
+        InputError
+            A missing or mismatched mask, a scan without samples, a wrong input type.
+        """
+        if mask is None:
+            raise InputError("inpainting needs the scan's mask (True where the probe dwelt)")
+        views = check_views(tta)
+        decisions: list[bool] = []
+
+        def one(p, m):
+            out = self.complete_scan(p, m, views, fourier)
+            decisions.append(bool(self.last_fourier_))
             return out
-        return img.with_data(out, operation="inpaint", model=self.card.get("name", "untrained"),
-                             coverage=float(m.mean()), tta=bool(tta), fourier=bool(self.last_fourier_))
+
+        marr = mask.data if isinstance(mask, Micrograph) else mask
+        return map_images(one, partial, marr, operation="inpaint", what="partial scan", provenance=lambda: {
+            "model": self.name, "coverage": float(np.mean(np.asarray(marr) != 0)), "tta": views,
+            "fourier": decisions[0] if len(decisions) == 1 else decisions})
 
     def _normalised(self, pn: np.ndarray, m: np.ndarray) -> np.ndarray:
         """Completion of a normalised partial scan ``pn`` (zeros off the path) with mask ``m``."""
         x = np.stack([nn_infill(pn, m), m.astype(np.float32)])
         t, ov = self.config.tile, self.config.overlap
-        return self._complete(x[None])[0] if max(x.shape[-2:]) <= t else self._tiled(x, t, ov)
+        if max(x.shape[-2:]) <= t:
+            return self._complete(x[None])[0]
+        from ...image.tiling import predict_tiled
 
-    def _tiled(self, x: np.ndarray, tile: int, overlap: int) -> np.ndarray:
-        from ...image.tiling import blend_window, iter_tiles
-
-        h, w = x.shape[-2:]
-        out = np.zeros((h, w))
-        wsum = np.zeros((h, w))
-        for s in iter_tiles((h, w), tile, overlap):
-            ys, xs = s.image_slices((h, w))
-            sub = x[:, ys, xs]
-            if not sub[1].any():
-                pred = sub[0]
-            else:
-                pred = self._complete(sub[None])[0]
-            win = np.outer(blend_window(sub.shape[1], min(overlap, sub.shape[1] - 1)),
-                           blend_window(sub.shape[2], min(overlap, sub.shape[2] - 1)))
-            out[ys, xs] += pred * win
-            wsum[ys, xs] += win
-        return (out / wsum).astype(np.float32)
+        return predict_tiled(x, self._complete, tile=t, overlap=ov, batch_size=1, pad_mode="crop", batched=True,
+                             operation=None, channels=True, skip=lambda sub: sub[0] if not sub[1].any() else None)
 
 
 def fourier_helps(complete, pn: np.ndarray, m: np.ndarray, block: int | None = None, fraction: float = 0.125,
@@ -262,10 +254,10 @@ class AutoInpainter:
     """Coverage-aware completion: each scan goes to a specialist trained for its coverage, if one is
     installed, else to the coverage-agnostic default model.
 
-    A specialist's card gives the ``coverage_range`` ``[lo, hi]`` (fraction of pixels probed) it was
-    trained on; a scan whose coverage ``mask.mean()`` lies inside it goes there (the first match in
-    ``specialists`` order). The shipped ``inpaint-dense`` covers 1/25-1/8, where it is about 3 % better
-    than the default at 1/17.9 and no better below 1/27 (``benchmarks/results/inpaint.md``).
+    A specialist's card gives the ``coverage_range`` ``[lo, hi]`` (fraction of pixels probed,
+    ``card_.predict["coverage_range"]``) it was trained on; a scan whose coverage ``mask.mean()`` lies
+    inside it goes there (the first match in ``specialists`` order). Figures: the cards and
+    ``benchmarks/results/inpaint.md``.
 
     Parameters
     ----------
@@ -276,16 +268,21 @@ class AutoInpainter:
     last_fourier_: bool = False  #: whether the last predict() refined by Fourier sparsity
 
     def __init__(self, default: Inpainter, specialists=()):
+        from ...weights.card import ModelCard
+
         self.default = default
         self.specialists = list(specialists)
         for sp in self.specialists:
-            rng = sp.card.get("coverage_range")
+            rng = sp.card_.predict.get("coverage_range")
             if not (isinstance(rng, (list, tuple)) and len(rng) == 2 and 0 < rng[0] < rng[1] <= 1):
-                raise InputError(f"specialist {sp.card.get('name', '?')!r} has no valid coverage_range in its card "
-                                 f"(got {rng!r})")
-        self.card = {"name": "inpaint-auto", "task": "inpaint",
-                     "default_model": default.card.get("name", "untrained"),
-                     "specialists": {sp.card.get("name", "?"): list(sp.card["coverage_range"]) for sp in self.specialists}}
+                raise InputError(f"specialist {sp.name!r} has no valid coverage_range in its card (got {rng!r})")
+        self.card_ = ModelCard(name="inpaint-auto", task="inpaint", architecture={"name": "router"}, predict={
+            "default_model": default.name,
+            "specialists": {sp.name: list(sp.card_.predict["coverage_range"]) for sp in self.specialists}})
+
+    @property
+    def name(self) -> str:
+        return self.card_.name
 
     @property
     def device(self) -> str | None:
@@ -298,8 +295,9 @@ class AutoInpainter:
             member.device = value
 
     @classmethod
-    def pretrained(cls, config: InpaintConfig | None = None) -> "AutoInpainter":
-        """``inpaint-default`` plus whichever of :data:`SPECIALISTS` are installed."""
+    def pretrained(cls, **kw) -> "AutoInpainter":
+        """``inpaint-default`` plus whichever of :data:`SPECIALISTS` are installed; keyword arguments
+        (settings such as ``fourier="off"``, or ``device``) go to every member."""
         from ...weights import find_model
 
         found = []
@@ -308,55 +306,69 @@ class AutoInpainter:
                 find_model(name)
             except InputError:
                 continue
-            found.append(Inpainter.pretrained(name, config))
-        return cls(Inpainter.pretrained("default", config), found)
+            found.append(Inpainter.pretrained(name, **kw))
+        return cls(Inpainter.pretrained("default", **kw), found)
 
     def route(self, mask) -> Inpainter:
         """The model that completes a scan with this mask."""
         m = np.asarray(mask.data if isinstance(mask, Micrograph) else mask)
         c = float((m != 0).mean()) if m.size else 0.0
         for sp in self.specialists:
-            lo, hi = sp.card["coverage_range"]
+            lo, hi = sp.card_.predict["coverage_range"]
             if lo <= c <= hi:
                 return sp
         return self.default
 
-    def predict(self, partial, mask, tta: bool = False, fourier: str | None = None) -> np.ndarray | Micrograph:
-        """Complete one partial scan with the routed model (see :meth:`Inpainter.predict`)."""
+    def predict(self, partial, mask=None, *, tta: int = 1, fourier: str | None = None):
+        """Complete each scan with the model its coverage routes it to (see :meth:`Inpainter.predict`)."""
+        if mask is None:
+            raise InputError("inpainting needs the scan's mask (True where the probe dwelt)")
+        if isinstance(partial, (list, tuple)):
+            return [self.predict(p, m, tta=tta, fourier=fourier) for p, m in zip(partial, mask)]
         est = self.route(mask)
         out = est.predict(partial, mask, tta=tta, fourier=fourier)
         self.last_fourier_ = est.last_fourier_
         return out
 
-
-_CACHE: dict[str, "Inpainter | AutoInpainter"] = {}
+    def fit(self, *args, **kwargs):
+        raise InputError("the auto inpainter routes several models and cannot be fitted; fine-tune one of them, "
+                         "e.g. Inpainter.pretrained('default').fit(...)")
 
 
 def inpaint(partial, mask, model: "str | Inpainter | AutoInpainter" = "auto",
-            tta: bool = False, fourier: str | None = None) -> np.ndarray | Micrograph:
+            tta: int = 1, fourier: str | None = None):
     """Complete a sparse scan with a pretrained model (``sn.inpaint``).
 
     Parameters
     ----------
-    partial : ndarray (H, W) or Micrograph
-    mask : ndarray (H, W) (bool or 0/1) or Micrograph
+    partial : ndarray (H, W) / (N, H, W), Micrograph, or a list of these
+    mask : the same structure (bool or 0/1), True where the probe dwelt
     model : str, Inpainter or AutoInpainter
         ``"auto"`` (the coverage-aware choice of :class:`AutoInpainter`), ``"default"`` (the
         coverage-agnostic model alone), another installed model name, a path stem, or an estimator.
-    tta : bool
-        Average over the 8 flips/rotations (see :meth:`Inpainter.predict`).
+    tta : int
+        Number of flipped/rotated views averaged (see :meth:`Inpainter.predict`).
     fourier : {"auto", "on", "off"}, optional
         Fourier-sparsity refinement for periodic specimens (see :meth:`Inpainter.predict`); default
         the model's config ("auto").
 
     Returns
     -------
-    ndarray or Micrograph (see :meth:`Inpainter.predict`)
+    The input's kind (see :meth:`Inpainter.predict`).
+
+    Raises
+    ------
+    InputError
+        A missing or mismatched mask, a scan without samples, an unknown model.
+
+    Examples
+    --------
+    >>> import numpy as np, scopenet as sn
+    >>> truth = np.random.default_rng(0).random((64, 64))
+    >>> mask = np.zeros((64, 64), bool); mask[::4] = True
+    >>> sn.inpaint(np.where(mask, truth, 0), mask).shape
+    (64, 64)
     """
-    if isinstance(model, (Inpainter, AutoInpainter)):
-        est = model
-    else:
-        if model not in _CACHE:
-            _CACHE[model] = AutoInpainter.pretrained() if model == "auto" else Inpainter.pretrained(model)
-        est = _CACHE[model]
+    est = model if isinstance(model, (Inpainter, AutoInpainter)) else \
+        cached(("inpaint", str(model)), lambda: Inpainter.pretrained(str(model)))
     return est.predict(partial, mask, tta=tta, fourier=fourier)

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -35,140 +33,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...errors import InputError
-from ...image.micrograph import Micrograph
 from ...nn.vdsr import VDSR
+from .config import SuperResConfig
+from ...image.tta import check_views, tta_average
+from .._estimator import Estimator, cached, map_images, register
+from .baselines import (DEFAULT_SAMPLING, SAMPLINGS, _check_image, block_mean, check_factor,
+                        check_sampling, coarsen, decimate, upsample)
 
-MODEL_PREFIX = "superres-"
 DEFAULT_MODEL = "spm-x4"
 STEM_MODEL = "stem-x4"
-MAX_FACTOR = 8
-INTERP_MODES = ("nearest", "bilinear", "bicubic")
-#: how a coarse scan samples the fine grid; a card without the field is ``"block_mean"``
-SAMPLINGS = ("block_mean", "decimate")
-DEFAULT_SAMPLING = "block_mean"
-
-
-# ----------------------------------------------------------------------------- pure functions
-def check_factor(factor: Any) -> int:
-    """Validate an integer upsampling factor in ``2..MAX_FACTOR`` (``InputError`` otherwise)."""
-    if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or not 2 <= int(factor) <= MAX_FACTOR:
-        raise InputError(f"super-resolution factor must be an integer from 2 to {MAX_FACTOR}, got {factor!r}")
-    return int(factor)
-
-
-def _check_image(img: Any, what: str = "image") -> np.ndarray:
-    a = np.asarray(img.data if isinstance(img, Micrograph) else img)
-    if a.ndim != 2 or min(a.shape) < 2:
-        raise InputError(f"{what} must be a 2-D array of at least 2x2 pixels, got shape {a.shape}")
-    if not np.issubdtype(a.dtype, np.number) or not np.isfinite(a).all():
-        raise InputError(f"{what} must be finite numbers")
-    return a.astype(np.float32)
-
-
-def check_sampling(sampling: Any) -> str:
-    """Validate a sampling name (one of :data:`SAMPLINGS`; ``InputError`` otherwise)."""
-    if sampling not in SAMPLINGS:
-        raise InputError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
-    return sampling
-
-
-def block_mean(img: np.ndarray, factor: int) -> np.ndarray:
-    """Coarse scan of ``img``: mean over ``factor x factor`` blocks.
-
-    Parameters
-    ----------
-    img : ndarray (..., H, W)
-        ``H`` and ``W`` are cropped down to multiples of ``factor``.
-    factor : int
-
-    Returns
-    -------
-    ndarray (..., H // factor, W // factor), float32
-    """
-    f = check_factor(factor)
-    a = np.asarray(img, np.float32)
-    h, w = a.shape[-2] // f * f, a.shape[-1] // f * f
-    if h == 0 or w == 0:
-        raise InputError(f"image of shape {a.shape} is smaller than one {f}x{f} block")
-    a = a[..., :h, :w]
-    return a.reshape(*a.shape[:-2], h // f, f, w // f, f).mean(axis=(-3, -1)).astype(np.float32)
-
-
-def decimate(img: np.ndarray, factor: int) -> np.ndarray:
-    """Coarse STEM sub-lattice scan of ``img``: every ``factor``-th pixel, ``img[..., ::f, ::f]``.
-
-    Parameters
-    ----------
-    img : ndarray (..., H, W)
-        ``H`` and ``W`` are cropped down to multiples of ``factor`` first, so the shape matches
-        :func:`block_mean`.
-    factor : int
-
-    Returns
-    -------
-    ndarray (..., H // factor, W // factor), float32; pixel ``(i, j)`` is ``img[..., f*i, f*j]``
-    (the positions of :func:`scopenet.simulate.scans.sublattice_mask` with ``step=f``).
-    """
-    f = check_factor(factor)
-    a = np.asarray(img, np.float32)
-    h, w = a.shape[-2] // f * f, a.shape[-1] // f * f
-    if h == 0 or w == 0:
-        raise InputError(f"image of shape {a.shape} is smaller than one {f}x{f} block")
-    return np.ascontiguousarray(a[..., :h:f, :w:f])
-
-
-def coarsen(img: np.ndarray, factor: int, sampling: str = DEFAULT_SAMPLING) -> np.ndarray:
-    """The coarse scan of a fine image under ``sampling`` (:func:`block_mean` or :func:`decimate`)."""
-    return block_mean(img, factor) if check_sampling(sampling) == "block_mean" else decimate(img, factor)
-
-
-def _upsample_decimated(t: torch.Tensor, f: int, mode: str) -> torch.Tensor:
-    """Interpolate ``(B, C, h, w)`` so that output pixel ``f*i`` lies on input pixel ``i``."""
-    h, w = t.shape[-2:]
-    if mode == "nearest":  # each fine pixel takes the closest sample (ties to the later one)
-        iy = torch.clamp((torch.arange(f * h) + f // 2) // f, max=h - 1)
-        ix = torch.clamp((torch.arange(f * w) + f // 2) // f, max=w - 1)
-        return t[..., iy, :][..., ix]
-    # one replicated row/column past the end, then align_corners=True onto f*h + 1 points maps
-    # output x to input x/f exactly; crop the extra point
-    p = F.pad(t, (0, 1, 0, 1), mode="replicate")
-    out = F.interpolate(p, size=(f * h + 1, f * w + 1), mode=mode, align_corners=True)
-    return out[..., :f * h, :f * w]
-
-
-def upsample(img: np.ndarray | torch.Tensor, factor: int, mode: str = "bicubic",
-             sampling: str = DEFAULT_SAMPLING) -> np.ndarray | torch.Tensor:
-    """Interpolate a coarse image (or a ``(B, 1, h, w)`` tensor) ``factor`` times larger.
-
-    Parameters
-    ----------
-    img : ndarray (h, w) or Tensor (B, C, h, w)
-    factor : int
-        2..8.
-    mode : {"nearest", "bilinear", "bicubic"}
-        Bicubic is Keys' kernel with a = -0.75, as torch.
-    sampling : {"block_mean", "decimate"}
-        The grid convention of the coarse scan: ``"block_mean"`` puts the coarse pixel centres at
-        the centres of their blocks (half-pixel convention, consistent with :func:`block_mean`);
-        ``"decimate"`` puts coarse pixel ``i`` on fine pixel ``f*i`` (consistent with
-        :func:`decimate`), so bilinear and bicubic pass through the samples.
-
-    Returns
-    -------
-    ndarray (factor*h, factor*w) float32, or Tensor (B, C, factor*h, factor*w)
-    """
-    f = check_factor(factor)
-    if mode not in INTERP_MODES:
-        raise InputError(f"interpolation mode must be one of {INTERP_MODES}, got {mode!r}")
-    check_sampling(sampling)
-    is_tensor = isinstance(img, torch.Tensor)
-    t = img if is_tensor else torch.from_numpy(np.ascontiguousarray(img, np.float32))[None, None]
-    if sampling == "decimate":
-        out = _upsample_decimated(t, f, mode)
-    else:
-        kw = {} if mode == "nearest" else {"align_corners": False}
-        out = F.interpolate(t, scale_factor=f, mode=mode, **kw)
-    return out if is_tensor else out[0, 0].numpy()
 
 
 def _unit(a: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -220,69 +93,40 @@ def make_pairs(images: np.ndarray, factor: int, patch: int, n: int,
 
 
 # --------------------------------------------------------------------------------- estimator
-class SuperResolver:
-    """Upsample uniformly sub-sampled scans with a residual CNN on top of bicubic interpolation.
+@register
+class SuperResolver(Estimator):
+    """Upsample uniformly sub-sampled scans with a residual CNN on top of bicubic interpolation (the
+    estimator contract of :mod:`scopenet.tasks._estimator`).
 
     Parameters
     ----------
-    net : torch.nn.Module, optional
-        Maps a bicubic-upsampled ``(B, 1, H, W)`` image to the fine image; default an untrained
-        :class:`VDSR` (which returns bicubic exactly).
-    card : dict, optional
-        Model card (set by :meth:`pretrained` / :meth:`load`).
-    sampling : {"block_mean", "decimate"}, optional
-        How coarse scans sample the fine grid (see the module docstring); overrides the card's
-        ``"sampling"``. Default: the card's, else ``"block_mean"`` (SPM). The input upsample of
-        :meth:`fit` and :meth:`predict` follows it; with ``"decimate"`` the output keeps the
-        measured samples at ``[::factor, ::factor]``.
+    config : SuperResConfig or dict, optional
+        The network, ``sampling`` (how coarse scans sample the fine grid: ``"block_mean"`` for SPM,
+        ``"decimate"`` for STEM sub-lattices; the input upsample of :meth:`fit` and :meth:`predict`
+        follows it, and with ``"decimate"`` the output keeps the measured samples at
+        ``[::factor, ::factor]``), the default ``factor`` and tiling; keyword overrides too.
+    device : str, optional
+        Where the network runs (:mod:`scopenet.nn.device`).
     """
 
-    device: str | None = None  #: where the network runs (scopenet.nn.device; None = $SCOPENET_DEVICE or "auto")
+    task = "superres"
+    config_class = SuperResConfig
+    aliases = {"default": "superres-" + DEFAULT_MODEL}
 
-    def __init__(self, net: nn.Module | None = None, card: dict | None = None, sampling: str | None = None):
-        self.net = net if net is not None else VDSR()
-        self.card = dict(card or getattr(self.net, "scopenet_card", {}) or {})
-        if sampling is not None:
-            self.card["sampling"] = check_sampling(sampling)
-        check_sampling(self.sampling)
-        self.net.eval()
+    def build_net(self):
+        from ...nn import build_architecture
+
+        return build_architecture(self.config.arch, self.config.arch_config).eval()
 
     @property
     def sampling(self) -> str:
-        """The card's ``"sampling"`` (``"block_mean"`` when the card lacks it, as older SPM cards)."""
-        return self.card.get("sampling", DEFAULT_SAMPLING)
+        """How coarse scans sample the fine grid (``config.sampling``)."""
+        return self.config.sampling
 
-    # ------------------------------------------------------------------ construction / files
-    @classmethod
-    def pretrained(cls, name: str = DEFAULT_MODEL) -> SuperResolver:
-        """Load a shipped or cached model by name (``"spm-x4"`` = ``superres-spm-x4``) or path stem."""
-        from ...training.packaging import load_model
-
-        key = name
-        if not key.startswith(MODEL_PREFIX) and "/" not in key and "\\" not in key and not Path(key).exists():
-            key = MODEL_PREFIX + key
-        net = load_model(key)
-        return cls(net, net.scopenet_card)
-
-    @classmethod
-    def load(cls, path_stem: str | Path) -> SuperResolver:
-        """Load a model saved with :meth:`save` (``<stem>.safetensors`` + ``<stem>.json``)."""
-        from ...training.packaging import load_model
-
-        net = load_model(Path(path_stem))
-        return cls(net, net.scopenet_card)
-
-    def save(self, path_stem: str | Path, overwrite: bool = False, **card_fields: Any) -> tuple[Path, Path]:
+    def save(self, path, overwrite: bool = False):
         """Write weights + model card (never overwrites without ``overwrite=True``)."""
-        from ...training.packaging import save_model
-
-        card = {k: v for k, v in self.card.items() if k not in ("architecture", "n_parameters", "card_format")}
-        card.update(card_fields)
-        card.setdefault("task", "inpaint")
-        card.setdefault("kind", "super-resolution")
-        card.setdefault("input_shape", [1, 1, 128, 128])  # bicubic-upsampled image
-        card["sampling"] = check_sampling(card.get("sampling", self.sampling))
-        return save_model(path_stem, self.net, card, overwrite=overwrite)
+        self.card_.preprocessing.setdefault("input_shape", [1, 1, 128, 128])  # bicubic-upsampled image
+        return super().save(path, overwrite=overwrite)
 
     # ------------------------------------------------------------------------------ training
     def fit(self, images: Iterable | np.ndarray, factors: tuple[int, ...] = (2, 4), steps: int = 200,
@@ -316,9 +160,9 @@ class SuperResolver:
         torch.manual_seed(seed)
         from ...nn.device import place
 
-        dev = place(self.net, self.device)  # pairs are made on the CPU, then moved
-        opt = torch.optim.Adam(self.net.parameters(), lr=lr)
-        self.net.train()
+        dev = place(self.net_, self.device)  # pairs are made on the CPU, then moved
+        opt = torch.optim.Adam(self.net_.parameters(), lr=lr)
+        self.net_.train()
         t0 = time.time()
         losses = []
         for step in range(steps):
@@ -329,19 +173,25 @@ class SuperResolver:
             loss = F.mse_loss(self._forward(torch.from_numpy(lo).to(dev), f), torch.from_numpy(hi).to(dev))
             opt.zero_grad()
             loss.backward()
-            nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
+            nn.utils.clip_grad_norm_(self.net_.parameters(), 1.0)
             opt.step()
             losses.append(float(loss.detach()))
             if callback is not None:
-                callback(step, losses[-1], self.net)
-        self.net.eval()
+                callback(step, losses[-1], self.net_)
+        self.net_.eval()
         self.history_ = losses
         return self
 
     # ---------------------------------------------------------------------------- prediction
+    def _net_fine(self, x: np.ndarray) -> np.ndarray:
+        """The network on a batch of upsampled images ``(B, H, W)`` -> ``(B, H, W)``."""
+        from ...nn.device import run_numpy
+
+        return run_numpy(self.net_, np.asarray(x, np.float32)[:, None], self.device)[:, 0]
+
     def _forward(self, coarse: torch.Tensor, f: int) -> torch.Tensor:
         """``(B, 1, h, w)`` coarse -> ``(B, 1, f*h, f*w)``: net on the sampling-aligned bicubic upsample."""
-        y = self.net(upsample(coarse, f, "bicubic", self.sampling))
+        y = self.net_(upsample(coarse, f, "bicubic", self.sampling))
         if self.sampling == "decimate":  # the measured probe positions are known exactly: keep them
             y = y.clone()
             y[..., ::f, ::f] = coarse
@@ -353,67 +203,98 @@ class SuperResolver:
         c = np.asarray(coarse)
         if c.ndim != 3 or min(c.shape[1:]) < 2:
             raise InputError(f"predict_batch needs a (N, h, w) stack of at least 2x2 images, got shape {c.shape}")
-        from ...nn.device import place
+        self.net_.eval()
+        up = upsample(torch.from_numpy(np.ascontiguousarray(c, np.float32))[:, None], f, "bicubic",
+                      self.sampling)[:, 0].numpy()
+        cfg = self.config
+        if up[0].size <= cfg.max_direct_pixels:
+            y = self._net_fine(up)
+        else:
+            from ...image.tiling import predict_tiled
 
-        self.net.eval()
-        dev = place(self.net, self.device)
-        with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(c, np.float32))[:, None].to(dev)
-            return self._forward(x, f)[:, 0].float().cpu().numpy()
+            y = predict_tiled(up, self._net_fine, tile=cfg.tile, overlap=cfg.overlap, batch_size=1, batched=True,
+                              operation=None)
+        if self.sampling == "decimate":
+            y[:, ::f, ::f] = c
+        return np.asarray(y, np.float32)
 
-    def predict(self, img, factor: int = 4) -> np.ndarray | Micrograph:
-        """Super-resolve one coarse scan.
+    def resolve_frame(self, frame: np.ndarray, factor: int | None = None, tta: int = 1) -> np.ndarray:
+        """Super-resolve one 2-D coarse scan in its own intensity units (see :meth:`predict`)."""
+        f = check_factor(self.config.factor if factor is None else factor)
+        a = _check_image(frame)
+        u, lo, span = _unit(a)
+        if tta > 1:
+            if self.sampling == "decimate":
+                raise InputError("tta needs block-mean sampling: flipping a decimated scan moves its samples "
+                                 "off the fine grid's [::f, ::f] positions")
+            y = tta_average(lambda c: self.predict_batch(c[None], f)[0], u.astype(np.float32), views=tta)
+        else:
+            y = self.predict_batch(u[None], f)[0]
+        return (y * span + lo).astype(np.float32)
+
+    def predict(self, img, factor: int | None = None, *, tta: int = 1):
+        """Super-resolve a coarse scan, a stack or a list of them.
 
         Parameters
         ----------
-        img : ndarray (h, w) or Micrograph
+        img : ndarray (h, w) or (N, h, w), Micrograph, or a list of these
             The coarse scan (any intensity units; scaled to [0, 1] internally and back), sampled
-            as the card's ``sampling`` says: block means (SPM) or every ``factor``-th probe
+            as ``config.sampling`` says: block means (SPM) or every ``factor``-th probe
             position (STEM, ``"decimate"``; the output's pixel ``(f*i, f*j)`` is input ``(i, j)``).
-        factor : int
-            Upsampling factor, 2..8 (the shipped models were trained at 2 and 4).
+        factor : int, optional
+            Upsampling factor, 2..8 (default ``config.factor``; the shipped models were trained at 2 and 4).
+        tta : int
+            Number of flipped/rotated views averaged (block-mean sampling only).
 
         Returns
         -------
-        ndarray float32 (factor*h, factor*w), or a Micrograph with the pixel size divided by
-        ``factor`` (field of view kept) and a provenance entry, when ``img`` is one.
+        The input's kind, ``factor`` times larger: ndarray float32, a Micrograph with the pixel size
+        divided by ``factor`` (field of view kept) and a provenance entry, or a list.
+
+        Raises
+        ------
+        InputError
+            A factor outside 2..8, a non-finite or too small image.
         """
-        f = check_factor(factor)
-        a = _check_image(img)
-        u, lo, span = _unit(a)
-        out = (self.predict_batch(u[None], f)[0] * span + lo).astype(np.float32)
-        if not isinstance(img, Micrograph):
-            return out
-        return img.with_data(out, operation="super_resolve", factor=f, model=self.card.get("name", "untrained"))
+        f = check_factor(self.config.factor if factor is None else factor)
+        views = check_views(tta)
+        return map_images(lambda fr: self.resolve_frame(fr, f, views), img, operation="super_resolve",
+                          what="coarse scan", provenance=lambda: {"factor": f, "model": self.name, "tta": views})
 
 
-_CACHE: dict[str, SuperResolver] = {}
-
-
-def super_resolve(img, factor: int = 4, model: str | SuperResolver = DEFAULT_MODEL) -> np.ndarray | Micrograph:
-    """Upsample a coarse regular-grid scan ``factor`` times with a pretrained model.
+def super_resolve(img, factor: int = 4, model: str | SuperResolver = DEFAULT_MODEL, tta: int = 1):
+    """Upsample a coarse regular-grid scan ``factor`` times with a pretrained model (``sn.super_resolve``).
 
     Parameters
     ----------
-    img : ndarray (h, w) or Micrograph
+    img : ndarray (h, w) / (N, h, w), Micrograph, or a list of these
     factor : int
         2..8.
     model : str or SuperResolver
         Installed model name (``"spm-x4"`` for block-mean SPM scans, ``"stem-x4"`` for STEM
         sub-lattice scans, ``coarse = fine[::f, ::f]``), a path stem, or an estimator.
+    tta : int
+        Number of flipped/rotated views averaged (block-mean models only).
 
     Returns
     -------
-    ndarray (factor*h, factor*w) or Micrograph
+    The input's kind, ``factor`` times larger (a Micrograph's pixel size divided by ``factor``).
+
+    Raises
+    ------
+    InputError
+        A factor outside 2..8, a non-finite or too small image, an unknown model.
+
+    Examples
+    --------
+    >>> import numpy as np, scopenet as sn
+    >>> sn.super_resolve(np.random.default_rng(0).random((32, 32)), factor=4).shape
+    (128, 128)
     """
     check_factor(factor)
-    if isinstance(model, SuperResolver):
-        est = model
-    else:
-        if model not in _CACHE:
-            _CACHE[model] = SuperResolver.pretrained(model)
-        est = _CACHE[model]
-    return est.predict(img, factor)
+    est = model if isinstance(model, SuperResolver) else \
+        cached(("superres", str(model)), lambda: SuperResolver.pretrained(str(model)))
+    return est.predict(img, factor, tta=tta)
 
 
 __all__ = ["SAMPLINGS", "VDSR", "SuperResolver", "block_mean", "check_factor", "check_sampling", "coarsen",

@@ -46,15 +46,23 @@ def test_session_cv_retrains_the_shipped_recipe_with_its_member_starts(tmp_path,
     assert list(r["views"]) == [2] and len(r["views"][2]) == 1 and r["views"][2][0].shape == (6,)
 
 
+def _run(bench, argv):
+    from scopenet.tasks._bench import Report
+
+    rep = Report("classify", echo=False)
+    assert bench.SPEC.main(argv, report=rep) == 0
+    return {t.title.split(" (")[0]: t for t in rep.tables()}
+
+
 def test_bench_main_scores_the_simulation_model_on_its_default_views_and_on_1_and_8(monkeypatch):
     from scopenet.tasks.classify import bench
 
-    tables = {}
     monkeypatch.setattr(bench, "throughput", lambda clf, **kw: (1.0, 1.0))  # timing is not under test here
-    monkeypatch.setattr(bench, "_table", lambda title, header, rows: tables.update({title.split(" (")[0]: rows}))
-    assert bench.main(["--no-cv", "--sim-n", "40", "--tta"]) == 0
-    sim = dict(tables["held-out simulated data"])
+    tables = _run(bench, ["--no-cv", "--sim-n", "40", "--tta"])
+    sim = dict(tables["held-out simulated data"].rows)
     assert 0 <= sim["good/bad accuracy"] <= 1
+    # the summary compares the classifier with the best other row: here the majority class
+    assert any("vs best other row majority class" in n for n in tables["held-out simulated data"].notes)
     if "classify-hsi-six-sim" not in bench._installed():
         return
     n = len(TipClassifier.pretrained("hsi-six-sim").views(None))
@@ -63,9 +71,8 @@ def test_bench_main_scores_the_simulation_model_on_its_default_views_and_on_1_an
     assert others and all(0.5 < v <= 1 for v in [default, *others.values()])
     assert all(v != default for v in others.values())  # averaged probabilities rank the images differently
     # the speed table times the default and the 1- and 8-view predictors: column "views"
-    speed = tables["CPU inference"]
+    speed = tables["CPU inference"].rows
     assert {r[3] for r in speed if r[0] == "hsi-six-sim"} == {1, 8, n}
-    assert bench.main(["--no-cv", "--sim-n", "40"]) == 0  # without --tta: the default only, the same figure
-    again = dict(tables["held-out simulated data"])
+    again = dict(_run(bench, ["--no-cv", "--sim-n", "40"])["held-out simulated data"].rows)  # without --tta
     assert again[f"hsi-six-sim macro AUC ({n} view{'s' * (n > 1)}, the card's default)"] == default
     assert not any(", 8 views" in k or ", 1 view" in k for k in again)

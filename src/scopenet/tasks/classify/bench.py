@@ -1,4 +1,4 @@
-"""Benchmark: ``scopenet bench classify [--folds 5] [--quick] [--sim-n 500]``.
+"""Benchmark: ``scopenet bench classify [--folds 5] [--quick] [--sim-n 1000]``.
 
 Prints, as tables:
 
@@ -11,30 +11,23 @@ Prints, as tables:
    confusion matrix of ``good-bad``, six-category macro AUC of ``hsi-six``;
 4. CPU inference throughput (images/s) at 64x64, batch inference under ``torch.inference_mode``.
 
+Each table's notes compare the model with the best other row (pixel baselines, the majority class).
 ``--roc DIR`` also writes ROC-curve PNGs.
 """
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 import numpy as np
 
+from .._bench import BenchSpec, Report, Table, compare_with_best
+
 DEFAULT_DATA = Path(__file__).resolve().parents[4].parent / "shared" / "data" / "gordon-hsi"
 
 
-def _table(title: str, header: list[str], rows: list[list]) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    t = Table(title=escape(title))
-    for h in header:
-        t.add_column(escape(str(h)), justify="right" if h != header[0] else "left")
-    for r in rows:  # escape: labels such as "[[bad->bad, ...]]" are not rich markup
-        t.add_row(*[f"{v:.3f}" if isinstance(v, float) else escape(str(v)) for v in r])
-    Console(width=160).print(t)
+def _table(report: Report, title: str, header: list[str], rows: list[list], notes: list[str] | None = None) -> Table:
+    return report.table(Table(list(header), [list(r) for r in rows], title=title, notes=list(notes or [])))
 
 
 def _aucs(y: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -119,54 +112,62 @@ def _installed() -> set[str]:
         return set()
 
 
-def main(argv: list[str] | None = None) -> int:
-    from .data import CATEGORIES
-    from .model import TipClassifier
-
-    ap = argparse.ArgumentParser(prog="scopenet bench classify", description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=str(DEFAULT_DATA), help="gordon-hsi folder")
+def _options(ap) -> None:
+    ap.add_argument("--data", default=None, help="gordon-hsi folder (same as --images; default ../shared/data/gordon-hsi)")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--limit", type=int, default=None, help="evaluate only the first N folds")
     ap.add_argument("--epochs", type=int, default=None, help="CNN epochs per fold (default: the shipped model's)")
-    ap.add_argument("--quick", action="store_true", help="2 folds, 5 epochs, 300 simulated images")
     ap.add_argument("--sim-n", type=int, default=1000, help="held-out simulated images")
     ap.add_argument("--sim-seed", type=int, default=999)
     ap.add_argument("--no-cv", action="store_true", help="skip the gordon-hsi cross-validation")
     ap.add_argument("--roc", default=None, help="folder for ROC-curve PNGs")
     ap.add_argument("--tta", action="store_true",
                     help="also score and time hsi-six-sim on 1 view and with all 8 flips/rotations averaged")
-    a = ap.parse_args(argv)
+
+
+def _main(a, report: Report) -> int:
+    """``scopenet bench classify`` on the harness."""
+    from .data import CATEGORIES
+    from .model import TipClassifier
+
     if a.quick:
         a.limit, a.epochs, a.sim_n = a.limit or 2, a.epochs or 5, min(a.sim_n, 300)
+    data = Path(a.images or a.data or DEFAULT_DATA)
+    report.data.update({"folds": a.folds, "limit": a.limit, "epochs": a.epochs, "sim_n": a.sim_n,
+                        "sim_seed": a.sim_seed, "seed": a.seed})
 
     # 1-2. real data, session-held-out
     if not a.no_cv:
-        if not Path(a.data).is_dir():
-            print(f"gordon-hsi not found at {a.data}: skipping the cross-validation")
+        if not data.is_dir():
+            report.line(f"gordon-hsi not found at {data}: skipping the cross-validation")
         else:
             from ...metrics.classification import multilabel_confusion_matrix, multilabel_precision_recall_f1
 
-            r = session_cv(a.data, a.folds, a.limit, a.epochs, views=(1, 2, 8) if a.tta else ())
-            rows = []
+            r = session_cv(data, a.folds, a.limit, a.epochs, seed=a.seed, views=(1, 2, 8) if a.tta else ())
+            rows, macros = [], {}
             for name in ("cnn", "forest", "logreg"):
                 per = np.array(r[name])
                 macro = np.nanmean(per, 1)
+                macros[name] = float(macro.mean())
                 rows.append([name, *np.nanmean(per, 0).tolist(), float(macro.mean()),
                              float(macro.std(ddof=1)) if len(macro) > 1 else 0.0])
-            _table(f"gordon-hsi session-held-out ROC AUC ({len(r['cnn'])} of {a.folds} folds; mean over folds)",
-                   ["model", *CATEGORIES, "macro", "sd"], rows)
+            report.data["cv"] = {"per_fold_auc": {k: np.array(r[k]).tolist() for k in ("cnn", "forest", "logreg")},
+                                 "n_test": r["n_test"]}
+            _table(report, f"gordon-hsi session-held-out ROC AUC ({len(r['cnn'])} of {a.folds} folds; mean over folds)",
+                   ["model", *CATEGORIES, "macro", "sd"], rows,
+                   ["- " + compare_with_best("cnn", macros, "macro AUC", lower_is_better=False)])
             if r["views"]:
                 vrows = []
                 for n, per in r["views"].items():
                     m = np.nanmean(np.array(per), 1)
                     vrows.append([n, *np.nanmean(per, 0).tolist(), float(m.mean()),
                                   " ".join(f"{v:.3f}" for v in m)])
-                _table(f"CNN by flip/rotation views averaged (the shipped model uses {r['shipped_views']})",
+                _table(report, f"CNN by flip/rotation views averaged (the shipped model uses {r['shipped_views']})",
                        ["views", *CATEGORIES, "macro", "folds"], vrows)
             y, p = np.concatenate(r["y"]), np.concatenate(r["p"])
             s = multilabel_precision_recall_f1(y, p)
             cm = multilabel_confusion_matrix(y, p)
-            _table("CNN per category over all held-out folds (threshold 0.5)",
+            _table(report, "CNN per category over all held-out folds (threshold 0.5)",
                    ["category", "precision", "recall", "F1", "TN", "FP", "FN", "TP"],
                    [[c, float(s.precision[k]), float(s.recall[k]), float(s.f1[k]), *cm[k].ravel().tolist()]
                     for k, c in enumerate(CATEGORIES)])
@@ -175,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             thr = f1_optimal_thresholds(y, p)
             s2 = multilabel_precision_recall_f1(y, p, threshold=thr)
             card_thr = r["card_thresholds"]
-            _table("CNN per category at F1-optimal thresholds of these out-of-fold predictions (chosen on them, "
-                   "so optimistic; the shipped card's thresholds beside them)",
+            _table(report, "CNN per category at F1-optimal thresholds of these out-of-fold predictions (chosen on "
+                   "them, so optimistic; the shipped card's thresholds beside them)",
                    ["category", "threshold", "card threshold", "precision", "recall", "F1"],
                    [[c, float(thr[k]), float(card_thr[k]), float(s2.precision[k]), float(s2.recall[k]),
                      float(s2.f1[k])] for k, c in enumerate(CATEGORIES)])
@@ -196,11 +197,14 @@ def main(argv: list[str] | None = None) -> int:
     cmg = confusion_matrix(g, pred, n_classes=2)
     y6 = (sim["labels6"] >= 0.5).astype(int)
     auc6 = _aucs(y6, six.predict_proba(sim["images"]))
+    majority = float(max(g.mean(), 1 - g.mean()))
     extra = []
+    sim_macros = {"hsi-six": float(np.nanmean(auc6))}
     if "classify-hsi-six-sim" in _installed():
         six_sim = TipClassifier.pretrained("hsi-six-sim")
         n_views = len(six_sim.views(None))
         auc6s = _aucs(y6, six_sim.predict_proba(sim["images"]))
+        sim_macros["hsi-six-sim"] = float(np.nanmean(auc6s))
         extra = [*[[f"hsi-six-sim AUC {c}", float(v)] for c, v in zip(CATEGORIES, auc6s)],
                  [f"hsi-six-sim macro AUC ({n_views} view{'s' * (n_views > 1)}, the card's default)",
                   float(np.nanmean(auc6s))]]
@@ -208,13 +212,18 @@ def main(argv: list[str] | None = None) -> int:
             if n != n_views:
                 auc = _aucs(y6, six_sim.predict_proba(sim["images"], tta=n))
                 extra.append([f"hsi-six-sim macro AUC, {n} view{'s' * (n > 1)}", float(np.nanmean(auc))])
-    _table(f"held-out simulated data ({a.sim_n} images, seed {a.sim_seed})",
-           ["metric", "value"],
-           [["good/bad accuracy", acc], ["good/bad confusion [[bad->bad, bad->good], [good->bad, good->good]]",
-                                         str(cmg.tolist())],
-            ["good fraction (majority baseline)", float(max(g.mean(), 1 - g.mean()))],
-            *[[f"hsi-six AUC {c}", float(v)] for c, v in zip(CATEGORIES, auc6)],
-            ["hsi-six macro AUC", float(np.nanmean(auc6))], *extra])
+    sim_rows = [["good/bad accuracy", acc], ["good/bad confusion [[bad->bad, bad->good], [good->bad, good->good]]",
+                                            str(cmg.tolist())],
+                ["good fraction (majority baseline)", majority],
+                *[[f"hsi-six AUC {c}", float(v)] for c, v in zip(CATEGORIES, auc6)],
+                ["hsi-six macro AUC", float(np.nanmean(auc6))], *extra]
+    report.data["simulated"] = {str(k): v for k, v in sim_rows}
+    notes = ["- " + compare_with_best("good-bad", {"good-bad": acc, "majority class": majority}, "accuracy",
+                                      lower_is_better=False),
+             "- six-category macro AUC against chance (0.5): "
+             + ", ".join(f"{k} {v:.3f}" for k, v in sim_macros.items())]
+    _table(report, f"held-out simulated data ({a.sim_n} images, seed {a.sim_seed})", ["metric", "value"], sim_rows,
+           notes)
 
     # 4. speed
     import torch
@@ -226,17 +235,27 @@ def main(argv: list[str] | None = None) -> int:
         for n in ((1, 8) if a.tta else ()):
             if n != len(six_sim.views(None)):
                 models.append(("hsi-six-sim", six_sim, n))
-    n_all = torch.get_num_threads()  # throughput() sets the count, so take the machine's before the first run
+    n_all = torch.get_num_threads()  # --threads, else the machine's: taken before throughput() changes it
     for name, clf, tta in models:
         for n_thr in sorted({1, n_all}):
             wall, cpu = throughput(clf, size=clf.config.size, threads=n_thr, tta=tta)
             rows.append([name, f"{clf.config.size}x{clf.config.size}", clf.config.stem_stride,
                          len(clf.views(tta)), n_thr, wall, cpu])
     torch.set_num_threads(n_all)
-    _table("CPU inference (batch 1024, inference_mode, BatchNorm folded + oneDNN; prepared inputs)",
+    report.data["throughput"] = rows
+    _table(report, "CPU inference (batch 1024, inference_mode, BatchNorm folded + oneDNN; prepared inputs)",
            ["model", "input", "stem stride", "views", "threads", "images/s (wall)", "images/s per CPU-second"],
            rows)
     return 0
+
+
+SPEC = BenchSpec("classify", __doc__, _main, _options, quick="2 folds, 5 epochs, 300 simulated images",
+                 images="gordon-hsi folder (images.npz + labels.csv; same as --data)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``scopenet bench classify``."""
+    return SPEC.main(argv)
 
 
 def _roc_png(y, p, names, path: Path) -> Path:

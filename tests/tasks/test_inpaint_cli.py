@@ -91,3 +91,50 @@ def test_fourier_option(tmp_path, model_stem):
     r = runner.invoke(app, ["inpaint", str(scan), "--mask", str(mask), "-o", str(out), "--model", model_stem,
                             "--fourier", "sometimes"])
     assert r.exit_code == 1 and "--fourier" in r.output and not out.exists()
+
+
+# ---------------------------------------------------------------- issue #18, through the real command
+def test_several_scans_go_on_after_a_bad_one(tmp_path, model_stem, scan_files):
+    from ..cli._run import scopenet
+
+    img, m, scan, mask = scan_files
+    other = _write(tmp_path / "other.tif", img[::-1] * m)
+    bad = tmp_path / "bad.dm3"
+    bad.write_bytes(b"\x00" * 300)
+    out = tmp_path / "done"
+    r = scopenet("inpaint", scan, bad, other, "--mask", mask, "-o", out, "--model", model_stem)
+    assert r.returncode == 1 and "Traceback" not in r.output, r.output
+    assert "2 of 3 files done; failed: " in r.stderr and "bad.dm3" in r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["other-inpainted.tif", "scan-inpainted.tif"]
+    np.testing.assert_allclose(sn.read(out / "other-inpainted.tif").data, B.nearest(img[::-1] * m, m),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_unwritable_output_is_one_line_and_writes_nothing(tmp_path, model_stem, scan_files):
+    from ..cli._run import scopenet
+
+    _, _, scan, _ = scan_files
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    mk = tmp_path / "mask-out.tif"
+    for out, named in ((blocker / "o.tif", blocker), ("/proc/sn-inpaint.tif", "/proc")):
+        r = scopenet("inpaint", scan, "--simulate", "random", "-o", out, "--save-mask", mk, "--model", model_stem)
+        assert r.returncode == 1 and "Traceback" not in r.output, r.output
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:") and str(named) in lines[0], r.stderr
+        assert not mk.exists()  # checked before any work: the mask is not written either
+
+
+def test_signal_default_is_the_haadf_image(tmp_path, model_stem):
+    from ..cli._run import scopenet
+    from ..conftest import shared_path
+
+    emd = shared_path("fixtures", "em", "emd", "Test SI 16x16 ReducedData 215 kx.emd")
+    haadf = sn.read_all(emd)[4]
+    mk = tmp_path / "m.tif"
+    r = scopenet("inpaint", emd, "--simulate", "random", "--coverage", "0.3", "-o", tmp_path / "o.tif",
+                 "--save-mask", mk, "--model", model_stem)
+    assert r.returncode == 0, r.output
+    assert "#4 HAADF" in r.stderr
+    m = sn.read(mk).data > 0
+    np.testing.assert_allclose(sn.read(tmp_path / "o.tif").data, B.nearest(haadf.data * m, m), rtol=1e-5, atol=1e-3)

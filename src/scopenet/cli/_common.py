@@ -146,10 +146,11 @@ def _show_progress(quiet: bool) -> bool:
 def progress(total: int, description: str, quiet: bool = False) -> Iterator[Callable[[str], None]]:
     """A progress bar over ``total`` steps on stderr when it is a terminal (and not ``quiet``).
 
-    Yields ``advance(label)``; a no-op when nothing is shown (piped output, ``--quiet``, one step).
+    Yields ``step(label, advance=1)``: ``step(name, 0)`` names the item now being worked on,
+    ``step()`` counts one done. A no-op when nothing is shown (piped output, ``--quiet``, one step).
     """
     if total < 2 or not _show_progress(quiet):
-        yield lambda label="": None
+        yield lambda label=None, advance=1: None
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -161,10 +162,10 @@ def progress(total: int, description: str, quiet: bool = False) -> Iterator[Call
     with bar:
         task = bar.add_task(description, total=total, item="")
 
-        def advance(label: str = "") -> None:
-            bar.update(task, advance=1, item=label)
+        def step(label: str | None = None, advance: int = 1) -> None:
+            bar.update(task, advance=advance, **({} if label is None else {"item": label}))
 
-        yield advance
+        yield step
 
 
 def run_batch(items: Sequence[T], work: Callable[[T], Any], *, description: str = "files",
@@ -177,15 +178,16 @@ def run_batch(items: Sequence[T], work: Callable[[T], Any], *, description: str 
     """
     results: list[Any] = []
     failures: list[tuple[str, str]] = []
-    with progress(len(items), description, quiet) as advance:
+    with progress(len(items), description, quiet) as step:
         for item in items:
+            step(Path(name(item)).name, 0)
             try:
                 results.append(work(item))
             except (typer.Exit, typer.Abort, KeyboardInterrupt):
                 raise
             except Exception as exc:  # noqa: BLE001 - any failure of one file is reported, the rest go on
                 failures.append((name(item), error_message(exc)))
-            advance(Path(name(item)).name)
+            step()
     if failures:
         finish_failures(len(items), failures, what)
     return results

@@ -106,8 +106,9 @@ def classify_cmd(
             else sn.TipClassifier.load(Path(model))
 
     rows, frames, failures = [], [], []
-    with progress(len(images), "classify", quiet) as advance:
+    with progress(len(images), "classify", quiet) as step:
         for p in images:
+            step(p.name, 0)
             try:
                 fr = _frames(p, signal, quiet)
                 df = sn.classify([a for _, a in fr], clf, threshold=threshold, tta=tta)
@@ -118,7 +119,7 @@ def classify_cmd(
                 raise
             except Exception as exc:  # noqa: BLE001 - reported at the end; the other files go on
                 failures.append((str(p), _error_message(exc)))
-            advance(p.name)
+            step()
 
     with user_errors():
         if rows:

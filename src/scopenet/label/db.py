@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, TypeVar
 from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint,
                         create_engine, delete, event)
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -279,7 +279,7 @@ class SqlThrottleStore:
 
         def work() -> None:
             with write_session(self.factory) as s:
-                row = s.get(LoginFailures, key)
+                row = s.get(LoginFailures, key, with_for_update=True)  # a row lock on PostgreSQL
                 new = fn(self._record(row))
                 if new is None:
                     if row is not None:
@@ -290,7 +290,12 @@ class SqlThrottleStore:
                     s.add(row)
                 row.failures, row.last_failure, row.locked_until = new.failures, new.last_failure, new.locked_until
 
-        retry_locked(work)
+        for attempt in range(3):
+            try:
+                return retry_locked(work)
+            except IntegrityError:  # another process inserted the same key first: count on its row
+                if attempt == 2:
+                    raise
 
     def prune(self, forgotten_before: float) -> None:
         def work() -> None:

@@ -266,6 +266,31 @@ class Estimator:
                     scopenet_version=None)
         return save_model(path, net, card, overwrite=overwrite)
 
+    def update_card(self, **fields: Any) -> None:
+        """Set model-card fields: schema sections (``metrics={...}``, ``training={...}``, merged into what
+        is there) or the older flat keys (``training_data=...``, ``training_time_s=...``), mapped as
+        :func:`~scopenet.weights.card.migrate_card` maps old cards."""
+        from ..weights.card import ModelCard, migrate_card
+
+        d = self.card_.model_dump(mode="json")
+        schema = set(ModelCard.model_fields)
+        legacy = {k: v for k, v in fields.items() if k not in schema}
+        for k, v in fields.items():
+            if k == "metrics" and isinstance(v, dict) and not set(v) <= {"headline", "command", "values"}:
+                d["metrics"]["values"].update(v)  # a plain mapping of figures
+            elif k in schema:
+                d[k] = {**d[k], **v} if isinstance(d.get(k), dict) and isinstance(v, dict) else v
+        if legacy:
+            m = migrate_card({"name": d["name"], "architecture": d["architecture"], "task": d["task"], **legacy})
+            for sec in ("training", "predict", "preprocessing", "notes"):
+                d[sec].update({k: v for k, v in (m.get(sec) or {}).items() if v not in (None, [], {})})
+            d["metrics"]["values"].update(m["metrics"]["values"])
+            d["metrics"]["command"] = m["metrics"]["command"] or d["metrics"]["command"]
+            d["previous_versions"] = list(m.get("previous_versions", [])) + d["previous_versions"]
+            if "version" in legacy:
+                d["version"] = m["version"]
+        self.card_ = ModelCard.model_validate(d)
+
     def _check_fitted(self):
         if self.net_ is None:
             raise InputError(f"this {type(self).__name__} is not trained: call fit() or load a pretrained model")

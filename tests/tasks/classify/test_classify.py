@@ -166,7 +166,7 @@ def test_save_load_gives_identical_outputs(blob_model, tmp_path):
     blob_model.save(tmp_path / "m", metrics={"toy": 1.0})
     back = TipClassifier.load(tmp_path / "m")
     np.testing.assert_array_equal(back.predict_proba(x), blob_model.predict_proba(x))
-    assert back.config == blob_model.config and back.card_["metrics"] == {"toy": 1.0}
+    assert back.config == blob_model.config and back.card_.metrics.values == {"toy": 1.0}
     with pytest.raises(WriteError, match="exists"):
         blob_model.save(tmp_path / "m")  # no silent overwrite
 
@@ -318,16 +318,16 @@ def test_ensemble_averages_independently_seeded_members(tmp_path):
     for m in ft.net_.members:
         torch.testing.assert_close(m.state_dict()["fc1.weight"], single.net_.state_dict()["fc1.weight"],
                                    atol=1e-6, rtol=0)
-    assert ft.card_["init"] == ["in-memory model"] * 2
+    assert ft.card_.training.init == ["in-memory model"] * 2
     # a start per member: the second from scratch (its weights differ from the init's)
     single.save(tmp_path / "one")
     mix = TipClassifier(ensemble=2, **{**arch, "lr": 1e-9, "epochs": 1}).fit(x, y[:, None],
                                                                            init=[tmp_path / "one", None])
-    assert mix.card_["init"] == ["one", None]
+    assert mix.card_.training.init == ["one", None]
     w0 = single.net_.state_dict()["fc1.weight"]
     torch.testing.assert_close(mix.net_.members[0].state_dict()["fc1.weight"], w0, atol=1e-6, rtol=0)
     assert not torch.allclose(mix.net_.members[1].state_dict()["fc1.weight"], w0)
-    assert "init" not in mix.fit(x, y[:, None]).card_  # refitting from scratch forgets the starts
+    assert mix.fit(x, y[:, None]).card_.training.init is None  # refitting from scratch forgets the starts
     with pytest.raises(InputError, match="needs one network"):
         TipClassifier(ensemble=2, **arch).fit(x, y[:, None], init=[ens, None])
     with pytest.raises(InputError, match="ensemble of 3"):
@@ -431,7 +431,7 @@ def _eager(clf: TipClassifier) -> TipClassifier:
 
 
 def test_tta_views_follow_the_card_and_the_scan_line_order(blob_model):
-    from scopenet.tasks.classify.preprocess import TTA_ORDER
+    from scopenet.image.tta import TTA_ORDER
 
     x = np.random.default_rng(4).normal(size=(6, 16, 16)).astype(np.float32)
     X = blob_model._inputs(x)
@@ -442,9 +442,9 @@ def test_tta_views_follow_the_card_and_the_scan_line_order(blob_model):
     for n in (1, 2, 4, 8):
         np.testing.assert_allclose(blob_model.predict_logits(x, tta=n), np.mean(per_view[:n], 0), atol=1e-4)
     np.testing.assert_allclose(blob_model.predict_logits(x, tta=True), np.mean(per_view, 0), atol=1e-4)
-    card = dict(blob_model.card_)
+    card = blob_model.card_
     try:
-        blob_model.card_ = {**card, "tta_views": 2}
+        blob_model.card_ = card.model_copy(update={"predict": {**card.predict, "tta_views": 2}})
         np.testing.assert_allclose(blob_model.predict_logits(x), np.mean(per_view[:2], 0), atol=1e-4)
         np.testing.assert_allclose(blob_model.predict_logits(x, tta=False), per_view[0], atol=1e-4)
     finally:

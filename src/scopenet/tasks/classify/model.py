@@ -16,9 +16,11 @@ import torch
 import torch.nn.functional as F
 
 from ...errors import InputError, ReadError
+from ...image.tta import TTA_ORDER, check_views, tta_mean
 from ...nn.cnn import TipNet, TipResNet, class_activation_map
+from .._estimator import Estimator, cached, register
 from .config import ClassifierConfig
-from .preprocess import TTA_ORDER, augment, dihedral, prepare
+from .preprocess import augment, prepare
 
 #: settings that fix a classifier's network; fine-tuning (``fit(init=...)``) needs them equal
 NETWORK_KEYS = ("arch", "channels", "dense", "stem_stride", "line_k")
@@ -79,12 +81,16 @@ def _build_net(cfg: ClassifierConfig) -> torch.nn.Module:
     return TipResNet(k, widths=cfg.channels, dropout=cfg.dropout)
 
 
-class TipClassifier:
-    """Tip-state / image-quality classifier for SPM images (scikit-learn style estimator).
+@register
+class TipClassifier(Estimator):
+    """Tip-state / image-quality classifier for SPM images (the estimator contract of
+    :mod:`scopenet.tasks._estimator`; :meth:`predict` returns labels, not images).
 
     Parameters
     ----------
-    config : ClassifierConfig, optional
+    config : ClassifierConfig or dict, optional
+    device : str, optional
+        Where the network runs (:mod:`scopenet.nn.device`).
     **overrides
         Fields of :class:`ClassifierConfig` (``size=32``, ``mode="single"``, ``categories=[...]``...).
 
@@ -95,23 +101,25 @@ class TipClassifier:
         :class:`~scopenet.nn.ensemble.LogitEnsemble` of ``config.ensemble`` networks when that is > 1.
     history_ : list of float
         Mean training loss per epoch (averaged over the members of an ensemble).
-    card_ : dict
-        Model-card fields (metrics, training data) kept when saving.
+    card_ : ModelCard
+        Metrics, training data; ``card_.predict`` holds the decision ``thresholds`` and ``tta_views``.
     """
 
-    device: str | None = None  #: where the network runs (scopenet.nn.device; None = $SCOPENET_DEVICE or "auto")
+    task = "classify"
+    config_class = ClassifierConfig
+    aliases = {"default": "classify-hsi-six", **PRETRAINED}
+    image_to_image = False
     #: on the CPU, predict through :func:`scopenet.nn.fast.cpu_fast_forward` (BatchNorm folded, oneDNN
-    #: tensors; the same outputs to float32 rounding, about 1.8x the throughput); False keeps the eager net
+    #: tensors; the same outputs to float32 rounding); False keeps the eager net
     fast_cpu: bool = True
+    _fast = None  # (network, its fast CPU forward or None), see _fast_forward
 
-    def __init__(self, config: ClassifierConfig | None = None, **overrides):
-        cfg = config or ClassifierConfig()
-        self.config = cfg.model_copy(update=overrides) if overrides else cfg
-        ClassifierConfig.model_validate(self.config.model_dump())  # validate overrides
-        self.net_: torch.nn.Module | None = None
-        self._fast = None  # (network, its fast CPU forward or None), see _fast_forward
-        self.history_: list[float] = []
-        self.card_: dict[str, Any] = {}
+    @classmethod
+    def pretrained(cls, name: str = "hsi-six", **kw) -> "TipClassifier":
+        """A shipped model: ``"hsi-six"`` (six H:Si(100) categories, real STM), ``"hsi-six-sim"``,
+        ``"hsi-six-sim-fast"`` (the same categories, simulated training) or ``"good-bad"``
+        (DeepSPM-style), or any installed name or path."""
+        return super().pretrained(name, **kw)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -172,10 +180,10 @@ class TipClassifier:
             ``ensemble > 1`` every member starts from ``init`` (or from the matching member of an
             ensemble of the same size); a list of ``ensemble`` entries gives each member its own
             start, ``None`` meaning a random initialisation. The names used go in the model card
-            (``card_["init"]``).
+            (``card_.training.init``).
         """
         cfg = self.config
-        self.card_.pop("init", None)  # a refit from scratch must not keep an earlier fit's starts
+        self.card_.training.init = None  # a refit from scratch must not keep an earlier fit's starts
         self._init_state = self._init_weights(init) if init is not None else None
         X = np.asarray(images, np.float32) if inputs_prepared else self._inputs(images)
         if X.ndim != 4 or X.shape[1] != 1:
@@ -225,13 +233,14 @@ class TipClassifier:
         else:
             out, name = self._init_one(init)
             out, names = (out * n if len(out) == 1 else out), [name] * n
-        self.card_["init"] = names
+        self.card_.training.init = names
         return out
 
     def _init_one(self, init, single: bool = False) -> tuple[list[dict], str]:
         """State dicts of ``init``'s network(s) after checking they fit this configuration, and its name."""
         src = init if isinstance(init, TipClassifier) else TipClassifier.pretrained(str(init))
-        name = src.card_.get("name") or (str(init) if not isinstance(init, TipClassifier) else "in-memory model")
+        name = src.card_.name if src.card_.name != "untrained" else \
+            (str(init) if not isinstance(init, TipClassifier) else "in-memory model")
         src_net = src._check_fitted()
         mine, theirs = self.config.model_dump(), src.config.model_dump()
         diff = [f"{k}: {theirs[k]} vs {mine[k]}" for k in NETWORK_KEYS if mine[k] != theirs[k]]
@@ -402,10 +411,7 @@ class TipClassifier:
         with torch.inference_mode():
             for i in range(0, len(X), batch_size):
                 x = torch.from_numpy(X[i:i + batch_size]).to(dev)
-                if len(views) > 1:
-                    z = torch.stack([fwd(dihedral(x, k)) for k in views]).mean(0)
-                else:
-                    z = fwd(x)
+                z = tta_mean(fwd, x, len(views))
                 out[i:i + len(x)] = z.float().cpu().numpy()
         return out
 
@@ -413,11 +419,8 @@ class TipClassifier:
         """The dihedral transforms (indices for :func:`~.preprocess.dihedral`) that ``tta`` averages over
         (see :meth:`predict_logits`); ``views()`` is this model's default."""
         if tta is None:
-            tta = int(self.card_.get("tta_views", 1))
-        n = 8 if tta is True else 1 if tta is False else int(tta)
-        if not 1 <= n <= 8:
-            raise InputError(f"tta must be True, False or a number of views 1..8, got {tta!r}")
-        return TTA_ORDER[:n]
+            tta = int(self.card_.predict.get("tta_views", 1))
+        return TTA_ORDER[:check_views(tta)]
 
     def _fast_forward(self, net: torch.nn.Module, example: torch.Tensor):
         if self._fast is not None and self._fast[0] is net:
@@ -437,9 +440,9 @@ class TipClassifier:
 
     @property
     def thresholds(self) -> np.ndarray:
-        """Per-category decision thresholds of a multi-label model: ``card_["thresholds"]`` (chosen on
+        """Per-category decision thresholds of a multi-label model: ``card_.predict["thresholds"]`` (chosen on
         held-out predictions, see :func:`~scopenet.metrics.classification.f1_optimal_thresholds`) or 0.5."""
-        saved = self.card_.get("thresholds") or {}
+        saved = self.card_.predict.get("thresholds") or {}
         return np.array([float(saved.get(c, 0.5)) for c in self.categories])
 
     def predict(self, images, threshold: float | None = None, **kw) -> np.ndarray:
@@ -466,36 +469,19 @@ class TipClassifier:
         return np.concatenate(out) if out else np.zeros((0, self.config.size, self.config.size), np.float32)
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path_stem: str | Path, overwrite: bool = False, **card) -> tuple[Path, Path]:
-        """Write ``<stem>.safetensors`` + ``<stem>.json`` (settings, categories and metrics in the card)."""
-        from ...training.packaging import save_model
+    def save(self, path_stem: str | Path, overwrite: bool = False, **card_fields) -> tuple[Path, Path]:
+        """Write ``<stem>.safetensors`` + ``<stem>.json`` (settings, categories and metrics in the card).
 
-        net = self._check_fitted()
-        full = {**self.card_, **card}
-        full.update(task="classify", classifier=self.config.model_dump(), categories=self.categories,
-                    input_shape=[1, 1, self.config.size, self.config.size],
-                    preprocessing={"flatten_x": self.config.flatten, "size": self.config.size,
-                                   "normalise": "per-image zero mean, unit std"})
-        return save_model(path_stem, net, full, overwrite=overwrite)
-
-    @classmethod
-    def load(cls, path_or_name: str | Path) -> "TipClassifier":
-        """Load a model written by :meth:`save` (a path stem or an installed model name)."""
-        from ...training.packaging import load_model
-
-        net = load_model(path_or_name)
-        card = net.scopenet_card
-        if card.get("task") != "classify" or "classifier" not in card:
-            raise ReadError(Path(str(path_or_name)), "not a scopenet classifier (model card has no 'classifier')")
-        self = cls(ClassifierConfig.model_validate(card["classifier"]))
-        self.net_ = net.eval()
-        self.card_ = {k: v for k, v in card.items() if k not in ("classifier",)}
-        return self
-
-    @classmethod
-    def pretrained(cls, name: str = "hsi-six") -> "TipClassifier":
-        """A shipped model: ``"hsi-six"`` (six H:Si(100) categories) or ``"good-bad"`` (DeepSPM-style)."""
-        return cls.load(PRETRAINED.get(name, name))
+        ``card_fields`` set card fields first (``metrics={...}``, ``training={...}``; the older flat keys
+        such as ``training_data`` are mapped as :func:`~scopenet.weights.card.migrate_card` does).
+        """
+        self._check_fitted()
+        if card_fields:
+            self.update_card(**card_fields)
+        self.card_.preprocessing.update({"flatten_x": self.config.flatten, "size": self.config.size,
+                                         "normalise": "per-image zero mean, unit std",
+                                         "input_shape": [1, 1, self.config.size, self.config.size]})
+        return super().save(path_stem, overwrite=overwrite)
 
     def __repr__(self) -> str:
         state = "trained" if self.net_ is not None else "untrained"
@@ -528,7 +514,8 @@ def classify(images, model: str | TipClassifier = "hsi-six", threshold: float | 
     """
     import pandas as pd
 
-    clf = model if isinstance(model, TipClassifier) else TipClassifier.pretrained(str(model))
+    clf = model if isinstance(model, TipClassifier) else \
+        cached(("classify", str(model)), lambda: TipClassifier.pretrained(str(model)))
     p = clf.predict_proba(images, tta=tta)
     df = pd.DataFrame(p, columns=clf.categories)
     if clf.config.mode == "multi":

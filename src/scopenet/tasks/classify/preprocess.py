@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ...errors import InputError
+from ...image.tta import dihedral
 
 #: image sides of the two input presets
 SIZE_PRESETS = (32, 64)
@@ -122,22 +123,6 @@ def prepare(images, size: int = 64, flatten: bool = True) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- augmentation
-
-
-def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
-    """The ``k``-th (0..7) of the 8 dihedral transforms of a batch ``[..., H, W]``.
-
-    ``k % 4`` quarter turns, then a left-right flip when ``k >= 4``; ``k = 0`` is the identity.
-    """
-    if not 0 <= int(k) < 8:
-        raise InputError(f"dihedral index must be in 0..7, got {k}")
-    y = torch.rot90(x, int(k) % 4, dims=(-2, -1))
-    return y.flip(-1) if k >= 4 else y
-
-
-#: order in which test-time augmentation takes the dihedral transforms: first those that keep the
-#: scan lines horizontal (identity, half turn, left-right flip, up-down flip), then the quarter turns
-TTA_ORDER = (0, 2, 4, 6, 1, 3, 5, 7)
 
 
 def random_dihedral(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

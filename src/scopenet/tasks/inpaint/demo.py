@@ -30,7 +30,7 @@ def section(report, workdir, samples) -> None:
         imgs = [simulate_batch(1, 256, seed=3, kind="stem")["images"][0]]
     try:
         model = Inpainter.pretrained("default")
-        note = f"model {model.card.get('name')}"
+        note = f"model {model.name}"
     except Exception as exc:  # noqa: BLE001 - no model installed: show the untrained (NN infill) network
         model = Inpainter()
         note = f"no pretrained model ({exc}); showing NN infill"

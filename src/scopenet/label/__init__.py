@@ -12,8 +12,10 @@ the aggregation works with numpy and pandas alone.
 """
 from __future__ import annotations
 
-from .aggregate import (MIN_AGREEMENT, TrainingSet, agreement, aggregate_events, category_keys, class_weights,
-                        filter_by_agreement, pos_weight, repeat_counts, rescore, training_set)
+#: names of :mod:`.aggregate`, imported on first use (the upload workers import this package and
+#: need neither pandas nor SQLAlchemy)
+_AGGREGATE = ("MIN_AGREEMENT", "TrainingSet", "agreement", "aggregate_events", "category_keys", "class_weights",
+              "filter_by_agreement", "pos_weight", "repeat_counts", "rescore", "training_set")
 
 __all__ = ["MIN_AGREEMENT", "TrainingSet", "agreement", "aggregate_events", "category_keys", "class_weights",
            "filter_by_agreement", "pos_weight", "repeat_counts", "rescore", "training_set", "create_app",
@@ -21,6 +23,9 @@ __all__ = ["MIN_AGREEMENT", "TrainingSet", "agreement", "aggregate_events", "cat
 
 
 def __getattr__(name: str):
+    if name in _AGGREGATE:
+        from . import aggregate
+        return getattr(aggregate, name)
     if name == "create_app":
         from .app import create_app
         return create_app

@@ -34,17 +34,16 @@ Usage::
 """
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scopenet.tasks._bench import BenchSpec, Report, Table
 from scopenet.training.alrc import ALRC
 
 # --------------------------------------------------------------------------------------------
@@ -221,30 +220,29 @@ def _fmt(vals: list[float]) -> str:
     return f"{a.mean():.3f} ± {sd:.3f}"
 
 
-def _tables(results: dict, args, source: str, n_seeds: int, elapsed: float) -> str:
-    """Markdown tables (one per loss and measure), thresholds as rows and batch sizes as columns."""
-    lines = [f"Data: {source}; {args.iters} iterations; {n_seeds} seeds; lr {args.lr:g}; ALRC decay "
-             f"{args.decay}; errors x100 (mean ± sd over seeds).", ""]
+def _tables(results: dict, args, source: str, n_seeds: int, elapsed: float) -> list[str | Table]:
+    """One table per loss and measure (thresholds as rows, batch sizes as columns), with the header line."""
+    parts: list[str | Table] = [f"Data: {source}; {args.iters} iterations; {n_seeds} seeds; lr {args.lr:g}; ALRC "
+                                f"decay {args.decay}; errors x100 (mean ± sd over seeds)."]
     for which, col in (("final training error (mean of last "
                         f"{int(round(args.tail * 100))}% of iterations, unclipped)", 0),
                        ("held-out error (256 images)", 1), ("fraction of example losses clipped (%)", 2)):
         for loss in args.losses:
-            lines += [f"**{loss}: {which}**", "",
-                      "| ALRC n | " + " | ".join(f"batch {bs}" for bs in args.batch_sizes) + " |",
-                      "|---|" + "---|" * len(args.batch_sizes)]
+            t = Table(["ALRC n", *[f"batch {bs}" for bs in args.batch_sizes]], title=f"{loss}: {which}")
             for thr in args.thresholds:
                 label = "∞ (no clip)" if not math.isfinite(thr) else f"{thr:g}"
-                cells = [_fmt([r[col] * (100 if col == 2 else 1) for r in results[(loss, bs, thr)]])
-                         for bs in args.batch_sizes]
-                lines.append(f"| {label} | " + " | ".join(cells) + " |")
-            lines.append("")
-    lines.append(f"Elapsed {elapsed:.0f} s.")
-    return "\n".join(lines)
+                t.add(label, *[_fmt([r[col] * (100 if col == 2 else 1) for r in results[(loss, bs, thr)]])
+                               for bs in args.batch_sizes])
+            parts.append(t)
+    parts.append(f"Elapsed {elapsed:.0f} s.")
+    return parts
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def _markdown(parts: list[str | Table]) -> str:
+    return "\n\n".join(p.markdown() if isinstance(p, Table) else p for p in parts)
+
+
+def _options(p) -> None:
     p.add_argument("--iters", type=int, default=3000, help="training iterations per run")
     p.add_argument("--seeds", type=int, default=5, help="runs per setting")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4])
@@ -259,16 +257,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="ALRC b1 = b2 (paper: 0.999 for 50x longer runs; see the module docstring)")
     p.add_argument("--tail", type=float, default=0.25, help="fraction of final iterations averaged")
     p.add_argument("--data", choices=["auto", "synthetic", "simulate"], default="auto")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    p.add_argument("--quick", action="store_true", help="smoke run: 300 iters, 2 seeds, batch size 1")
-    p.add_argument("--out", type=Path, help="also write the markdown tables here")
-    args = p.parse_args(argv)
+
+
+def run(args, report: Report) -> int:
+    """The experiment on the shared harness (``--seed``: the image seed; ``--images`` is not used)."""
+    if args.images:
+        report.line("note: --images is not used by this benchmark (it trains on generated images)")
     if args.quick:
         args.iters, args.seeds, args.batch_sizes, args.pool = 300, 2, [1], 256
-    torch.set_num_threads(args.threads)
 
     t0 = time.perf_counter()
-    imgs, source = load_images(args.pool + 256, args.size, seed=2020, data=args.data)
+    imgs, source = load_images(args.pool + 256, args.size, seed=args.seed, data=args.data)
     hr_all = torch.from_numpy(imgs)[:, None]
     lr_all = F.avg_pool2d(hr_all, 2)  # bilinear 2x downsampling of an even grid = 2x2 mean
     hr, lr_img = hr_all[:args.pool], lr_all[:args.pool]
@@ -276,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# data: {source}, {args.pool} train + 256 test images of {args.size}x{args.size} "
           f"({time.perf_counter() - t0:.1f} s)")
     print(f"# {args.iters} iterations, {args.seeds} seeds, lr {args.lr:g}, width {args.width}, "
-          f"decay {args.decay}, tail {args.tail:g}, threads {args.threads}", flush=True)
+          f"decay {args.decay}, tail {args.tail:g}, threads {torch.get_num_threads()}", flush=True)
 
     # Seed-major order: after each round every setting has the same number of runs, so an
     # interrupted benchmark still leaves a complete (if shorter) table, rewritten after each round.
@@ -292,13 +291,30 @@ def main(argv: list[str] | None = None) -> int:
                     results.setdefault((loss, bs, thr), []).append(r)
                     print(f"{loss:8s} bs={bs} n={thr:g} seed={seed}: train {r[0]:.3f} test {r[1]:.3f} "
                           f"clipped {100 * r[2]:.2f}% ({time.perf_counter() - t:.1f} s)", flush=True)
-        text = _tables(results, args, source, seed + 1, time.perf_counter() - t0)
+        parts = _tables(results, args, source, seed + 1, time.perf_counter() - t0)
         if args.out:
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(text + "\n")
-    print()
-    print(text)
+            args.out.write_text(_markdown(parts) + "\n")
+    report.data["results"] = [{"loss": k[0], "batch_size": k[1], "threshold": k[2], "runs": v}
+                              for k, v in results.items()]
+    report.line()
+    for part in parts:
+        if isinstance(part, Table):
+            report.table(part)
+        else:
+            report.line(part)
+        report.line()
     return 0
+
+
+SPEC = BenchSpec("alrc", __doc__.split("\n\n")[0], run, _options, seed=2020, threads=1,
+                 quick="smoke run: 300 iters, 2 seeds, batch size 1",
+                 images="not used (the experiment trains on generated images)",
+                 out_help="also write the markdown tables here (rewritten after each round of seeds)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return SPEC.main(argv)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Throughput of the SPM simulator: CPU cost per image and wall-clock images/s with 1 and N workers.
 
-Run: ``nice python benchmarks/bench_simulate_spm.py [--n 400] [--workers 2] [--sizes 128 256]``
+Run: ``scopenet bench simulate-spm [--n 400] [--workers 2] [--sizes 128 256] [--quick]`` (from a checkout)
 
 Target (issue 3): >= 200 images/s at 128x128 on 2 cores, so training never waits on data.
 
@@ -17,9 +17,10 @@ Wall-clock rates depend on the machine's load, so the 1-minute load average is p
 """
 from __future__ import annotations
 
-import argparse
 import os
 import time
+
+from scopenet.tasks._bench import BenchSpec, Report, Table
 
 
 def _load() -> str:
@@ -70,37 +71,50 @@ def bench_dataloader(size: int, n: int, workers: int, batch: int = 32) -> float:
     return done / (time.perf_counter() - t0)
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=400, help="images per measurement at 128x128")
+def _options(ap) -> None:
+    ap.add_argument("--n", type=int, default=None, help="images per measurement at 128x128 (default 400; quick 64)")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--sizes", type=int, nargs="*", default=[128, 256])
+    ap.add_argument("--sizes", type=int, nargs="*", default=None, help="image sides (default 128 256; quick 128)")
     ap.add_argument("--no-dataloader", action="store_true")
-    args = ap.parse_args(argv)
+
+
+def run(args, report: Report) -> int:
+    """Time the simulator in one process, a warm pool and a DataLoader (``--seed`` is not used)."""
     try:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(1)                                   # one core per process, like the workers
     except Exception:
         pass
+    n0 = args.n or (64 if args.quick else 400)
+    sizes = args.sizes or ([128] if args.quick else [128, 256])
     w = args.workers
-    print(f"SPM simulator throughput ({os.cpu_count()} CPUs visible, {w} workers, "
-          f"load average {_load()} at start)")
-    hdr = (f"| size | n | CPU ms/img (1 proc) | img per CPU-s | wall img/s, 1 proc | wall img/s, {w} workers "
-           f"| DataLoader img/s ({w} workers) | load avg (1/5/15 min) |")
-    print(hdr)
-    print("|" + "|".join(["---"] * (hdr.count("|") - 1)) + "|")
-    for size in args.sizes:
-        n = args.n if size <= 128 else max(50, args.n // 4)
+    t = Table(["size", "n", "CPU ms/img (1 proc)", "img per CPU-s", "wall img/s, 1 proc", f"wall img/s, {w} workers",
+               f"DataLoader img/s ({w} workers)", "load avg (1/5/15 min)"],
+              title=f"SPM simulator throughput ({os.cpu_count()} CPUs visible, {w} workers, "
+                    f"load average {_load()} at start)")
+    for size in sizes:
+        n = n0 if size <= 128 else max(50, n0 // 4)
         cpu_ms, single = bench_single(size, n)
         pooled = bench_stream(size, n, w) if w > 1 else single
         dl = float("nan") if args.no_dataloader else bench_dataloader(size, n, w)
-        print(f"| {size} | {n} | {cpu_ms:.2f} | {1e3 / cpu_ms:.0f} | {single:.1f} | {pooled:.1f} | {dl:.1f} "
-              f"| {_load()} |")
-    print(f"\n'img per CPU-s' = 1000 / (CPU ms/img): the rate of one idle core; {w} idle cores would give "
-          f"about {w} x that (an extrapolation, not a measurement). Wall rates are measured on the shared, "
-          f"loaded machine.")
+        t.add(size, n, f"{cpu_ms:.2f}", f"{1e3 / cpu_ms:.0f}", f"{single:.1f}", f"{pooled:.1f}",
+              "nan" if dl != dl else f"{dl:.1f}", _load())
+    t.notes.append(f"'img per CPU-s' = 1000 / (CPU ms/img): the rate of one idle core; {w} idle cores would give "
+                   f"about {w} x that (an extrapolation, not a measurement). Wall rates are measured on the shared, "
+                   f"loaded machine.")
+    report.data["rows"] = [dict(zip(t.columns, row)) for row in t.rows]
+    report.table(t)
+    return 0
+
+
+SPEC = BenchSpec("simulate-spm", __doc__.splitlines()[0], run, _options, seed=None,
+                 quick="64 images at 128x128 only", images="not used (the simulator is timed)")
+
+
+def main(argv=None) -> int:
+    return SPEC.main(argv)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -21,6 +21,14 @@ from ...image.tta import dihedral
 SIZE_PRESETS = (32, 64)
 
 
+def _numeric(x, what: str) -> np.ndarray:
+    """``x`` as a float64 array, or an ``InputError`` saying what it is instead."""
+    try:
+        return np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{what} must be numeric image data, got {type(x).__name__} ({exc})") from None
+
+
 def _as_stack(images) -> np.ndarray:
     """A float64 stack ``[N, H, W]`` from a Micrograph, a 2-D array or a list/stack of arrays."""
     from ...image.micrograph import Micrograph
@@ -28,15 +36,17 @@ def _as_stack(images) -> np.ndarray:
     if isinstance(images, Micrograph):
         images = [images]
     if isinstance(images, (list, tuple)):
+        if not images:
+            raise InputError("no images to classify (an empty list)")
         arrs = []
         for i, im in enumerate(images):
-            a = np.asarray(im.data if isinstance(im, Micrograph) else im, dtype=np.float64)
+            a = _numeric(im.data if isinstance(im, Micrograph) else im, f"image {i}")
             a = np.squeeze(a)
             if a.ndim != 2:
                 raise InputError(f"image {i} has shape {a.shape}; a classifier input must be 2-D")
             arrs.append(a)
         return arrs  # type: ignore[return-value]
-    a = np.asarray(images, dtype=np.float64)
+    a = _numeric(images, "classifier input")
     if a.ndim == 2:
         a = a[None]
     if a.ndim == 4 and a.shape[1] == 1:

@@ -54,6 +54,83 @@ def _s(v) -> str:
 
 
 # ---------------------------------------------------------------------------------- writing
+class _GuardedFile:
+    """The file object behind h5py's ``fileobj`` driver while scopenet writes an HDF5 file.
+
+    A disk error (a full disk, a file-size limit, a vanished network share) is never passed to
+    HDF5: it is remembered in :attr:`error`, and from then on every write, truncation and flush is
+    accepted and dropped (reads give zeros), so HDF5 finishes and closes the file normally and h5py
+    releases every object id; :func:`write_hdf5` then raises the remembered error. When the error
+    reached HDF5, HDF5 failed to close the objects of a file it could not flush, h5py kept their
+    ids, retried at deallocation, and the interpreter died with a segmentation fault (rc 139) after
+    the error message had been printed.
+    """
+
+    def __init__(self, fh):
+        self._fh = fh
+        self.error: OSError | None = None
+        self._pos = 0
+        self._size = 0
+
+    def _ok(self) -> bool:
+        return self.error is None and not self._fh.closed
+
+    def _io(self, fn, *args):
+        try:
+            return fn(*args)
+        except OSError as exc:
+            self.error = exc
+            return None
+
+    def write(self, b) -> int:
+        view = memoryview(b).cast("B")
+        n = len(view)
+        done = 0
+        while self._ok() and done < n:
+            w = self._io(self._fh.write, view[done:])
+            if w is not None and w <= 0:
+                self.error = OSError(28, "No space left on device (nothing written)")
+            done += w or 0
+        self._pos += n
+        self._size = max(self._size, self._pos)
+        return n
+
+    def truncate(self, size=None):
+        size = self._pos if size is None else size
+        if self._ok():
+            self._io(self._fh.truncate, size)
+        self._size = size
+        return size
+
+    def flush(self) -> None:
+        if self._ok():
+            self._io(self._fh.flush)
+
+    def readinto(self, b) -> int:
+        view = memoryview(b).cast("B")
+        got = self._io(self._fh.readinto, view) if self._ok() else None
+        if got is None:  # after a failure nothing is read back from the disk
+            view[:] = bytes(len(view))
+            got = len(view)
+        self._pos += got
+        return got
+
+    def read(self, n: int = -1) -> bytes:  # h5py recognises a file object by read() and seek()
+        n = max(self._size - self._pos, 0) if n is None or n < 0 else n
+        buf = bytearray(n)
+        got = self.readinto(buf)
+        return bytes(buf[:got])
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        self._pos = pos if whence == 0 else self._pos + pos if whence == 1 else self._size + pos
+        if self._ok():
+            self._io(self._fh.seek, self._pos)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+
 def write_hdf5(images: Micrograph | list[Micrograph], path: Path, *, compression: str | None = "gzip",
                **kwargs) -> None:
     """Write one Micrograph (or several) with calibration, provenance and metadata.
@@ -65,39 +142,60 @@ def write_hdf5(images: Micrograph | list[Micrograph], path: Path, *, compression
         Output file (the registry passes a temporary name, renamed when complete).
     compression : str or None
         h5py filter for the data (``"gzip"``, ``"lzf"`` or None).
+
+    Raises
+    ------
+    OSError
+        The disk error that stopped the write (e.g. ``[Errno 28] No space left on device``), raised
+        once every HDF5 object is closed (see :class:`_GuardedFile`); the incomplete file is left
+        for the caller to remove.
     """
     import h5py
 
     if isinstance(images, Micrograph):
         images = [images]
-    str_dt = h5py.string_dtype("utf-8")
-    with h5py.File(path, "w") as f:
-        f.attrs["scopenet_format"] = FORMAT_NAME
-        f.attrs["scopenet_format_version"] = FORMAT_VERSION
-        from .._version import __version__
+    with open(path, "w+b", buffering=0) as fh:  # unbuffered: a seek never flushes a failed write again
+        guard = _GuardedFile(fh)
+        f = h5py.File(guard, "w")
+        try:
+            _fill_hdf5(f, images, compression)
+        finally:
+            f.close()  # with disk errors kept from HDF5, closing releases every object id
+    if guard.error is not None:
+        err = guard.error
+        raise OSError(err.errno, f"{err.strerror or err} (the HDF5 file could not be written completely)")
 
-        f.attrs["scopenet_version"] = __version__
-        root = f.create_group("scopenet")
-        for i, img in enumerate(images):
-            g = root.create_group(f"image_{i:03d}")
-            data = np.ascontiguousarray(img.data, dtype=np.float32)
-            ds = g.create_dataset("data", data=data, compression=compression,
-                                  chunks=True if compression else None)
-            text = lambda v: jsonable(str(v))  # noqa: E731  (valid UTF-8 whatever the source)
-            ds.attrs.create("signal", text(img.signal), dtype=str_dt)
-            ds.attrs.create("signal_unit", text(img.signal_unit), dtype=str_dt)
-            for key in ("scan_direction", "modality"):
-                if getattr(img, key) is not None:
-                    ds.attrs.create(key, text(getattr(img, key)), dtype=str_dt)
-            if img.source is not None:
-                ds.attrs.create("source", text(img.source), dtype=str_dt)
-            ds.attrs.create("axis_names", [text(a.name) for a in img.axes], dtype=str_dt)
-            ds.attrs["axis_scales"] = np.array([a.scale for a in img.axes], dtype=np.float64)
-            ds.attrs["axis_offsets"] = np.array([a.offset for a in img.axes], dtype=np.float64)
-            ds.attrs.create("axis_units", [text(a.unit) for a in img.axes], dtype=str_dt)
-            # JSON text goes in datasets: attributes are limited to 64 kB
-            g.create_dataset("provenance", data=json_dumps(img.provenance), dtype=str_dt)
-            g.create_dataset("metadata", data=json_dumps(img.metadata), dtype=str_dt)
+
+def _fill_hdf5(f, images: list[Micrograph], compression: str | None) -> None:
+    import h5py
+
+    from .._version import __version__
+
+    str_dt = h5py.string_dtype("utf-8")
+    f.attrs["scopenet_format"] = FORMAT_NAME
+    f.attrs["scopenet_format_version"] = FORMAT_VERSION
+    f.attrs["scopenet_version"] = __version__
+    root = f.create_group("scopenet")
+    for i, img in enumerate(images):
+        g = root.create_group(f"image_{i:03d}")
+        data = np.ascontiguousarray(img.data, dtype=np.float32)
+        ds = g.create_dataset("data", data=data, compression=compression,
+                              chunks=True if compression else None)
+        text = lambda v: jsonable(str(v))  # noqa: E731  (valid UTF-8 whatever the source)
+        ds.attrs.create("signal", text(img.signal), dtype=str_dt)
+        ds.attrs.create("signal_unit", text(img.signal_unit), dtype=str_dt)
+        for key in ("scan_direction", "modality"):
+            if getattr(img, key) is not None:
+                ds.attrs.create(key, text(getattr(img, key)), dtype=str_dt)
+        if img.source is not None:
+            ds.attrs.create("source", text(img.source), dtype=str_dt)
+        ds.attrs.create("axis_names", [text(a.name) for a in img.axes], dtype=str_dt)
+        ds.attrs["axis_scales"] = np.array([a.scale for a in img.axes], dtype=np.float64)
+        ds.attrs["axis_offsets"] = np.array([a.offset for a in img.axes], dtype=np.float64)
+        ds.attrs.create("axis_units", [text(a.unit) for a in img.axes], dtype=str_dt)
+        # JSON text goes in datasets: attributes are limited to 64 kB
+        g.create_dataset("provenance", data=json_dumps(img.provenance), dtype=str_dt)
+        g.create_dataset("metadata", data=json_dumps(img.metadata), dtype=str_dt)
 
 
 # ---------------------------------------------------------------------------------- reading

@@ -35,8 +35,10 @@ per client address, with exponential back-off (:class:`~scopenet.label.security.
 default: 5 failures of one account from one address or 20 from one address lock that pair or
 address for 15 minutes, each further failure doubles the lock); a locked pair or address gets 429
 with ``Retry-After``, even with the right password. Nobody can lock an account out from elsewhere.
-An unknown user name fails as slowly as a wrong password. ``X-Forwarded-For`` is ignored unless
-the peer is one of ``trusted_proxies`` (run uvicorn without its own ``--proxy-headers``).
+An unknown user name fails as slowly as a wrong password. ``X-Forwarded-For`` names the client
+only when the peer is one of ``trusted_proxies`` (default none: every request carrying the header
+counts as one address, even when uvicorn's own ``--proxy-headers`` rewrote the peer from it; see
+:func:`~scopenet.label.deps.client_address`).
 
 Uploads: files are read and rendered in worker processes (:class:`~scopenet.label.worker.RenderPool`)
 with a time limit, a memory limit and a pixel limit checked from the header before decoding; a

@@ -91,12 +91,26 @@ def _ip(text: str):
         return None
 
 
+#: the one address of every request that carries ``X-Forwarded-For`` while no proxy is trusted
+FORWARDED = "forwarded"
+
+
 def client_address(request: Request) -> str | None:
-    """The client's address: the peer, or, only when the peer is a configured trusted proxy, the
-    right-most address of ``X-Forwarded-For`` that is not itself a trusted proxy."""
+    """The client's address for the log-in throttle.
+
+    * With trusted proxies configured: the peer, or, when the peer is one of them, the right-most
+      address of ``X-Forwarded-For`` that is not itself a trusted proxy.
+    * Without (the default): the peer, except that every request carrying ``X-Forwarded-For``
+      counts as one address, :data:`FORWARDED`. A server that rewrote the peer from the header
+      itself (uvicorn's ``--proxy-headers``, on by default for 127.0.0.1) cannot hand a client a
+      fresh address per request that way; behind a proxy that is not configured every request
+      comes from the proxy anyway.
+    """
     peer = request.client.host if request.client else None
     proxies = ctx(request).trusted_proxies
-    if not proxies or peer is None:
+    if not proxies:
+        return FORWARDED if "x-forwarded-for" in request.headers else peer
+    if peer is None:
         return peer
 
     def trusted(addr: str | None) -> bool:

@@ -5,8 +5,9 @@ differ in what they answer (a page or a redirect; JSON). Log-in throttle: failed
 counted per (account, client address) and per client address, with exponential back-off, in the
 database (:class:`~scopenet.label.security.LoginThrottle`); a locked pair or address gets 429 with
 ``Retry-After``, even with the right password. An unknown user name costs the same bcrypt work as a
-wrong password. The client address is the peer's; ``X-Forwarded-For`` counts only from a proxy
-configured as trusted (``create_app(trusted_proxies=...)``).
+wrong password. The client address is the peer's; ``X-Forwarded-For`` names the client only when
+it comes from a proxy configured as trusted (``create_app(trusted_proxies=...)``; see
+:func:`~scopenet.label.deps.client_address`).
 """
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -280,3 +281,30 @@ def test_tiff_imagej_calibration_for_si_metres(tmp_path, rng, scale, unit, ij_un
         assert tf.imagej_metadata["unit"] == ij_unit
     back = read(p)
     assert back.axes == img.axes
+
+
+# ------------------------------------------------------------------- all-NaN / all-inf images
+@pytest.mark.parametrize("ext", [".tif", ".h5", ".npy", ".png"])
+@pytest.mark.parametrize("fill", [np.nan, np.inf, "mixed"])
+@pytest.mark.parametrize("stack", [False, True])
+def test_all_nan_or_inf_image_is_refused(tmp_path, ext, fill, stack):
+    """``flatten`` of an all-NaN image wrote an all-NaN file and exited 0: a writer refuses it."""
+    shape = (3, 6, 7) if stack else (6, 7)
+    data = np.full(shape, np.nan if fill == "mixed" else fill, dtype=np.float32)
+    if fill == "mixed":
+        data.flat[::2] = -np.inf
+    p = tmp_path / f"empty{ext}"
+    with pytest.raises(WriteError, match=rf"empty{re.escape(ext)}.*all (NaN|infinite|NaN or infinite)"):
+        write(Micrograph(data), p)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_all_nan_preview_is_refused_but_one_finite_value_is_enough(tmp_path):
+    with pytest.raises(WriteError, match="nan.png.*all NaN"):
+        save_preview(np.full((5, 5), np.nan), tmp_path / "nan.png")
+    data = np.full((5, 5), np.nan)
+    data[2, 3] = 1.0
+    for ext in (".tif", ".h5", ".npy", ".png"):
+        write(Micrograph(data), tmp_path / f"one{ext}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.h5", "one.npy", "one.npy.json", "one.png",
+                                                          "one.tif"]

@@ -244,7 +244,8 @@ def save_preview(img, path: str | os.PathLike, cmap: str | None = None, overwrit
     """Write a PNG preview of ``img`` (Micrograph or array) with colour map and scale bar.
 
     The PNG is written under a temporary name and renamed when complete; an existing ``path`` is
-    only replaced with ``overwrite=True`` (else :class:`~scopenet.errors.WriteError`).
+    only replaced with ``overwrite=True`` (else :class:`~scopenet.errors.WriteError`). An image
+    without any finite value (all NaN/inf) is refused with a WriteError too.
 
     Examples
     --------
@@ -252,9 +253,13 @@ def save_preview(img, path: str | os.PathLike, cmap: str | None = None, overwrit
     """
     from .._fileutil import atomic_output
 
+    from .registry import check_has_data
+
     path = Path(path)
+    img = as_micrograph(img)
+    check_has_data(img, path)
     with atomic_output(path, overwrite=overwrite) as tmp:
-        render_preview(as_micrograph(img), tmp, cmap=cmap, **kwargs)
+        render_preview(img, tmp, cmap=cmap, **kwargs)
     return path
 
 

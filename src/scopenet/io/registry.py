@@ -174,11 +174,32 @@ def read(path: str | os.PathLike, *, channel: str | None = None, direction: str 
     return sel[0]
 
 
+def check_has_data(img: Micrograph, path: str | os.PathLike) -> None:
+    """Raise WriteError naming ``path`` when ``img`` holds no finite value (all NaN and/or inf).
+
+    Such a file holds no information (e.g. ``flatten`` of an all-NaN image) and every reader or
+    display would show nothing; refusing it makes the failing step visible (a non-zero exit).
+    """
+    import numpy as np
+
+    data = np.asarray(img.data)
+    if data.size and data.dtype.kind in "fc" and not np.isfinite(data).any():
+        what = "NaN" if np.isnan(data).all() else "NaN or infinite" if np.isnan(data).any() else "infinite"
+        raise WriteError(path, f"the image ({img.signal}, {'x'.join(map(str, data.shape))}) is all {what}: "
+                               "there is no value to write (was it computed from an empty or all-NaN image?)")
+
+
 def write(img: Micrograph, path: str | os.PathLike, *, overwrite: bool = False, **kwargs) -> Path:
     """Write a Micrograph; the format follows the extension (.tif, .h5, .png, .npy ...).
 
-    The file is written under a temporary name and renamed when complete; an existing file is
+    The file is written under a temporary name and put in place when complete; an existing file is
     only replaced with ``overwrite=True``.
+
+    Raises
+    ------
+    WriteError
+        Unsupported extension, existing file without ``overwrite``, an image with no finite value
+        (all NaN/inf), or any failure of the writer; the message names the file.
     """
     from .._fileutil import atomic_output
     from ..image.micrograph import as_micrograph
@@ -189,6 +210,7 @@ def write(img: Micrograph, path: str | os.PathLike, *, overwrite: bool = False, 
     if fmt is None:
         raise WriteError(path, f"no writer for extension '{path.suffix}'; scopenet writes "
                                f"{', '.join(supported_extensions(for_writing=True))}")
+    check_has_data(img, path)
     companions: list[Path] = []
     try:
         with atomic_output(path, overwrite=overwrite) as tmp:

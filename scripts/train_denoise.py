@@ -4,7 +4,8 @@
     nohup nice python scripts/train_denoise.py --out runs &        # start (or --resume to continue)
     python scripts/train_denoise.py --out runs --resume --install  # finish and copy into weights/
 
-The run folder ``<out>/denoise-default`` holds run.yaml, last.ckpt (resumable), log.csv and the saved model.
+A thin wrapper of ``scopenet train denoise --config src/scopenet/weights/recipes/denoise-default.yaml``: the
+run folder ``<out>/denoise-default`` holds run.yaml, last.ckpt (resumable), log.csv and the saved model.
 ``--resume --minutes M`` with a larger M continues a finished run: the cosine learning-rate schedule is
 re-evaluated over the new budget (so the rate restarts part-way up and decays again). Only ``--install``
 a result after checking it with ``scopenet bench denoise --model default,<run>/denoise-default/model``.
@@ -27,10 +28,9 @@ def main(argv=None) -> int:
     p.add_argument("--install", action="store_true", help="copy the result to src/scopenet/weights/denoise-default.*")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
-    cfg = default_config()
-    cfg.out_dir = a.out
+    cfg = default_config().model_copy(update={"workdir": a.out / "denoise-default"})
     if a.minutes is not None:
-        cfg.extra = {**cfg.extra, "time_budget_min": a.minutes}
+        cfg = cfg.model_copy(update={"time_budget_s": a.minutes * 60.0})
     run = train_main(cfg, resume=a.resume, progress=not a.no_progress)
     print(f"run folder: {run}")
     if a.install:

@@ -33,7 +33,8 @@ def test_run_checkpoints_resumes_and_exports(tmp_path):
     state, steps, elapsed = load_checkpoint_state(tmp_path / "run")
     assert steps == 3 and elapsed > 0
     card = json.loads(stem.with_suffix(".json").read_text())
-    assert card["steps"] == 3 and np.isfinite(card["final_running_rms_vs_truth"])
+    assert card["training"]["steps"] == 3 and np.isfinite(card["metrics"]["values"]["final_running_rms_vs_truth"])
+    assert card["training"]["config"]["task"] == "inpaint"  # the run configuration, loadable again
     first = _weights(stem)
     for k, v in first.items():  # the saved model is the checkpoint's generator
         torch.testing.assert_close(v, state[k])
@@ -128,7 +129,7 @@ def test_cli_trains_inpaint_from_its_own_configuration(tmp_path, monkeypatch):
     (tmp_path / "inp.yaml").write_text(yaml.safe_dump(raw))
     r = runner.invoke(app, ["train", "inpaint", "--config", "inp.yaml"])
     assert r.exit_code == 0, r.output
-    assert "saved" in r.output and (tmp_path / "cli-run" / "model.safetensors").exists()
+    assert "run finished" in r.output and (tmp_path / "cli-run" / "model.safetensors").exists()
     r = runner.invoke(app, ["train", "inpaint", "--config", "inp.yaml"])  # again without --resume: refused
     assert r.exit_code != 0 and "already holds a run" in r.output
     r = runner.invoke(app, ["train", "inpaint", "--config", "inp.yaml", "--resume"])

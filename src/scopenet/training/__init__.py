@@ -1,10 +1,14 @@
-"""The shared training engine: configuration, data pipeline, schedules, Lightning modules, packaging.
+"""The one training engine: typed run configurations, budgeted Lightning runs, schedules, ALRC, packaging.
 
->>> from scopenet.training import RunConfig, ImageDataModule, ImageToImageModule, train  # doctest: +SKIP
->>> cfg = RunConfig(task="denoise", name="demo")                                      # doctest: +SKIP
->>> dm = ImageDataModule.from_images(images, cfg.data, pair_fn=add_noise)             # doctest: +SKIP
->>> result = train(cfg, dm, ImageToImageModule(UNet(), optim=cfg.optim))              # doctest: +SKIP
+- :mod:`~scopenet.training.config` -- :class:`TrainConfig`, the part every task's training configuration
+  shares (the run configuration, a union of them on ``task``, is :mod:`scopenet.tasks.runconfig`);
+- :mod:`~scopenet.training.budget` -- the engine: step-addressed batch streams (generated, or epochs over
+  arrays), a Lightning module base counting a step/time budget, exact resume from ``last.ckpt``;
+- :mod:`~scopenet.training.schedules` -- every learning-rate and momentum schedule;
+- :mod:`~scopenet.training.alrc` -- adaptive loss-rate clipping and its relatives;
+- :mod:`~scopenet.training.packaging` -- model files.
 
+Each task's ``tasks/<task>/train.py`` runs on it (``train(net, data, config)``, ``main(config, resume)``).
 Submodules are imported lazily so that ``import scopenet.training`` does not import Lightning.
 """
 from __future__ import annotations
@@ -12,11 +16,8 @@ from __future__ import annotations
 import importlib
 
 _LAZY = {
-    "DataConfig": "config", "OptimConfig": "config", "TrainerConfig": "config", "RunConfig": "config",
-    "ArrayImageDataset": "data", "EpochSampler": "data", "ImageDataModule": "data",
-    "ResumableDataLoader": "data", "grouped_split": "data",
-    "ImageToImageModule": "module",
-    "RunResult": "trainer", "build_trainer": "trainer", "train": "trainer",
+    "TrainConfig": "config",
+    "SeededStream": "budget", "EpochStream": "budget", "BudgetedModule": "budget", "fit_budgeted": "budget",
     "save_model": "packaging", "load_model": "packaging", "export_onnx": "packaging",
     "export_torchscript": "packaging",
     "ALRC": "alrc", "DALRC": "alrc", "CLRC": "alrc", "Huberise": "alrc", "NoClip": "alrc", "make_clipper": "alrc",

@@ -1,23 +1,51 @@
-"""Learning-rate and momentum schedules, as pure functions of the optimiser step.
+"""Learning-rate and momentum schedules: the one place they live, as pure functions of progress.
 
-Every schedule is a function ``factor(step)`` of the global optimiser step only, so a resumed run
-follows exactly the same schedule as an uninterrupted one. :func:`make_lr_lambda` turns a
-:class:`~scopenet.training.config.OptimConfig` schedule into a ``torch.optim.lr_scheduler.LambdaLR``
-multiplier, and :class:`DemonMomentum` is a Lightning callback for DEMON momentum decay.
+Every schedule is a function of the optimiser step (or of the fraction of a run's budget spent) only,
+so a resumed run follows exactly the schedule of an uninterrupted one.
+
+- :func:`cosine` -- cosine decay over a budget (denoise, inpaint, super-resolution);
+- :func:`one_cycle` -- cosine warm-up then cosine decay (the tip classifier);
+- :func:`step_decay`, :func:`exponential_decay`, :func:`cyclic_sawtooth` (Ede's adaptive-scan generator),
+  :func:`demon_beta` (momentum decay).
 
 References
 ----------
 Ede, J. M. (2021), thesis ch. 5 (adaptive partial STEM scans): generator learning rate
 ``eta_G * 0.75**(5m/M)`` multiplied by a cyclic sawtooth with period ``2M/9`` oscillating between
 0.2 and 1.0 (Smith, 2017, cyclical learning rates).
+Smith, L. N. & Topin, N. (2019), "Super-convergence" (the one-cycle policy).
 Chen, J. et al. (2019), "Demon: improved neural network training with momentum decay".
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
 
 from ..errors import InputError
+
+__all__ = ["cosine", "one_cycle", "step_decay", "exponential_decay", "cyclic_sawtooth", "demon_beta",
+           "set_momentum"]
+
+
+def cosine(frac: float, floor: float = 0.0) -> float:
+    """Cosine decay factor from 1 at ``frac = 0`` to ``floor`` at ``frac >= 1`` (clamped outside [0, 1])."""
+    frac = min(max(frac, 0.0), 1.0)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * frac))
+
+
+def one_cycle(step: int, total: int, peak: float, warmup: float = 0.3, div: float = 25.0,
+              final_div: float = 1e4) -> float:
+    """One-cycle learning rate at optimiser ``step`` (0-based) of ``total``: cosine up, cosine down.
+
+    Starts at ``peak / div``, reaches ``peak`` after ``warmup * total`` steps and ends at
+    ``peak / final_div``.
+    """
+    total = max(int(total), 1)
+    up = max(int(warmup * total), 1)
+    lo, end = peak / div, peak / final_div
+    if step < up:
+        return lo + (peak - lo) * (1 - math.cos(math.pi * step / up)) / 2
+    t = min((step - up) / max(total - up, 1), 1.0)
+    return end + (peak - end) * (1 + math.cos(math.pi * t)) / 2
 
 
 def step_decay(step: int, *, step_size: int, gamma: float = 0.5) -> float:
@@ -70,55 +98,6 @@ def demon_beta(step: int, total_steps: int, beta_init: float = 0.9) -> float:
     return float(beta_init * frac / ((1.0 - beta_init) + beta_init * frac))
 
 
-def make_lr_lambda(schedule: str, total_steps: int, params: dict[str, Any] | None = None
-                   ) -> Callable[[int], float] | None:
-    """Learning-rate multiplier ``f(step)`` for a schedule name, or None for a constant rate.
-
-    Parameters
-    ----------
-    schedule : {"none", "step", "exponential", "cyclic_sawtooth", "demon"}
-        "demon" changes the momentum, not the learning rate, and returns None here.
-    total_steps : int
-        Optimiser steps in the run (used by the cyclic schedule and as a default decay length).
-    params : dict
-        Keyword arguments of the schedule function. ``step`` defaults to ``step_size =
-        total_steps // 8`` (eight steps, as in the partial-STEM work); ``exponential`` defaults to
-        ``decay_steps = total_steps`` (``gamma`` over the run).
-    """
-    p = dict(params or {})
-    total_steps = max(int(total_steps), 1)
-    if schedule in ("none", "demon"):
-        return None
-    if schedule == "step":
-        p.setdefault("step_size", max(total_steps // 8, 1))
-        return lambda s: step_decay(s, **p)
-    if schedule == "exponential":
-        p.setdefault("decay_steps", total_steps)
-        return lambda s: exponential_decay(s, **p)
-    if schedule == "cyclic_sawtooth":
-        return lambda s: cyclic_sawtooth(s, total_steps, **p)
-    raise InputError(f"unknown schedule {schedule!r}; use none, step, exponential, cyclic_sawtooth or demon")
-
-
-def total_training_steps(trainer) -> int:
-    """Optimiser steps in a whole run, without loading the training data early.
-
-    Uses ``trainer.datamodule.steps_per_epoch(world_size)`` when the data module offers it (as
-    :class:`~scopenet.training.data.ImageDataModule` does) and Lightning's
-    ``estimated_stepping_batches`` otherwise. (Asking Lightning from ``configure_optimizers``
-    builds the train loader before a checkpoint is restored, which loses the loader's position.)
-    """
-    dm = getattr(trainer, "datamodule", None)
-    if dm is not None and hasattr(dm, "steps_per_epoch"):
-        batches = int(dm.steps_per_epoch(trainer.world_size))
-        total = math.ceil(batches / trainer.accumulate_grad_batches) * max(int(trainer.max_epochs or 1), 1)
-        if trainer.max_steps is not None and trainer.max_steps > 0:
-            total = min(total, trainer.max_steps)
-        return max(total, 1)
-    est = trainer.estimated_stepping_batches
-    return max(int(est), 1) if math.isfinite(est) else 1
-
-
 def set_momentum(optimizer, beta: float) -> None:
     """Set the first-moment decay (Adam ``betas[0]``) or SGD ``momentum`` of every parameter group."""
     for group in optimizer.param_groups:
@@ -126,31 +105,3 @@ def set_momentum(optimizer, beta: float) -> None:
             group["betas"] = (beta, group["betas"][1])
         elif "momentum" in group:
             group["momentum"] = beta
-
-
-try:  # the callback needs Lightning; the pure functions above do not
-    from lightning.pytorch.callbacks import Callback
-except ImportError:  # pragma: no cover
-    Callback = object  # type: ignore[misc,assignment]
-
-
-class DemonMomentum(Callback):
-    """Lightning callback applying :func:`demon_beta` before every optimiser step.
-
-    Parameters
-    ----------
-    beta_init : float
-        Initial momentum (Adam ``betas[0]`` / SGD momentum).
-    total_steps : int, optional
-        Length of the decay; defaults to ``trainer.estimated_stepping_batches``.
-    """
-
-    def __init__(self, beta_init: float = 0.9, total_steps: int | None = None):
-        self.beta_init = beta_init
-        self.total_steps = total_steps
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        total = self.total_steps or total_training_steps(trainer)
-        beta = demon_beta(trainer.global_step, total, self.beta_init)
-        for opt in trainer.optimizers:
-            set_momentum(opt, beta)

@@ -205,14 +205,10 @@ def test_pretrained_default_denoises_simulated_image():
 def test_train_main_runs_and_resumes(tmp_path):
     from scopenet.tasks.denoise.train import default_config, main
 
-    cfg = default_config()
-    cfg.out_dir = tmp_path
-    cfg.name = "tiny"
-    cfg.model = {"name": "denoise-compact", "config": {"widths": [4, 8]}}
-    cfg.data.crop_size, cfg.data.batch_size = 32, 2
-    cfg.trainer.max_steps = 3
-    cfg.trainer.log_every = 1
-    cfg.extra = {**cfg.extra, "n_sim_per_kind": 1, "sim_size": 64, "use_real": False, "time_budget_min": 5}
+    cfg = default_config().model_copy(update={
+        "workdir": tmp_path / "tiny", "arch_config": {"widths": [4, 8]}, "crop_size": 32, "batch_size": 2,
+        "max_steps": 3, "log_every": 1, "n_sim_per_kind": 1, "sim_size": 64, "use_real": False,
+        "time_budget_s": 300})
     run = main(cfg, progress=False)
     from scopenet.training.budget import checkpoint_state
 
@@ -222,8 +218,7 @@ def test_train_main_runs_and_resumes(tmp_path):
     assert Denoiser.load(run / "model").predict(np.random.rand(32, 32)).shape == (32, 32)
     with pytest.raises(InputError):
         main(cfg, progress=False)  # an existing run needs resume
-    cfg.trainer.max_steps = 5
-    main(cfg, resume=True, progress=False)
+    main(cfg.model_copy(update={"max_steps": 5}), resume=True, progress=False)
     assert checkpoint_state(run / "last.ckpt")["steps"] == 5
     rows = (run / "log.csv").read_text().split()
     assert [int(r.split(",")[0]) for r in rows[1:]] == [1, 2, 3, 4, 5]  # one header, rows continue

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ...training.config import TrainConfig
 from .data import CATEGORIES
 
 
@@ -66,3 +67,107 @@ class ClassifierConfig(BaseModel):
             return cls.model_validate(data)
         except Exception as exc:  # pydantic.ValidationError
             raise ReadError(path, f"invalid classifier settings: {exc}") from exc
+
+
+# ------------------------------------------------------------------------------ training (scopenet train)
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ExportData(_Data):
+    """Images labelled in the labelling service (or on Zooniverse): an export CSV and the image folder.
+
+    The export becomes per-image scores (:mod:`scopenet.label.aggregate`), then a training set by ``method``
+    (soft | repeat | balanced), dropping images below ``min_agreement`` (None keeps all); the categories
+    are the export's.
+    """
+
+    kind: Literal["export"] = "export"
+    labels: str = "export.csv"
+    images: str | None = Field(None, description="folder of the labelled images (None: beside the export)")
+    method: Literal["soft", "repeat", "balanced"] = "soft"
+    min_agreement: float | None = Field(0.4, ge=0, le=1)
+
+
+class HsiData(_Data):
+    """The gordon-hsi H:Si(100) set (3,271 STM images, soft labels of six categories), optionally with
+    simulated images (``sim``: ``.npz`` files written by ``scripts/train_classify.py simdata``, the first
+    ``sim_n`` used, each weighing ``sim_weight`` in the loss)."""
+
+    kind: Literal["gordon-hsi"] = "gordon-hsi"
+    root: str = "../shared/data/gordon-hsi"
+    sim: list[str] = Field(default_factory=list)
+    sim_n: int | None = Field(None, ge=1)
+    sim_weight: float = Field(1.0, ge=0)
+
+
+class SimulatedData(_Data):
+    """Simulated STM images with exact labels (``.npz`` files of ``scripts/train_classify.py simdata``).
+
+    ``target``: ``labels6`` (the six category scores) or ``good`` (the tip verdict, two classes ``bad``,
+    ``good``; ``soft_width`` > 0 trains on the soft verdict
+    :func:`~scopenet.simulate.spm.labels.good_tip_score` of that width). ``aux`` adds the six scores and
+    the apex-defect visibility as auxiliary targets (``good`` only). ``teacher`` distils: the targets
+    become ``(1 - teacher_weight) * labels + teacher_weight * p_teacher`` (``labels6`` only), the
+    teacher's probabilities averaged over the 8 flips/rotations when ``teacher_tta``.
+    """
+
+    kind: Literal["simulated"] = "simulated"
+    files: list[str] = Field(..., min_length=1)
+    target: Literal["labels6", "good"] = "labels6"
+    soft_width: float = Field(0.0, ge=0)
+    aux: bool = False
+    teacher: str | None = None
+    teacher_weight: float = Field(0.5, ge=0, le=1)
+    teacher_tta: bool = True
+
+
+ClassifyData = Annotated[Union[ExportData, HsiData, SimulatedData], Field(discriminator="kind")]
+
+
+class ClassifyTrainConfig(TrainConfig):
+    """One training run of a tip-state classifier (``scopenet train classify``).
+
+    ``classifier`` holds the network, input and training settings (epochs, batch size, one-cycle peak
+    ``lr``...); the run's ``seed`` and ``threads`` are copied into it. The run trains on the engine
+    (:class:`~scopenet.training.budget.EpochStream`: epochs over the prepared images), ``classifier.ensemble``
+    members one after another (seeds ``seed + 100 i``), checkpointing every epoch, and writes
+    ``<workdir>/model.safetensors`` + ``model.json``.
+
+    Attributes
+    ----------
+    data : ExportData, HsiData or SimulatedData
+        Where the images and labels come from (``kind``: export, gordon-hsi, simulated).
+    init : str, list or None
+        Fine-tune: a saved model or shipped name every member starts from (its network and input settings
+        replace the classifier's), or one entry per ensemble member (None: random initialisation).
+    aux_weight : float
+        Weight of the auxiliary targets' loss (``data.aux``).
+    """
+
+    task: Literal["classify"] = "classify"
+    workdir: Path | None = Path("runs/classify")
+    threads: int = Field(1, ge=1)
+    checkpoint_every_s: float | None = Field(None, gt=0)
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    data: ClassifyData = Field(default_factory=ExportData)
+    init: str | list[str | None] | None = None
+    aux_weight: float = Field(1.0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seed_and_threads(cls, data):
+        """The run's ``seed`` and ``threads`` are the classifier's: taken from it when the run omits them."""
+        if not isinstance(data, dict):
+            return data
+        d = dict(data)
+        cl = d.get("classifier")
+        cl = dict(cl) if isinstance(cl, dict) else (cl.model_dump() if isinstance(cl, BaseModel) else None)
+        if cl is None:
+            cl = {}
+        for k, default in (("seed", 0), ("threads", 1)):
+            if k not in d:
+                d[k] = cl.get(k, default)
+            cl[k] = d[k]
+        d["classifier"] = cl
+        return d

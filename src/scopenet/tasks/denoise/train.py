@@ -1,48 +1,39 @@
-"""Train the compact default denoiser: supervised, on a mix of simulated and real micrographs.
+"""Train a denoiser on the engine: ``scopenet train denoise --config run.yaml [--resume]`` or ``Denoiser.fit``.
 
-Each training pair is made with Ede's dose model (:func:`scopenet.simulate.em.noise.ede_noisy_pair`,
+The shipped ``denoise-default`` is trained supervised on a mix of simulated and real micrographs. Each
+training pair is made with Ede's dose model (:func:`scopenet.simulate.em.noise.ede_noisy_pair`,
 thesis ch. 6): a clean crop is min-max scaled to [0, 1], ``noisy = minmax(Poisson(clean * scale))`` and
 the truth is the clean crop scaled to the noisy mean. Half the pairs use the low-dose scale
 (25 + Exp(mean 75)) and half the high-dose scale (Uniform(200, 2500)), so one network covers both.
 Clean crops come from simulated STEM lattices, simulated HRTEM, mesoscale textures and the ``train``
 split of the real micrographs in ``../shared/data/em-real`` (the held-out list is never touched).
+``Denoiser.fit`` trains the same way on the user's images (supervised, Noise2Noise or Noise2Void).
 
 Loss: ``1000 * MSE`` Huberised to ``sqrt(1000 * MSE)`` above 1 (ch. 6, eq. 2); Adam with
-``beta1 = 0.5``. The learning rate follows a cosine over the run's *time budget* (the run is meant
-to finish in under an hour on 2 CPU cores), and the run writes ``last.ckpt`` every
-``checkpoint_every_n_steps`` so that ``--resume`` continues where it stopped. It runs through
-:mod:`scopenet.training.budget` (Lightning): CPU, a GPU, or several with ``strategy: ddp``.
-
-Run it with ``scopenet train denoise --config run.yaml`` or ``python scripts/train_denoise.py``.
+``beta1 = 0.5``. The learning rate follows a cosine over the run's budget (the shipped run: a 38-minute
+time budget on 2 CPU cores). Everything is in :class:`~scopenet.tasks.denoise.config.DenoiseTrainConfig`;
+the run goes through :mod:`scopenet.training.budget` (Lightning): CPU, a GPU, or several with
+``strategy: ddp``, resumable exactly from ``last.ckpt``.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
 from ...errors import InputError
-from ...training.budget import (CHECKPOINT, BudgetedModule, SeededStream, check_accelerator, checkpoint_state,
-                                cosine, fit_budgeted)
-from ...training.config import DataConfig, OptimConfig, RunConfig, TrainerConfig
+from ...training.budget import BudgetedModule, SeededStream, check_accelerator, load_init, prepare_workdir, run
+from ...training.schedules import cosine
+from .config import DenoiseTrainConfig
 
-__all__ = ["default_config", "huber_mse_1000", "TrainingPool", "DenoiseModule", "main"]
+__all__ = ["default_config", "huber_mse_1000", "TrainingPool", "DenoiseModule", "user_batches", "train", "main"]
 
 
-def default_config() -> RunConfig:
-    """The configuration of the shipped ``denoise-default`` model."""
-    return RunConfig(
-        task="denoise", name="denoise-default", out_dir=Path("runs"),
-        model={"name": "denoise-compact", "config": {"widths": [24, 48, 96], "residual": True}},
-        data=DataConfig(crop_size=96, batch_size=8, normalise="minmax", augment=True),
-        optim=OptimConfig(optimizer="adam", lr=1e-3, betas=(0.5, 0.999), weight_decay=0.0),
-        trainer=TrainerConfig(max_steps=100000, checkpoint_every_n_steps=50, seed=0, log_every=10),
-        extra={"time_budget_min": 38.0, "n_sim_per_kind": 48, "sim_size": 256, "real_fraction": 0.5,
-               "high_dose_fraction": 0.5, "bin_real_fraction": 0.5, "min_lr_fraction": 0.02,
-               "threads": 1, "use_real": True, "init_weights": None},
-    )
+def default_config() -> DenoiseTrainConfig:
+    """The configuration of the shipped ``denoise-default`` model (``scopenet train init denoise``)."""
+    return DenoiseTrainConfig()
 
 
 def huber_mse_1000(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -139,35 +130,42 @@ class TrainingPool:
 
 
 class DenoiseModule(BudgetedModule):
-    """The denoising run: Adam, cosine learning rate over the time budget, Ede's Huberised loss."""
+    """The denoising run: Adam, cosine learning rate over the budget, Ede's Huberised loss.
 
-    def __init__(self, config: RunConfig, model: torch.nn.Module, pool: TrainingPool, ex: dict,
-                 workdir: Path | None, progress: bool):
-        d = config.data
-        fr = (float(ex["real_fraction"]), float(ex["high_dose_fraction"]), float(ex["bin_real_fraction"]))
+    ``make(rng)`` returns ``(noisy, truth)`` or, for Noise2Void, ``(masked, original, mask)`` tensors
+    ``(B, 1, S, S)``; with a mask the loss is taken at the masked pixels only.
+    """
 
-        def make(rng):
-            return pool.batch(rng, d.batch_size, d.crop_size, *fr)
-
-        t = config.trainer
-        super().__init__(SeededStream(make, t.seed), t.max_steps, float(ex["time_budget_min"]) * 60.0, workdir,
-                         checkpoint_every_s=None, checkpoint_every_n_steps=t.checkpoint_every_n_steps,
+    def __init__(self, config: DenoiseTrainConfig, net: torch.nn.Module, make: Callable, progress: bool = False):
+        c = config
+        super().__init__(SeededStream(make, c.seed), c.max_steps, c.time_budget_s, c.workdir,
+                         checkpoint_every_s=c.checkpoint_every_s, checkpoint_every_n_steps=c.checkpoint_every_n_steps,
                          log_header=["step", "elapsed_s", "lr", "loss", "mse"], progress=progress)
-        self.net, self.config, self.floor = model, config, float(ex["min_lr_fraction"])
+        self.net, self.config = net, config
         self._window = [0.0, 0.0, 0]  # loss sum, mse sum, steps since the last log row
 
+    def extra_state(self) -> dict:
+        return {"window": list(self._window)}
+
+    def load_extra_state(self, state: dict) -> None:
+        self._window = list(state.get("window", [0.0, 0.0, 0]))
+
     def configure_optimizers(self):
-        o = self.config.optim
-        return torch.optim.Adam(self.net.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
+        c = self.config
+        return torch.optim.Adam(self.net.parameters(), lr=c.lr, betas=tuple(c.betas), weight_decay=c.weight_decay)
 
     def training_step(self, batch, batch_idx):
-        x, y = batch
+        x, y, *mask = batch
         opt = self.optimizers()
-        lr = self.config.optim.lr * cosine(self.fraction(), self.floor)
+        lr = self.config.lr * cosine(self.fraction(), self.config.lr_final_fraction)
         for g in opt.optimizer.param_groups:
             g["lr"] = lr
         pred = self.net(x).float()
-        loss = huber_mse_1000(pred, y)
+        if mask:
+            m = mask[0]
+            loss = huber_mse_1000(pred[m], y[m])
+        else:
+            loss = huber_mse_1000(pred, y)
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         opt.step()
@@ -176,61 +174,153 @@ class DenoiseModule(BudgetedModule):
         w[1] += float(torch.mean((pred.detach().clamp(0, 1) - y) ** 2))
         w[2] += 1
         row = None
-        if (self.steps + 1) % self.config.trainer.log_every == 0:
+        if (self.steps + 1) % self.config.log_every == 0:
             row = [self.steps + 1, f"{self.elapsed():.1f}", f"{lr:.3g}", f"{w[0] / w[2]:.5f}", f"{w[1] / w[2]:.3e}"]
             self._window = [0.0, 0.0, 0]
         self.step_done(float(loss.detach()), row)
 
 
-def main(config: RunConfig | str | Path, resume: bool = False, *, progress: bool = True) -> Path:
-    """Train the compact denoiser described by ``config``; returns the run folder.
+def _unit(a: np.ndarray) -> tuple[np.ndarray, float, float]:
+    a = np.asarray(a, np.float64)
+    lo, hi = float(a.min()), float(a.max())
+    return (((a - lo) / (hi - lo)).astype(np.float32) if hi > lo else np.zeros(a.shape, np.float32)), lo, hi
 
-    The run folder holds ``run.yaml``, ``last.ckpt`` (resumable checkpoint), ``log.csv`` and, at the
-    end, ``model.safetensors`` + ``model.json`` (a saved model loadable with ``Denoiser.load``). The
-    trainer section's ``accelerator``, ``devices``, ``strategy`` ("ddp" for several GPUs) and
-    ``precision`` choose where it runs (Lightning).
+
+def user_batches(images: Sequence[np.ndarray], targets: Sequence[np.ndarray] | None,
+                 config: DenoiseTrainConfig) -> Callable[[np.random.Generator], tuple]:
+    """``make(rng)`` of training batches from the user's images (``Denoiser.fit``), by ``config.mode``.
+
+    ``supervised``: clean ``images`` get Ede's dose noise, unless ``targets`` are given (then ``images``
+    are the noisy inputs). ``n2n``: ``targets`` hold a second noisy frame of each image, or the images are
+    stacks of >= 2 frames (two different frames per crop). ``n2v``: blind-spot masking
+    (:func:`~scopenet.tasks.denoise.model.n2v_mask`). Pairs are scaled jointly by the input crop's range.
+    Images are 2-D arrays (or ``(n, H, W)`` stacks) at least ``crop_size`` on a side.
+    """
+    from ...training.data import dihedral
+    from ...simulate.em.noise import ede_noisy_pair
+
+    mode, size = config.mode, config.crop_size
+    srcs = [np.asarray(a) for a in images]
+    tgts = None if targets is None else [np.asarray(a) for a in targets]
+
+    def crop_pair(rng):
+        i = int(rng.integers(len(srcs)))
+        a = srcs[i]
+        if a.ndim == 3:  # stack: pick frames
+            j, k = rng.choice(a.shape[0], 2, replace=False) if a.shape[0] >= 2 else (0, 0)
+            a, b = a[j], a[k]
+        else:
+            b = tgts[i] if tgts is not None else None
+        h, w = a.shape
+        y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+        t = int(rng.integers(8))
+        ca = dihedral(a[y:y + size, x:x + size], t)
+        cb = dihedral(b[y:y + size, x:x + size], t) if b is not None else None
+        return ca, cb
+
+    def make(rng):
+        from .model import n2v_mask
+
+        xs, ys, ms = [], [], []
+        for _ in range(config.batch_size):
+            ca, cb = crop_pair(rng)
+            if mode == "supervised" and cb is None:
+                noisy, truth = ede_noisy_pair(ca, rng, "high" if rng.random() < config.high_dose_fraction else "low")
+                xs.append(noisy), ys.append(truth)
+                continue
+            u, lo, hi = _unit(ca)
+            scale = (hi - lo) if hi > lo else 1.0
+            if mode == "n2v":
+                masked, mask = n2v_mask(u, rng, config.n2v_fraction, config.n2v_radius)
+                xs.append(masked), ys.append(u), ms.append(mask)
+            else:
+                tb = ((np.asarray(cb, np.float64) - lo) / scale).astype(np.float32)
+                if mode == "n2n" and rng.random() < 0.5:  # symmetric: either frame may be the input
+                    u, tb = tb, u
+                xs.append(u), ys.append(tb)
+        out = (torch.from_numpy(np.stack(xs)[:, None].astype(np.float32)),
+               torch.from_numpy(np.stack(ys)[:, None].astype(np.float32)))
+        return out + (torch.from_numpy(np.stack(ms)[:, None]),) if ms else out
+
+    return make
+
+
+def train(net: torch.nn.Module, data: Any = None, config: DenoiseTrainConfig | None = None, *,
+          device: str | None = None, progress: bool = False, resume: bool = False) -> list[float]:
+    """Train ``net`` as ``config`` says; returns the loss of every step of the run.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        Trained in place (left in eval mode).
+    data : None, TrainingPool, (images, targets) or callable
+        None: a :class:`TrainingPool` made from the configuration; a pool; the user's images and targets
+        (or None) for :func:`user_batches`; or ``make(rng) -> batch``.
+    config : DenoiseTrainConfig
+        With a ``workdir`` the run writes ``last.ckpt`` and ``log.csv`` there (and ``resume`` continues it);
+        with ``workdir=None`` nothing is written.
+    device : str, optional
+        "cpu", "cuda", "cuda:1", "mps" (an estimator's device); default the configuration's accelerator.
+    """
+    return list(_run(net, data, config, device=device, progress=progress, resume=resume)[0].losses)
+
+
+def _run(net, data, config, *, device=None, progress=False, resume=False):
+    c = config or DenoiseTrainConfig()
+    if data is None:
+        data = TrainingPool(c.n_sim_per_kind, c.sim_size, c.seed, c.use_real)
+    if isinstance(data, TrainingPool):
+        pool = data
+        fr = (c.real_fraction, c.high_dose_fraction, c.bin_real_fraction)
+
+        def make(rng):
+            return pool.batch(rng, c.batch_size, c.crop_size, *fr)
+    elif callable(data):
+        make = data
+    else:
+        images, targets = data
+        make = user_batches(images, targets, c)
+    module = DenoiseModule(c, net, make, progress)
+    old = torch.get_num_threads()
+    torch.set_num_threads(c.threads)
+    try:
+        trainer = run(module, c, resume=resume, device=device)
+    finally:
+        torch.set_num_threads(old)
+    net.eval()
+    return module, trainer
+
+
+def main(config: DenoiseTrainConfig | str | Path, resume: bool = False, *, progress: bool = True,
+         overwrite: bool = False) -> Path:
+    """Train the denoiser described by ``config`` (a configuration or its YAML file); returns the run folder.
+
+    The run folder (``workdir``) holds ``run.yaml``, ``last.ckpt`` (resumable checkpoint), ``log.csv`` and,
+    at the end, ``model.safetensors`` + ``model.json`` (a saved model loadable with ``Denoiser.load``).
     """
     from ...nn import build_architecture
     from ...training.packaging import save_model
-    from . import net  # noqa: F401  (registers "denoise-compact")
 
-    if not isinstance(config, RunConfig):
-        config = RunConfig.from_yaml(config)
-    if config.task != "denoise":
-        raise InputError(f"configuration is for task {config.task!r}, not 'denoise'")
-    ex = {**default_config().extra, **config.extra}
-    check_accelerator(config.trainer.accelerator)  # before the pool is simulated
-    torch.set_num_threads(int(ex.get("threads", 2)))
-    run_dir = config.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt = run_dir / CHECKPOINT
-    if not (run_dir / "run.yaml").exists():
-        config.to_yaml(run_dir / "run.yaml")
-    elif not resume and ckpt.exists():
-        raise InputError(f"{run_dir} already holds a run; pass resume=True (--resume) or choose another name")
+    if not isinstance(config, DenoiseTrainConfig):
+        from ..runconfig import read_run_config
 
-    torch.manual_seed(config.trainer.seed)
-    model = build_architecture(config.model["name"], config.model.get("config", {}))
-    init = ex.get("init_weights")
-    if init and not (resume and ckpt.exists()):  # fine-tuning: start from a saved model or a run's checkpoint
-        ip = Path(init)
-        if ip.suffix == ".ckpt":
-            model.load_state_dict(checkpoint_state(ip)["modules"]["net"])
-        elif ip.suffix == ".pt":  # runs made before training moved to Lightning
-            model.load_state_dict(torch.load(ip, map_location="cpu", weights_only=False)["model"])
-        else:
-            from ...training.packaging import load_model
-
-            model.load_state_dict(load_model(ip).state_dict())
-    pool = TrainingPool(int(ex["n_sim_per_kind"]), int(ex["sim_size"]), config.trainer.seed, bool(ex["use_real"]))
-    module = DenoiseModule(config, model, pool, ex, run_dir, progress)
-    t = config.trainer
-    trainer = fit_budgeted(module, resume=resume, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
-                           precision=t.precision, num_workers=config.data.num_workers)
+        config = read_run_config(config, task="denoise")
+    c = config
+    if c.workdir is None:
+        raise InputError("a training run needs a workdir")
+    check_accelerator(c.accelerator)  # before the pool is simulated
+    run_dir = prepare_workdir(c, resume, overwrite)
+    torch.manual_seed(c.seed)
+    model = build_architecture(c.architecture, c.arch_config)
+    if c.init_from and not (resume and (run_dir / "last.ckpt").exists()):  # fine-tuning a saved model or a run
+        load_init(model, c.init_from)
+    torch.set_num_threads(c.threads)
+    pool = TrainingPool(c.n_sim_per_kind, c.sim_size, c.seed, c.use_real)
+    module, trainer = _run(model, pool, c, progress=progress, resume=resume)
     if not trainer.is_global_zero:
         return run_dir
     card = {"task": "denoise", "training_data": pool.describe(), "training_time_s": round(module.elapsed(), 1),
-            "training_steps": module.steps, "config": config.to_dict(),
+            "training_steps": module.steps, "config": c.to_dict(),
             "noise_model": "Ede ch.6: minmax(Poisson(clean*scale)), low 25+Exp(75) / high U(200,2500), 50/50"}
     save_model(run_dir / "model", model.cpu().eval(), card, overwrite=True)
     return run_dir

@@ -1,4 +1,4 @@
-"""Train the coverage-agnostic completion model (``scripts/train_inpaint.py``, ``main(config, resume)``).
+"""Train the coverage-agnostic completion model: ``scopenet train inpaint --config run.yaml [--resume]``.
 
 A resumable Lightning run (manual optimisation; CPU, GPU or multi-GPU DDP from the config's
 ``accelerator``/``devices``/``strategy``; small enough for a laptop CPU): samples are drawn on the fly from a
@@ -8,7 +8,8 @@ random-segment paths at coverages 1/100 ... 1/10, infilled with nearest neighbou
 ``200 * ALRC(MSE)`` against the Gaussian-blurred truth (plus, with ``adversarial=True``, an LSGAN term
 from three multi-scale discriminators with experience replay). Checkpoints (``last.ckpt``) every
 ``checkpoint_every_s``; the run stops at ``max_steps`` or ``time_budget_s`` of training time and
-writes ``<workdir>/model.safetensors`` + ``model.json``.
+writes ``<workdir>/model.safetensors`` + ``model.json``. ``train(net, data, config)`` is the entry the
+estimator's ``fit`` calls; ``main(config, resume)`` the one of ``scopenet train inpaint``.
 """
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ import torch
 from ...nn import build_architecture
 from ...nn import partial_stem  # noqa: F401  (registers the architectures)
 from ...training.alrc import ALRC
-from ...training.budget import (BudgetedModule, SeededStream, check_accelerator, checkpoint_state, cosine,
-                                fit_budgeted)
+from ...training.budget import (BudgetedModule, SeededStream, check_accelerator, checkpoint_state, prepare_workdir,
+                                run)
+from ...training.schedules import cosine
 from .config import InpaintTrainConfig
 from .data import make_batch, mask_bank
 
@@ -219,7 +221,7 @@ class InpaintModule(BudgetedModule):
 
 def train_network(net: torch.nn.Module, pool: list[np.ndarray], cfg: InpaintTrainConfig, *,
                   workdir: Path | None = None, resume: bool = True, verbose: bool = True,
-                  mask_size: int | None = None) -> InpaintModule:
+                  mask_size: int | None = None, device: str | None = None) -> InpaintModule:
     """Train ``net`` on ``pool`` (images in [0, 1]) with Lightning; returns the finished module.
 
     With a ``workdir`` the run writes ``last.ckpt`` (every ``checkpoint_every_s`` and at the end) and
@@ -232,11 +234,28 @@ def train_network(net: torch.nn.Module, pool: list[np.ndarray], cfg: InpaintTrai
     module = InpaintModule(cfg, net, pool, masks, workdir, verbose)
     if verbose:
         print(f"pool {len(pool)} images, {len(masks)} masks", flush=True)
-    trainer = fit_budgeted(module, resume=resume, accelerator=cfg.accelerator, devices=cfg.devices,
-                           strategy=cfg.strategy, precision=cfg.precision, num_workers=cfg.num_workers,
-                           find_unused_parameters=cfg.adversarial)
+    trainer = run(module, cfg, resume=resume, device=device, find_unused_parameters=cfg.adversarial)
     module.is_global_zero_ = trainer.is_global_zero
     return module
+
+
+def train(net: torch.nn.Module, data: list[np.ndarray] | None = None, config: InpaintTrainConfig | None = None, *,
+          device: str | None = None, progress: bool = False, resume: bool = False,
+          mask_size: int | None = None) -> list[float]:
+    """Train ``net`` on ``data`` (images in [0, 1]; None: the pool of :func:`image_pool`) as ``config`` says;
+    returns the loss of every step. With ``config.workdir`` the run checkpoints there (``resume`` continues
+    it); with ``workdir=None`` nothing is written. ``progress`` prints the running losses."""
+    cfg = config or InpaintTrainConfig()
+    pool = image_pool(cfg)[0] if data is None else data
+    old = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    try:
+        module = train_network(net, pool, cfg, workdir=cfg.workdir, resume=resume, verbose=progress,
+                               mask_size=mask_size, device=device)
+    finally:
+        torch.set_num_threads(old)
+    net.eval()
+    return list(module.losses)
 
 
 def default_config() -> InpaintTrainConfig:
@@ -268,16 +287,16 @@ def main(config: InpaintTrainConfig | dict | str | Path | None = None, resume: b
     elif isinstance(config, dict):
         cfg = InpaintTrainConfig(**config)
     else:
-        cfg = InpaintTrainConfig.from_yaml(config)
-    check_accelerator(cfg.accelerator)  # before the pool is simulated
-    torch.set_num_threads(cfg.threads)
-    wd = Path(cfg.workdir)
-    if not resume and not overwrite and (wd / "last.ckpt").exists():
+        from ..runconfig import read_run_config
+
+        cfg = read_run_config(config, task="inpaint")
+    if cfg.workdir is None:
         from ...errors import InputError
 
-        raise InputError(f"{wd} already holds a run (last.ckpt); resume it (--resume) or choose another workdir")
-    wd.mkdir(parents=True, exist_ok=True)
-    cfg.to_yaml(wd / "config.yaml")
+        raise InputError("a training run needs a workdir")
+    check_accelerator(cfg.accelerator)  # before the pool is simulated
+    torch.set_num_threads(cfg.threads)
+    wd = prepare_workdir(cfg, resume, overwrite)
     torch.manual_seed(cfg.seed)
     net = build_architecture(cfg.architecture, cfg.arch_config)
     if cfg.init_from and not (resume and (wd / "last.ckpt").exists()):
@@ -327,7 +346,7 @@ def export_checkpoint(workdir: str | Path, stem: str | Path, extra_card: dict | 
     from ...training.packaging import save_model
 
     wd = Path(workdir)
-    cfg = InpaintTrainConfig.from_yaml(wd / "config.yaml")
+    cfg = InpaintTrainConfig.from_yaml(wd / "run.yaml" if (wd / "run.yaml").exists() else wd / "config.yaml")
     state, steps, elapsed = load_checkpoint_state(wd)
     net = build_architecture(cfg.architecture, cfg.arch_config)
     net.load_state_dict(state)

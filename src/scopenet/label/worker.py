@@ -159,6 +159,11 @@ def _init_worker(memory_limit: int | None) -> None:
     from ..io import read  # noqa: F401 - load every reader before the cap
     from . import render  # noqa: F401
 
+    try:  # the line flattening render uses, imported on first use otherwise
+        from ..image import spm  # noqa: F401
+    except ImportError:  # pragma: no cover - the module is absent
+        pass
+
     if not memory_limit:
         return
     try:

@@ -7,8 +7,8 @@
   succeed: the second gets :class:`~scopenet.errors.WriteError` "file exists". On a file system
   without hard links the name is reserved with ``O_CREAT | O_EXCL`` first, then replaced.
 * Temporary files left by writers that were killed (``kill -9``, power loss) are removed by the
-  next write into the same folder: those whose writer process (on this host) is gone, and any
-  older than :data:`STALE_AFTER_S`.
+  next write into the same folder (scanned at most every :data:`CLEAN_EVERY_S` per process):
+  those whose writer process (on this host) is gone, and any untouched for :data:`STALE_AFTER_S`.
 """
 from __future__ import annotations
 
@@ -26,6 +26,9 @@ from .errors import WriteError
 
 #: a temporary output untouched for this long is abandoned, whoever wrote it.
 STALE_AFTER_S = 15 * 60
+#: a folder is scanned for stale temporary outputs at most this often per process (batch writes).
+CLEAN_EVERY_S = 60.0
+_last_clean: dict[str, float] = {}
 _HOST = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname() or "host")[:32] or "host"
 #: ``.<stem>.scopenet-<host>-<pid>-<random>.partial<suffix>[<companion>]``
 _OURS = re.compile(r"^\..*\.scopenet-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[A-Za-z0-9_]+\.partial")
@@ -138,7 +141,10 @@ def atomic_output(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     if path.exists() and not overwrite:
         raise WriteError(path, "file exists (pass overwrite=True / --overwrite to replace it)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_partials(path.parent)
+    folder = os.path.abspath(path.parent)
+    if time.monotonic() - _last_clean.get(folder, -CLEAN_EVERY_S) >= CLEAN_EVERY_S:
+        _last_clean[folder] = time.monotonic()
+        clean_stale_partials(folder)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.scopenet-{_HOST}-{os.getpid()}-",
                                suffix=".partial" + path.suffix, dir=path.parent)
     os.close(fd)

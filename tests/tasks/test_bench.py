@@ -170,3 +170,21 @@ def test_one_registry_for_the_cli_and_run_all():
     assert {"denoise", "inpaint", "superres", "classify", "simulate", "simulate-spm", "alrc"} <= set(REGISTRY)
     run_all = pytest.importorskip("benchmarks.run_all")
     assert run_all.REGISTRY is REGISTRY
+
+
+def test_card_field_reads_flat_dict_cards_and_sectioned_model_cards():
+    from types import SimpleNamespace
+
+    from pydantic import BaseModel
+
+    from scopenet.tasks._bench import card_field
+
+    class Card(BaseModel):
+        name: str
+        training: dict = {}
+        predict: dict = {}
+
+    assert card_field(SimpleNamespace(card_={"name": "a", "init": [None]}), "init") == [None]
+    est = SimpleNamespace(card=Card(name="b", training={"init": ["x"]}, predict={"sampling": "decimate"}))
+    assert card_field(est, "name") == "b" and card_field(est, "init") == ["x"]
+    assert card_field(est, "sampling") == "decimate" and card_field(est, "nope", 3) == 3

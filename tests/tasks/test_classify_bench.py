@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from scopenet.tasks._bench import card_field
 from scopenet.tasks.classify import TipClassifier
 from scopenet.tasks.classify.bench import session_cv
 from scopenet.tasks.classify.data import CATEGORIES
@@ -34,12 +35,12 @@ def test_session_cv_retrains_the_shipped_recipe_with_its_member_starts(tmp_path,
     (cfg, init), = seen
     # the shipped settings (ensemble size, network, input size), only the epochs and the fold's seed changed
     assert cfg.model_copy(update={"epochs": ship.config.epochs, "seed": ship.config.seed}) == ship.config
-    starts = ship.card_.get("init")
+    starts = card_field(ship, "init")
     if starts is None:
         assert init is None
     else:
         assert len(init) == ship.config.ensemble == len(starts)
-        assert [None if m is None else m.card_["name"] for m in init] == starts
+        assert [None if m is None else card_field(m, "name") for m in init] == starts
     assert len(r["cnn"]) == 1 and r["cnn"][0].shape == (6,) and r["p"][0].shape == (12, 6)
     # the CNN predicts with the shipped card's views; other view counts are reported beside it
     assert r["shipped_views"] == len(ship.views(None))

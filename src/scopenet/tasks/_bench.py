@@ -289,23 +289,23 @@ def image_scores(truth, out, metrics: Iterable[str] = ("rms", "psnr", "ssim"), d
     return {m: float(np.mean([fns[m](t, o) for t, o in pairs])) for m in metrics}
 
 
+_CARD_SECTIONS = ("predict", "config", "training", "preprocessing", "notes")
+
+
 def card_field(estimator, key: str, default: Any = None) -> Any:
-    """``key`` of an estimator's model card, whichever shape the card has (a dict or a ``ModelCard``,
-    held as ``card_`` or ``card``); ``default`` when absent."""
+    """``key`` of an estimator's model card, whichever shape the card has: a flat dict or a
+    ``weights.ModelCard`` (held as ``card_`` or ``card``), the key at the top or in one of its sections
+    (predict, config, training, preprocessing, notes); ``default`` when absent."""
     for attr in ("card_", "card"):
         card = getattr(estimator, attr, None)
         if card is None or callable(card):
             continue
-        if isinstance(card, Mapping):
-            if key in card:
-                return card[key]
-            continue
-        val = getattr(card, key, None)
-        if val is None:
-            extra = getattr(card, "model_extra", None) or {}
-            val = extra.get(key)
-        if val is not None:
-            return val
+        if not isinstance(card, Mapping):
+            dump = getattr(card, "model_dump", None)
+            card = dump() if callable(dump) else vars(card)
+        for d in (card, *(card.get(s) for s in _CARD_SECTIONS)):
+            if isinstance(d, Mapping) and d.get(key) is not None:
+                return d[key]
     return default
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._bench import BenchSpec, Report, Table, compare_with_best
+from .._bench import BenchSpec, Report, Table, card_field, compare_with_best
 
 DEFAULT_DATA = Path(__file__).resolve().parents[4].parent / "shared" / "data" / "gordon-hsi"
 
@@ -56,7 +56,7 @@ def session_cv(data_dir, folds: int = 5, limit: int | None = None, epochs: int |
     ship = shipped.config
     cfg = ship.model_copy(update={"epochs": epochs or ship.epochs})
     # the shipped recipe: members fine-tuned from the (shipped, simulation-trained) models named in its card
-    init = shipped.card_.get("init")
+    init = card_field(shipped, "init")
     if init is not None:
         init = [None if n is None else TipClassifier.pretrained(n) for n in init]
     X = prepare(d.images, cfg.size, cfg.flatten)

@@ -18,27 +18,21 @@ def _size(n: int) -> str:
     return str(n)  # pragma: no cover
 
 
-def _flat_numbers(m: dict, prefix: str = ""):
-    """(key, value) for the scalar numbers of a possibly nested metrics dict, depth-first."""
-    for k, v in m.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, bool):
-            continue
-        if isinstance(v, (int, float)):
-            yield key, v
-        elif isinstance(v, dict):
-            yield from _flat_numbers(v, prefix=f"{key}.")
-
-
-def _metrics(m: dict, limit: int = 2) -> str:
-    """A short summary of a model card's first metrics (the full card is in its JSON)."""
-    parts = [f"{k}={v:.4g}" for k, v in list(_flat_numbers(m or {}))[:limit]]
-    return "\n".join(parts) or "-"
+def _headline(card) -> str:
+    """The card's headline figure: value, then what it measures."""
+    h = card.metrics.headline
+    return "-" if h is None else f"{h.value:.4g}  {h.label}"
 
 
 @models_app.command("list")
-def list_cmd():
-    """Show the installed models: name, task, architecture, size and metrics."""
+def list_cmd(json_out: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table.")):
+    """Show the installed models: name, task, version, headline figure and size (cached ones marked).
+
+    The headline figure is the one each model card names (``metrics.headline``); every figure and the
+    command that printed it are in the card (``scopenet models show NAME``).
+    """
+    import json
+
     from rich.console import Console
     from rich.table import Table
 
@@ -46,16 +40,39 @@ def list_cmd():
 
     with user_errors():
         models = list_models()
+        if json_out:
+            typer.echo(json.dumps([{"name": m.name, "task": m.task, "version": m.card.version,
+                                    "architecture": m.architecture, "size_bytes": m.size_bytes, "source": m.source,
+                                    "headline": m.headline.model_dump() if m.headline else None,
+                                    "command": m.card.metrics.command} for m in models], indent=2))
+            return
         console = Console()
         if not models:
             console.print(f"no models installed (looked in scopenet/weights and {cache_dir()})")
             return
         table = Table(title="scopenet models")
-        for col in ("name", "task", "architecture", "size", "metrics", "source"):
-            table.add_column(col, no_wrap=col != "metrics", overflow="fold")
-        for m in models:
-            table.add_row(m.name, m.task or "-", m.architecture, _size(m.size_bytes), _metrics(m.metrics), m.source)
+        table.add_column("name", no_wrap=True)
+        table.add_column("task", overflow="fold")
+        table.add_column("v", justify="right")
+        table.add_column("headline figure", overflow="fold", ratio=1, min_width=16)
+        table.add_column("size", no_wrap=True)
+        for m in models:  # shipped models plain, the user's cached ones marked
+            name = m.name if m.source == "shipped" else f"{m.name} ({m.source})"
+            table.add_row(name, m.task or "-", str(m.card.version), _headline(m.card), _size(m.size_bytes))
         console.print(table)
+
+
+@models_app.command("show")
+def show_cmd(name: str = typer.Argument(..., help="Installed model name, or path of a saved model.")):
+    """Print a model's card (JSON): architecture, settings, training, every metric and its command."""
+    import json
+    from pathlib import Path as _P
+
+    from ..weights import find_model, read_card
+
+    with user_errors():
+        stem = _P(name) if ("/" in name or _P(name + ".json").exists()) else find_model(name)
+        typer.echo(json.dumps(read_card(stem).to_dict(), indent=2))
 
 
 @models_app.command("export")

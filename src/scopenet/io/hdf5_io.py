@@ -59,9 +59,9 @@ class _GuardedFile:
 
     A disk error (a full disk, a file-size limit, a vanished network share) is never passed to
     HDF5: it is remembered in :attr:`error`, and from then on every write, truncation and flush is
-    accepted and dropped (reads give zeros), so HDF5 finishes and closes the file normally and h5py
-    releases every object id; :func:`write_hdf5` then raises the remembered error. When the error
-    reached HDF5, HDF5 failed to close the objects of a file it could not flush, h5py kept their
+    accepted and dropped (what was never written reads as zeros), so HDF5 finishes and closes the
+    file normally and h5py releases every object id; :func:`write_hdf5` then raises the remembered
+    error. When the error reached HDF5, HDF5 failed to close the objects of a file it could not flush, h5py kept their
     ids, retried at deallocation, and the interpreter died with a segmentation fault (rc 139) after
     the error message had been printed.
     """
@@ -86,6 +86,8 @@ class _GuardedFile:
         view = memoryview(b).cast("B")
         n = len(view)
         done = 0
+        if self._ok():
+            self._io(self._fh.seek, self._pos)
         while self._ok() and done < n:
             w = self._io(self._fh.write, view[done:])
             if w is not None and w <= 0:
@@ -107,10 +109,17 @@ class _GuardedFile:
             self._io(self._fh.flush)
 
     def readinto(self, b) -> int:
+        """Read at the current position; what cannot be read (never written) reads as zeros."""
         view = memoryview(b).cast("B")
-        got = self._io(self._fh.readinto, view) if self._ok() else None
-        if got is None:  # after a failure nothing is read back from the disk
-            view[:] = bytes(len(view))
+        got = 0
+        if not self._fh.closed:  # reading needs no room: what was written is read back as is
+            try:
+                self._fh.seek(self._pos)
+                got = self._fh.readinto(view) or 0
+            except OSError:
+                got = 0
+        if self.error is not None and got < len(view):
+            view[got:] = bytes(len(view) - got)
             got = len(view)
         self._pos += got
         return got
@@ -123,8 +132,6 @@ class _GuardedFile:
 
     def seek(self, pos: int, whence: int = 0) -> int:
         self._pos = pos if whence == 0 else self._pos + pos if whence == 1 else self._size + pos
-        if self._ok():
-            self._io(self._fh.seek, self._pos)
         return self._pos
 
     def tell(self) -> int:

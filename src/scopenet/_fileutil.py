@@ -32,8 +32,8 @@ _last_clean: dict[str, float] = {}
 _HOST = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname() or "host")[:32] or "host"
 #: ``.<stem>.scopenet-<host>-<pid>-<random>.partial<suffix>[<companion>]``
 _OURS = re.compile(r"^\..*\.scopenet-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[A-Za-z0-9_]+\.partial")
-#: temporary names of scopenet before 0.1.1: ``.<stem>.<8 random>.partial<suffix>``
-_LEGACY = re.compile(r"^\..*\.[A-Za-z0-9_]{8}\.partial(\.[A-Za-z0-9]+)*$")
+#: temporary names of earlier scopenet versions: ``.<stem>.<8 random of mkstemp>.partial<suffix>``
+_LEGACY = re.compile(r"^\..*\.[a-z0-9_]{8}\.partial(\.[A-Za-z0-9]+)+$")
 
 
 def _pid_alive(pid: int) -> bool:

@@ -20,6 +20,8 @@ container's top-level entries such as ``/filename``.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 import struct
 from pathlib import Path
@@ -154,7 +156,8 @@ def read_gwy(path: str | Path) -> list[Micrograph]:
     except _Corrupt as exc:
         raise ReadError(path, f"corrupt or truncated Gwyddion file: {exc}") from exc
     try:
-        obj = GwyObject.frombuffer(raw[4:])
+        with contextlib.redirect_stdout(io.StringIO()):  # gwyfile prints (not raises) some problems
+            obj = GwyObject.frombuffer(raw[4:])
     except Exception as exc:
         raise ReadError(path, f"corrupt Gwyddion file ({type(exc).__name__}: {exc})") from exc
     if not isinstance(obj, dict):

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import InputError, ScopenetError
+from ...image.scaling import unit_scale
 from .._bench import BenchSpec, Report, Table, card_field, compare_with_best, image_scores, mean_sd, timed_loop
 
 __all__ = ["main", "SPEC", "load_clean_crops", "run_benchmark", "build_tables", "format_table"]
@@ -43,9 +44,7 @@ def _centre_crop(a: np.ndarray, size: int, bin_factor: int = 1) -> np.ndarray:
         a = resize(a, (int(np.ceil(a.shape[0] * f)), int(np.ceil(a.shape[1] * f))), order=1, anti_aliasing=False)
     h, w = a.shape
     y, x = (h - size) // 2, (w - size) // 2
-    c = a[y:y + size, x:x + size]
-    lo, hi = c.min(), c.max()
-    return ((c - lo) / (hi - lo)).astype(np.float32) if hi > lo else np.zeros_like(c, np.float32)
+    return unit_scale(a[y:y + size, x:x + size])[0]
 
 
 def load_clean_crops(images: str | Path | None = None, n_sim: int = 8, size: int = SIZE, bin_factor: int = 1

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...image.scaling import unit_scale
 from ...metrics.image import error_vs_distance_to_path, rms, ssim
 from ...simulate import scans
 from .._bench import BenchSpec, Report, Table, best_of, card_field, timed_loop
@@ -31,9 +32,8 @@ DIST_LABELS = ("0", "1-2", "3-4", "5-8", "9-16", ">16")
 
 
 def _unit(a: np.ndarray) -> np.ndarray:
-    a = np.nan_to_num(np.asarray(a, np.float64))
-    lo, hi = np.percentile(a, [0.01, 99.99])
-    return np.clip((a - lo) / (hi - lo), 0, 1).astype(np.float32) if hi > lo else np.zeros(a.shape, np.float32)
+    """Robust [0, 1] scaling (0.01 / 99.99 percentiles), clipped."""
+    return np.clip(unit_scale(a, percentiles=(0.01, 99.99))[0], 0, 1)
 
 
 def _crop(a: np.ndarray, size: int) -> np.ndarray | None:

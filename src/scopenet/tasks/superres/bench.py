@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...image.scaling import unit_scale
 from .._bench import BenchSpec, Report, Table, best_of, card_field, compare_with_best, image_scores, timed_loop
 from .model import STEM_MODEL, SuperResolver, coarsen, upsample
 
@@ -36,10 +37,7 @@ HOLDOUT_FOLD = 0  # session_folds(k=5, seed=0) fold kept out of training
 
 def unit(images: np.ndarray) -> np.ndarray:
     """Scale each image of ``(N, H, W)`` to [0, 1] (constant images to 0)."""
-    a = np.asarray(images, np.float32)
-    lo = a.min(axis=(1, 2), keepdims=True)
-    span = a.max(axis=(1, 2), keepdims=True) - lo
-    return (a - lo) / np.where(span > 0, span, 1)
+    return np.stack([unit_scale(a)[0] for a in np.asarray(images, np.float32)])
 
 
 def sim_images(n: int, seed: int = EVAL_SIM_SEED, size: int = 128) -> np.ndarray:
@@ -273,8 +271,7 @@ def _folder_images(folder: Path, max_side: int = STEM_CROP) -> list[tuple[str, n
             print(f"skipping {p.name}: smaller than 32 px")
             continue
         y, x = (d.shape[0] - side) // 2, (d.shape[1] - side) // 2
-        c = np.nan_to_num(d[y:y + side, x:x + side], nan=float(np.nanmedian(d)))
-        out.append((p.name, unit(c[None])[0]))
+        out.append((p.name, unit_scale(d[y:y + side, x:x + side])[0]))
     if not out:
         raise InputError(f"no readable images in {folder}")
     return out

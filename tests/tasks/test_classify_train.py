@@ -91,7 +91,7 @@ def test_per_category_thresholds_from_the_card_drive_labels(tmp_path):
     np.testing.assert_allclose(clf.thresholds, [0.5, 0.5])  # no thresholds in the card
     p = clf.predict_proba(x)
     thr = [float(np.median(p[:, 0])), 0.0]  # half the images above the first, all above the second
-    clf.card_["thresholds"] = {"bad_blurry": thr[0], "rows": thr[1]}
+    clf.card_.predict["thresholds"] = {"bad_blurry": thr[0], "rows": thr[1]}
     clf.save(tmp_path / "m")
     back = TipClassifier.load(tmp_path / "m")
     np.testing.assert_allclose(back.thresholds, thr)

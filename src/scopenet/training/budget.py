@@ -27,6 +27,7 @@ Subclasses implement ``configure_optimizers`` and ``training_step``; a step ends
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 import warnings
@@ -332,12 +333,26 @@ def fit_budgeted(module: BudgetedModule, *, resume: bool = True, accelerator: st
     without gradients (adversarial training). ``trainer.is_global_zero`` tells the caller whether it is
     the process that should save results.
     """
-    from .config import resolve_precision
-
     loader = torch.utils.data.DataLoader(module.stream, batch_size=None, num_workers=num_workers)
     if strategy == "ddp" and find_unused_parameters:
         strategy = "ddp_find_unused_parameters_true"
     acc = check_accelerator(accelerator)
+    quiet = logging.getLogger("lightning.pytorch")  # its set-up chatter (devices found, tips)
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
+    try:
+        trainer = _fit(module, loader, resume, acc, devices, strategy, precision)
+    finally:
+        quiet.setLevel(level)
+    if module.checkpoint_file is not None:
+        module.checkpoint_file.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(trainer, module.checkpoint_file)
+    return trainer
+
+
+def _fit(module, loader, resume, acc, devices, strategy, precision) -> pl.Trainer:
+    from .config import resolve_precision
+
     trainer = pl.Trainer(
         accelerator=acc, devices=devices, strategy=strategy, precision=resolve_precision(precision, acc),
         max_epochs=-1, max_steps=-1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
@@ -350,10 +365,8 @@ def fit_budgeted(module: BudgetedModule, *, resume: bool = True, accelerator: st
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch.*")
         warnings.filterwarnings("ignore", message=".*IterableDataset.*")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
         trainer.fit(module, train_dataloaders=loader, ckpt_path=ckpt)
-    if module.checkpoint_file is not None:
-        module.checkpoint_file.parent.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(trainer, module.checkpoint_file)
     return trainer
 
 

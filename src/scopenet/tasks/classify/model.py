@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,12 +14,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...errors import InputError, ReadError
+from ...errors import InputError
 from ...image.tta import TTA_ORDER, check_views, tta_mean
 from ...nn.cnn import TipNet, TipResNet, class_activation_map
 from .._estimator import Estimator, cached, register
 from .config import ClassifierConfig
-from .preprocess import augment, prepare
+from .preprocess import prepare
 
 #: settings that fix a classifier's network; fine-tuning (``fit(init=...)``) needs them equal
 NETWORK_KEYS = ("arch", "channels", "dense", "stem_stride", "line_k")
@@ -28,21 +27,6 @@ NETWORK_KEYS = ("arch", "channels", "dense", "stem_stride", "line_k")
 #: names accepted by :meth:`TipClassifier.pretrained` -> installed model name
 PRETRAINED = {"hsi-six": "classify-hsi-six", "good-bad": "classify-good-bad", "hsi-six-sim": "classify-hsi-six-sim",
               "hsi-six-sim-fast": "classify-hsi-six-sim-fast"}
-
-
-def one_cycle(step: int, total: int, peak: float, warmup: float = 0.3, div: float = 25.0,
-              final_div: float = 1e4) -> float:
-    """One-cycle learning rate at optimiser ``step`` (0-based) of ``total``: cosine up, cosine down.
-
-    A pure function of the step, so a resumed run follows the uninterrupted schedule exactly.
-    """
-    total = max(int(total), 1)
-    up = max(int(warmup * total), 1)
-    lo, end = peak / div, peak / final_div
-    if step < up:
-        return lo + (peak - lo) * (1 - math.cos(math.pi * step / up)) / 2
-    t = min((step - up) / max(total - up, 1), 1.0)
-    return end + (peak - end) * (1 + math.cos(math.pi * t)) / 2
 
 
 def soft_bce(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None,
@@ -209,14 +193,15 @@ class TipClassifier(Estimator):
             A = A[:, None] if A.ndim == 1 else A
             if A.ndim != 2 or len(A) != len(X) or not np.isfinite(A).all() or A.min() < 0 or A.max() > 1:
                 raise InputError(f"aux must be scores in [0, 1] of shape ({len(X)}, A), got {A.shape}")
-        self._aux, self._aux_weight = A, float(aux_weight)
+        from ...nn.device import resolve_device
+        from .config import ClassifyTrainConfig
+        from .train import train_members
 
-        old_threads = torch.get_num_threads()
-        torch.set_num_threads(cfg.threads)
-        try:
-            self._train_loop(X, Y, W, checkpoint, resume, progress, callback)
-        finally:
-            torch.set_num_threads(old_threads)
+        run = ClassifyTrainConfig(workdir=None, classifier=cfg, aux_weight=aux_weight)
+        self._fast = None
+        self.net_, self.history_ = train_members((X, Y, W, A), run, self._init_state,
+                                                 device=str(resolve_device(self.device)), progress=progress,
+                                                 resume=resume, checkpoint=checkpoint, callback=callback)
         return self
 
     def _init_weights(self, init) -> list[dict | None]:
@@ -258,129 +243,6 @@ class TipClassifier(Estimator):
         if bad:
             raise InputError(f"init model's layers do not fit this network: {bad[:3]}")
         return states, name
-
-    def _train_loop(self, X, Y, W, checkpoint, resume, progress, callback):
-        """Train ``config.ensemble`` networks (seeds ``seed + 100 i``); several are averaged by a LogitEnsemble."""
-        cfg = self.config
-        n = cfg.ensemble
-        init = getattr(self, "_init_state", None)
-        nets, hist = [], []
-        for i in range(n):
-            ck = None
-            if checkpoint is not None:
-                ck = Path(checkpoint)
-                ck = ck if n == 1 else ck.with_name(f"{ck.stem}.m{i}{ck.suffix}")
-            nets.append(self._train_one(X, Y, W, ck, resume, progress, callback, cfg.seed + 100 * i,
-                                        None if init is None else init[i],
-                                        "train classify" if n == 1 else f"train classify {i + 1}/{n}"))
-            hist.append(self.history_)
-        self._fast = None
-        if n == 1:
-            self.net_ = nets[0]
-        else:
-            from ...nn.ensemble import LogitEnsemble
-
-            self.history_ = np.mean(hist, 0).tolist()  # mean loss of the members per epoch
-            self.net_ = LogitEnsemble.of(nets).eval()
-
-    def _train_one(self, X, Y, W, checkpoint, resume, progress, callback, seed, init, desc):
-        cfg = self.config
-        torch.manual_seed(seed)
-        gen = torch.Generator().manual_seed(seed)
-        net = _build_net(cfg)
-        if init is not None:
-            own = net.state_dict()
-            keep = {k: v for k, v in init.items() if not k.startswith("out.") or own[k].shape == v.shape}
-            net.load_state_dict(keep, strict=False)
-        aux = getattr(self, "_aux", None)
-        k = len(cfg.categories)
-        if aux is not None:  # extra outputs for the auxiliary targets, dropped after training
-            net.out = torch.nn.Linear(net.out.in_features, k + aux.shape[1])
-        at = None if aux is None else torch.from_numpy(aux)
-        from ...nn.device import place
-
-        dev = place(net, self.device)  # batches are drawn and augmented on the CPU, then moved
-        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        n, bs = len(X), min(cfg.batch_size, len(X))
-        steps_per_epoch = math.ceil(n / bs)
-        total = cfg.epochs * steps_per_epoch
-        pw = None
-        if cfg.mode == "multi" and cfg.balance:
-            f = Y.mean(0).clip(1e-3, 1 - 1e-3)
-            pw = torch.from_numpy(((1 - f) / f).clip(0.2, 20).astype(np.float32)).to(dev)
-        if cfg.mode == "single" and cfg.pos_weight is not None:
-            if len(cfg.pos_weight) != Y.shape[1]:
-                raise InputError(f"pos_weight needs {Y.shape[1]} class weights, got {len(cfg.pos_weight)}")
-            cw = (Y / Y.sum(1, keepdims=True).clip(1e-12)) @ np.asarray(cfg.pos_weight, np.float32)
-            W = cw.astype(np.float32) if W is None else (W * cw).astype(np.float32)
-        xt, yt = torch.from_numpy(X), torch.from_numpy(Y)
-        wt = None if W is None else torch.from_numpy(W)
-        start_epoch, step = 0, 0
-        ckpt = Path(checkpoint) if checkpoint else None
-        if resume and ckpt is not None and ckpt.exists():
-            state = torch.load(ckpt, map_location="cpu", weights_only=False)
-            if state.get("config") != cfg.model_dump() or state.get("seed", seed) != seed:
-                raise ReadError(ckpt, "checkpoint was written with different classifier settings")
-            net.load_state_dict(state["net"])
-            opt.load_state_dict(state["opt"])
-            gen.set_state(state["gen"])
-            torch.set_rng_state(state["torch_rng"])
-            start_epoch, step, self.history_ = state["epoch"], state["step"], list(state["history"])
-        else:
-            self.history_ = []
-        epochs = range(start_epoch, cfg.epochs)
-        if progress:
-            from tqdm.auto import tqdm
-
-            epochs = tqdm(epochs, desc=desc, initial=start_epoch, total=cfg.epochs)
-        for epoch in epochs:
-            net.train()
-            perm = torch.randperm(n, generator=gen)
-            tot = 0.0
-            for i in range(0, n, bs):
-                b = perm[i:i + bs]
-                if len(b) < 2:  # BatchNorm needs two samples
-                    continue
-                x = augment(xt[b], line_p=cfg.line_aug_p, generator=gen).to(dev)
-                for g in opt.param_groups:
-                    g["lr"] = one_cycle(step, total, cfg.lr)
-                logits = net(x)
-                wb = None if wt is None else wt[b].to(dev)
-                yb = yt[b].to(dev)
-                if at is not None:
-                    logits, aux_logits = logits[:, :k], logits[:, k:]
-                if cfg.mode == "multi":
-                    loss = soft_bce(logits, yb, wb, pw)
-                else:
-                    loss = soft_cross_entropy(logits, yb, wb)
-                if at is not None:
-                    loss = loss + self._aux_weight * F.binary_cross_entropy_with_logits(aux_logits, at[b].to(dev))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                step += 1
-                tot += loss.item() * len(b)
-            self.history_.append(tot / n)
-            if progress:
-                epochs.set_postfix(loss=f"{tot / n:.4f}")
-            if callback is not None:
-                callback(epoch, tot / n)
-            if ckpt is not None:
-                from ..._fileutil import atomic_output
-
-                ckpt.parent.mkdir(parents=True, exist_ok=True)
-                state = {"net": net.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
-                         "torch_rng": torch.get_rng_state(), "epoch": epoch + 1, "step": step,
-                         "history": self.history_, "config": cfg.model_dump(), "seed": seed}
-                with atomic_output(ckpt, overwrite=True) as tmp:
-                    torch.save(state, tmp)
-        if at is not None:
-            full = net.out
-            net.out = torch.nn.Linear(full.in_features, k).to(full.weight.device)
-            with torch.no_grad():
-                net.out.weight.copy_(full.weight[:k])
-                net.out.bias.copy_(full.bias[:k])
-        return net.eval()
 
     # ------------------------------------------------------------------ inference
     def predict_logits(self, images, batch_size: int = 1024, tta: bool | int | None = None,
@@ -468,6 +330,40 @@ class TipClassifier(Estimator):
                for i in range(0, len(X), 256)]
         return np.concatenate(out) if out else np.zeros((0, self.config.size, self.config.size), np.float32)
 
+    # ------------------------------------------------------------------ training domain
+    @property
+    def domain_check(self):
+        """The model card's :class:`~scopenet.tasks.classify.domain.DomainCheck`, or ``None``."""
+        d = self.card_.predict.get("domain")
+        if not d:
+            return None
+        cached_check = getattr(self, "_domain", None)
+        if cached_check is None or cached_check[0] is not d:
+            from .domain import DomainCheck
+
+            self._domain = (d, DomainCheck.from_dict(d))
+        return self._domain[1]
+
+    def domain_features(self, images, inputs_prepared: bool = False, batch_size: int = 512) -> np.ndarray:
+        """``[N, C]`` pooled last-conv features (the domain check's input)."""
+        from ...nn.device import place
+        from .domain import pooled_features
+
+        net = self._check_fitted().eval()
+        X = np.asarray(images, np.float32) if inputs_prepared else self._inputs(images)
+        dev = place(net, self.device)
+        out = [pooled_features(net, torch.from_numpy(X[i:i + batch_size]).to(dev)).cpu().numpy()
+               for i in range(0, len(X), batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, 1), np.float32)
+
+    def domain_scores(self, images, inputs_prepared: bool = False) -> np.ndarray:
+        """Distance of each image from the training domain (NaN when the card has no domain check)."""
+        check = self.domain_check
+        X = np.asarray(images, np.float32) if inputs_prepared else self._inputs(images)
+        if check is None:
+            return np.full(len(X), np.nan)
+        return check.score(self.domain_features(X, inputs_prepared=True))
+
     # ------------------------------------------------------------------ persistence
     def save(self, path_stem: str | Path, overwrite: bool = False, **card_fields) -> tuple[Path, Path]:
         """Write ``<stem>.safetensors`` + ``<stem>.json`` (settings, categories and metrics in the card).
@@ -489,38 +385,70 @@ class TipClassifier(Estimator):
 
 
 def classify(images, model: str | TipClassifier = "hsi-six", threshold: float | None = None,
-             tta: bool | int | None = None) -> "Any":
-    """Classify images with a (pretrained) tip-state model.
+             tta: int | None = None, check_domain: bool = True) -> "Any":
+    """Classify SPM images with a (pretrained) tip-state model (``sn.classify``).
+
+    Which surfaces each shipped model covers (the rest are answered ``"unknown"``):
+
+    - ``hsi-six`` (default): real STM topographs of H:Si(100), six crowd-labelled categories;
+    - ``hsi-six-sim``, ``hsi-six-sim-fast``: the same categories, trained on simulated H:Si(100) scans;
+    - ``good-bad``: DeepSPM-style good/bad tip, trained on simulated H:Si(100)/Si scans.
 
     Parameters
     ----------
     images : Micrograph, ndarray [H, W] / [N, H, W], or list of them
+        Topographs in any units (each is X-flattened, resized and standardised).
     model : str or TipClassifier
-        A pretrained name (``"hsi-six"``, ``"good-bad"``), a saved model path, or an estimator.
+        A pretrained name (``"hsi-six"``, ``"good-bad"``...), a saved model path, or an estimator.
     threshold : float, optional
         Decision threshold for multi-label models; by default each category's threshold from the
         model card (:attr:`TipClassifier.thresholds`, 0.5 where the card has none).
-    tta : bool or int, optional
-        Average the network's outputs over flipped/rotated copies of each image: ``True`` all 8
-        (8x the time; on 10,000 held-out simulated images it lifts ``hsi-six-sim``'s macro ROC AUC by
-        about 0.004, ``benchmarks/results/classify.md``), an integer that many, ``False`` none; by
-        default the model card's ``tta_views``.
+    tta : int, optional
+        Number of flipped/rotated views whose outputs are averaged (1..8; ``True`` is 8); by default
+        the model card's ``tta_views``.
+    check_domain : bool
+        Score each image against the model's training domain (:mod:`.domain`) and answer ``"unknown"``
+        for images outside it (when the model card has a domain check).
 
     Returns
     -------
     pandas.DataFrame
-        One row per image: a probability column per category and ``labels`` (the categories at or
-        above their threshold; the most probable class for single-label models).
+        One row per image: a probability column per category, ``labels`` (the categories at or above
+        their threshold, the most probable class for single-label models, or ``"unknown"``),
+        ``domain_score`` (distance from the training domain; NaN without a check), ``in_domain`` and
+        ``reason`` (why an image is ``"unknown"``).
+
+    Raises
+    ------
+    InputError
+        Images that are not 2-D numeric data, an unknown model.
+
+    Examples
+    --------
+    >>> import numpy as np, scopenet as sn
+    >>> df = sn.classify(np.random.default_rng(0).random((2, 64, 64)))
+    >>> list(df.columns[-4:])
+    ['labels', 'domain_score', 'in_domain', 'reason']
     """
     import pandas as pd
 
     clf = model if isinstance(model, TipClassifier) else \
         cached(("classify", str(model)), lambda: TipClassifier.pretrained(str(model)))
-    p = clf.predict_proba(images, tta=tta)
+    X = clf._inputs(images)
+    p = clf.predict_proba(X, tta=tta, inputs_prepared=True)
     df = pd.DataFrame(p, columns=clf.categories)
     if clf.config.mode == "multi":
         thr = clf.thresholds if threshold is None else np.full(len(clf.categories), float(threshold))
-        df["labels"] = [";".join(c for c, v, t in zip(clf.categories, row, thr) if v >= t) for row in p]
+        labels = [";".join(c for c, v, t in zip(clf.categories, row, thr) if v >= t) for row in p]
     else:
-        df["labels"] = [clf.categories[i] for i in p.argmax(1)]
+        labels = [clf.categories[i] for i in p.argmax(1)]
+    check = clf.domain_check if check_domain else None
+    scores = clf.domain_scores(X, inputs_prepared=True) if check is not None else np.full(len(X), np.nan)
+    inside = ~(scores > check.threshold) if check is not None else np.ones(len(X), bool)
+    reasons = ["" if ok else f"outside the training domain (distance {sc:.3g} > {check.threshold:.3g}; this model "
+               f"covers {check.surfaces or 'its training images only'})" for ok, sc in zip(inside, scores)]
+    df["labels"] = [lab if ok else "unknown" for lab, ok in zip(labels, inside)]
+    df["domain_score"] = scores
+    df["in_domain"] = inside
+    df["reason"] = reasons
     return df

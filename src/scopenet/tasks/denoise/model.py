@@ -16,10 +16,9 @@ import torch
 from ...errors import InputError
 from ...image.micrograph import Micrograph
 from ...image.scaling import unit_scale
-from ...image.tta import check_views, dihedral, tta_average
+from ...image.tta import check_views, tta_average
 from .._estimator import Estimator, cached, map_images, register
 from .config import DenoiseConfig, FitSettings
-from .train import huber_mse_1000
 
 __all__ = ["Denoiser", "AutoDenoiser", "denoise", "n2v_mask", "estimate_dose", "MODEL_ALIASES"]
 
@@ -253,7 +252,9 @@ class Denoiser(Estimator):
         -------
         self
         """
-        from ...simulate.em.noise import ede_noisy_pair
+        from ...nn.device import resolve_device
+        from .config import DenoiseTrainConfig
+        from .train import train
 
         fs = (settings or FitSettings()).model_copy(update={**overrides, "mode": mode})
         FitSettings.model_validate(fs.model_dump())
@@ -268,77 +269,18 @@ class Denoiser(Estimator):
                 raise InputError("targets must match images one to one, with the same shapes")
         if mode == "n2n" and tgts is None and not all(a.ndim == 3 and a.shape[0] >= 2 for a in srcs):
             raise InputError("Noise2Noise needs targets (a second noisy frame per image) or stacks of >= 2 frames")
-        # scale pairs jointly (by the input frame's range) so that input and target stay comparable
-        size = fs.crop_size
         for a in srcs:
-            if min(a.shape[-2:]) < size:
-                raise InputError(f"image of shape {a.shape} is smaller than crop_size={size}; lower crop_size")
-        rng = np.random.default_rng(fs.seed)
-        torch.manual_seed(fs.seed)
-        from ...nn.device import place
-
-        net = self.net_
-        dev = place(net, self.device)  # crops are made on the CPU, then moved
-        net.train()
-        opt = torch.optim.Adam(net.parameters(), lr=fs.lr, betas=(0.5, 0.999))
-        def crop_pair():
-            i = int(rng.integers(len(srcs)))
-            a = srcs[i]
-            if a.ndim == 3:  # stack: pick frames
-                j, k = rng.choice(a.shape[0], 2, replace=False) if a.shape[0] >= 2 else (0, 0)
-                a, b = a[j], a[k]
-            else:
-                b = tgts[i] if tgts is not None else None
-            h, w = a.shape
-            y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
-            t = int(rng.integers(8))
-            ca = dihedral(a[y:y + size, x:x + size], t)
-            cb = dihedral(b[y:y + size, x:x + size], t) if b is not None else None
-            return ca, cb
-
-        self.history_ = []
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=fs.steps, desc=f"fit ({mode})")
+            if min(a.shape[-2:]) < fs.crop_size:
+                raise InputError(f"image of shape {a.shape} is smaller than crop_size={fs.crop_size}; lower crop_size")
+        # on the engine (scopenet.training.budget): a constant rate (lr_final_fraction 1), nothing written
+        cfg = DenoiseTrainConfig(workdir=None, mode=mode, max_steps=fs.steps, time_budget_s=None,
+                                 batch_size=fs.batch_size, crop_size=fs.crop_size, lr=fs.lr, lr_final_fraction=1.0,
+                                 high_dose_fraction=fs.high_dose_fraction, n2v_fraction=fs.n2v_fraction,
+                                 n2v_radius=fs.n2v_radius, seed=fs.seed, threads=torch.get_num_threads(),
+                                 checkpoint_every_s=None, checkpoint_every_n_steps=None)
         t0 = time.perf_counter()
-        for _ in range(fs.steps):
-            xs, ys, ms = [], [], []
-            for _ in range(fs.batch_size):
-                ca, cb = crop_pair()
-                if mode == "supervised" and cb is None:
-                    noisy, truth = ede_noisy_pair(ca, rng, "high" if rng.random() < fs.high_dose_fraction else "low")
-                    xs.append(noisy), ys.append(truth), ms.append(np.ones_like(noisy, bool))
-                    continue
-                u, lo, hi = _unit(ca)
-                scale = (hi - lo) if hi > lo else 1.0
-                if mode == "n2v":
-                    masked, mask = n2v_mask(u, rng, fs.n2v_fraction, fs.n2v_radius)
-                    xs.append(masked), ys.append(u), ms.append(mask)
-                else:
-                    tb = ((np.asarray(cb, np.float64) - lo) / scale).astype(np.float32)
-                    if mode == "n2n" and rng.random() < 0.5:  # symmetric: either frame may be the input
-                        u, tb = tb, u
-                    xs.append(u), ys.append(tb), ms.append(np.ones_like(u, bool))
-            x = torch.from_numpy(np.stack(xs)[:, None]).to(dev)
-            y = torch.from_numpy(np.stack(ys)[:, None]).to(dev)
-            mk = torch.from_numpy(np.stack(ms)[:, None]).to(dev)
-            pred = net(x)
-            if mode == "n2v":
-                loss = 1000.0 * torch.mean((pred[mk] - y[mk]) ** 2)
-                loss = torch.where(loss < 1, loss, torch.sqrt(loss.clamp_min(1.0)))
-            else:
-                loss = huber_mse_1000(pred, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            self.history_.append(float(loss.detach()))
-            if bar is not None:
-                bar.update(1)
-        if bar is not None:
-            bar.close()
-        net.eval()
+        self.history_ = train(self.net_, (srcs, tgts), cfg, device=str(resolve_device(self.device)),
+                              progress=progress)
         self.card_.training.fine_tuning.append(
             {"mode": mode, "settings": fs.model_dump(), "n_images": len(srcs),
              "time_s": round(time.perf_counter() - t0, 2), "final_loss": self.history_[-1]})

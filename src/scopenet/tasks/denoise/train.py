@@ -95,7 +95,7 @@ class TrainingPool:
 
     def crop(self, rng: np.random.Generator, size: int, real_fraction: float, bin_fraction: float) -> np.ndarray:
         """One clean ``(size, size)`` crop in [0, 1], randomly flipped/rotated."""
-        from ...training.data import dihedral
+        from ...image.tta import dihedral
 
         if self.real and rng.random() < real_fraction:
             img = self.real[rng.integers(len(self.real))]
@@ -196,7 +196,7 @@ def user_batches(images: Sequence[np.ndarray], targets: Sequence[np.ndarray] | N
     (:func:`~scopenet.tasks.denoise.model.n2v_mask`). Pairs are scaled jointly by the input crop's range.
     Images are 2-D arrays (or ``(n, H, W)`` stacks) at least ``crop_size`` on a side.
     """
-    from ...training.data import dihedral
+    from ...image.tta import dihedral
     from ...simulate.em.noise import ede_noisy_pair
 
     mode, size = config.mode, config.crop_size

@@ -95,7 +95,7 @@ class Inpainter(Estimator):
         self, with ``history_`` (the loss per step).
         """
         from ...image.scaling import unit_scale
-        from .train import train_network
+        from .train import train
 
         cfg = config if isinstance(config, InpaintTrainConfig) else InpaintTrainConfig(**(config or {}))
         cfg = cfg.model_copy(update=overrides)
@@ -107,15 +107,17 @@ class Inpainter(Estimator):
             pool.append(unit_scale(a)[0])
         if not pool:
             raise InputError("fit needs at least one image")
+        if "workdir" not in cfg.model_fields_set:  # writes checkpoints (and resumes) only where told to
+            cfg = cfg.model_copy(update={"workdir": None})
+        device = None
         if self.device is not None and "accelerator" not in overrides:  # the estimator's device, unless told otherwise
             from ...nn.device import resolve_device
 
-            dev = resolve_device(self.device)
-            cfg = cfg.model_copy(update={"accelerator": {"cuda": "gpu"}.get(dev.type, dev.type)})
-        module = train_network(self.net_, pool, cfg, verbose=False, mask_size=max(cfg.crop, 128))
+            device = str(resolve_device(self.device))
+        self.history_ = train(self.net_, pool, cfg, device=device, resume=cfg.workdir is not None,
+                              mask_size=max(cfg.crop, 128))
         self.net_.cpu()
         self.net_.eval()
-        self.history_ = list(module.losses)
         return self
 
     # ---------------------------------------------------------------------------- prediction

@@ -24,13 +24,10 @@ Two models of how the coarse scan samples the fine grid (``sampling``, stored in
 """
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from ...errors import InputError
 from ...nn.vdsr import VDSR
@@ -147,6 +144,10 @@ class SuperResolver(Estimator):
 
         Sets ``history_`` (the per-step MSE of the normalised patches).
         """
+        from ...nn.device import resolve_device
+        from .config import SuperResTrainConfig
+        from .train import train
+
         fs = tuple(check_factor(f) for f in factors)
         if not fs:
             raise InputError("fit needs at least one factor")
@@ -156,30 +157,11 @@ class SuperResolver(Estimator):
             else np.asarray(images, np.float32)
         if pool.ndim != 3 or len(pool) == 0 or min(pool.shape[1:]) < patch:
             raise InputError(f"fit needs (N, H, W) images of at least {patch} px, got shape {pool.shape}")
-        rng = np.random.default_rng(seed)
-        torch.manual_seed(seed)
-        from ...nn.device import place
-
-        dev = place(self.net_, self.device)  # pairs are made on the CPU, then moved
-        opt = torch.optim.Adam(self.net_.parameters(), lr=lr)
-        self.net_.train()
-        t0 = time.time()
-        losses = []
-        for step in range(steps):
-            if time_budget_s is not None and time.time() - t0 > time_budget_s:
-                break
-            f = fs[rng.integers(len(fs))]
-            lo, hi = make_pairs(pool, f, patch, batch_size, rng, self.sampling)
-            loss = F.mse_loss(self._forward(torch.from_numpy(lo).to(dev), f), torch.from_numpy(hi).to(dev))
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(self.net_.parameters(), 1.0)
-            opt.step()
-            losses.append(float(loss.detach()))
-            if callback is not None:
-                callback(step, losses[-1], self.net_)
-        self.net_.eval()
-        self.history_ = losses
+        # on the engine (scopenet.training.budget): constant rate, gradients clipped to 1, nothing written
+        cfg = SuperResTrainConfig(workdir=None, factors=list(fs), max_steps=steps, batch_size=batch_size, patch=patch,
+                                  lr=lr, seed=seed, time_budget_s=time_budget_s, sampling=self.sampling,
+                                  threads=torch.get_num_threads(), checkpoint_every_n_steps=None, evaluate=False)
+        self.history_ = train(self.net_, pool, cfg, device=str(resolve_device(self.device)), callback=callback)
         return self
 
     # ---------------------------------------------------------------------------- prediction

@@ -56,7 +56,8 @@ def forward(net: torch.nn.Module, coarse: torch.Tensor, factor: int, sampling: s
 class SuperResModule(BudgetedModule):
     """The super-resolution run: Adam (cosine to ``lr * lr_final_fraction``), MSE, gradient clipping."""
 
-    def __init__(self, config: SuperResTrainConfig, net: torch.nn.Module, pool: np.ndarray, progress: bool = False):
+    def __init__(self, config: SuperResTrainConfig, net: torch.nn.Module, pool: np.ndarray, progress: bool = False,
+                 callback=None):
         from .model import make_pairs
 
         c = config
@@ -70,7 +71,7 @@ class SuperResModule(BudgetedModule):
         super().__init__(SeededStream(make, c.seed), c.max_steps, c.time_budget_s, c.workdir,
                          checkpoint_every_s=c.checkpoint_every_s, checkpoint_every_n_steps=c.checkpoint_every_n_steps,
                          log_header=["step", "elapsed_s", "lr", "mse"], progress=progress)
-        self.net, self.config = net, config
+        self.net, self.config, self.callback = net, config, callback
         self._window = [0.0, 0]
 
     def extra_state(self) -> dict:
@@ -102,6 +103,8 @@ class SuperResModule(BudgetedModule):
             row = [self.steps + 1, f"{self.elapsed():.1f}", f"{lr:.3g}", f"{self._window[0] / self._window[1]:.4e}"]
             self._window = [0.0, 0]
         self.step_done(float(loss.detach()), row)
+        if self.callback is not None:
+            self.callback(self.steps - 1, self.losses[-1], self.net)
 
 
 def _pool(images: Any, patch: int) -> np.ndarray:
@@ -115,17 +118,19 @@ def _pool(images: Any, patch: int) -> np.ndarray:
 
 
 def train(net: torch.nn.Module, data: Any = None, config: SuperResTrainConfig | None = None, *,
-          device: str | None = None, progress: bool = False, resume: bool = False) -> list[float]:
+          device: str | None = None, progress: bool = False, resume: bool = False, callback=None) -> list[float]:
     """Train ``net`` (a network on bicubic upsamples, e.g. :class:`~scopenet.nn.vdsr.VDSR`) on the fine images
     ``data`` ((N, H, W) array or a sequence of 2-D images; None: the domain's pool) as ``config`` says;
-    returns the per-step MSE. With ``config.workdir`` the run checkpoints there (``resume`` continues it)."""
-    return list(_run(net, data, config, device=device, progress=progress, resume=resume)[0].losses)
+    returns the per-step MSE. With ``config.workdir`` the run checkpoints there (``resume`` continues it).
+    ``callback(step, loss, net)`` runs after every step."""
+    return list(_run(net, data, config, device=device, progress=progress, resume=resume,
+                     callback=callback)[0].losses)
 
 
-def _run(net, data, config, *, device=None, progress=False, resume=False):
+def _run(net, data, config, *, device=None, progress=False, resume=False, callback=None):
     c = config or SuperResTrainConfig()
     pool = (spm_pool(c) if c.domain == "spm" else stem_pool(c))[0] if data is None else data
-    module = SuperResModule(c, net, _pool(pool, c.patch_), progress)
+    module = SuperResModule(c, net, _pool(pool, c.patch_), progress, callback)
     old = torch.get_num_threads()
     torch.set_num_threads(c.threads)
     try:

@@ -188,3 +188,43 @@ def test_card_field_reads_flat_dict_cards_and_sectioned_model_cards():
     est = SimpleNamespace(card=Card(name="b", training={"init": ["x"]}, predict={"sampling": "decimate"}))
     assert card_field(est, "name") == "b" and card_field(est, "init") == ["x"]
     assert card_field(est, "sampling") == "decimate" and card_field(est, "nope", 3) == 3
+
+
+def test_run_all_runs_every_registered_entry_with_its_quick_arguments_and_goes_on_after_a_failure(
+        monkeypatch, tmp_path, capsys):
+    import sys
+    import types
+
+    from scopenet.tasks import _bench
+
+    run_all = pytest.importorskip("benchmarks.run_all")
+    seen = {}
+
+    def fake(name, rc):
+        mod = types.ModuleType(name)
+
+        def main(argv):
+            seen[name] = argv
+            if rc == "raise":
+                raise RuntimeError("boom")
+            return rc
+        mod.main = main
+        monkeypatch.setitem(sys.modules, name, mod)
+
+    fake("fake_ok", 0)
+    fake("fake_bad", "raise")
+    reg = run_all.REGISTRY  # the harness's own dict: run_all and load_bench read the same object
+    saved = dict(reg)
+    try:
+        reg.clear()
+        reg["bad"] = _bench.BenchEntry("bad", "fake_bad", "fails")
+        reg["ok"] = _bench.BenchEntry("ok", "fake_ok", "passes")
+        assert run_all.main(["--out", str(tmp_path)]) == 1
+    finally:
+        reg.clear()
+        reg.update(saved)
+    assert seen == {"fake_bad": ["--quick", "--out", str(tmp_path / "bad.md")],
+                    "fake_ok": ["--quick", "--out", str(tmp_path / "ok.md")]}
+    assert "failed: bad" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run_all.main(["--only", "nope"])

@@ -183,7 +183,11 @@ class Report:
         return [p for p in self.parts if isinstance(p, Table)]
 
     def markdown(self) -> str:
-        return "\n".join(p.markdown() + "\n" if isinstance(p, Table) else p for p in self.parts).rstrip() + "\n"
+        """The whole report: lines as they are, each table set off by one blank line."""
+        import re
+
+        text = "\n".join("\n" + p.markdown() + "\n" if isinstance(p, Table) else p for p in self.parts)
+        return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
 
     def write(self, out: Path | None = None, json_path: Path | None = None) -> None:
         """Write ``--out`` (markdown) and ``--json`` atomically; existing files are replaced."""

@@ -142,7 +142,7 @@ def build_tables(res: dict, model_name: str | list[str] | None = None) -> Table:
               mean_sd(lo["ssim"]), mean_sd(hi["mse"], 1e3), mean_sd(hi["psnr"], fmt="{:.2f}"), mean_sd(hi["ssim"]),
               f"{np.median(lo['time'] + hi['time']) * 1e3:.1f}")
     for model in (m for m in models if m in methods):
-        t.notes += ["", f"**{model}**:"]
+        t.notes += ([""] if t.notes else []) + [f"**{model}**:"]
         others = [m for m in methods if not _is_model(m)]  # the noisy input and every baseline
         for dose in ("low", "high"):
             r = res[dose]

@@ -4,7 +4,7 @@
     nohup nice python scripts/train_denoise.py --out runs &        # start (or --resume to continue)
     python scripts/train_denoise.py --out runs --resume --install  # finish and copy into weights/
 
-A thin wrapper of ``scopenet train denoise --config src/scopenet/weights/recipes/denoise-default.yaml``: the
+A thin wrapper of ``scopenet train denoise --config recipes/denoise-default.yaml``: the
 run folder ``<out>/denoise-default`` holds run.yaml, last.ckpt (resumable), log.csv and the saved model.
 ``--resume --minutes M`` with a larger M continues a finished run: the cosine learning-rate schedule is
 re-evaluated over the new budget (so the rate restarts part-way up and decays again). Only ``--install``

@@ -1,11 +1,12 @@
 #!/usr/bin/env python
-"""Train the default sparse-scan completion model: ``python scripts/train_inpaint.py [config.yaml] [--no-resume]``.
+"""Train a sparse-scan completion model: ``python scripts/train_inpaint.py [config.yaml] [--no-resume]``.
 
+A thin wrapper of ``scopenet train inpaint --config config.yaml --resume`` (also a launcher for ``torchrun``).
 The shipped ``inpaint-default`` was made in three stages (its model card lists them)::
 
-    python scripts/train_inpaint.py scripts/configs/inpaint-default-stage1.yaml
-    python scripts/train_inpaint.py scripts/configs/inpaint-default-stage2.yaml
-    python scripts/train_inpaint.py scripts/configs/inpaint-default-stage3.yaml
+    scopenet train inpaint --config recipes/inpaint-default.stage1.yaml
+    scopenet train inpaint --config recipes/inpaint-default.stage2.yaml
+    scopenet train inpaint --config recipes/inpaint-default.yaml
 
 then ``runs/inpaint-nc2/model.*`` was copied to ``src/scopenet/weights/inpaint-default.*`` with the card filled in.
 """

@@ -83,7 +83,7 @@ def train_cmd(
     scopenet train init denoise -o run.yaml     write the default configuration
     scopenet train denoise --config run.yaml    train (run.yaml, last.ckpt, log.csv, model.* in its workdir)
     scopenet train denoise --config run.yaml --resume
-    scopenet train superres --config src/scopenet/weights/recipes/superres-spm-x4.yaml
+    scopenet train superres --config recipes/superres-spm-x4.yaml
     scopenet train classify --labels export.csv   train the tip classifier from an export
     scopenet train classify --labels export.csv --init hsi-six   fine-tune the shipped model on it
     """

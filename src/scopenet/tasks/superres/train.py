@@ -1,6 +1,6 @@
 """Train a super-resolution model on the engine: ``scopenet train superres --config run.yaml [--resume]``.
 
-The shipped ``superres-spm-x4`` and ``superres-stem-x4`` (recipes in ``src/scopenet/weights/recipes/``):
+The shipped ``superres-spm-x4`` and ``superres-stem-x4`` (recipes in ``recipes/``):
 
 ``domain: spm``: simulated SPM images (``simulate_batch(seed=1)``, 128x128, [0, 1]) plus real gordon-hsi
 STM images from the sessions outside the benchmark's held-out fold; coarse scans are block means.
@@ -248,13 +248,13 @@ def main(config: SuperResTrainConfig | str | Path, resume: bool = False, *, prog
     module, trainer = _run(net, pool, c, progress=progress, resume=resume)
     if not trainer.is_global_zero:
         return None
-    est = SuperResolver(net.cpu().eval(), sampling=c.sampling_)
-    card = {"task": "superres", "kind": "super-resolution", "sampling": c.sampling_, "input_shape": [1, 1, 128, 128],
-            "training_data": desc, "training_steps": module.steps, "training_time_s": round(module.elapsed(), 1),
-            "config": c.to_dict()}
+    est = SuperResolver(sampling=c.sampling_, arch_config={"n_layers": c.layers, "channels": c.channels})
+    est.net_ = net.cpu().eval()
+    est.update_card(training_data=desc, training={"config": c.to_dict(), "steps": module.steps,
+                                                  "time_s": round(module.elapsed(), 1)})
     if c.evaluate:
-        card["metrics"], card["metrics_note"] = _evaluate(est, c)
-    est.card = card
+        values, note = _evaluate(est, c)
+        est.update_card(metrics={"values": values, "command": note})
     stem = wd / "model"
     est.save(stem, overwrite=True)
     return stem

@@ -174,7 +174,9 @@ def run_batch(items: Sequence[T], work: Callable[[T], Any], *, description: str 
 
     At the end, with any failure, print ``"k of n files done; failed: NAME: reason"`` on stderr (one
     line per failure when there are several) and exit with code 1. A single item that fails gives
-    the plain ``error: reason`` line. Returns the results of the items that succeeded.
+    the plain ``error: reason`` line. Returns the results of the items that succeeded. With the
+    environment variable ``SCOPENET_DEBUG`` set, an unexpected exception (not a scopenet error or an
+    ``OSError``) is raised with its traceback instead.
     """
     results: list[Any] = []
     failures: list[tuple[str, str]] = []
@@ -186,6 +188,8 @@ def run_batch(items: Sequence[T], work: Callable[[T], Any], *, description: str 
             except (typer.Exit, typer.Abort, KeyboardInterrupt):
                 raise
             except Exception as exc:  # noqa: BLE001 - any failure of one file is reported, the rest go on
+                if os.environ.get("SCOPENET_DEBUG") and not isinstance(exc, (ScopenetError, OSError)):
+                    raise  # a bug, not bad input: the traceback is wanted
                 failures.append((name(item), error_message(exc)))
             step()
     if failures:

@@ -228,3 +228,25 @@ def test_run_all_runs_every_registered_entry_with_its_quick_arguments_and_goes_o
     assert "failed: bad" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         run_all.main(["--only", "nope"])
+
+
+def test_superres_bench_scores_a_user_folder_with_the_metrics_module(tmp_path):
+    import tifffile
+
+    from scopenet.tasks.superres import bench
+
+    yy, xx = np.mgrid[:64, :64] / 64
+    for i in range(2):
+        tifffile.imwrite(tmp_path / f"scan_{i}.tif", (np.sin((9 + i) * xx) * np.cos(7 * yy)).astype(np.float32))
+    js = tmp_path / "r.json"
+    rep = Report("superres", echo=False)
+    assert bench.SPEC.main(["--images", str(tmp_path), "--json", str(js)], report=rep) == 0
+    res = json.loads(js.read_text())["results"]["images"]
+    assert set(res) == {"4", "2"} and set(res["4"]) == {"nearest", "bilinear", "bicubic", "bicubic+blur", "model"}
+    # PSNR is scopenet.metrics.psnr (data range 1) per image, averaged: not recomputed by hand
+    (table,) = rep.tables()
+    assert any(n.startswith("- crop 1/4 (x4): model RMS") and "best other row" in n for n in table.notes)
+    fine = bench.unit(np.stack([tifffile.imread(tmp_path / f"scan_{i}.tif") for i in range(2)]))
+    near = np.mean([psnr(f, bench.upsample(bench.coarsen(f, 4, "block_mean"), 4, "nearest", "block_mean"),
+                         data_range=1.0) for f in fine])
+    assert res["4"]["nearest"]["psnr"] == pytest.approx(near, rel=1e-6)

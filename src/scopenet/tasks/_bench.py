@@ -119,15 +119,29 @@ class Table:
             lines += [""] + list(self.notes)
         return "\n".join(lines)
 
-    def rich(self):
-        """The table as a ``rich.table.Table``: first column left, others right, every cell folding."""
+    def rich(self, width: int | None = None):
+        """The table as a ``rich.table.Table``: first column left, others right, every cell folding.
+
+        With the console's ``width``, the row labels (methods, file names) keep up to 32 characters a
+        line where the other columns' longest words still fit; longer labels fold, never truncate.
+        """
         from rich.markup import escape
         from rich.table import Table as RichTable
 
         t = RichTable(title=escape(self.title) if self.title else None, title_justify="left")
+        cells = self.cells()
+        first = None
+        if width and self.columns:
+            word = lambda c: max((len(w) for w in str(c).split()), default=1)  # noqa: E731
+            others = sum(max([word(self.columns[i])] + [word(r[i]) for r in cells if len(r) > i])
+                         for i in range(1, len(self.columns)))
+            room = width - 3 * len(self.columns) - 1 - others
+            want = min(32, max([len(str(self.columns[0]))] + [len(r[0]) for r in cells if r]))
+            first = max(1, min(want, room)) if room > 1 else None
         for i, c in enumerate(self.columns):
-            t.add_column(escape(str(c)), justify="left" if i == 0 else "right", overflow="fold")
-        for r in self.cells():  # escape: labels such as "[[bad->bad, ...]]" are not rich markup
+            t.add_column(escape(str(c)), justify="left" if i == 0 else "right", overflow="fold",
+                         min_width=first if i == 0 else None)
+        for r in cells:  # escape: labels such as "[[bad->bad, ...]]" are not rich markup
             t.add_row(*[escape(c) for c in r])
         return t
 
@@ -172,7 +186,7 @@ class Report:
                 from rich.console import Console
 
                 con = self._console or Console()
-                con.print(table.rich())
+                con.print(table.rich(con.width))
                 for n in table.notes:
                     con.print(n, markup=False, highlight=False)
             else:

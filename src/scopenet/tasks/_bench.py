@@ -190,7 +190,7 @@ class Report:
                 for n in table.notes:
                     con.print(n, markup=False, highlight=False)
             else:
-                print(table.markdown(), flush=True)
+                print("\n" + table.markdown() + "\n", flush=True)
         return table
 
     def tables(self) -> list[Table]:

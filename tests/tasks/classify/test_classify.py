@@ -150,7 +150,8 @@ def test_predict_shapes_multi_and_single():
     np.testing.assert_allclose(p.sum(1), 1, atol=1e-5)
     assert s.predict(x).shape == (40,) and set(np.unique(s.predict(x))) <= {0, 1}
     df = classify(x[:3], s)
-    assert list(df.columns) == ["bad", "good", "labels"] and len(df) == 3
+    assert list(df.columns) == ["bad", "good", "labels", "domain_score", "in_domain", "reason"] and len(df) == 3
+    assert df["in_domain"].all() and df["domain_score"].isna().all()  # a new model has no domain check
 
 
 def test_fit_refuses_bad_labels():

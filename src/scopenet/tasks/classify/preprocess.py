@@ -83,11 +83,18 @@ def flatten_x(image: np.ndarray) -> np.ndarray:
 
 
 def standardise(x: np.ndarray) -> np.ndarray:
-    """Per-image zero mean and unit standard deviation over the last two axes (flat images -> 0)."""
-    x = np.asarray(x, dtype=np.float32)
+    """Per-image zero mean and unit standard deviation over the last two axes (flat images -> 0).
+
+    In any units: an image is flat when its standard deviation is below 1e-7 of its largest magnitude
+    (a fixed floor would flatten topographs in metres, whose deviations are ~1e-10).
+    """
+    x = np.asarray(x, dtype=np.float64)
     m = x.mean(axis=(-2, -1), keepdims=True)
-    s = x.std(axis=(-2, -1), keepdims=True)
-    return ((x - m) / np.maximum(s, 1e-6)).astype(np.float32)
+    d = x - m
+    s = d.std(axis=(-2, -1), keepdims=True)
+    scale = np.abs(x).max(axis=(-2, -1), keepdims=True)
+    flat = s <= 1e-7 * scale + np.finfo(np.float64).tiny
+    return np.where(flat, 0.0, d / np.where(flat, 1.0, s)).astype(np.float32)
 
 
 def _area_resize(z: np.ndarray, size: int) -> np.ndarray:

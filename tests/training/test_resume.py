@@ -70,3 +70,43 @@ def test_resuming_a_finished_run_takes_no_step(tmp_path):
     assert after["steps"] == 2
     for k, v in before["modules"]["net"].items():
         assert torch.equal(v, after["modules"]["net"][k])
+
+
+@pytest.mark.slow
+def test_cli_run_killed_with_sigkill_resumes_bit_identical(tmp_path):
+    """The reproduction of #19 item 8: ``scopenet train denoise`` killed between checkpoints, then resumed."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    def cfg(name):
+        p = tmp_path / f"{name}.yaml"
+        p.write_text(yaml.safe_dump({**TINY, "max_steps": 300, "checkpoint_every_n_steps": 40,
+                                     "workdir": str(tmp_path / name)}))
+        return str(p)
+
+    cmd = [sys.executable, "-m", "scopenet.cli.main", "train", "denoise", "--config"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    ref = subprocess.run(cmd + [cfg("ref")], env=env, capture_output=True, text=True, timeout=300)
+    assert ref.returncode == 0, ref.stderr[-2000:]
+    proc = subprocess.Popen(cmd + [cfg("cut")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log, ck = tmp_path / "cut" / "log.csv", tmp_path / "cut" / "last.ckpt"
+    deadline = time.time() + 240
+    while not (ck.exists() and log.exists() and len(log.read_text().split()) > 50):  # past the step-40 checkpoint
+        assert proc.poll() is None and time.time() < deadline, "the run ended before it could be killed"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    killed_at, saved = len(log.read_text().split()) - 1, checkpoint_state(ck)["steps"]
+    assert saved < killed_at < 300 and not (tmp_path / "cut" / "model.safetensors").exists()
+    res = subprocess.run(cmd + [cfg("cut"), "--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    a, b = checkpoint_state(tmp_path / "ref" / "last.ckpt"), checkpoint_state(ck)
+    assert a["steps"] == b["steps"] == 300
+    diff = max((a["modules"]["net"][k] - v).abs().max().item() for k, v in b["modules"]["net"].items())
+    assert diff == 0.0, f"max weight difference {diff} (killed at step {killed_at}, checkpoint {saved})"
+    assert [int(r.split(",")[0]) for r in log.read_text().split()[1:]] == list(range(1, 301))

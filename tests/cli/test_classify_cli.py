@@ -74,7 +74,8 @@ def test_without_output_prints_the_table_and_reruns(tmp_path, model, arrays):
     r = scopenet("classify", a0, a1, "--model", stem, "-o", "-", "-q")
     assert r.returncode == 0, r.output
     df = pd.read_csv(io.StringIO(r.stdout))
-    assert list(df.columns) == ["file", "bad_blurry", "rows", "labels"] and len(df) == 2
+    assert list(df.columns) == ["file", "bad_blurry", "rows", "labels", "domain_score", "in_domain", "reason"]
+    assert len(df) == 2
 
 
 def test_unwritable_outputs_are_checked_before_any_work(tmp_path, model, arrays):
@@ -139,3 +140,19 @@ def test_reads_simulated_spm_shards(tmp_path, model):
     with np.load(shard) as z:
         want = clf.predict_proba(z["images"].astype(np.float64))
     np.testing.assert_allclose(df[["bad_blurry", "rows"]].to_numpy(), want, atol=1e-4)
+
+
+def test_classify_labels_other_surfaces_unknown_and_says_which_surfaces_the_model_covers(tmp_path):
+    from ..conftest import shared_path
+
+    bruker = shared_path("fixtures", "bruker", "old_bruker.002")
+    r = scopenet("classify", bruker, "-o", tmp_path / "c.csv")
+    assert r.returncode == 0, r.output
+    assert "labelled 'unknown'" in r.stdout and "H:Si(100)" in r.stdout
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "c.csv")
+    assert df["labels"][0] == "unknown" and not df["in_domain"][0] and "training domain" in df["reason"][0]
+    off = scopenet("classify", bruker, "--no-domain-check", "-o", "-")
+    assert off.returncode == 0 and "unknown" not in off.stdout
+    assert "H:Si(100)" in scopenet("classify", "--help").stdout

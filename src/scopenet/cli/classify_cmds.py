@@ -85,9 +85,19 @@ def classify_cmd(
         None, "--tta", min=1, max=8,
         help="Average over this many flips/rotations of each image (8 = all; N x the time). Default: the model card's."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing CSV (CAM images are always replaced)."),
+    domain_check: bool = typer.Option(True, "--domain-check/--no-domain-check",
+                                      help="Answer 'unknown' for images outside the model's training domain."),
     quiet: bool = quiet_option(),
 ):
-    """Judge tip state / image quality of SPM images; print a table (and write CSV with -o)."""
+    """Judge tip state / image quality of SPM images; print a table (and write CSV with -o).
+
+    The models cover H:Si(100) STM topographs: hsi-six (default) real scans, six crowd-labelled
+    categories; hsi-six-sim and hsi-six-sim-fast the same categories trained on simulated scans;
+    good-bad a good/bad tip verdict trained on simulated scans. Images far from a model's training
+    images (other surfaces, other channels, electron micrographs) are labelled 'unknown', with the
+    reason in the CSV; the check catches about half of such images, so read every answer on other
+    surfaces with care.
+    """
     import numpy as np
     import pandas as pd
 
@@ -111,7 +121,7 @@ def classify_cmd(
             step(p.name, 0)
             try:
                 fr = _frames(p, signal, quiet)
-                df = sn.classify([a for _, a in fr], clf, threshold=threshold, tta=tta)
+                df = sn.classify([a for _, a in fr], clf, threshold=threshold, tta=tta, check_domain=domain_check)
                 df.insert(0, "file", [n for n, _ in fr])
                 rows.append(df)
                 frames.extend(fr)
@@ -158,6 +168,11 @@ def classify_cmd(
                     table.add_row(str(row["file"]), *[f"{row[c]:.2f}" for c in clf.categories],
                                   str(row["labels"]) if isinstance(row["labels"], str) else "")
                 Console(soft_wrap=False).print(table)
+                n_out = int((~df["in_domain"].astype(bool)).sum())
+                if n_out:
+                    chk = clf.domain_check
+                    typer.echo(f"{n_out} of {len(df)} image(s) labelled 'unknown': outside the training domain of "
+                               f"{clf.name} ({chk.surfaces if chk is not None else 'its training images'})")
                 wrote = [str(x) for x in (csv_path,) if x is not None]
                 if cam is not None:
                     wrote.append(f"CAM images in {cam}")

@@ -396,11 +396,17 @@ def device_args(device: str | None, accelerator: str = "auto", devices: int | st
 def run(module: BudgetedModule, config, *, resume: bool = False, device: str | None = None,
         find_unused_parameters: bool = False) -> pl.Trainer:
     """:func:`fit_budgeted` with the engine settings of a task's
-    :class:`~scopenet.training.config.TrainConfig` (``device`` overrides its accelerator and devices)."""
+    :class:`~scopenet.training.config.TrainConfig` (``device`` overrides its accelerator and devices), on
+    ``config.threads`` torch threads (the caller's number is restored afterwards)."""
     acc, devs = device_args(device, config.accelerator, config.devices)
-    return fit_budgeted(module, resume=resume, accelerator=acc, devices=devs, strategy=config.strategy,
-                        precision=config.precision, num_workers=config.num_workers,
-                        find_unused_parameters=find_unused_parameters)
+    old = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        return fit_budgeted(module, resume=resume, accelerator=acc, devices=devs, strategy=config.strategy,
+                            precision=config.precision, num_workers=config.num_workers,
+                            find_unused_parameters=find_unused_parameters)
+    finally:
+        torch.set_num_threads(old)
 
 
 def prepare_workdir(config, resume: bool, overwrite: bool = False) -> Path | None:
@@ -412,10 +418,13 @@ def prepare_workdir(config, resume: bool, overwrite: bool = False) -> Path | Non
     if wd is None:
         return None
     wd = Path(wd)
-    if (wd / CHECKPOINT).exists() and not resume:
+    held = sorted(wd.glob("last*.ckpt")) if wd.is_dir() else []  # last.ckpt, or last.m<i>.ckpt of ensembles
+    if held and not resume:
         if not overwrite:
-            raise InputError(f"{wd} already holds a run (last.ckpt); resume it (--resume) or choose another workdir")
-        (wd / CHECKPOINT).unlink()
+            raise InputError(f"{wd} already holds a run ({held[0].name}); resume it (--resume) or choose another "
+                             "workdir")
+        for p in held:
+            p.unlink()
     wd.mkdir(parents=True, exist_ok=True)
     config.to_yaml(wd / "run.yaml", overwrite=True)
     return wd

@@ -170,36 +170,13 @@ class TipClassifier(Estimator):
         self.card_.training.init = None  # a refit from scratch must not keep an earlier fit's starts
         self._init_state = self._init_weights(init) if init is not None else None
         X = np.asarray(images, np.float32) if inputs_prepared else self._inputs(images)
-        if X.ndim != 4 or X.shape[1] != 1:
-            raise InputError(f"prepared inputs must have shape [N, 1, S, S], got {X.shape}")
-        Y = np.asarray(labels, np.float32)
-        k = len(cfg.categories)
-        if cfg.mode == "single" and Y.ndim == 1:
-            if Y.min() < 0 or Y.max() >= k or not np.all(Y == np.round(Y)):
-                raise InputError(f"single-label class indices must be integers in 0..{k - 1}")
-            Y = np.eye(k, dtype=np.float32)[Y.astype(int)]
-        if Y.shape != (len(X), k):
-            raise InputError(f"labels must have shape ({len(X)}, {k}) for categories {cfg.categories}, got {Y.shape}")
-        if not np.isfinite(Y).all() or Y.min() < 0 or Y.max() > 1:
-            raise InputError("labels must be finite scores in [0, 1]")
-        W = None if sample_weight is None else np.asarray(sample_weight, np.float32)
-        if W is not None and W.shape != (len(X),):
-            raise InputError(f"sample_weight must have shape ({len(X)},), got {W.shape}")
-        if len(X) == 0:
-            raise InputError("no training images")
-        A = None
-        if aux is not None:
-            A = np.asarray(aux, np.float32)
-            A = A[:, None] if A.ndim == 1 else A
-            if A.ndim != 2 or len(A) != len(X) or not np.isfinite(A).all() or A.min() < 0 or A.max() > 1:
-                raise InputError(f"aux must be scores in [0, 1] of shape ({len(X)}, A), got {A.shape}")
         from ...nn.device import resolve_device
         from .config import ClassifyTrainConfig
         from .train import train_members
 
         run = ClassifyTrainConfig(workdir=None, classifier=cfg, aux_weight=aux_weight)
         self._fast = None
-        self.net_, self.history_ = train_members((X, Y, W, A), run, self._init_state,
+        self.net_, self.history_ = train_members((X, labels, sample_weight, aux), run, self._init_state,
                                                  device=str(resolve_device(self.device)), progress=progress,
                                                  resume=resume, checkpoint=checkpoint, callback=callback)
         return self

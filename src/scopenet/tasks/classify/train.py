@@ -214,6 +214,7 @@ class ClassifyModule(BudgetedModule):
 
 
 def _check_data(X, Y, W, A, cfg: ClassifierConfig) -> tuple:
+    """Validated ``(X, Y, W, A)``: class indices one-hot, single-label class weights folded into ``W``."""
     X = np.asarray(X, np.float32)
     if X.ndim != 4 or X.shape[1] != 1:
         raise InputError(f"prepared inputs must have shape [N, 1, S, S], got {X.shape}")
@@ -257,7 +258,7 @@ def _as_run(config) -> ClassifyTrainConfig:
 def train(net: torch.nn.Module, data: tuple, config: ClassifyTrainConfig | ClassifierConfig | None = None, *,
           device: str | None = None, progress: bool = False, resume: bool = False, member: int = 0,
           checkpoint: str | Path | None = None, callback: Callable[[int, float], None] | None = None,
-          desc: str = "train classify") -> list[float]:
+          desc: str = "train classify", checked: bool = False) -> list[float]:
     """Train one network ``net`` on ``data = (X, Y, W, A)`` (prepared images ``[N, 1, S, S]``, labels
     ``[N, K]`` or class indices, sample weights or None, auxiliary targets or None); returns the mean loss
     of each epoch.
@@ -265,11 +266,12 @@ def train(net: torch.nn.Module, data: tuple, config: ClassifyTrainConfig | Class
     The seed is the classifier's ``seed + 100 * member``. ``checkpoint`` (a file; default
     ``<workdir>/last.ckpt``, or ``last.m<member>.ckpt`` for ensemble members) is written every epoch and
     ``resume`` continues from it. ``callback(epoch, loss)`` runs after every epoch. With auxiliary
-    targets the network trains with ``K + A`` outputs; the extra ones are dropped at the end.
+    targets the network trains with ``K + A`` outputs; the extra ones are dropped at the end. ``checked``:
+    ``data`` has been through the validation already (:func:`train_members`).
     """
     c = _as_run(config)
     cfg = c.classifier
-    X, Y, W, A = _check_data(*data, cfg)
+    X, Y, W, A = data if checked else _check_data(*data, cfg)
     k = Y.shape[1]
     if A is not None:  # extra outputs for the auxiliary targets, dropped after training
         net.out = torch.nn.Linear(net.out.in_features, k + A.shape[1])
@@ -278,12 +280,7 @@ def train(net: torch.nn.Module, data: tuple, config: ClassifyTrainConfig | Class
     module = ClassifyModule(cfg, net, (X, Y, W, A), cfg.seed + 100 * member, aux_weight=c.aux_weight,
                             checkpoint_file=None if checkpoint is None else Path(checkpoint), progress=progress,
                             callback=callback, desc=desc)
-    old = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
-    try:
-        run(module, c, resume=resume, device=device)
-    finally:
-        torch.set_num_threads(old)
+    run(module, c, resume=resume, device=device)
     if A is not None:
         full = net.out
         net.out = torch.nn.Linear(full.in_features, k).to(full.weight.device)
@@ -306,6 +303,7 @@ def train_members(data: tuple, config: ClassifyTrainConfig | ClassifierConfig, i
 
     c = _as_run(config)
     cfg = c.classifier
+    data = _check_data(*data, cfg)  # before any member trains
     n = cfg.ensemble
     nets, hist = [], []
     for i in range(n):
@@ -321,7 +319,8 @@ def train_members(data: tuple, config: ClassifyTrainConfig | ClassifierConfig, i
             ck = Path(checkpoint)
             ck = ck if n == 1 else ck.with_name(f"{ck.stem}.m{i}{ck.suffix}")
         hist.append(train(net, data, c, device=device, progress=progress, resume=resume, member=i, checkpoint=ck,
-                          callback=callback, desc="train classify" if n == 1 else f"train classify {i + 1}/{n}"))
+                          callback=callback, desc="train classify" if n == 1 else f"train classify {i + 1}/{n}",
+                          checked=True))
         nets.append(net)
     if n == 1:
         return nets[0], hist[0]

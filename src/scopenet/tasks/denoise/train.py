@@ -281,12 +281,7 @@ def _run(net, data, config, *, device=None, progress=False, resume=False):
         images, targets = data
         make = user_batches(images, targets, c)
     module = DenoiseModule(c, net, make, progress)
-    old = torch.get_num_threads()
-    torch.set_num_threads(c.threads)
-    try:
-        trainer = run(module, c, resume=resume, device=device)
-    finally:
-        torch.set_num_threads(old)
+    trainer = run(module, c, resume=resume, device=device)
     net.eval()
     return module, trainer
 

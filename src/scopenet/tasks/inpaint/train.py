@@ -247,13 +247,8 @@ def train(net: torch.nn.Module, data: list[np.ndarray] | None = None, config: In
     it); with ``workdir=None`` nothing is written. ``progress`` prints the running losses."""
     cfg = config or InpaintTrainConfig()
     pool = image_pool(cfg)[0] if data is None else data
-    old = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
-    try:
-        module = train_network(net, pool, cfg, workdir=cfg.workdir, resume=resume, verbose=progress,
-                               mask_size=mask_size, device=device)
-    finally:
-        torch.set_num_threads(old)
+    module = train_network(net, pool, cfg, workdir=cfg.workdir, resume=resume, verbose=progress,
+                           mask_size=mask_size, device=device)
     net.eval()
     return list(module.losses)
 

@@ -131,12 +131,7 @@ def _run(net, data, config, *, device=None, progress=False, resume=False, callba
     c = config or SuperResTrainConfig()
     pool = (spm_pool(c) if c.domain == "spm" else stem_pool(c))[0] if data is None else data
     module = SuperResModule(c, net, _pool(pool, c.patch_), progress, callback)
-    old = torch.get_num_threads()
-    torch.set_num_threads(c.threads)
-    try:
-        trainer = run(module, c, resume=resume, device=device)
-    finally:
-        torch.set_num_threads(old)
+    trainer = run(module, c, resume=resume, device=device)
     net.eval()
     return module, trainer
 

@@ -34,6 +34,17 @@ def test_recipes_load_and_round_trip(path, tmp_path):
     assert read_run_config(tmp_path / "again.yaml") == cfg
 
 
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_cards_training_configuration_loads(name):
+    """The ``training.config`` of every shipped card (written before the typed run configuration: a nested
+    denoise layout, a bare classifier configuration, a free superres dict) is migrated on reading."""
+    import json
+
+    card = json.loads((ROOT / "src" / "scopenet" / "weights" / f"{name}.json").read_text())
+    cfg = run_config(card["training"]["config"], task=card["task"])
+    assert type(cfg) is TRAIN_CONFIGS[card["task"]]
+
+
 def test_a_misspelt_key_names_the_key_and_the_file(tmp_path):
     p = tmp_path / "run.yaml"
     p.write_text("task: denoise\nmax_step: 10\ncrop_size: 32\n")

@@ -161,6 +161,9 @@ class ClassifyTrainConfig(TrainConfig):
         if not isinstance(data, dict):
             return data
         d = dict(data)
+        if "classifier" not in d and set(d) - {"task"} and set(d) - {"task"} <= set(ClassifierConfig.model_fields):
+            # a bare classifier configuration (the training config of cards made before the run configuration)
+            d = {"task": d.pop("task", "classify"), "classifier": d}
         cl = d.get("classifier")
         cl = dict(cl) if isinstance(cl, dict) else (cl.model_dump() if isinstance(cl, BaseModel) else None)
         if cl is None:

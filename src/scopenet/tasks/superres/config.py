@@ -88,6 +88,23 @@ class SuperResTrainConfig(TrainConfig):
     n_eval_sim: int = Field(60, ge=1)
     n_eval_real: int = Field(120, ge=1)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data):
+        """Migrate the free ``config`` dict of cards written by ``scripts/train_superres.py`` (``batch``,
+        ``steps`` done, a ``loss`` description)."""
+        if not isinstance(data, dict) or not {"batch", "loss", "steps"} & data.keys():
+            return data
+        d = dict(data)
+        if "batch" in d:
+            d["batch_size"] = d.pop("batch")
+        if "steps" in d:
+            d["max_steps"] = d.pop("steps")
+        loss = d.pop("loss", None)
+        if loss is not None and not str(loss).startswith("MSE"):
+            raise ValueError(f"super-resolution runs train with the MSE, not {loss!r}")
+        return d
+
     @model_validator(mode="after")
     def _patch_fits(self):
         import math

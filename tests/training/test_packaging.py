@@ -34,15 +34,15 @@ def test_save_load_round_trip(tmp_path, net):
     assert w.name == "m.safetensors" and c.name == "m.json"
     card = json.loads(c.read_text())
     assert card["architecture"] == {"name": "unet", "config": net.config}
-    assert card["task"] == "denoise" and card["metrics"] == {"psnr": 30.5}
+    assert card["task"] == "denoise" and card["metrics"]["values"] == {"psnr": 30.5}  # the ModelCard schema
     assert card["n_parameters"] == sum(p.numel() for p in net.parameters())
     assert {"scopenet_version", "created", "name"} <= card.keys()
     loaded = load_model(tmp_path / "m.safetensors")
     x = torch.randn(2, 1, 20, 24)
     with torch.no_grad():
         assert torch.equal(loaded(x), net(x))
-    assert loaded.scopenet_card["metrics"]["psnr"] == 30.5
-    assert read_card(tmp_path / "m")["task"] == "denoise"
+    assert loaded.scopenet_card.metrics.values["psnr"] == 30.5
+    assert read_card(tmp_path / "m").task == "denoise"
 
 
 def test_save_refuses_to_overwrite_and_rejects_bad_cards(tmp_path, net):
@@ -50,7 +50,7 @@ def test_save_refuses_to_overwrite_and_rejects_bad_cards(tmp_path, net):
     with pytest.raises(WriteError, match="exists"):
         save_model(tmp_path / "m", net, {})
     save_model(tmp_path / "m", net, {"task": "x"}, overwrite=True)
-    assert read_card(tmp_path / "m")["task"] == "x"
+    assert read_card(tmp_path / "m").task == "x"
     with pytest.raises(InputError):
         save_model(tmp_path / "lin", torch.nn.Linear(2, 2), {})  # no architecture to record
     with pytest.raises(InputError, match="JSON"):

@@ -92,6 +92,17 @@ def test_legacy_denoise_layout_is_migrated():
         run_config({**old, "extra": {"extra_key": 1}})  # a misspelt key of the free dict is an error now
 
 
+def test_legacy_classify_layout_is_migrated():
+    old = {"task": "classify", "name": "c", "out_dir": "runs", "model": {"name": "tipnet", "config": {}},
+           "trainer": {"seed": 3}, "extra": {"labels": "e.csv", "images": "im", "method": "soft", "min_agreement": 0.4,
+                                             "init": None, "classify": {"size": 32, "epochs": 2}}}
+    c = run_config(old)
+    assert c.workdir == Path("runs/c") and c.seed == 3 and c.classifier.size == 32 and c.classifier.seed == 3
+    assert c.data.kind == "export" and c.data.labels == "e.csv" and c.data.images == "im"
+    with pytest.raises(InputError, match="extra.lables"):
+        run_config({**old, "extra": {"lables": "e.csv"}})
+
+
 @pytest.mark.parametrize("task", sorted(TRAIN_CONFIGS))
 def test_train_init_writes_the_default_configuration(task, tmp_path):
     from scopenet.cli.main import app

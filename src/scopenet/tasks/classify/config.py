@@ -122,6 +122,32 @@ class SimulatedData(_Data):
     teacher_tta: bool = True
 
 
+def _legacy_run(d: dict) -> dict:
+    """The layout of classify runs before the typed configuration (``name``/``out_dir``, ``model``, ``data``,
+    ``optim``, ``trainer`` and a free ``extra`` holding ``labels``, ``images``, ``method``,
+    ``min_agreement``, ``init`` and ``classify``) in the typed one."""
+    if "extra" not in d and "out_dir" not in d:
+        return d
+    out = {"task": d.pop("task", "classify")}
+    out["workdir"] = str(Path(d.pop("out_dir", "runs")) / d.pop("name", "classify-run"))
+    for k in ("model", "data", "optim"):  # the generic sections of the old engine: classify never read them
+        d.pop(k, None)
+    trainer = d.pop("trainer", None) or {}
+    if "seed" in trainer:
+        out["seed"] = trainer["seed"]
+    extra = dict(d.pop("extra", None) or {})
+    if "classify" in extra:
+        out["classifier"] = extra.pop("classify")
+    if "init" in extra:
+        out["init"] = extra.pop("init")
+    data = {k: extra.pop(k) for k in ("labels", "images", "method", "min_agreement") if k in extra}
+    if data:
+        out["data"] = {"kind": "export", **data}
+    out.update({f"extra.{k}": v for k, v in extra.items()})  # anything else: reported as an unknown key
+    out.update(d)
+    return out
+
+
 ClassifyData = Annotated[Union[ExportData, HsiData, SimulatedData], Field(discriminator="kind")]
 
 
@@ -160,7 +186,7 @@ class ClassifyTrainConfig(TrainConfig):
         """The run's ``seed`` and ``threads`` are the classifier's: taken from it when the run omits them."""
         if not isinstance(data, dict):
             return data
-        d = dict(data)
+        d = _legacy_run(dict(data))
         if "classifier" not in d and set(d) - {"task"} and set(d) - {"task"} <= set(ClassifierConfig.model_fields):
             # a bare classifier configuration (the training config of cards made before the run configuration)
             d = {"task": d.pop("task", "classify"), "classifier": d}

@@ -138,7 +138,7 @@ def output_targets(inputs: Sequence[Path], output: Path, tag: str, ext: str) -> 
 
 
 # ---------------------------------------------------------------------------------- batches
-def _show_progress(quiet: bool) -> bool:
+def show_progress(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
 
 
@@ -149,7 +149,7 @@ def progress(total: int, description: str, quiet: bool = False) -> Iterator[Call
     Yields ``step(label, advance=1)``: ``step(name, 0)`` names the item now being worked on,
     ``step()`` counts one done. A no-op when nothing is shown (piped output, ``--quiet``, one step).
     """
-    if total < 2 or not _show_progress(quiet):
+    if total < 2 or not show_progress(quiet):
         yield lambda label=None, advance=1: None
         return
     from rich.console import Console

@@ -11,7 +11,7 @@ from typing import List, Optional
 import typer
 
 from ._common import (check_absent, check_writable, output_targets, pick_image, quiet_option, run_batch,
-                      signal_option, user_errors)
+                      show_progress, signal_option, user_errors)
 
 
 def _targets(inputs: List[Path], output: Path) -> list[tuple[Path, Path]]:
@@ -53,6 +53,7 @@ def denoise_cmd(
     with user_errors():
         pairs = _targets(list(inputs), output)
         den = _load_model(model)
+        den.progress = show_progress(quiet)  # a bar over the tiles of large images, at a terminal
 
     def one(pair):
         src, o = pair

@@ -15,7 +15,7 @@ import numpy as np
 import typer
 
 from ._common import (check_absent, check_writable, output_targets, pick_image, quiet_option, run_batch,
-                      signal_option, user_errors)
+                      show_progress, signal_option, user_errors)
 
 
 def register(app: typer.Typer) -> None:
@@ -71,6 +71,8 @@ def register(app: typer.Typer) -> None:
                 mask_arr = np.asarray(pick_image(mask, None, quiet=quiet).data) > 0
             if is_folder:
                 output.mkdir(parents=True, exist_ok=True)
+            est = sn.Inpainter.pretrained(model)  # once, before any file: a bad name fails here
+            est.progress = show_progress(quiet)  # a bar over the tiles of large scans, at a terminal
 
         def one(pair):
             scan, out_path = pair
@@ -91,7 +93,7 @@ def register(app: typer.Typer) -> None:
                 if save_mask is not None:
                     sn.write(img.with_data(m.astype(np.float32), operation="scan_mask", kind=simulate),
                              save_mask, overwrite=overwrite)
-            out = sn.inpaint(partial, m, model=model, tta=tta, fourier=fourier)
+            out = sn.inpaint(partial, m, model=est, tta=tta, fourier=fourier)
             sn.write(out, out_path, overwrite=overwrite)
             refined = out.provenance[-1]["params"].get("fourier")
             typer.echo(f"{out_path}: completed {m.sum()} scanned of {m.size} pixels "

@@ -12,7 +12,7 @@ from typing import List, Optional
 import typer
 
 from ._common import (check_absent, check_writable, output_targets, pick_image, quiet_option, run_batch,
-                      signal_option, user_errors)
+                      show_progress, signal_option, user_errors)
 
 
 def superres_cmd(
@@ -38,6 +38,7 @@ def superres_cmd(
         if is_folder:
             output.mkdir(parents=True, exist_ok=True)
         est = sn.SuperResolver.pretrained(model)
+        est.progress = show_progress(quiet)  # a bar over the tiles of large images, at a terminal
 
     def one(pair):
         src, o = pair

@@ -148,6 +148,8 @@ class Estimator:
         sees one); ``None`` means ``$SCOPENET_DEVICE``, else ``"auto"`` (:mod:`scopenet.nn.device`).
     """
 
+    #: show a progress bar over the tiles of large images (the CLI turns it on at a terminal)
+    progress: bool = False
     task: ClassVar[str] = ""
     config_class: ClassVar[type[BaseModel]]
     #: short names accepted by :meth:`pretrained` (``"default"`` included) -> installed model names

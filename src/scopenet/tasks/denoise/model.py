@@ -188,7 +188,7 @@ class Denoiser(Estimator):
             return self._net_unit(u[None])[0]
         from ...image.tiling import predict_tiled
 
-        return predict_tiled(u, self._net_unit, tile=min(c.tile, max(u.shape)), overlap=c.overlap,
+        return predict_tiled(u, self._net_unit, tile=min(c.tile, max(u.shape)), overlap=c.overlap, progress=self.progress,
                              batch_size=c.batch_size, batched=True, operation=None)
 
     def denoise_frame(self, frame: np.ndarray, tta: int = 1) -> np.ndarray:
@@ -353,6 +353,15 @@ class AutoDenoiser:
     @device.setter
     def device(self, value: str | None) -> None:
         self.low.device = self.high.device = value
+
+    @property
+    def progress(self) -> bool:
+        """Show a progress bar over tiles; setting it sets both members'."""
+        return self.low.progress
+
+    @progress.setter
+    def progress(self, value: bool) -> None:
+        self.low.progress = self.high.progress = bool(value)
 
     @classmethod
     def pretrained(cls, low: str = "default", high: str = "high-dose", dose_range: tuple[float, float] | None = None,

@@ -203,6 +203,7 @@ class Inpainter(Estimator):
         from ...image.tiling import predict_tiled
 
         return predict_tiled(x, self._complete, tile=t, overlap=ov, batch_size=1, pad_mode="crop", batched=True,
+                             progress=self.progress,
                              operation=None, channels=True, skip=lambda sub: sub[0] if not sub[1].any() else None)
 
 
@@ -295,6 +296,16 @@ class AutoInpainter:
     def device(self, value: str | None) -> None:
         for member in (self.default, *self.specialists):
             member.device = value
+
+    @property
+    def progress(self) -> bool:
+        """Show a progress bar over tiles; setting it sets every member's."""
+        return self.default.progress
+
+    @progress.setter
+    def progress(self, value: bool) -> None:
+        for member in (self.default, *self.specialists):
+            member.progress = bool(value)
 
     @classmethod
     def pretrained(cls, **kw) -> "AutoInpainter":

@@ -195,6 +195,7 @@ class SuperResolver(Estimator):
             from ...image.tiling import predict_tiled
 
             y = predict_tiled(up, self._net_fine, tile=cfg.tile, overlap=cfg.overlap, batch_size=1, batched=True,
+                              progress=self.progress,
                               operation=None)
         if self.sampling == "decimate":
             y[:, ::f, ::f] = c

@@ -150,3 +150,37 @@ def test_absent_or_unknown_accelerator_is_a_clear_error_before_training(tmp_path
         with pytest.raises(InputError, match="no CUDA GPU"):
             main(InpaintTrainConfig(**{**kw, "accelerator": "gpu"}))
     assert not (tmp_path / "run" / "last.ckpt").exists()
+
+
+def test_resume_after_a_crash_is_bit_identical(tmp_path, monkeypatch):
+    """Stopped after its last checkpoint and resumed, a run (ALRC statistics, running averages, batch stream)
+    ends as an uninterrupted one, with each step logged once (#19 item 8)."""
+    from scopenet.tasks.inpaint import train as T
+    from scopenet.training.budget import checkpoint_state
+
+    kw = dict(TINY, max_steps=6, time_budget_s=None, checkpoint_every_s=None, checkpoint_every_n_steps=2)
+    main(InpaintTrainConfig(**kw, workdir=tmp_path / "ref"))
+
+    class Killed(Exception):
+        pass
+
+    done = T.InpaintModule.step_done
+
+    def crash(self, loss, row=None):
+        done(self, loss, row)
+        if self.steps == 5:
+            raise Killed
+
+    monkeypatch.setattr(T.InpaintModule, "step_done", crash)
+    with pytest.raises(Killed):
+        main(InpaintTrainConfig(**kw, workdir=tmp_path / "cut"))
+    monkeypatch.undo()
+    assert checkpoint_state(tmp_path / "cut" / "last.ckpt")["steps"] == 4
+    main(InpaintTrainConfig(**kw, workdir=tmp_path / "cut"))
+    a, b = (torch.load(tmp_path / n / "last.ckpt", weights_only=False)["state_dict"] for n in ("ref", "cut"))
+    assert a.keys() == b.keys() and {"clip.mu1", "clip.mu2"} <= a.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    rows = [r.split(",") for r in (tmp_path / "cut" / "log.csv").read_text().split()]
+    ref = [r.split(",") for r in (tmp_path / "ref" / "log.csv").read_text().split()]
+    assert [int(r[0]) for r in rows] == list(range(1, 7)) and [r[2:] for r in rows] == [r[2:] for r in ref]

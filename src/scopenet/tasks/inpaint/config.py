@@ -32,7 +32,7 @@ class InpaintTrainConfig(TrainConfig):
     lr: float = 1e-3
     lr_final_fraction: float = 0.05
     max_steps: int = 100_000
-    time_budget_s: float = 2400.0
+    time_budget_s: float | None = 2400.0
     n_simulated: int = 160
     simulated_size: int = 256
     use_em_real: bool = True

@@ -138,7 +138,8 @@ class InpaintModule(BudgetedModule):
             return torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(truth)
 
         super().__init__(SeededStream(make, cfg.seed), cfg.max_steps, cfg.time_budget_s, workdir,
-                         checkpoint_every_s=cfg.checkpoint_every_s)
+                         checkpoint_every_s=cfg.checkpoint_every_s,
+                         checkpoint_every_n_steps=cfg.checkpoint_every_n_steps)
         self.cfg, self.verbose = cfg, verbose
         self.net = net
         self.clip = ALRC(mode="example", **cfg.alrc)

@@ -19,7 +19,7 @@ import pytest
 from scopenet.errors import ReadError
 from scopenet.image.micrograph import Axis, Micrograph
 from scopenet.io import read, read_all, write
-from scopenet.io._jsonsafe import BYTES_MARKER, dumps, jsonable
+from scopenet._jsonsafe import BYTES_MARKER, dumps, jsonable
 
 from ..conftest import FIXTURES, TEST_DATA
 

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .._jsonsafe import jsonable as _jsonable
 from ..errors import InputError
 
 #: SI prefixes understood by :func:`to_metres`.
@@ -326,28 +327,6 @@ def provenance_entry(operation: str, **params) -> dict[str, Any]:
 
     return {"operation": operation, "params": _jsonable(params), "scopenet": __version__,
             "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-
-
-def _jsonable(obj: Any) -> Any:
-    """Best-effort conversion to JSON-compatible types (numpy scalars, arrays, paths, bytes)."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist() if obj.size <= 64 else f"<array shape={obj.shape} dtype={obj.dtype}>"
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, bytes):
-        try:
-            return obj.decode("utf-8")
-        except UnicodeDecodeError:
-            return f"<{len(obj)} bytes>"
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    return str(obj)
 
 
 def as_micrograph(obj) -> Micrograph:

@@ -19,7 +19,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import ReadError
 from ..image.micrograph import Axis, Micrograph, provenance_entry
-from ._jsonsafe import jsonable
+from .._jsonsafe import jsonable
 
 #: marker and version of the state dict.
 STATE_KEY = "scopenet_micrograph"

@@ -34,8 +34,8 @@ import numpy as np
 
 from ..errors import ReadError
 from ..image.micrograph import Micrograph, provenance_entry
-from ._jsonsafe import dumps as json_dumps
-from ._jsonsafe import jsonable
+from .._jsonsafe import dumps as json_dumps
+from .._jsonsafe import jsonable
 from ._state import micrograph_from_state
 from .registry import Format, register_format
 

@@ -98,7 +98,7 @@ def _put_in_place_exclusively(tmp: Path, path: Path) -> None:
     try:
         os.link(tmp, path)
     except FileExistsError:
-        raise WriteError(path, "file exists (pass overwrite=True / --overwrite to replace it); another "
+        raise WriteError(path, "file exists (pass overwrite=True to replace it); another "
                                "process may have written it meanwhile") from None
     except OSError as exc:
         if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK,
@@ -108,7 +108,7 @@ def _put_in_place_exclusively(tmp: Path, path: Path) -> None:
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
         except FileExistsError:
-            raise WriteError(path, "file exists (pass overwrite=True / --overwrite to replace it); "
+            raise WriteError(path, "file exists (pass overwrite=True to replace it); "
                                    "another process may have written it meanwhile") from None
         os.close(fd)
         try:
@@ -139,7 +139,7 @@ def atomic_output(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     if path.is_dir():
         raise WriteError(path, "is a directory")
     if path.exists() and not overwrite:
-        raise WriteError(path, "file exists (pass overwrite=True / --overwrite to replace it)")
+        raise WriteError(path, "file exists (pass overwrite=True to replace it)")
     path.parent.mkdir(parents=True, exist_ok=True)
     folder = os.path.abspath(path.parent)
     if time.monotonic() - _last_clean.get(folder, -CLEAN_EVERY_S) >= CLEAN_EVERY_S:

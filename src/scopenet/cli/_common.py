@@ -59,9 +59,8 @@ def error_message(exc: BaseException) -> str:
                 msg += f" (-> {os.fsdecode(exc.filename2)})"
     else:
         msg = f"{type(exc).__name__}: {exc}"
-    # the library's wording names both the API and the CLI switch; on the command line say only the switch
-    msg = msg.replace("pass overwrite=True / --overwrite", "pass --overwrite")
-    msg = msg.replace("overwrite=True / --overwrite", "--overwrite")
+    # the library names its keyword; on the command line the switch is what to pass
+    msg = msg.replace("overwrite=True", "--overwrite")
     return " ".join(msg.split("\n"))
 
 

@@ -70,7 +70,7 @@ def save_model(path_stem: str | Path, model: nn.Module, card: ModelCard | dict[s
     if not overwrite:
         for p in (weights_path, card_path):
             if p.exists():
-                raise WriteError(p, "file exists (pass overwrite=True / --overwrite to replace it)")
+                raise WriteError(p, "file exists (pass overwrite=True to replace it)")
     raw = card.to_dict() if isinstance(card, ModelCard) else dict(card or {})
     raw.setdefault("name", weights_path.stem)
     if "architecture" not in raw:

@@ -28,7 +28,7 @@ def prepare_out_dir(out_dir: str | Path, overwrite: bool) -> Path:
         raise WriteError(out, "exists and is not a directory")
     if out.exists() and any(out.iterdir()):
         if not overwrite:
-            raise WriteError(out, "directory is not empty (pass overwrite=True / --overwrite)")
+            raise WriteError(out, "directory is not empty (pass overwrite=True to replace it)")
         for p in list(out.glob("shard_*.npz")) + [out / MANIFEST]:
             if p.exists():
                 p.unlink()

@@ -1,6 +1,7 @@
 """A small self-contained HTML report: sections of text, tables and figures (PNG embedded inline).
 
-Used by ``make demo`` and by the benchmarks. Images are drawn with a scale bar when calibrated.
+Used by ``make demo`` and by the benchmarks. Every image panel carries a scale bar (or says "uncalibrated");
+scanning-probe panels also get a colour (height) bar in pm/nm, pA/nA ... (:mod:`scopenet.image.units`).
 
 >>> rep = Report("scopenet demo")
 >>> sec = rep.section("Reading files", "Every bundled sample, flattened.")
@@ -21,42 +22,107 @@ import numpy as np
 from ._fileutil import atomic_output
 
 
-def _nice_length(x: float) -> float:
-    """Largest 1/2/5 x 10^k not above x."""
-    if x <= 0:
-        return 0.0
-    k = np.floor(np.log10(x))
-    for m in (5, 2, 1):
-        if m * 10**k <= x:
-            return float(m * 10**k)
-    return float(10**k)
+SPM_MODALITIES = {"STM", "AFM", "SPM", "NC-AFM", "KPFM", "MFM", "PFM"}
+#: size of scale-bar text as a fraction of the shorter side of the image panel
+TEXT_FRACTION = 0.055
 
 
-def add_scale_bar(ax, img, color: str = "white") -> None:
-    """Draw a scale bar of about 1/5 of the width on a matplotlib axis showing ``img`` (a Micrograph)."""
-    axis = img.axes[-1]
-    if not axis.calibrated:
-        return
-    w_px = img.shape[-1]
-    length = _nice_length(0.2 * w_px * axis.scale)
-    if length <= 0:
-        return
-    # express in a readable unit
-    unit = axis.unit
-    metres = axis.scale_in_metres()
-    label_val, label_unit = length, unit
-    if metres is not None:
-        length_m = length / axis.scale * metres
-        for u, f in (("pm", 1e-12), ("nm", 1e-9), ("µm", 1e-6), ("mm", 1e-3), ("m", 1.0)):
-            if length_m < 1000 * f:
-                label_val, label_unit = length_m / f, u
-                break
-    bar_px = length / axis.scale
-    h_px = img.shape[-2]
-    x0, y0 = 0.05 * w_px, 0.93 * h_px
-    ax.plot([x0, x0 + bar_px], [y0, y0], color=color, linewidth=3, solid_capstyle="butt")
-    ax.text(x0 + bar_px / 2, y0 - 0.02 * h_px, f"{label_val:g} {label_unit}", color=color,
-            ha="center", va="bottom", fontsize=8, fontweight="bold")
+def is_spm_image(img) -> bool:
+    """Whether a Micrograph is a scanning-probe image (SPM modality or a scan direction)."""
+    return (getattr(img, "modality", None) or "").upper() in SPM_MODALITIES \
+        or getattr(img, "scan_direction", None) is not None
+
+
+def outline(width: float, color: str = "black"):
+    """Matplotlib path effects drawing a ``width``-point outline under text or lines."""
+    from matplotlib import patheffects
+
+    return [patheffects.withStroke(linewidth=width, foreground=color)]
+
+
+def panel_points(ax) -> float:
+    """Shorter side, in points, of the box the image occupies on ``ax`` (after its aspect is applied)."""
+    ax.apply_aspect()
+    fig = ax.figure
+    pos = ax.get_position(original=False)
+    w_in, h_in = fig.get_size_inches()
+    return max(1.0, min(pos.width * w_in, pos.height * h_in) * 72.0)
+
+
+def add_scale_bar(ax, img, color: str = "white", fraction: float = 0.2, text_fraction: float = TEXT_FRACTION):
+    """Draw a scale bar on a matplotlib axis showing ``img`` (a Micrograph) in pixel coordinates.
+
+    The bar is about ``fraction`` of the width (1, 2 or 5 x 10^k, see
+    :func:`scopenet.image.units.scale_bar`) and labelled in pm/nm/µm; bar and text are white with a
+    black outline so that they read on dark and bright areas alike, and their size follows the size
+    of the panel (``text_fraction`` of its shorter side). An image without a calibrated x axis gets
+    the word "uncalibrated" instead of a bar.
+
+    Returns
+    -------
+    ScaleBar or None
+        What was drawn (None for an uncalibrated image).
+    """
+    from matplotlib.patches import Rectangle
+
+    from .image.units import scale_bar
+
+    spec = scale_bar(img, fraction)
+    side = panel_points(ax)
+    fs = max(5.0, text_fraction * side)
+    stroke = max(1.5, fs / 4)
+    h_px, w_px = img.shape[-2], img.shape[-1]
+    x0 = 0.05 * w_px - 0.5
+    if spec is None:
+        ax.text(x0, h_px - 0.5 - 0.04 * h_px, "uncalibrated", color=color, ha="left", va="bottom",
+                fontsize=0.85 * fs, path_effects=outline(stroke), zorder=5)
+        return None
+    thick = max(0.018 * h_px, 1.0)
+    y_bottom = h_px - 0.5 - 0.05 * h_px   # y grows downwards in image coordinates
+    bar = Rectangle((x0, y_bottom - thick), spec.length_px, thick, facecolor=color, edgecolor="none",
+                    zorder=5, path_effects=outline(stroke), gid="scale-bar")
+    ax.add_patch(bar)
+    ax.text(x0, y_bottom - thick - 0.015 * h_px, spec.label, color=color,
+            ha="left", va="bottom", fontsize=fs, fontweight="bold", path_effects=outline(stroke),
+            zorder=6, gid="scale-bar-label")
+    return spec
+
+
+def display_data(img, robust: bool = True) -> tuple[np.ndarray, float, float, str, float]:
+    """The 2-D data to draw of a Micrograph (first frame), its display limits, the unit the values are
+    shown in and the factor applied: heights in m become pm or nm, currents pA or nA (by the largest
+    magnitude shown)."""
+    from .image.units import display_unit
+
+    d = np.asarray(img.data if img.data.ndim == 2 else img.data[0], dtype=np.float64)
+    finite = d[np.isfinite(d)]
+    if finite.size == 0:
+        vmin, vmax = 0.0, 1.0
+    elif robust:
+        vmin, vmax = (float(v) for v in np.percentile(finite, [0.5, 99.5]))
+    else:
+        vmin, vmax = float(finite.min()), float(finite.max())
+    if not vmax > vmin and finite.size:
+        vmin, vmax = float(finite.min()), float(finite.max())
+    if not vmax > vmin:
+        vmin, vmax = vmin - 0.5, vmax + 0.5
+    unit, factor = display_unit(max(abs(vmin), abs(vmax)), getattr(img, "signal_unit", ""))
+    return d * factor, vmin * factor, vmax * factor, unit, factor
+
+
+def add_colorbar(ax, mappable, img, unit: str, text_fraction: float = TEXT_FRACTION):
+    """A colour (height) bar beside ``ax`` labelled with the signal and its display ``unit``."""
+    from .image.units import signal_label
+
+    fig = ax.figure
+    side = panel_points(ax)
+    fs = max(5.0, 0.8 * text_fraction * side)
+    cax = ax.inset_axes((1.03, 0.0, 0.05, 1.0))
+    cb = fig.colorbar(mappable, cax=cax)
+    cb.set_label(signal_label(getattr(img, "signal", "") or "signal", unit), fontsize=fs)
+    cb.ax.tick_params(labelsize=0.9 * fs)
+    cb.ax.yaxis.get_offset_text().set_fontsize(0.9 * fs)
+    return cb
 
 
 def fig_to_png(fig) -> bytes:
@@ -68,9 +134,15 @@ def fig_to_png(fig) -> bytes:
     return buf.getvalue()
 
 
-def image_grid(images: Sequence[Any], titles: Sequence[str] | None = None, cmap: str = "gray",
-               ncols: int | None = None, size: float = 2.6, robust: bool = True) -> bytes:
-    """A row/grid of images (Micrographs or arrays) with titles and scale bars, as PNG bytes."""
+def image_grid(images: Sequence[Any], titles: Sequence[str] | None = None, cmap: str | None = None,
+               ncols: int | None = None, size: float = 2.6, robust: bool = True,
+               colorbar: bool | None = None) -> bytes:
+    """A row/grid of images (Micrographs or arrays) with titles and scale bars, as PNG bytes.
+
+    Every panel gets a scale bar (or "uncalibrated" when its x axis has no calibration; plain arrays
+    are uncalibrated). ``cmap`` None: ``afmhot`` for scanning-probe images, ``gray`` otherwise.
+    ``colorbar`` None: a colour (height) bar with the signal's unit on scanning-probe panels.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -78,26 +150,30 @@ def image_grid(images: Sequence[Any], titles: Sequence[str] | None = None, cmap:
 
     from .image.micrograph import as_micrograph
 
-    n = len(images)
+    mics = [as_micrograph(im) for im in images]
+    n = len(mics)
     ncols = ncols or min(n, 5)
     nrows = int(np.ceil(n / ncols))
-    fig, axs = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    bars = [is_spm_image(m) if colorbar is None else bool(colorbar) for m in mics]
+    widen = 1.35 if any(bars) else 1.0
+    fig, axs = plt.subplots(nrows, ncols, figsize=(size * ncols * widen, size * nrows), squeeze=False)
+    drawn = []
     for i, ax in enumerate(axs.flat):
         ax.axis("off")
         if i >= n:
             continue
-        m = as_micrograph(images[i])
-        d = m.data if m.data.ndim == 2 else m.data[0]
-        finite = d[np.isfinite(d)]
-        if robust and finite.size:
-            vmin, vmax = np.percentile(finite, [0.5, 99.5])
-        else:
-            vmin, vmax = (finite.min(), finite.max()) if finite.size else (0, 1)
-        ax.imshow(d, cmap=cmap, vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1, interpolation="nearest")
-        add_scale_bar(ax, m)
+        m = mics[i]
+        d, vmin, vmax, unit, _ = display_data(m, robust)
+        cm = cmap or ("afmhot" if is_spm_image(m) else "gray")
+        im = ax.imshow(np.ma.masked_invalid(d), cmap=cm, vmin=vmin, vmax=vmax, interpolation="nearest")
         if titles is not None and i < len(titles):
-            ax.set_title(titles[i], fontsize=8)
-    fig.tight_layout()
+            ax.set_title(titles[i], fontsize=max(7.0, 3.0 * size))
+        drawn.append((ax, m, im, unit, bars[i]))
+    fig.tight_layout(w_pad=3.0 if any(bars) else 1.08)
+    for ax, m, im, unit, cb in drawn:  # sizes follow the panels as laid out
+        add_scale_bar(ax, m)
+        if cb:
+            add_colorbar(ax, im, m, unit)
     return fig_to_png(fig)
 
 

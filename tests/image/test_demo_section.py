@@ -22,7 +22,7 @@ def test_section_runs_on_bundled_samples(tmp_path):
     section(rep, tmp_path, samples)
     html = rep.render()
     assert "stm-steps.tif" in html and "haadf-lattice.tif" in html
-    assert "0.04 nm" in html and "0.02 nm" in html  # calibration came through the reader
+    assert "40 pm" in html and "20 pm" in html  # calibration came through the reader (0.04, 0.02 nm)
     assert html.count("<img") >= 2
     out = tmp_path / "stm-steps-flattened.tif"
     flat = sn.read(out)

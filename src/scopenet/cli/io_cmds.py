@@ -65,22 +65,23 @@ def info(
             typer.echo(json.dumps({"file": str(file), "images": rows}, indent=2))
             return
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
+        from ..image.units import field_of_view_text, pixel_size_text, value_format
+
         table = Table(title=f"{file} — {len(rows)} image(s)", title_justify="left")
-        for col in ("#", "signal", "direction", "shape", "pixel size", "min", "max", "mean"):
+        for col in ("#", "signal", "direction", "shape", "pixel size", "field of view", "min", "max", "mean"):
             table.add_column(col, justify="right" if col in ("#", "min", "max", "mean") else "left",
                              overflow="fold")
 
-        def g(v):
-            return "—" if v is None else f"{v:.4g}"
-
-        for i, r in enumerate(rows):
-            unit = f" {r['signal_unit']}" if r["signal_unit"] else ""
-            table.add_row(str(i), f"{r['signal']}{' [' + r['signal_unit'] + ']' if r['signal_unit'] else ''}",
+        for i, (m, r) in enumerate(zip(images, rows)):
+            # values in one readable unit per image: heights in pm/nm, currents in pA/nA ...
+            vunit, g = value_format(r["min"], r["max"], r["signal_unit"])
+            # escaped: rich would read "[nm]" as a style tag and drop it
+            table.add_row(str(i), escape(f"{r['signal']}{' [' + vunit + ']' if vunit else ''}"),
                           r["direction"] or "—", "x".join(map(str, r["shape"])),
-                          f"{r['pixel_size'][0]:.4g} x {r['pixel_size'][1]:.4g} {r['pixel_unit']}",
-                          g(r["min"]) + unit, g(r["max"]) + unit, g(r["mean"]) + unit)
+                          pixel_size_text(m), field_of_view_text(m), g(r["min"]), g(r["max"]), g(r["mean"]))
         Console(width=140, soft_wrap=False).print(table)
 
 

@@ -26,15 +26,16 @@ def is_spm(img, name: str = "") -> bool:
 
 
 def _fmt_pixel(img) -> str:
-    py, px = img.pixel_size
-    u = img.pixel_unit
-    return f"{px:.4g} {u}" if np.isclose(px, py) else f"{py:.4g} x {px:.4g} {u}"
+    from .units import pixel_size_text
+
+    return pixel_size_text(img)
 
 
 def section(report, workdir: Path, samples: dict[str, Path]) -> None:
     """Add the reading/flattening section to ``report``; write flattened TIFFs into ``workdir``."""
     import scopenet as sn
     from .spm import flatten_lines, repair_scars, subtract_plane
+    from .units import value_format
 
     sec = report.section(
         "Reading and flattening instrument files",
@@ -42,13 +43,14 @@ def section(report, workdir: Path, samples: dict[str, Path]) -> None:
         "line-by-line flattening (per-line linear fit, as capture software does), after plane "
         "subtraction, and after row alignment (median of differences) with a RANSAC plane, which "
         "ignores atomic steps and adsorbates; scars are then repaired. Colour scales are robust "
-        "(0.5-99.5 percentile).")
+        "(0.5-99.5 percentile); scanning-probe panels carry a height bar in pm or nm and every "
+        "panel a scale bar.")
     workdir = Path(workdir)
     rows = []
     for name, path in samples.items():
         img = sn.read(path)
         rows.append({"file": Path(path).name, "shape": "x".join(map(str, img.shape)),
-                     "pixel size": _fmt_pixel(img), "signal": f"{img.signal} [{img.signal_unit}]",
+                     "pixel size": _fmt_pixel(img), "signal": f"{img.signal} [{img.signal_unit or 'no unit'}]",
                      "modality": img.modality or "", "scan": img.scan_direction or ""})
         if is_spm(img, name):
             lines = flatten_lines(img, method="linear")
@@ -61,7 +63,8 @@ def section(report, workdir: Path, samples: dict[str, Path]) -> None:
             sn.write(robust, out, overwrite=True)
             rows[-1]["output"] = out.name
             rng = lambda m: float(np.nanstd(np.asarray(m)))  # noqa: E731
-            rows[-1]["rms raw → flat"] = f"{rng(img):.3g} → {rng(robust):.3g} {img.signal_unit}"
+            _, fmt = value_format(0.0, rng(img), img.signal_unit, digits=3)
+            rows[-1]["rms raw → flat"] = f"{fmt(rng(img))} → {fmt(rng(robust))}"
         else:
             sec.images([img], [f"{name} ({img.signal})"], caption=f"{Path(path).name}: preview", size=3.0)
     sec.table(rows, caption="Bundled samples as read by scopenet")

@@ -13,7 +13,8 @@
 ``.png`` writing
     A preview for people, not data: a colour map (``gray``; ``afmhot`` for scanning-probe
     signals), robust contrast (0.5-99.5 percentiles of the finite values), a scale bar when the
-    image is calibrated and optionally a colour bar. A stack previews its first frame.
+    image is calibrated ("uncalibrated" written otherwise) and, for scanning-probe images, a colour
+    bar in pm/nm (heights), pA/nA (currents) ... A stack previews its first frame.
     :func:`save_preview` is the same with the overwrite protection of :func:`scopenet.write`.
 """
 from __future__ import annotations
@@ -167,24 +168,12 @@ def robust_limits(data: np.ndarray, lo: float = 0.5, hi: float = 99.5) -> tuple[
     return float(vmin), float(vmax)
 
 
-def render_preview(img: Micrograph, path: Path, *, cmap: str | None = None, colorbar: bool = False,
-                   scale_bar: bool = True, robust: bool = True, size: int | None = None,
-                   dpi: int = 100) -> None:
-    """Draw ``img`` (first frame of a stack) to a PNG at ``path`` (no overwrite check).
+def preview_figure(img: Micrograph, *, cmap: str | None = None, colorbar: bool | None = None,
+                   scale_bar: bool = True, robust: bool = True, size: int | None = None, dpi: int = 100):
+    """The matplotlib figure of a preview (see :func:`render_preview`); the caller closes it.
 
-    Parameters
-    ----------
-    cmap : str, optional
-        Matplotlib colour map; default :func:`default_cmap`.
-    colorbar : bool
-        Add a colour bar labelled with the signal and its unit.
-    scale_bar : bool
-        Draw a scale bar when the x axis is calibrated.
-    robust : bool
-        Clip the contrast to the 0.5-99.5 percentiles (else min-max).
-    size : int, optional
-        Length in pixels of the longer image side in the PNG; default the image's own, at
-        least 256 and at most 2048.
+    The image fills the left part of the figure exactly (``size`` pixels on its longer side at
+    ``dpi``); a colour bar, when drawn, lies to its right.
     """
     import matplotlib
 
@@ -192,15 +181,16 @@ def render_preview(img: Micrograph, path: Path, *, cmap: str | None = None, colo
     import matplotlib.pyplot as plt
     from matplotlib import colormaps
 
-    from ..report import add_scale_bar
+    from ..report import add_colorbar, add_scale_bar, display_data
 
     img = as_micrograph(img)
     frame = img[0] if img.is_stack else img
     cmap = cmap or default_cmap(img)
     if cmap not in colormaps:
         raise InputError(f"unknown colour map {cmap!r}; try 'gray', 'afmhot', 'viridis', 'inferno'")
-    data = frame.data
-    vmin, vmax = robust_limits(data) if robust else robust_limits(data, 0.0, 100.0)
+    if colorbar is None:
+        colorbar = default_cmap(img) == "afmhot"
+    data, vmin, vmax, unit, _ = display_data(frame, robust)
     h, w = data.shape
     aspect = 1.0
     ay, ax_ = frame.axes
@@ -210,7 +200,8 @@ def render_preview(img: Micrograph, path: Path, *, cmap: str | None = None, colo
     long_side = size or int(min(max(max(ph, pw), 256), 2048))
     f = long_side / max(ph, pw)
     fig_w, fig_h = pw * f / dpi, ph * f / dpi
-    cb_frac = 0.18 if colorbar else 0.0
+    # room for the colour bar, its tick labels and its label (all sized to the image's shorter side)
+    cb_frac = 0.38 * min(ph, pw) / pw if colorbar else 0.0
     fig = plt.figure(figsize=(fig_w * (1 + cb_frac), fig_h), dpi=dpi)
     try:
         ax = fig.add_axes((0, 0, 1 / (1 + cb_frac), 1))
@@ -219,15 +210,42 @@ def render_preview(img: Micrograph, path: Path, *, cmap: str | None = None, colo
                        interpolation="nearest" if max(h, w) < long_side else "antialiased",
                        aspect=aspect)
         if scale_bar:
-            add_scale_bar(ax, frame, color="white" if cmap in ("gray", "afmhot", "inferno", "magma",
-                                                                 "viridis", "hot") else "black")
+            add_scale_bar(ax, frame)
         if colorbar:
-            cax = fig.add_axes((1 / (1 + cb_frac) + 0.02 / (1 + cb_frac), 0.1,
-                                0.04 / (1 + cb_frac), 0.8))
-            cb = fig.colorbar(im, cax=cax)
-            label = img.signal + (f" ({img.signal_unit})" if img.signal_unit else "")
-            cb.set_label(label, fontsize=8)
-            cb.ax.tick_params(labelsize=7)
+            add_colorbar(ax, im, img, unit)
+    except BaseException:
+        plt.close(fig)
+        raise
+    return fig
+
+
+def render_preview(img: Micrograph, path: Path, *, cmap: str | None = None, colorbar: bool | None = None,
+                   scale_bar: bool = True, robust: bool = True, size: int | None = None,
+                   dpi: int = 100) -> None:
+    """Draw ``img`` (first frame of a stack) to a PNG at ``path`` (no overwrite check).
+
+    Parameters
+    ----------
+    cmap : str, optional
+        Matplotlib colour map; default :func:`default_cmap`.
+    colorbar : bool, optional
+        Add a colour (height) bar labelled with the signal and its unit in a readable prefix
+        (heights in pm or nm, currents in pA or nA; :func:`scopenet.image.units.display_unit`).
+        Default: for scanning-probe images.
+    scale_bar : bool
+        Draw a scale bar (white with a black outline, text sized to the image) when the x axis is
+        calibrated, else the word "uncalibrated".
+    robust : bool
+        Clip the contrast to the 0.5-99.5 percentiles (else min-max).
+    size : int, optional
+        Length in pixels of the longer image side in the PNG; default the image's own, at
+        least 256 and at most 2048.
+    """
+    fig = preview_figure(img, cmap=cmap, colorbar=colorbar, scale_bar=scale_bar, robust=robust, size=size,
+                         dpi=dpi)
+    import matplotlib.pyplot as plt
+
+    try:
         with open(path, "wb") as fh:
             fig.savefig(fh, format="png", dpi=dpi)
     finally:

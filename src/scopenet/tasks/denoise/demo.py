@@ -11,6 +11,17 @@ from pathlib import Path
 import numpy as np
 
 
+def _calibrated(image: np.ndarray, pixel_size_m: float):
+    """A simulated STEM image as a Micrograph in nm (uncalibrated when the simulator gave no size)."""
+    from ...image.micrograph import Axis, Micrograph
+
+    data = np.asarray(getattr(image, "data", image), np.float32)
+    if not np.isfinite(pixel_size_m) or pixel_size_m <= 0:
+        return Micrograph(data, signal="HAADF", modality="STEM")
+    axes = [Axis(n, k, pixel_size_m * 1e9, unit="nm") for n, k in zip(("y", "x"), data.shape)]
+    return Micrograph(data, axes=axes, signal="HAADF", modality="STEM")
+
+
 def section(report, workdir: Path, samples: dict[str, Path]) -> None:
     """Add the denoising section to ``report``; write ``<sample>-denoised.tif`` into ``workdir``."""
     import scopenet as sn
@@ -42,11 +53,12 @@ def section(report, workdir: Path, samples: dict[str, Path]) -> None:
                            f"{route['dose']:.0f} counts, high-dose weight {route['weight']:.2f})", size=3.0)
         sn.write(out, workdir / f"{name}-denoised.tif", overwrite=True)
 
-    clean = simulate_batch(1, size=256, seed=777, kind="stem")["images"][0]
+    batch = simulate_batch(1, size=256, seed=777, kind="stem")
+    clean, px_m = batch["images"][0], float(batch["pixel_size_m"][0])
     noisy, truth = ede_noisy_pair(clean, np.random.default_rng(0), "low", return_scale=False)
     outs = {"noisy": noisy, "gaussian 3x3": gaussian(noisy), "Chambolle TV": tv_chambolle(noisy),
             "model": den.predict(noisy)}
-    sec.images([*outs.values(), truth], [*outs.keys(), "truth"],
+    sec.images([_calibrated(np.asarray(v), px_m) for v in [*outs.values(), truth]], [*outs.keys(), "truth"],
                caption="Simulated low-dose STEM (Ede's dose model, never seen in training)", size=2.6)
     rows = [{"method": k, "MSE x1e3": 1e3 * float(np.mean((np.clip(v, 0, 1) - truth) ** 2)),
              "SSIM": ssim(truth, np.clip(v, 0, 1), data_range=1.0)} for k, v in outs.items()]

@@ -4,6 +4,25 @@ from __future__ import annotations
 import numpy as np
 
 
+def _x_axis(img) -> tuple[float, str] | None:
+    """(pixel size, unit) of a calibrated Micrograph's x axis, else None."""
+    axes = getattr(img, "axes", None)
+    if not axes or not axes[-1].calibrated:
+        return None
+    return float(axes[-1].scale), axes[-1].unit
+
+
+def _calibrated(image, xaxis):
+    """``image`` as a Micrograph with square pixels of ``xaxis`` = (size, unit), or uncalibrated."""
+    from ...image.micrograph import Axis, Micrograph
+
+    data = np.asarray(image, np.float32)
+    if xaxis is None:
+        return Micrograph(data)
+    scale, unit = xaxis
+    return Micrograph(data, axes=[Axis(n, k, scale, unit=unit) for n, k in zip(("y", "x"), data.shape)])
+
+
 def section(report, workdir, samples) -> None:
     """Add an "Sparse-scan completion" section to ``report``.
 
@@ -22,12 +41,14 @@ def section(report, workdir, samples) -> None:
 
         items = [read(p) for p in samples.values()]
         samples = [m for m in items if (m.modality or "").upper() not in ("STM", "AFM")]
-    imgs = [np.asarray(getattr(s, "data", s), np.float32) for s in list(samples or [])[:2]]
-    imgs = [im for im in imgs if im.ndim == 2 and min(im.shape) >= 64]
-    if not imgs:
+    items = [(np.asarray(getattr(s, "data", s), np.float32), _x_axis(s)) for s in list(samples or [])[:2]]
+    items = [(im, ax) for im, ax in items if im.ndim == 2 and min(im.shape) >= 64]
+    if not items:
         from ...simulate.em.api import simulate_batch
 
-        imgs = [simulate_batch(1, 256, seed=3, kind="stem")["images"][0]]
+        b = simulate_batch(1, 256, seed=3, kind="stem")
+        px = float(b["pixel_size_m"][0])
+        items = [(b["images"][0], (px * 1e9, "nm") if np.isfinite(px) and px > 0 else None)]
     try:
         model = Inpainter.pretrained("default")
         note = f"model {model.name}"
@@ -38,7 +59,7 @@ def section(report, workdir, samples) -> None:
                          "then refined by Fourier sparsity where a check on the scan's own withheld samples says "
                          "that helps (crystal lattices); truth = the full scan.")
     rows = []
-    for i, im in enumerate(imgs):
+    for i, (im, xaxis) in enumerate(items):
         im = im[:256, :256]
         lo, hi = float(im.min()), float(im.max())
         im = (im - lo) / (hi - lo) if hi > lo else im * 0
@@ -49,7 +70,8 @@ def section(report, workdir, samples) -> None:
             partial = im * m
             out = model.predict(partial, m)
             lin = linear(partial, m)
-            sec.images([m.astype(np.float32), partial, nearest(partial, m), lin, out, im],
+            panels = [m.astype(np.float32), partial, nearest(partial, m), lin, out, im]
+            sec.images([_calibrated(p, xaxis) for p in panels],
                        ["scan path", "partial scan", "nearest", "linear", "completion", "truth"],
                        caption=f"sample {i}, {label}, {note}"
                                + (", Fourier-refined" if model.last_fourier_ else ", network only"))

@@ -2,7 +2,8 @@
 
 Each scan line is flattened (X flatten: a straight line fitted per line, as capture software does in
 real time), then the grey scale is stretched between robust percentiles so that a few outliers
-(adsorbates, tip crashes) do not swallow the contrast.
+(adsorbates, tip crashes) do not swallow the contrast. The field of view of a calibrated image is
+written into the PNG (text chunk :data:`FOV_KEY`) for the classify page.
 """
 from __future__ import annotations
 
@@ -68,13 +69,45 @@ def spm_contrast(z: np.ndarray, low: float = 1.0, high: float = 99.0, flatten: b
     return np.round(out).astype(np.uint8)
 
 
-def png_bytes(grey: np.ndarray) -> bytes:
-    """Encode a uint8 (y, x) array as PNG."""
+#: PNG text key holding the field of view of the rendered image (e.g. "10 nm x 10 nm")
+FOV_KEY = "scopenet:field_of_view"
+
+
+def png_bytes(grey: np.ndarray, text: dict[str, str] | None = None) -> bytes:
+    """Encode a uint8 (y, x) array as PNG, with ``text`` as PNG text chunks."""
+    from PIL import Image as PILImage
+    from PIL.PngImagePlugin import PngInfo
+
+    info = None
+    if text:
+        info = PngInfo()
+        for k, v in text.items():
+            info.add_itxt(k, str(v))
+    buf = io.BytesIO()
+    PILImage.fromarray(np.ascontiguousarray(grey), mode="L").save(buf, format="PNG", optimize=False,
+                                                                   pnginfo=info)
+    return buf.getvalue()
+
+
+def field_of_view(img) -> str | None:
+    """Field of view of a Micrograph for annotators (``'10 nm x 10 nm'``), None when uncalibrated."""
+    from ..image.units import field_of_view_text
+
+    if not img.axes[-1].calibrated:
+        return None
+    return field_of_view_text(img)
+
+
+def png_field_of_view(path: str | Path) -> str | None:
+    """The field of view written into a PNG rendered by :func:`render_file` (None if absent)."""
     from PIL import Image as PILImage
 
-    buf = io.BytesIO()
-    PILImage.fromarray(np.ascontiguousarray(grey), mode="L").save(buf, format="PNG", optimize=False)
-    return buf.getvalue()
+    try:
+        with PILImage.open(path) as im:
+            value = im.text.get(FOV_KEY) if hasattr(im, "text") else None
+    except Exception:  # a missing or unreadable PNG: the page still shows, without the size
+        return None
+    return str(value)[:80] if value else None
 
 
 #: pictures no :mod:`scopenet.io` reader takes (.npy, .png and .tif go through scopenet.read)
@@ -112,9 +145,10 @@ def render_file(path: str | Path) -> tuple[bytes, int, int]:
     from ..io import read
 
     path = Path(path)
+    fov = None
     try:
         img = read(path)
-        data, modality = np.asarray(img.data), img.modality
+        data, modality, fov = np.asarray(img.data), img.modality, field_of_view(img)
     except ReadError as exc:
         if "unsupported format" not in exc.reason or path.suffix.lower() not in _PICTURES:
             raise
@@ -129,4 +163,4 @@ def render_file(path: str | Path) -> tuple[bytes, int, int]:
         grey = spm_contrast(data, flatten=flatten)
     except InputError as exc:
         raise ReadError(path, str(exc)) from exc
-    return png_bytes(grey), int(grey.shape[1]), int(grey.shape[0])
+    return png_bytes(grey, {FOV_KEY: fov} if fov else None), int(grey.shape[1]), int(grey.shape[0])

@@ -10,6 +10,8 @@ from ...errors import InputError
 from .. import service as svc
 from ..db import Image, Project, User, retry_locked, write_session
 from ..deps import LOGGED_IN_FORM, Principal, ctx, current_user, get_project, page
+from ..render import png_field_of_view
+from ..tutorial import RULES, builtin_entries
 
 router = APIRouter()
 
@@ -41,7 +43,9 @@ def tutorial(request: Request, pid: int, user: Principal = Depends(current_user)
                                                  Image.png_name.is_not(None)).order_by(Image.id)):
             examples.setdefault(img.example_for, []).append(img.id)
         paragraphs = [t.strip() for t in p.tutorial.split("\n\n") if t.strip()]
-        return page(request, "tutorial.html", user, project=p, examples=examples, paragraphs=paragraphs)
+        builtin = builtin_entries(p.categories)
+        return page(request, "tutorial.html", user, project=p, examples=examples, paragraphs=paragraphs,
+                    builtin=builtin, rules=RULES)
 
 
 @router.get("/projects/{pid}/classify", response_class=HTMLResponse)
@@ -51,8 +55,9 @@ def classify_page(request: Request, pid: int, user: Principal = Depends(current_
         u = s.get(User, user.id)
         img = svc.next_image(s, u, p)
         done, total = svc.progress(s, u, p)
+        fov = png_field_of_view(ctx(request).upload_dir / "png" / img.png_name) if img and img.png_name else None
         return page(request, "classify.html", user, project=p, image=img, done=done, total=total,
-                    position=min(done + 1, total))
+                    position=min(done + 1, total), fov=fov)
 
 
 @router.post("/projects/{pid}/classify", dependencies=LOGGED_IN_FORM)

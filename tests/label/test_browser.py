@@ -71,8 +71,9 @@ def test_login_tutorial_classify_with_keys_and_export(tmp_path):
             page.click("text=Tutorial")
             expect(page.locator("main")).to_contain_text("Ignore step edges and defects.")
             expect(page.locator("section.example h2")).to_have_count(6)
-            example = page.locator("#example-3 img")
+            example = page.locator("#example-3 img[src^='/images/']")   # the one the admin marked
             expect(example).to_have_count(1)
+            expect(page.locator("#example-3 img[src='/static/tutorial-dimers.png']")).to_have_count(1)  # built in
             # wait for the image to load (a loaded CI box is slow), then check it decoded at its size
             page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=example.element_handle(),
                                    timeout=10_000)
@@ -121,8 +122,8 @@ def test_login_tutorial_classify_with_keys_and_export(tmp_path):
             row.locator("text=Set").click()
             expect(page.locator("#image-1 select[name=example_for]")).to_have_value("Rows")
             page.goto("/projects/1/tutorial")
-            expect(page.locator("#example-4 img")).to_have_count(1)
-            expect(page.locator("#example-3 img")).to_have_count(1)
+            expect(page.locator("#example-4 img[src^='/images/']")).to_have_count(1)
+            expect(page.locator("#example-3 img[src^='/images/']")).to_have_count(1)
             assert not js_errors, js_errors
         finally:
             browser.close()

@@ -150,7 +150,7 @@ def test_cli_trains_superres(tmp_path):
     from scopenet.tasks.superres import SuperResolver
 
     cfg = {"task": "superres", "workdir": str(tmp_path / "sr"), "layers": 2, "channels": 4, "batch_size": 2,
-           "patch": 16, "max_steps": 2, "time_budget_s": None, "n_sim": 3, "n_real": 0, "evaluate": False, **ENGINE}
+           "patch": 16, "max_steps": 2, "time_budget_s": None, "n_sim": 3, "n_real": 0, **ENGINE}
     _train(tmp_path, cfg)
     est = SuperResolver.load(tmp_path / "sr" / "model")
     assert est.predict(np.random.rand(8, 8).astype(np.float32), factor=2).shape == (16, 16)

@@ -31,9 +31,17 @@ from ...errors import InputError, ReadError
 from ...training.budget import BudgetedModule, EpochStream, check_accelerator, prepare_workdir, run
 from ...training.schedules import one_cycle
 from .config import ClassifierConfig, ClassifyTrainConfig, ExportData, HsiData, SimulatedData
+from .net import NETWORK_KEYS, build_net, soft_bce, soft_cross_entropy
 
 __all__ = ["default_config", "scores_from_export", "load_images", "fit_from_export", "ClassifyModule", "train",
            "train_members", "load_data", "main"]
+
+
+def _estimator():
+    """The classifier estimator class, from the estimators' registry (its module calls this one's ``train``)."""
+    from .._estimator import estimator_class
+
+    return estimator_class("classify")
 
 
 def default_config() -> ClassifyTrainConfig:
@@ -101,8 +109,7 @@ def fit_from_export(labels: str | Path, images: str | Path, config: ClassifierCo
                     method: str = "soft", min_agreement: float | None = 0.4, **fit_kw):
     """Train a :class:`TipClassifier` from an export and its image folder; returns ``(classifier, score table)``."""
     from ...label.aggregate import training_set
-    from .model import TipClassifier
-
+    TipClassifier = _estimator()
     scores = scores_from_export(labels)
     ts = training_set(scores, method=method, min_agreement=min_agreement)
     cfg = (config or ClassifierConfig()).model_copy(update={"categories": list(ts.categories)})
@@ -179,8 +186,6 @@ class ClassifyModule(BudgetedModule):
         return torch.optim.AdamW(self.net.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
 
     def training_step(self, batch, batch_idx):
-        from .model import soft_bce, soft_cross_entropy
-
         opt = self.optimizers()
         for g in opt.optimizer.param_groups:
             g["lr"] = one_cycle(self.steps, self.max_steps, self.cfg.lr)
@@ -299,8 +304,6 @@ def train_members(data: tuple, config: ClassifyTrainConfig | ClassifierConfig, i
     start member ``i`` from, or None); returns the network (a :class:`~scopenet.nn.ensemble.LogitEnsemble`
     of the members when there are several) and the mean loss per epoch (averaged over the members).
     ``checkpoint`` names a file; members of an ensemble use ``<stem>.m<i><suffix>`` beside it."""
-    from .model import _build_net
-
     c = _as_run(config)
     cfg = c.classifier
     data = _check_data(*data, cfg)  # before any member trains
@@ -308,7 +311,7 @@ def train_members(data: tuple, config: ClassifyTrainConfig | ClassifierConfig, i
     nets, hist = [], []
     for i in range(n):
         torch.manual_seed(cfg.seed + 100 * i)
-        net = _build_net(cfg)
+        net = build_net(cfg)
         st = None if init is None else init[i]
         if st is not None:
             own = net.state_dict()
@@ -384,9 +387,7 @@ def load_data(config: ClassifyTrainConfig) -> tuple[tuple, dict[str, Any], str]:
 
         Y = L6
         if d.teacher:  # distillation: mix the labels with a teacher's (flip/rotation-averaged) probabilities
-            from .model import TipClassifier
-
-            teacher = TipClassifier.pretrained(d.teacher)
+            teacher = _estimator().pretrained(d.teacher)
             Xt = X if teacher.config.size == cfg.size else np.concatenate(
                 [prepare(z["images"], teacher.config.size) for z in zs])
             P = teacher.predict_proba(Xt, tta=d.teacher_tta, inputs_prepared=True).astype(np.float32)
@@ -421,14 +422,11 @@ def main(config: ClassifyTrainConfig | str | Path, resume: bool = False, labels:
     """
     from types import SimpleNamespace
 
-    from .model import NETWORK_KEYS, TipClassifier
-
+    TipClassifier = _estimator()
     if config is None:
         config = default_config()
     elif not isinstance(config, ClassifyTrainConfig):
-        from ..runconfig import read_run_config
-
-        config = read_run_config(config, task="classify")
+        config = ClassifyTrainConfig.from_yaml(config)
     c = config
     if labels is not None:
         images = c.data.images if isinstance(c.data, ExportData) else None

@@ -219,7 +219,7 @@ def user_batches(images: Sequence[np.ndarray], targets: Sequence[np.ndarray] | N
         return ca, cb
 
     def make(rng):
-        from .model import n2v_mask
+        from .n2v import n2v_mask
 
         xs, ys, ms = [], [], []
         for _ in range(config.batch_size):
@@ -297,9 +297,7 @@ def main(config: DenoiseTrainConfig | str | Path, resume: bool = False, *, progr
     from ...training.packaging import save_model
 
     if not isinstance(config, DenoiseTrainConfig):
-        from ..runconfig import read_run_config
-
-        config = read_run_config(config, task="denoise")
+        config = DenoiseTrainConfig.from_yaml(config)
     c = config
     if c.workdir is None:
         raise InputError("a training run needs a workdir")

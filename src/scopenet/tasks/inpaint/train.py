@@ -283,9 +283,7 @@ def main(config: InpaintTrainConfig | dict | str | Path | None = None, resume: b
     elif isinstance(config, dict):
         cfg = InpaintTrainConfig(**config)
     else:
-        from ..runconfig import read_run_config
-
-        cfg = read_run_config(config, task="inpaint")
+        cfg = InpaintTrainConfig.from_yaml(config)
     if cfg.workdir is None:
         from ...errors import InputError
 

@@ -61,8 +61,6 @@ class SuperResTrainConfig(TrainConfig):
         How the coarse scan samples the fine grid; None: by domain (block_mean for spm, decimate for stem).
     n_sim, n_real : int or None
         Simulated and real training images (None: 1200 spm / 600 stem simulated, 400 real).
-    evaluate : bool
-        After training, score the model on held-out images (the benchmark's) and put the figures in its card.
     """
 
     task: Literal["superres"] = "superres"
@@ -84,9 +82,6 @@ class SuperResTrainConfig(TrainConfig):
     threads: int = Field(1, ge=1)
     n_sim: int | None = Field(None, ge=0)
     n_real: int = Field(400, ge=0)
-    evaluate: bool = True
-    n_eval_sim: int = Field(60, ge=1)
-    n_eval_real: int = Field(120, ge=1)
 
     @model_validator(mode="before")
     @classmethod

@@ -34,8 +34,9 @@ from ...nn.vdsr import VDSR
 from .config import SuperResConfig
 from ...image.tta import check_views, tta_average
 from .._estimator import Estimator, cached, map_images, register
-from .baselines import (DEFAULT_SAMPLING, SAMPLINGS, _check_image, block_mean, check_factor,
+from .baselines import (SAMPLINGS, _check_image, block_mean, check_factor,
                         check_sampling, coarsen, decimate, upsample)
+from .data import make_pairs  # noqa: F401  (public here: moved beside the training that uses it)
 
 DEFAULT_MODEL = "spm-x4"
 STEM_MODEL = "stem-x4"
@@ -45,48 +46,6 @@ def _unit(a: np.ndarray) -> tuple[np.ndarray, float, float]:
     lo, hi = float(a.min()), float(a.max())
     span = hi - lo if hi > lo else 1.0
     return (a - lo) / span, lo, span
-
-
-def make_pairs(images: np.ndarray, factor: int, patch: int, n: int,
-               rng: np.random.Generator, sampling: str = DEFAULT_SAMPLING) -> tuple[np.ndarray, np.ndarray]:
-    """Random training pairs: ``(coarse, fine)`` patches, each scaled so the fine patch spans [0, 1].
-
-    Parameters
-    ----------
-    images : ndarray (N, H, W)
-        Fine images, ``H, W >= patch``.
-    factor : int
-    patch : int
-        Fine patch size in pixels (a multiple of ``factor``).
-    n : int
-        Number of pairs.
-    rng : numpy Generator
-        Draws the image, the position, one of four rotations and a mirror flip per pair.
-    sampling : {"block_mean", "decimate"}
-        How the coarse patch is made from the fine one (:func:`coarsen`).
-
-    Returns
-    -------
-    coarse : float32 (n, 1, patch // factor, patch // factor)
-    fine : float32 (n, 1, patch, patch)
-    """
-    f = check_factor(factor)
-    check_sampling(sampling)
-    images = np.asarray(images)
-    if images.ndim != 3 or min(images.shape[1:]) < patch or patch % f:
-        raise InputError(f"make_pairs needs (N, H, W) images of at least patch={patch} px and a patch that is "
-                         f"a multiple of factor {f}, got shape {images.shape}")
-    N, H, W = images.shape
-    fine = np.empty((n, 1, patch, patch), np.float32)
-    for i in range(n):
-        k = rng.integers(N)
-        y, x = rng.integers(0, H - patch + 1), rng.integers(0, W - patch + 1)
-        p = images[k, y:y + patch, x:x + patch]
-        p = np.rot90(p, rng.integers(4))
-        if rng.random() < 0.5:
-            p = p[:, ::-1]
-        fine[i, 0] = _unit(p)[0]
-    return coarsen(fine, f, sampling), fine
 
 
 # --------------------------------------------------------------------------------- estimator
@@ -160,7 +119,7 @@ class SuperResolver(Estimator):
         # on the engine (scopenet.training.budget): constant rate, gradients clipped to 1, nothing written
         cfg = SuperResTrainConfig(workdir=None, factors=list(fs), max_steps=steps, batch_size=batch_size, patch=patch,
                                   lr=lr, seed=seed, time_budget_s=time_budget_s, sampling=self.sampling,
-                                  threads=torch.get_num_threads(), checkpoint_every_n_steps=None, evaluate=False)
+                                  threads=torch.get_num_threads(), checkpoint_every_n_steps=None)
         self.history_ = train(self.net_, pool, cfg, device=str(resolve_device(self.device)), callback=callback)
         return self
 

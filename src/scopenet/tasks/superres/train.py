@@ -12,8 +12,9 @@ set of every EM benchmark); coarse scans are decimations ``fine[::f, ::f]`` (STE
 scans); x2 and x4 on 96x96 patches.
 
 The run goes through :mod:`scopenet.training.budget` (Lightning; resumable exactly from ``last.ckpt``) and
-writes ``<workdir>/model.safetensors`` + ``model.json``, with held-out figures in the card when
-``evaluate`` is on. ``train(net, data, config)`` is the entry ``SuperResolver.fit`` calls.
+writes ``<workdir>/model.safetensors`` + ``model.json``; its held-out figures come from
+``scopenet bench superres --model <workdir>/model``. ``train(net, data, config)`` is the entry
+``SuperResolver.fit`` calls; the data (patch pairs, the shipped models' pools) is :mod:`.data`.
 """
 from __future__ import annotations
 
@@ -27,14 +28,11 @@ import torch.nn.functional as F
 from ...errors import InputError
 from ...training.budget import BudgetedModule, SeededStream, check_accelerator, load_init, prepare_workdir, run
 from ...training.schedules import cosine
+from .baselines import upsample
 from .config import SuperResTrainConfig
+from .data import make_pairs, spm_pool, stem_pool
 
-__all__ = ["default_config", "SuperResModule", "train", "main", "spm_pool", "stem_pool", "real_em_tiles"]
-
-TRAIN_SIM_SEED = 1
-STEM_TRAIN_SIM_SEED = 11  # the STEM bench's simulated images use STEM_EVAL_SIM_SEED
-STEM_TILE = 256
-
+__all__ = ["default_config", "SuperResModule", "train", "main"]
 
 def default_config() -> SuperResTrainConfig:
     """The configuration of the shipped ``superres-spm-x4`` (``scopenet train init superres``)."""
@@ -44,8 +42,6 @@ def default_config() -> SuperResTrainConfig:
 def forward(net: torch.nn.Module, coarse: torch.Tensor, factor: int, sampling: str) -> torch.Tensor:
     """``(B, 1, h, w)`` coarse -> ``(B, 1, f*h, f*w)``: the network on the sampling-aligned bicubic upsample;
     with ``"decimate"`` the measured samples are kept at ``[::f, ::f]``."""
-    from .model import upsample
-
     y = net(upsample(coarse, factor, "bicubic", sampling))
     if sampling == "decimate":
         y = y.clone()
@@ -58,8 +54,6 @@ class SuperResModule(BudgetedModule):
 
     def __init__(self, config: SuperResTrainConfig, net: torch.nn.Module, pool: np.ndarray, progress: bool = False,
                  callback=None):
-        from .model import make_pairs
-
         c = config
         fs, patch, sampling = list(c.factors), c.patch_, c.sampling_
 
@@ -136,97 +130,16 @@ def _run(net, data, config, *, device=None, progress=False, resume=False, callba
     return module, trainer
 
 
-# ------------------------------------------------------------------------------ the shipped models' data
-def spm_pool(c: SuperResTrainConfig) -> tuple[np.ndarray, str]:
-    """Simulated SPM images plus gordon-hsi images outside the held-out fold, and a description."""
-    from . import bench as B
-
-    n_sim = 1200 if c.n_sim is None else c.n_sim
-    sims = B.sim_images(n_sim, seed=TRAIN_SIM_SEED)
-    parts, desc = [sims], (f"{len(sims)} simulated SPM images (scopenet.simulate.spm.simulate_batch seed "
-                           f"{TRAIN_SIM_SEED}, 128 px, min-max [0,1])")
-    if c.n_real:
-        real_imgs, tr, _te = B.real_split()
-        pick = np.sort(np.random.default_rng(0).permutation(tr)[:c.n_real])
-        parts.append(real_imgs[pick])
-        desc += (f" + {len(pick)} gordon-hsi STM images from sessions outside session_folds(k=5, seed=0) "
-                 f"fold {B.HOLDOUT_FOLD}")
-    return np.concatenate(parts), desc
-
-
-def real_em_tiles(tile: int = STEM_TILE) -> tuple[np.ndarray, list[str]]:
-    """Non-overlapping ``tile x tile`` tiles of the em-real TRAIN split (each image in [0, 1], 0.01/99.99
-    percentile stretch, as :func:`load_em_real`), with the ids used. Never reads the held-out split."""
-    from ...training.em_real import HELD_OUT, load_em_real
-
-    tiles, ids = [], []
-    for r in load_em_real(split="train"):
-        if r.id in HELD_OUT:
-            raise InputError(f"em-real held-out image {r.id} in the train split")
-        a = r.image
-        for y in range(0, a.shape[0] - tile + 1, tile):
-            for x in range(0, a.shape[1] - tile + 1, tile):
-                tiles.append(a[y:y + tile, x:x + tile])
-        ids.append(r.id)
-    return np.stack(tiles).astype(np.float32), ids
-
-
-def stem_pool(c: SuperResTrainConfig) -> tuple[np.ndarray, str]:
-    """Training images for the STEM model and a description for the card."""
-    from ...simulate.em.api import simulate_batch
-    from . import bench as B
-
-    n_sim = 600 if c.n_sim is None else c.n_sim
-    sims = B.unit(simulate_batch(n_sim, STEM_TILE, seed=STEM_TRAIN_SIM_SEED, kind="mixed")["images"])
-    desc = (f"{len(sims)} simulated EM micrographs (scopenet.simulate.em.api.simulate_batch kind='mixed', seed "
-            f"{STEM_TRAIN_SIM_SEED}, {STEM_TILE} px, min-max [0,1])")
-    if not c.n_real:
-        return sims, desc
-    real, ids = real_em_tiles()
-    desc += (f" + {len(real)} non-overlapping {STEM_TILE} px tiles of the {len(ids)} em-real train-split images "
-             "(scopenet.training.em_real.load_em_real(split='train'), 0.01/99.99 percentile stretch); "
-             "no held-out image")
-    return np.concatenate([sims, real]), desc
-
-
-def _evaluate(est, c: SuperResTrainConfig) -> tuple[dict, str]:
-    """Held-out figures for the card (the benchmark's images), and a note saying which."""
-    from . import bench as B
-
-    if c.domain == "stem":
-        res = B.stem_benchmark(est, tuple(c.factors))
-        metrics = {f"em_real_heldout_{g}_x{f}": {m: {q: round(x, 5) for q, x in v.items() if np.isfinite(x)}
-                                                 for m, v in r[f].items()}
-                   for g, (r, _n) in res.items() for f in r}
-        ns = {g: n for g, (_r, n) in res.items()}
-        return metrics, (f"python -m scopenet.tasks.superres.bench --domain stem: centre crops of the em-real "
-                         f"held-out images ({ns.get('stem')} STEM, {ns.get('all')} in all) decimated by f")
-    metrics = {}
-    fine = B.sim_images(c.n_eval_sim)
-    for f in sorted(c.factors, reverse=True):
-        metrics[f"sim_x{f}"] = B.evaluate(est, fine, f)
-    note = f"held-out: {len(fine)} sims seed {B.EVAL_SIM_SEED}"
-    if c.n_real:
-        real_imgs, _tr, te = B.real_split()
-        held = real_imgs[np.sort(np.random.default_rng(0).permutation(te)[:c.n_eval_real])]
-        for f in sorted(c.factors, reverse=True):
-            metrics[f"real_heldout_x{f}"] = B.evaluate(est, held, f)
-        note += f"; {len(held)} gordon-hsi images of fold {B.HOLDOUT_FOLD} sessions"
-    metrics = {k: {m: {q: round(x, 5) for q, x in r.items()} for m, r in v.items()} for k, v in metrics.items()}
-    return metrics, note + "; RMS on [0,1] fine images"
-
-
 def main(config: SuperResTrainConfig | str | Path, resume: bool = False, *, progress: bool = True,
          overwrite: bool = False) -> Path | None:
     """Train the super-resolution model described by ``config`` (a configuration or its YAML file); returns
     the saved model's path stem ``<workdir>/model`` (None on DDP ranks > 0)."""
     from ...nn.vdsr import VDSR
-    from .model import SuperResolver
+    from .._estimator import estimator_class
 
+    SuperResolver = estimator_class("superres")  # from the registry: its module calls this one's train()
     if not isinstance(config, SuperResTrainConfig):
-        from ..runconfig import read_run_config
-
-        config = read_run_config(config, task="superres")
+        config = SuperResTrainConfig.from_yaml(config)
     c = config
     if c.workdir is None:
         raise InputError("a training run needs a workdir")
@@ -247,9 +160,6 @@ def main(config: SuperResTrainConfig | str | Path, resume: bool = False, *, prog
     est.net_ = net.cpu().eval()
     est.update_card(training_data=desc, training={"config": c.to_dict(), "steps": module.steps,
                                                   "time_s": round(module.elapsed(), 1)})
-    if c.evaluate:
-        values, note = _evaluate(est, c)
-        est.update_card(metrics={"values": values, "command": note})
     stem = wd / "model"
     est.save(stem, overwrite=True)
     return stem

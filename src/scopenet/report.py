@@ -33,6 +33,14 @@ def is_spm_image(img) -> bool:
         or getattr(img, "scan_direction", None) is not None
 
 
+def wants_colorbar(img) -> bool:
+    """Whether a panel gets a colour bar by default: scanning-probe images, and any image whose
+    values carry a physical unit (heights in m, currents in A, voltages, frequency shifts)."""
+    from .image.units import split_unit
+
+    return is_spm_image(img) or split_unit(getattr(img, "signal_unit", None)) is not None
+
+
 def outline(width: float, color: str = "black"):
     """Matplotlib path effects drawing a ``width``-point outline under text or lines."""
     from matplotlib import patheffects
@@ -141,7 +149,8 @@ def image_grid(images: Sequence[Any], titles: Sequence[str] | None = None, cmap:
 
     Every panel gets a scale bar (or "uncalibrated" when its x axis has no calibration; plain arrays
     are uncalibrated). ``cmap`` None: ``afmhot`` for scanning-probe images, ``gray`` otherwise.
-    ``colorbar`` None: a colour (height) bar with the signal's unit on scanning-probe panels.
+    ``colorbar`` None: a colour (height) bar with the signal's unit on scanning-probe panels and
+    panels whose values have a physical unit (:func:`wants_colorbar`).
     """
     import matplotlib
 
@@ -154,7 +163,7 @@ def image_grid(images: Sequence[Any], titles: Sequence[str] | None = None, cmap:
     n = len(mics)
     ncols = ncols or min(n, 5)
     nrows = int(np.ceil(n / ncols))
-    bars = [is_spm_image(m) if colorbar is None else bool(colorbar) for m in mics]
+    bars = [wants_colorbar(m) if colorbar is None else bool(colorbar) for m in mics]
     widen = 1.35 if any(bars) else 1.0
     fig, axs = plt.subplots(nrows, ncols, figsize=(size * ncols * widen, size * nrows), squeeze=False)
     drawn = []

@@ -138,3 +138,17 @@ def test_em_preview_has_no_colour_bar_unless_asked():
             assert len(all_axes(fig)) == n_axes
         finally:
             plt.close(fig)
+
+
+def test_values_with_a_physical_unit_get_a_colour_bar_without_spm_metadata():
+    """An AFM height read without modality or scan direction (Gwyddion files) still shows its unit."""
+    import matplotlib.pyplot as plt
+
+    img = Micrograph(np.linspace(-5e-9, 3e-8, 32 * 32).reshape(32, 32), signal="HeightRetrace", signal_unit="m",
+                     axes=[Axis("y", 32, 39.22, unit="nm"), Axis("x", 32, 39.22, unit="nm")])
+    fig = preview_figure(img)
+    try:
+        assert [ax.get_ylabel() for ax in all_axes(fig) if ax.get_ylabel()] == ["HeightRetrace (nm)"]
+        assert artists(fig, "scale-bar-label")[0].get_text() == "200 nm"
+    finally:
+        plt.close(fig)

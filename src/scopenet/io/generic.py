@@ -13,8 +13,9 @@
 ``.png`` writing
     A preview for people, not data: a colour map (``gray``; ``afmhot`` for scanning-probe
     signals), robust contrast (0.5-99.5 percentiles of the finite values), a scale bar when the
-    image is calibrated ("uncalibrated" written otherwise) and, for scanning-probe images, a colour
-    bar in pm/nm (heights), pA/nA (currents) ... A stack previews its first frame.
+    image is calibrated ("uncalibrated" written otherwise) and, for scanning-probe images and values
+    with a physical unit, a colour bar in pm/nm (heights), pA/nA (currents) ... A stack previews its
+    first frame.
     :func:`save_preview` is the same with the overwrite protection of :func:`scopenet.write`.
 """
 from __future__ import annotations
@@ -181,7 +182,7 @@ def preview_figure(img: Micrograph, *, cmap: str | None = None, colorbar: bool |
     import matplotlib.pyplot as plt
     from matplotlib import colormaps
 
-    from ..report import add_colorbar, add_scale_bar, display_data
+    from ..report import add_colorbar, add_scale_bar, display_data, wants_colorbar
 
     img = as_micrograph(img)
     frame = img[0] if img.is_stack else img
@@ -189,7 +190,7 @@ def preview_figure(img: Micrograph, *, cmap: str | None = None, colorbar: bool |
     if cmap not in colormaps:
         raise InputError(f"unknown colour map {cmap!r}; try 'gray', 'afmhot', 'viridis', 'inferno'")
     if colorbar is None:
-        colorbar = default_cmap(img) == "afmhot"
+        colorbar = wants_colorbar(img)
     data, vmin, vmax, unit, _ = display_data(frame, robust)
     h, w = data.shape
     aspect = 1.0
@@ -231,7 +232,8 @@ def render_preview(img: Micrograph, path: Path, *, cmap: str | None = None, colo
     colorbar : bool, optional
         Add a colour (height) bar labelled with the signal and its unit in a readable prefix
         (heights in pm or nm, currents in pA or nA; :func:`scopenet.image.units.display_unit`).
-        Default: for scanning-probe images.
+        Default: for scanning-probe images and images whose values have a physical unit (m, A,
+        V, Hz ...).
     scale_bar : bool
         Draw a scale bar (white with a black outline, text sized to the image) when the x axis is
         calibrated, else the word "uncalibrated".

@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 
 from ...errors import InputError
-from ._common import _out_dtype, _split, _wrap
+from .._arrays import _out_dtype, _split, _wrap
 
 
 def bin_image(x, factor: int | tuple[int, int], reduce: Literal["mean", "sum"] = "mean"):

@@ -6,7 +6,7 @@ from typing import Literal
 import numpy as np
 
 from ...errors import InputError
-from ._common import _out_dtype, _split, _wrap
+from .._arrays import _out_dtype, _split, _wrap
 
 
 def replace_nonfinite(x, value: Literal["median", "mean"] | float = "median"):

@@ -6,24 +6,7 @@ from typing import Callable
 import numpy as np
 
 from ...errors import InputError
-from ..micrograph import Micrograph, check_image_array
-
-
-def _split(x) -> tuple[np.ndarray, Micrograph | None]:
-    """The data of ``x`` as a float array (no copy when possible) and the Micrograph or None."""
-    if isinstance(x, Micrograph):
-        return x.data, x
-    return check_image_array(x), None
-
-
-def _out_dtype(arr: np.ndarray) -> np.dtype:
-    return np.dtype(np.float64) if arr.dtype == np.float64 else np.dtype(np.float32)
-
-
-def _wrap(out: np.ndarray, img: Micrograph | None, operation: str, axes=None, **params):
-    if img is None:
-        return out
-    return img.with_data(out, axes=axes, operation=operation, **params)
+from .._arrays import _out_dtype, _split, _wrap  # noqa: F401  (re-exported to the flattening modules)
 
 
 def _per_frame(func: Callable[[np.ndarray], np.ndarray], arr: np.ndarray) -> np.ndarray:

@@ -1,13 +1,10 @@
-"""Array/Micrograph in and out for the EM operations.
-
-The same three helpers as :mod:`scopenet.image.spm._common`, kept here so that ``image.em`` and
-``image.spm`` stay independent of each other (an import-linter contract checks it).
-"""
+"""Array/Micrograph in and out for the image operations of :mod:`scopenet.image.spm` and
+:mod:`scopenet.image.em` (which stay independent of each other and share only this)."""
 from __future__ import annotations
 
 import numpy as np
 
-from ..micrograph import Micrograph, check_image_array
+from .micrograph import Micrograph, check_image_array
 
 
 def _split(x) -> tuple[np.ndarray, Micrograph | None]:

@@ -131,7 +131,9 @@ def test_models_cli_list_and_export(cache, tmp_path, net):
     save_model(cache / "tiny", net, {"task": "denoise", "metrics": {"val_psnr": 27.5}})
     r = runner.invoke(app, ["models", "list"], env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.output
-    assert "tiny" in r.output and "denoise" in r.output and "unet" in r.output and "27.5" in r.output
+    assert "tiny (cache)" in r.output and "denoise" in r.output and "27.5  val_psnr" in r.output
+    r = runner.invoke(app, ["models", "show", "tiny"])
+    assert r.exit_code == 0 and '"name": "unet"' in r.output
     out = tmp_path / "tiny.onnx"
     r = runner.invoke(app, ["models", "export", "tiny", "--format", "onnx", "-o", str(out), "--size", "16"])
     assert r.exit_code == 0, r.output

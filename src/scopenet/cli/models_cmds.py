@@ -19,9 +19,14 @@ def _size(n: int) -> str:
 
 
 def _headline(card) -> str:
-    """The card's headline figure: value, then what it measures."""
+    """The card's headline figure: value, then what it measures (else its first figure, named)."""
     h = card.metrics.headline
-    return "-" if h is None else f"{h.value:.4g}  {h.label}"
+    if h is not None:
+        return f"{h.value:.4g}  {h.label}"
+    for k, v in card.metrics.values.items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return f"{v:.4g}  {k}"
+    return "-"
 
 
 @models_app.command("list")

@@ -62,6 +62,7 @@ def save_model(path_stem: str | Path, model: nn.Module, card: ModelCard | dict[s
         When the card does not fit the schema.
     """
     from pydantic import ValidationError
+    from pydantic_core import PydanticSerializationError
     from safetensors.torch import save_file
 
     from ..nn import architecture_of
@@ -85,7 +86,7 @@ def save_model(path_stem: str | Path, model: nn.Module, card: ModelCard | dict[s
         "n_parameters": int(sum(p.numel() for p in model.parameters()))})
     try:
         text = json.dumps(c.to_dict(), indent=2, sort_keys=False, allow_nan=True)
-    except TypeError as exc:
+    except (TypeError, ValueError, PydanticSerializationError) as exc:
         raise InputError(f"model card is not JSON-serialisable: {exc}") from exc
 
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}

@@ -166,19 +166,29 @@ def gallery_png(seed: int = 0, size: int = 256) -> bytes:
     from .meso import MESO_KINDS, meso_image
     from .noise import ede_noisy_pair
 
+    from ...image.micrograph import Axis, Micrograph
+
+    def calibrated(img, px_m):  # the lattice panels know their pixel size; the mesoscale textures do not
+        return Micrograph(img, axes=[Axis(name=n, size=s, scale=px_m * 1e9, unit="nm")
+                                     for n, s in zip(("y", "x"), img.shape)])
+
     rng = np.random.default_rng(seed)
-    clean, titles = [], []
+    clean, titles, px = [], [], []
     li = _s(rng, size)
     clean.append(li.image)
+    px.append(li.pixel_size_m)
     titles.append(f"STEM {li.params['structure']}")
     li = _h(rng, size)
     clean.append(li.image)
+    px.append(li.pixel_size_m)
     titles.append(f"HRTEM {li.params['structure']}")
     for fam in MESO_KINDS:
         clean.append(meso_image(rng, size, fam)[0])
+        px.append(None)
         titles.append(f"meso: {fam}")
     noisy = [ede_noisy_pair(c, rng, "low")[0] for c in clean]
-    return image_grid(clean + noisy, titles + [t + " (low dose)" for t in titles], ncols=len(clean), robust=False)
+    panels = [calibrated(a, p) if p else a for a, p in zip(clean + noisy, px + px)]
+    return image_grid(panels, titles + [t + " (low dose)" for t in titles], ncols=len(clean), robust=False)
 
 
 def demo_section(report, workdir, samples) -> None:

@@ -39,14 +39,19 @@ PANELS: list[tuple[str, dict]] = [
 ]
 
 
-def gallery_images(seed: int = 0, size: int = 128) -> tuple[list[np.ndarray], list[str]]:
-    """The gallery panels as images and titles (each panel uses seed ``seed`` with its own settings)."""
+def gallery_images(seed: int = 0, size: int = 128) -> tuple[list, list[str]]:
+    """The gallery panels as calibrated Micrographs and titles (each panel uses seed ``seed`` with its
+    own settings)."""
+    from ...image.micrograph import Axis, Micrograph
+
     images, titles = [], []
     for k, (title, over) in enumerate(PANELS):
         cfg = SPMSimConfig(size=size) if over is None else SPMSimConfig(size=size, **{**_CLEAN, **over})
         s = simulate_image(np.random.default_rng([seed, k]), cfg)
         on = [c.replace("individual_", "") for c, v in zip(CATEGORIES, s.labels6) if v >= 0.5]
-        images.append(s.image)
+        px = float(s.params["pixel_size_m"]) * 1e9
+        images.append(Micrograph(s.image, axes=[Axis(name=n, size=m, scale=px, unit="nm")
+                                                for n, m in zip(("y", "x"), s.image.shape)], modality="STM"))
         titles.append(f"{title}\n{'+'.join(on) or '-'}{' | good tip' if s.good_tip else ''}")
     return images, titles
 

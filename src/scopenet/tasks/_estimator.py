@@ -30,7 +30,8 @@ from pydantic import BaseModel, ValidationError
 from ..errors import InputError, ReadError
 from ..image.micrograph import Micrograph
 
-__all__ = ["Estimator", "cached", "clear_cache", "estimator_class", "estimators", "map_images", "register"]
+__all__ = ["Estimator", "Router", "cached", "clear_cache", "estimator_class", "estimators", "map_images",
+           "register"]
 
 E = TypeVar("E", bound="Estimator")
 
@@ -313,6 +314,49 @@ class Estimator:
     def __repr__(self) -> str:
         state = "untrained" if self.card_.name == "untrained" else self.card_.name
         return f"{type(self).__name__}({state}, device={self.device!r})"
+
+
+class Router:
+    """Base of the ``auto`` routers (:class:`~scopenet.tasks.denoise.AutoDenoiser`,
+    :class:`~scopenet.tasks.inpaint.AutoInpainter`): several estimators of one task behind one ``predict``.
+
+    Subclasses set ``card_`` (a ModelCard naming the rule) and implement :meth:`members` and ``predict``;
+    ``device`` and ``progress`` read the first member and set them all. A router is not trained.
+    """
+
+    card_: Any
+
+    def members(self) -> list[Estimator]:  # pragma: no cover - every router overrides
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        return self.card_.name
+
+    @property
+    def device(self) -> str | None:
+        """Where the networks run (:mod:`scopenet.nn.device`); setting it sets every member's."""
+        return self.members()[0].device
+
+    @device.setter
+    def device(self, value: str | None) -> None:
+        for m in self.members():
+            m.device = value
+
+    @property
+    def progress(self) -> bool:
+        """Show a progress bar over tiles; setting it sets every member's."""
+        return self.members()[0].progress
+
+    @progress.setter
+    def progress(self, value: bool) -> None:
+        for m in self.members():
+            m.progress = bool(value)
+
+    def fit(self, *args: Any, **kwargs: Any):
+        est = type(self.members()[0]).__name__
+        raise InputError(f"{self.name} routes several models and cannot be fitted; fine-tune one of them, "
+                         f"e.g. {est}.pretrained('default').fit(...)")
 
 
 def as_list(x: Any) -> Sequence[Any]:

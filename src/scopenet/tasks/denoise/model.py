@@ -17,7 +17,7 @@ from ...errors import InputError
 from ...image.micrograph import Micrograph
 from ...image.scaling import unit_scale
 from ...image.tta import check_views, tta_average
-from .._estimator import Estimator, cached, map_images, register
+from .._estimator import Estimator, Router, cached, map_images, register
 from .config import DenoiseConfig, FitSettings
 from .n2v import n2v_mask  # noqa: F401  (public here: moved beside the training that uses it)
 
@@ -260,7 +260,7 @@ class Denoiser(Estimator):
         return out
 
 
-class AutoDenoiser:
+class AutoDenoiser(Router):
     """Dose-aware denoiser: each frame goes to a low-dose or a high-dose model by its own noise.
 
     The noise of the raw frame is measured with :func:`scopenet.tasks.denoise.dose.equivalent_dose`
@@ -293,27 +293,8 @@ class AutoDenoiser:
                      "rule": "w_high = clip(log(R_eq/lo)/log(hi/lo), 0, 1); R_eq = mean(u)/mean Haar-MAD noise "
                              "variance"})
 
-    @property
-    def name(self) -> str:
-        return self.card_.name
-
-    @property
-    def device(self) -> str | None:
-        """Where the networks run (:mod:`scopenet.nn.device`); setting it sets both members'."""
-        return self.low.device
-
-    @device.setter
-    def device(self, value: str | None) -> None:
-        self.low.device = self.high.device = value
-
-    @property
-    def progress(self) -> bool:
-        """Show a progress bar over tiles; setting it sets both members'."""
-        return self.low.progress
-
-    @progress.setter
-    def progress(self, value: bool) -> None:
-        self.low.progress = self.high.progress = bool(value)
+    def members(self) -> list[Denoiser]:
+        return [self.low, self.high]
 
     @classmethod
     def pretrained(cls, low: str = "default", high: str = "high-dose", dose_range: tuple[float, float] | None = None,
@@ -373,11 +354,6 @@ class AutoDenoiser:
             "model": "denoise-auto", "tta": views, "low_model": self.low.name, "high_model": self.high.name,
             "equivalent_dose": [round(r["dose"], 2) for r in routes],
             "high_dose_weight": [round(r["weight"], 4) for r in routes]})
-
-    def fit(self, *args, **kwargs):
-        raise InputError("the auto denoiser routes two models and cannot be fitted; fine-tune one of them, "
-                         "e.g. Denoiser.pretrained('default').fit(...)")
-
 
 def denoise(img, model: str | Denoiser | AutoDenoiser = "auto", tta: int = 1):
     """Denoise a micrograph with a pretrained model (``sn.denoise``).

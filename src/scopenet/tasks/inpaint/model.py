@@ -15,7 +15,7 @@ from ...image.padding import pad_to_multiple
 from ...image.scaling import UnitScale
 from ...image.tta import check_views, tta_average
 from ...simulate.scans import nn_infill
-from .._estimator import Estimator, as_list, cached, map_images, register
+from .._estimator import Estimator, Router, as_list, cached, map_images, register
 from .baselines import check_scan, is_sublattice, sparse_fourier
 from .config import InpaintConfig, InpaintTrainConfig
 
@@ -253,7 +253,7 @@ def fourier_helps(complete, pn: np.ndarray, m: np.ndarray, block: int | None = N
 SPECIALISTS = ("inpaint-dense",)
 
 
-class AutoInpainter:
+class AutoInpainter(Router):
     """Coverage-aware completion: each scan goes to a specialist trained for its coverage, if one is
     installed, else to the coverage-agnostic default model.
 
@@ -283,29 +283,8 @@ class AutoInpainter:
             "default_model": default.name,
             "specialists": {sp.name: list(sp.card_.predict["coverage_range"]) for sp in self.specialists}})
 
-    @property
-    def name(self) -> str:
-        return self.card_.name
-
-    @property
-    def device(self) -> str | None:
-        """Where the networks run (:mod:`scopenet.nn.device`); setting it sets every member's."""
-        return self.default.device
-
-    @device.setter
-    def device(self, value: str | None) -> None:
-        for member in (self.default, *self.specialists):
-            member.device = value
-
-    @property
-    def progress(self) -> bool:
-        """Show a progress bar over tiles; setting it sets every member's."""
-        return self.default.progress
-
-    @progress.setter
-    def progress(self, value: bool) -> None:
-        for member in (self.default, *self.specialists):
-            member.progress = bool(value)
+    def members(self) -> list[Inpainter]:
+        return [self.default, *self.specialists]
 
     @classmethod
     def pretrained(cls, **kw) -> "AutoInpainter":
@@ -342,11 +321,6 @@ class AutoInpainter:
         out = est.predict(partial, mask, tta=tta, fourier=fourier)
         self.last_fourier_ = est.last_fourier_
         return out
-
-    def fit(self, *args, **kwargs):
-        raise InputError("the auto inpainter routes several models and cannot be fitted; fine-tune one of them, "
-                         "e.g. Inpainter.pretrained('default').fit(...)")
-
 
 def inpaint(partial, mask, model: "str | Inpainter | AutoInpainter" = "auto",
             tta: int = 1, fourier: str | None = None):

@@ -462,8 +462,8 @@ def test_start_up_removes_what_a_crashed_upload_left(make_app, tmp_path):
     foreign.write_bytes(b"mine")
     os.utime(foreign, (old, old))
 
-    def files():
-        return {p.relative_to(up).as_posix() for p in up.rglob("*") if p.is_file()}
+    def files():  # the servers' lock file (.serving) is not an upload
+        return {p.relative_to(up).as_posix() for p in up.rglob("*") if p.is_file() and p.name != ".serving"}
 
     create_app(f"sqlite:///{tmp_path / 'labels.db'}", secret_key="x", upload_dir=up, bcrypt_rounds=4)
     assert files() == kept | {fresh.relative_to(up).as_posix(), "originals/README.txt"}
@@ -471,6 +471,26 @@ def test_start_up_removes_what_a_crashed_upload_left(make_app, tmp_path):
     create_app(f"sqlite:///{tmp_path / 'labels.db'}", secret_key="x", upload_dir=up, bcrypt_rounds=4,
                orphan_grace=0)
     assert files() == kept | {"originals/README.txt"}
+
+
+def test_the_only_server_on_a_folder_removes_even_fresh_leftovers_of_a_crash(tmp_path):
+    """kill -9 during an upload, then a restart: no other server holds the folder, so every leftover goes
+    at once (the probe counted orphans right after the restart)."""
+    from scopenet.label import create_app
+
+    up = tmp_path / "up"
+    fresh = [up / f"tmp-{uuid.uuid4().hex}" / "scan.npy", up / "originals" / f"{uuid.uuid4().hex}.sxm",
+             up / "png" / f"{uuid.uuid4().hex}.png"]
+    for p in fresh:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"left over a second ago")
+    app = create_app(f"sqlite:///{tmp_path / 'labels.db'}", secret_key="x", upload_dir=up, bcrypt_rounds=4)
+    assert not any(p.exists() for p in fresh) and not list(up.glob("tmp-*"))
+    # while it runs, a second server on the folder keeps leftovers younger than the grace period
+    again = up / "png" / f"{uuid.uuid4().hex}.png"
+    again.write_bytes(b"maybe the first server's upload in progress")
+    create_app(f"sqlite:///{tmp_path / 'labels.db'}", secret_key="x", upload_dir=up, bcrypt_rounds=4)
+    assert again.exists() and app.state.upload_dir_lock is not None
 
 
 # ----------------------------------------------------------------------------- f. CSV, names

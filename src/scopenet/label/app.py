@@ -78,6 +78,27 @@ from .worker import DEFAULT_MAX_PIXELS, DEFAULT_RENDER_MEMORY, DEFAULT_RENDER_TI
 DEFAULT_MAX_UPLOAD = 64 * 1024 * 1024
 
 
+def _hold_upload_dir(upload_dir: Path):
+    """Hold a shared lock on ``upload_dir/.serving`` for this process's life; also say whether this
+    server is the only one on the folder (it could take the lock exclusively first).
+
+    Returns ``(alone, file object)``; keep the file object alive. Without ``fcntl`` (Windows) every
+    server counts as not alone, so only old leftovers are removed.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return False, None
+    f = open(upload_dir / ".serving", "a+")  # noqa: SIM115 - held open on purpose
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        alone = True
+    except OSError:
+        alone = False
+    fcntl.flock(f, fcntl.LOCK_SH)  # from now on: one of the servers of this folder
+    return alone, f
+
+
 def create_app(database_url: str = "sqlite:///labels.db", secret_key: str | None = None,
                upload_dir: str | os.PathLike | None = None, max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
                max_request_bytes: int | None = None, session_ttl: timedelta = timedelta(hours=8),
@@ -130,7 +151,8 @@ def create_app(database_url: str = "sqlite:///labels.db", secret_key: str | None
     db_busy_timeout : float
         Seconds an SQLite statement waits for a lock before "database is locked" (then retried).
     orphan_grace : float
-        At start-up, leftovers of crashed uploads older than this many seconds are removed.
+        At start-up, every leftover of a crashed upload is removed when no other server holds the upload
+        folder; when one does (it may be uploading), only leftovers older than this many seconds.
     """
     if secret_key is None:
         secret_key = os.environ.get("SCOPENET_LABEL_SECRET")
@@ -140,8 +162,11 @@ def create_app(database_url: str = "sqlite:///labels.db", secret_key: str | None
     upload_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(database_url, busy_timeout=db_busy_timeout)
     Session = session_factory(engine)
+    # the first server on this folder cleans every leftover of a crash; one that joins a running
+    # server (which may be uploading now) only those older than the grace period
+    alone, folder_lock = _hold_upload_dir(upload_dir)
     with Session() as s:
-        svc.remove_orphans(s, upload_dir, older_than=orphan_grace)
+        svc.remove_orphans(s, upload_dir, older_than=0.0 if alone else orphan_grace)
     throttle = login_throttle if login_throttle is not None else LoginThrottle()
     if not throttle.has_own_store:
         throttle = throttle.with_store(SqlThrottleStore(Session))
@@ -164,6 +189,7 @@ def create_app(database_url: str = "sqlite:///labels.db", secret_key: str | None
 
     app = FastAPI(title="scopenet label", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.label = label
+    app.state.upload_dir_lock = folder_lock  # held while the app lives (see _hold_upload_dir)
     # kept for scripts and tests
     app.state.engine, app.state.Session, app.state.upload_dir = engine, Session, upload_dir
     app.state.max_upload_bytes, app.state.login_throttle, app.state.renderer = max_upload_bytes, throttle, renderer

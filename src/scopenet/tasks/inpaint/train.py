@@ -248,6 +248,8 @@ def train(net: torch.nn.Module, data: list[np.ndarray] | None = None, config: In
     it); with ``workdir=None`` nothing is written. ``progress`` prints the running losses."""
     cfg = config or InpaintTrainConfig()
     pool = image_pool(cfg)[0] if data is None else data
+    if cfg.workdir is not None:  # checkpoints and log.csv go there (Inpainter.fit(workdir=...) as much as the CLI)
+        Path(cfg.workdir).mkdir(parents=True, exist_ok=True)
     module = train_network(net, pool, cfg, workdir=cfg.workdir, resume=resume, verbose=progress,
                            mask_size=mask_size, device=device)
     net.eval()

@@ -95,7 +95,7 @@ def test_fourier_option(tmp_path, model_stem):
 
 # ---------------------------------------------------------------- issue #18, through the real command
 def test_several_scans_go_on_after_a_bad_one(tmp_path, model_stem, scan_files):
-    from ..cli._run import scopenet
+    from ...cli._run import scopenet
 
     img, m, scan, mask = scan_files
     other = _write(tmp_path / "other.tif", img[::-1] * m)
@@ -111,7 +111,7 @@ def test_several_scans_go_on_after_a_bad_one(tmp_path, model_stem, scan_files):
 
 
 def test_unwritable_output_is_one_line_and_writes_nothing(tmp_path, model_stem, scan_files):
-    from ..cli._run import scopenet
+    from ...cli._run import scopenet
 
     _, _, scan, _ = scan_files
     blocker = tmp_path / "a-file"
@@ -126,8 +126,8 @@ def test_unwritable_output_is_one_line_and_writes_nothing(tmp_path, model_stem, 
 
 
 def test_signal_default_is_the_haadf_image(tmp_path, model_stem):
-    from ..cli._run import scopenet
-    from ..conftest import shared_path
+    from ...cli._run import scopenet
+    from ...conftest import shared_path
 
     emd = shared_path("fixtures", "em", "emd", "Test SI 16x16 ReducedData 215 kx.emd")
     haadf = sn.read_all(emd)[4]

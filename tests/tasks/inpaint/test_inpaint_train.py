@@ -15,7 +15,7 @@ import yaml
 from scopenet.tasks.inpaint.config import InpaintTrainConfig
 from scopenet.tasks.inpaint.train import export_checkpoint, load_checkpoint_state, main
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "train_inpaint.py"
+SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "train_inpaint.py"
 TINY = dict(crop=32, batch_size=2, n_simulated=2, simulated_size=64, use_em_real=False, n_coverages=2,
             masks_per_level=1, threads=1, log_every=1, checkpoint_every_s=0, accelerator="cpu",
             arch_config={"depth": 2, "base_channels": 4, "unshuffle": 1}, kinds=["spiral", "random"])

@@ -74,7 +74,7 @@ def test_cli_single_input_into_new_folder(tif, tmp_path, model_stem):
 
 # ---------------------------------------------------------------- issue #18, through the real command
 def test_batch_goes_on_after_a_bad_file(tif, tmp_path, model_stem):
-    from ..cli._run import scopenet
+    from ...cli._run import scopenet
 
     other = tmp_path / "b.tif"
     sn.write(sn.read(tif), other)
@@ -91,7 +91,7 @@ def test_batch_goes_on_after_a_bad_file(tif, tmp_path, model_stem):
 
 
 def test_unwritable_output_is_one_line(tif, tmp_path, model_stem):
-    from ..cli._run import scopenet
+    from ...cli._run import scopenet
 
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
@@ -104,8 +104,8 @@ def test_unwritable_output_is_one_line(tif, tmp_path, model_stem):
 
 
 def test_signal_default_is_the_haadf_image(tmp_path, model_stem):
-    from ..cli._run import scopenet
-    from ..conftest import shared_path
+    from ...cli._run import scopenet
+    from ...conftest import shared_path
 
     emd = shared_path("fixtures", "em", "emd", "Test SI 16x16 ReducedData 215 kx.emd")
     imgs = sn.read_all(emd)

@@ -7,9 +7,8 @@ standard inference transformations remove most of it without changing the functi
 - the convolutional part runs on oneDNN ("mkldnn") tensors, so activations keep oneDNN's blocked
   layout from layer to layer instead of being reordered around every convolution.
 
-On the 2-core development machine this takes ``classify-hsi-six-sim`` from about 1,300 to 2,300
-images/s on one thread (``benchmarks/results/classify.md``). The outputs agree with the eager
-network to float32 rounding (about 1e-5 on logits). Both transformations use stable public APIs
+The speed-up is measured by ``scopenet bench classify`` (``benchmarks/results/classify.md``). The outputs
+agree with the eager network to float32 rounding. Both transformations use stable public APIs
 (``torch.fx.experimental.optimization.fuse``, ``torch.utils.mkldnn.to_mkldnn``); where either is
 unavailable, :func:`cpu_fast_forward` returns ``None`` and callers keep the eager network.
 """

@@ -1,7 +1,8 @@
 """Classical baselines for tip-state classification: models on raw pixels.
 
-The Gordon & Landon set's pixel-based classical model (logistic regression / random forest on
-32x32 pixels) scores a macro ROC AUC of about 0.8 on held-out sessions; the CNN must beat it.
+The Gordon & Landon report's pixel-based classical models (logistic regression / random forest on
+32x32 pixels) are the baselines the CNN must beat on held-out sessions (``scopenet bench classify``; the
+figures are in the model cards and ``benchmarks/results/classify.md``).
 """
 from __future__ import annotations
 

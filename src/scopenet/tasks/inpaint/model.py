@@ -160,7 +160,7 @@ class Inpainter(Estimator):
             Non-zero / True where the probe dwelt.
         tta : int
             Number of flipped/rotated views averaged (1..8; ``True`` is 8): each view of the scan is
-            completed and mapped back (8 views: 8x the time, about 2% lower RMS before refinement).
+            completed and mapped back (n views take n times as long; the gain is in the model card).
         fourier : {"auto", "on", "off"}, optional
             Refine the network's completion by sparsity in Fourier space
             (:func:`~scopenet.tasks.inpaint.baselines.sparse_fourier`), which recovers crystal lattices
@@ -220,8 +220,8 @@ def fourier_helps(complete, pn: np.ndarray, m: np.ndarray, block: int | None = N
     error. Withheld squares leave gaps like those between a sparse path's lines, so the check
     measures the kind of error that matters. Scans too small or too sparse for the check (fewer than
     8 squares with samples) answer False, and so do uniform sub-lattice scans, whose regular sampling
-    makes every frequency alias others (there the refinement made completions 1.3-2.7x worse in
-    ``benchmarks/results/inpaint.md``).
+    makes every frequency alias others (there the refinement makes completions worse; the measurements
+    are in ``benchmarks/results/inpaint.md``).
     """
     if is_sublattice(m):  # regular sampling aliases every frequency: sparsity cannot tell them apart
         return False

@@ -20,7 +20,7 @@ from .report import Report
 
 #: (title, "module:function") in report order; each task adds its own line.
 SECTIONS: list[tuple[str, str]] = [
-    ("Reading and flattening instrument files", "scopenet.image.demo_section:section"),
+    ("Reading and flattening instrument files", "scopenet.io.demo_section:section"),
     ("Simulated SPM data", "scopenet.simulate.spm:demo_section"),
     ("Synthetic electron micrographs and scan masks", "scopenet.simulate.em:demo_section"),
     ("Denoising micrographs", "scopenet.tasks.denoise.demo:section"),

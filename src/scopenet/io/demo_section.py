@@ -26,16 +26,16 @@ def is_spm(img, name: str = "") -> bool:
 
 
 def _fmt_pixel(img) -> str:
-    from .units import pixel_size_text
+    from ..image.units import pixel_size_text
 
     return pixel_size_text(img)
 
 
 def section(report, workdir: Path, samples: dict[str, Path]) -> None:
     """Add the reading/flattening section to ``report``; write flattened TIFFs into ``workdir``."""
-    import scopenet as sn
-    from .spm import flatten_lines, repair_scars, subtract_plane
-    from .units import value_format
+    from ..image.spm import flatten, flatten_lines, repair_scars, subtract_plane
+    from ..image.units import value_format
+    from . import read, write
 
     sec = report.section(
         "Reading and flattening instrument files",
@@ -48,19 +48,19 @@ def section(report, workdir: Path, samples: dict[str, Path]) -> None:
     workdir = Path(workdir)
     rows = []
     for name, path in samples.items():
-        img = sn.read(path)
+        img = read(path)
         rows.append({"file": Path(path).name, "shape": "x".join(map(str, img.shape)),
                      "pixel size": _fmt_pixel(img), "signal": f"{img.signal} [{img.signal_unit or 'no unit'}]",
                      "modality": img.modality or "", "scan": img.scan_direction or ""})
         if is_spm(img, name):
             lines = flatten_lines(img, method="linear")
             plane = subtract_plane(img)
-            robust = repair_scars(sn.flatten(img, method="auto"))
+            robust = repair_scars(flatten(img, method="auto"))
             sec.images([img, lines, plane, robust],
                        ["raw", "lines (linear fit)", "plane", "align rows + RANSAC + scars"],
                        caption=f"{Path(path).name}: raw and flattened", size=3.0)
             out = workdir / f"{name}-flattened.tif"
-            sn.write(robust, out, overwrite=True)
+            write(robust, out, overwrite=True)
             rows[-1]["output"] = out.name
             rng = lambda m: float(np.nanstd(np.asarray(m)))  # noqa: E731
             _, fmt = value_format(0.0, rng(img), img.signal_unit, digits=3)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import scopenet as sn
-from scopenet.image.demo_section import is_spm, section
+from scopenet.io.demo_section import is_spm, section
 from scopenet.io.registry import find_format
 from scopenet.report import Report
 from scopenet.samples import sample_files

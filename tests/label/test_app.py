@@ -205,7 +205,8 @@ def test_mixed_upload_refuses_corrupt_files_and_neutralises_names(make_app, clie
         assert re.fullmatch(r"[0-9a-f]{32}\.(npy|png)", i.stored_name)
         assert len(i.sha256) == 64
     up = app.state.upload_dir
-    stored = sorted(p.relative_to(up).as_posix() for p in up.rglob("*") if p.is_file())
+    # every stored file (the servers' lock file .serving aside)
+    stored = sorted(p.relative_to(up).as_posix() for p in up.rglob("*") if p.is_file() and p.name != ".serving")
     assert len(stored) == 4 and all(re.fullmatch(r"(originals|png)/[0-9a-f]{32}\.\w+", p) for p in stored)
     assert not (tmp_path / "x.png").exists() and not (up.parent / "x.png").exists()
     assert not list(up.glob("tmp-*"))  # the batch folder is cleaned up

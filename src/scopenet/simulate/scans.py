@@ -635,7 +635,7 @@ def write_dataset(out_dir, n: int, seed: int = 0, size: int = 512, kind: str = "
                   coverage: float = 1 / 20, shard_size: int = 1000, progress: bool = True,
                   overwrite: bool = False):
     """Write ``n`` masks as ``.npz`` shards plus ``manifest.json`` (see :func:`simulate_batch`)."""
-    from .em._shards import write_shards
+    from ._shards import write_shards
 
     def make(start: int, count: int, tick=None) -> dict:
         b = simulate_batch(count, size, seed, kind, coverage, start=start, tick=tick)

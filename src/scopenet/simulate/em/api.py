@@ -142,7 +142,7 @@ def write_dataset(out_dir: str | Path, n: int, seed: int = 0, size: int = 512, k
     """
     import json
 
-    from ._shards import ragged_to_arrays, write_shards
+    from .._shards import ragged_to_arrays, write_shards
 
     if kind not in EM_KINDS:
         raise InputError(f"unknown EM kind {kind!r}; choose one of {', '.join(EM_KINDS)}")

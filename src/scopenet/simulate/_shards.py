@@ -15,8 +15,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..._fileutil import atomic_output
-from ...errors import InputError, WriteError
+from .._fileutil import atomic_output
+from ..errors import InputError, WriteError
 
 MANIFEST = "manifest.json"
 

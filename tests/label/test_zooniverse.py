@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from scopenet.errors import InputError, ReadError
-from scopenet.label.aggregate import aggregate_events
+from scopenet.training.crowd.aggregate import aggregate_events
 from scopenet.label.zooniverse import import_zooniverse, read_zooniverse_export
 
 COLUMNS = ["classification_id", "user_name", "user_id", "user_ip", "workflow_id", "workflow_name",

@@ -215,7 +215,7 @@ def aggregate(events: Optional[Path] = typer.Argument(None, help="Events CSV (fr
 
     from ..errors import InputError, ReadError
     from ..label import service as svc
-    from ..label.aggregate import aggregate_events, filter_by_agreement
+    from ..training.crowd.aggregate import aggregate_events, filter_by_agreement
 
     with user_errors():
         cats = svc.parse_categories(categories)
@@ -224,7 +224,7 @@ def aggregate(events: Optional[Path] = typer.Argument(None, help="Events CSV (fr
                 scores = svc.aggregate_project(s, svc.project_by_name(s, project))
         elif events is not None:
             if zooniverse:
-                from ..label.zooniverse import read_zooniverse_export
+                from ..training.crowd.zooniverse import read_zooniverse_export
 
                 ev = read_zooniverse_export(events, cats)
             else:

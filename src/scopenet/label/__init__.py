@@ -3,8 +3,8 @@
 >>> from scopenet.label import create_app, aggregate_events, training_set      # doctest: +SKIP
 
 * :func:`create_app` builds the FastAPI app (``scopenet label serve`` runs it);
-* :mod:`~scopenet.label.aggregate`: mean scores, agreements ``2|x - 0.5|``, the 0.40 filter and
-  training sets (soft labels, repeats, re-balancing);
+* :mod:`~scopenet.training.crowd.aggregate` (re-exported here): mean scores, agreements
+  ``2|x - 0.5|``, the 0.40 filter and training sets (soft labels, repeats, re-balancing);
 * :mod:`~scopenet.label.zooniverse`: import Zooniverse classification exports.
 
 The web layer needs fastapi, sqlalchemy, jinja2, itsdangerous, bcrypt and python-multipart;
@@ -24,7 +24,7 @@ __all__ = ["MIN_AGREEMENT", "TrainingSet", "agreement", "aggregate_events", "cat
 
 def __getattr__(name: str):
     if name in _AGGREGATE:
-        from . import aggregate
+        from ..training.crowd import aggregate
         return getattr(aggregate, name)
     if name == "create_app":
         from .app import create_app

@@ -11,7 +11,6 @@ database lock instead of failing with "database is locked".
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, TypeVar
@@ -23,17 +22,10 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from ..training.crowd import DEFAULT_CATEGORIES, slug  # noqa: F401  (the service's categories)
+
 #: the six categories of the Gordon & Landon H:Si(100) study (Report §4.2)
-DEFAULT_CATEGORIES: tuple[str, ...] = ("Asymmetries", "Individual Atoms", "Dimers", "Rows",
-                                       "Tip Change", "Bad/Blurry")
-
 ROLES = ("admin", "annotator")
-
-
-def slug(category: str) -> str:
-    """Column-safe key of a category name: ``"Bad/Blurry"`` -> ``"bad_blurry"``."""
-    s = re.sub(r"[^a-z0-9]+", "_", category.strip().lower()).strip("_")
-    return s or "category"
 
 
 def utcnow() -> datetime:

@@ -19,7 +19,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import InputError, ReadError, ScopenetError
-from .aggregate import aggregate_events
+from ..training.crowd.aggregate import aggregate_events
 from .db import (DEFAULT_CATEGORIES, ROLES, Classification, Image, Invitation, LoginSession, Project, Skip,
                  User, slug, utcnow)
 from .security import DEFAULT_ROUNDS, MIN_PASSWORD_LENGTH, hash_password, new_token, token_hash
@@ -632,12 +632,12 @@ def csv_safe(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def aggregate_project(s: Session, project: Project, min_agreement: float | None = None) -> pd.DataFrame:
-    """Score table (:func:`~scopenet.label.aggregate.aggregate_events`) of a project's events, per image.
+    """Score table (:func:`~scopenet.training.crowd.aggregate.aggregate_events`) of a project's events, per image.
 
     Images are told apart by id (two uploads may share a name); ``name`` is the original name and
     ``image_id`` is added. ``min_agreement`` drops images below that mean agreement.
     """
-    from .aggregate import filter_by_agreement
+    from ..training.crowd.aggregate import filter_by_agreement
 
     ev = events_frame(s, project)
     scores = aggregate_events(ev, project.categories, image_col="image_id")

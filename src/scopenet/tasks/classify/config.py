@@ -77,7 +77,7 @@ class _Data(BaseModel):
 class ExportData(_Data):
     """Images labelled in the labelling service (or on Zooniverse): an export CSV and the image folder.
 
-    The export becomes per-image scores (:mod:`scopenet.label.aggregate`), then a training set by ``method``
+    The export becomes per-image scores (:mod:`scopenet.training.crowd.aggregate`), then a training set by ``method``
     (soft | repeat | balanced), dropping images below ``min_agreement`` (None keeps all); the categories
     are the export's.
     """

@@ -4,7 +4,7 @@ The run is a :class:`~scopenet.tasks.classify.config.ClassifyTrainConfig`: the c
 data source, one of
 
 - ``kind: export`` -- a labelling-service (events or scores) or Zooniverse export and the image folder; the
-  export becomes per-image scores (:mod:`scopenet.label.aggregate`), then a training set;
+  export becomes per-image scores (:mod:`scopenet.training.crowd.aggregate`), then a training set;
 - ``kind: gordon-hsi`` -- the H:Si(100) set (optionally with simulated images mixed in);
 - ``kind: simulated`` -- ``.npz`` files of simulated images with exact labels (six categories or the
   good/bad tip verdict, with auxiliary targets or a teacher to distil).
@@ -56,7 +56,7 @@ def scores_from_export(path: str | Path, categories=None) -> pd.DataFrame:
     ``gordon-hsi/labels.csv``), the service's "events" export (one 0/1 column per category), or a
     Zooniverse classification export (an ``annotations`` column of JSON).
     """
-    from ...label.aggregate import aggregate_events, rescore
+    from ...training.crowd.aggregate import aggregate_events, rescore
 
     path = Path(path)
     try:
@@ -71,7 +71,7 @@ def scores_from_export(path: str | Path, categories=None) -> pd.DataFrame:
             scores["n_classifications"] = 1
         return rescore(scores) if "agree_mean" not in scores.columns else scores
     if "annotations" in head.columns:
-        from ...label.zooniverse import read_zooniverse_export
+        from ...training.crowd.zooniverse import read_zooniverse_export
 
         kw = {} if categories is None else {"categories": categories}
         events = read_zooniverse_export(path, **kw)
@@ -108,7 +108,7 @@ def load_images(folder: str | Path, names) -> list[np.ndarray]:
 def fit_from_export(labels: str | Path, images: str | Path, config: ClassifierConfig | None = None,
                     method: str = "soft", min_agreement: float | None = 0.4, **fit_kw):
     """Train a :class:`TipClassifier` from an export and its image folder; returns ``(classifier, score table)``."""
-    from ...label.aggregate import training_set
+    from ...training.crowd.aggregate import training_set
     TipClassifier = _estimator()
     scores = scores_from_export(labels)
     ts = training_set(scores, method=method, min_agreement=min_agreement)
@@ -350,7 +350,7 @@ def load_data(config: ClassifyTrainConfig) -> tuple[tuple, dict[str, Any], str]:
 
     d, cfg = config.data, config.classifier
     if isinstance(d, ExportData):
-        from ...label.aggregate import training_set
+        from ...training.crowd.aggregate import training_set
 
         scores = scores_from_export(d.labels)
         ts = training_set(scores, method=d.method, min_agreement=d.min_agreement)

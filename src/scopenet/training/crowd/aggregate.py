@@ -35,8 +35,8 @@ from typing import Literal, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
-from .db import DEFAULT_CATEGORIES, slug
+from ...errors import InputError
+from . import DEFAULT_CATEGORIES, slug
 
 #: the study's threshold on an image's mean agreement
 MIN_AGREEMENT = 0.40

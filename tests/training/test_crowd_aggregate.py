@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from scopenet.errors import InputError
-from scopenet.label.aggregate import (agreement, aggregate_events, category_keys, class_weights,
+from scopenet.training.crowd.aggregate import (agreement, aggregate_events, category_keys, class_weights,
                                       filter_by_agreement, pos_weight, repeat_counts, rescore, training_set)
 
 CATS = ["Dimers", "Bad/Blurry"]

@@ -17,6 +17,40 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_up(base: str, server: subprocess.Popen, startup_s: float = 60) -> None:
+    """Poll ``base/login`` until the server answers 200; ``RuntimeError`` if it exits or takes too long."""
+    import httpx
+
+    deadline = time.monotonic() + startup_s
+    while True:
+        try:
+            if httpx.get(f"{base}/login", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None:
+            raise RuntimeError("the server exited:\n" + server.stdout.read().decode())
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not start within {startup_s} s")
+        time.sleep(0.2)
+
+
+def seed_database(url: str, passwords: dict[str, str], extra_projects: dict[str, list[str]] | None = None) -> None:
+    """Users ``admin`` (an admin) and ``alice`` and the project ``HSi`` (plus ``extra_projects``: name ->
+    categories) in the database at ``url``, for a server started on it."""
+    from scopenet.label import service as svc
+    from scopenet.label.db import make_engine, session_factory, write_session
+
+    engine = make_engine(url)
+    with write_session(session_factory(engine)) as s:
+        svc.create_user(s, "admin", passwords["admin"], role="admin", rounds=4)
+        svc.create_user(s, "alice", passwords["alice"], rounds=4)
+        svc.create_project(s, "HSi")
+        for name, cats in (extra_projects or {}).items():
+            svc.create_project(s, name, categories=cats)
+    engine.dispose()
+
+
 @contextlib.contextmanager
 def running_server(database_url: str, upload_dir: Path, startup_s: float = 60, app_kwargs: str = "",
                    setup: str = "") -> Iterator[str]:
@@ -25,7 +59,6 @@ def running_server(database_url: str, upload_dir: Path, startup_s: float = 60, a
     ``app_kwargs``: more keyword arguments of ``create_app`` as Python source (``"max_pixels=10"``),
     after the statements ``setup`` (imports, say).
     """
-    import httpx
 
     port = free_port()
     code = textwrap.dedent(f"""
@@ -38,18 +71,7 @@ def running_server(database_url: str, upload_dir: Path, startup_s: float = 60, a
     server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + startup_s
-        while True:
-            try:
-                if httpx.get(f"{base}/login", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None:
-                raise RuntimeError("the server exited:\n" + server.stdout.read().decode())
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start within {startup_s} s")
-            time.sleep(0.2)
+        wait_until_up(base, server, startup_s)
         yield base
     finally:
         server.terminate()

@@ -120,11 +120,10 @@ def test_serve_hands_its_bound_socket_to_uvicorn_without_proxy_headers(tmp_path,
 def test_served_app_ignores_x_forwarded_for_from_loopback(tmp_path):
     import subprocess
     import sys
-    import time
 
     import httpx
 
-    from ._server import free_port
+    from ._server import free_port, wait_until_up
 
     db = f"sqlite:///{tmp_path / 'l.db'}"
     assert run("create-admin", "root", "--db", db, "--password", "root-password").exit_code == 0
@@ -134,16 +133,7 @@ def test_served_app_ignores_x_forwarded_for_from_loopback(tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/login", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None, server.stdout.read().decode()
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.3)
+        wait_until_up(base, server)
         with httpx.Client(base_url=base, timeout=30) as c:
             pre = c.get("/api/csrf").json()["csrf_token"]
             statuses = [c.post("/api/login", json={"username": "root", "password": "wrong-password"},

@@ -144,18 +144,10 @@ def test_a_real_decoder_over_the_memory_limit_is_refused(tmp_path):
 def test_hanging_upload_is_refused_by_name_and_log_in_works_meanwhile(tmp_path):
     import httpx
 
-    from scopenet.label import service as svc
-    from scopenet.label.db import make_engine, session_factory, write_session
-
-    from ._server import running_server
+    from ._server import running_server, seed_database
 
     url = f"sqlite:///{tmp_path / 'l.db'}"
-    engine = make_engine(url)
-    with write_session(session_factory(engine)) as s:
-        svc.create_user(s, "admin", PASSWORDS["admin"], role="admin", rounds=4)
-        svc.create_user(s, "alice", PASSWORDS["alice"], rounds=4)
-        svc.create_project(s, "HSi")
-    engine.dispose()
+    seed_database(url, PASSWORDS)
     kwargs = "renderer=RenderPool(workers=2, timeout=6, func=_workers.slow_render)"
     setup = "from scopenet.label.worker import RenderPool; from tests.label import _workers"
     with running_server(url, tmp_path / "up", app_kwargs=kwargs, setup=setup) as base:

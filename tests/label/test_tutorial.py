@@ -75,19 +75,12 @@ def test_render_writes_the_field_of_view_into_the_png(tmp_path):
 def test_tutorial_and_classify_pages_on_the_real_server(tmp_path):
     import httpx
 
-    from scopenet.label import service as svc
-    from scopenet.label.db import DEFAULT_CATEGORIES, make_engine, session_factory, write_session
+    from scopenet.label.db import DEFAULT_CATEGORIES
 
-    from ._server import running_server
+    from ._server import running_server, seed_database
 
     url = f"sqlite:///{tmp_path / 'l.db'}"
-    engine = make_engine(url)
-    with write_session(session_factory(engine)) as s:
-        svc.create_user(s, "admin", PASSWORDS["admin"], role="admin", rounds=4)
-        svc.create_user(s, "alice", PASSWORDS["alice"], rounds=4)
-        svc.create_project(s, "HSi")
-        svc.create_project(s, "Other", categories=["Good", "Bad"])
-    engine.dispose()
+    seed_database(url, PASSWORDS, {"Other": ["Good", "Bad"]})
     with running_server(url, tmp_path / "up") as base, \
             httpx.Client(base_url=base, timeout=60, follow_redirects=True) as admin, \
             httpx.Client(base_url=base, timeout=60, follow_redirects=True) as alice:

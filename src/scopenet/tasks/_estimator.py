@@ -260,13 +260,12 @@ class Estimator:
     def save(self, path: str | Path, overwrite: bool = False) -> tuple[Path, Path]:
         """Write ``<stem>.safetensors`` and ``<stem>.json`` (never overwrites without ``overwrite``)."""
         from ..nn import architecture_of
-        from ..weights.files import save_model
+        from ..weights.files import model_files, save_model
 
         net = self._check_fitted()
         card = self.card_.model_dump(mode="json")
         card.update(task=self.task, config=self.config.model_dump(mode="json"), architecture=architecture_of(net),
-                    name=Path(path).name.removesuffix(".json").removesuffix(".safetensors"), created=None,
-                    scopenet_version=None)
+                    name=model_files(path)[0].stem, created=None, scopenet_version=None)
         return save_model(path, net, card, overwrite=overwrite)
 
     def update_card(self, **fields: Any) -> None:

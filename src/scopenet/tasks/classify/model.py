@@ -382,7 +382,7 @@ def classify(images, model: str | TipClassifier = "hsi-six", threshold: float | 
     else:
         labels = [clf.categories[i] for i in p.argmax(1)]
     check = clf.domain_check if check_domain else None
-    scores = clf.domain_scores(X, inputs_prepared=True) if check is not None else np.full(len(X), np.nan)
+    scores = clf.domain_scores(X, inputs_prepared=True) if check_domain else np.full(len(X), np.nan)
     inside = ~(scores > check.threshold) if check is not None else np.ones(len(X), bool)
     reasons = ["" if ok else f"outside the training domain (distance {sc:.3g} > {check.threshold:.3g}; this model "
                f"covers {check.surfaces or 'its training images only'})" for ok, sc in zip(inside, scores)]

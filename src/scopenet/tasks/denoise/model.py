@@ -326,9 +326,10 @@ class AutoDenoiser(Router):
             under 4 x 4 px), ``noise_sd`` (in units of the frame's range) and ``weight`` (of the
             high-dose model, in [0, 1]; frames whose noise cannot be measured get 1, the gentler model).
         """
-        out: list[dict[str, float]] = []
-        map_images(lambda fr: out.append(self.route_frame(_check_frame(fr))) or fr, img, what="denoising input")
-        return out
+        a = np.asarray(img.data if isinstance(img, Micrograph) else img)
+        if a.ndim not in (2, 3) or not np.issubdtype(a.dtype, np.number):
+            raise InputError(f"routing needs a 2-D image or an (n, y, x) stack, got shape {a.shape}, dtype {a.dtype}")
+        return [self.route_frame(_check_frame(fr)) for fr in (a[None] if a.ndim == 2 else a)]
 
     def predict(self, img, *, tta: int = 1):
         """Denoise like :meth:`Denoiser.predict`, each frame routed by its measured dose.
@@ -336,6 +337,10 @@ class AutoDenoiser(Router):
         A Micrograph gets one provenance entry ``denoise`` with ``model="denoise-auto"``, the
         equivalent dose and the high-dose weight of each frame.
         """
+        if isinstance(img, (list, tuple)):  # each image its own provenance (doses, weights)
+            if not img:
+                raise InputError("denoising input: empty list")
+            return [self.predict(x, tta=tta) for x in img]
         views = check_views(tta)
         routes: list[dict[str, float]] = []
 

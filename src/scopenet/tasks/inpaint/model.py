@@ -181,6 +181,10 @@ class Inpainter(Estimator):
         """
         if mask is None:
             raise InputError("inpainting needs the scan's mask (True where the probe dwelt)")
+        if isinstance(partial, (list, tuple)):  # each scan its own provenance (coverage, refinement)
+            if not isinstance(mask, (list, tuple)) or len(mask) != len(partial) or not partial:
+                raise InputError("a list of partial scans needs a list of masks of the same length")
+            return [self.predict(p, m, tta=tta, fourier=fourier) for p, m in zip(partial, mask)]
         views = check_views(tta)
         decisions: list[bool] = []
 

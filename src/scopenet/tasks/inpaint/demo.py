@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...image.scaling import unit_scale
+
 
 def _x_axis(img) -> tuple[float, str] | None:
     """(pixel size, unit) of a calibrated Micrograph's x axis, else None."""
@@ -61,8 +63,7 @@ def section(report, workdir, samples) -> None:
     rows = []
     for i, (im, xaxis) in enumerate(items):
         im = im[:256, :256]
-        lo, hi = float(im.min()), float(im.max())
-        im = (im - lo) / (hi - lo) if hi > lo else im * 0
+        im = unit_scale(im)[0]
         n = min(im.shape)
         im = im[:n, :n]
         for label, m in (("spiral 1/17.9", scans.spiral_mask(n, 1 / 16)),

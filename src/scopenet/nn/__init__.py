@@ -77,5 +77,6 @@ from . import partial_stem  # noqa: E402,F401  (registers inpaint-unet, partial-
 from . import ensemble  # noqa: E402,F401  (registers ensemble)
 from . import vdsr  # noqa: E402,F401  (registers superres-vdsr)
 from . import denoise_compact  # noqa: E402,F401  (registers denoise-compact)
+from . import seg_unet  # noqa: E402,F401  (registers seg-unet)
 
 __all__ = ["UNet", "architecture_names", "architecture_of", "build_architecture", "register_architecture"]

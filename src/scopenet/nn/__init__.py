@@ -78,5 +78,6 @@ from . import ensemble  # noqa: E402,F401  (registers ensemble)
 from . import vdsr  # noqa: E402,F401  (registers superres-vdsr)
 from . import denoise_compact  # noqa: E402,F401  (registers denoise-compact)
 from . import seg_unet  # noqa: E402,F401  (registers seg-unet)
+from . import vae  # noqa: E402,F401  (registers embed-vae)
 
 __all__ = ["UNet", "architecture_names", "architecture_of", "build_architecture", "register_architecture"]

@@ -61,7 +61,14 @@ def _classify():
     return est, lambda e, tmp: e.fit(imgs, labels), {}
 
 
-MAKERS = {"denoise": _denoise, "inpaint": _inpaint, "superres": _superres, "classify": _classify}
+def _embed():
+    from scopenet.tasks.embed import Embedder
+
+    est = Embedder(arch_config={"size": 32, "widths": [4, 8], "hidden": 16, "latent": 8})
+    return est, lambda e, tmp: e.fit([IMG, IMG.T.copy()], steps=2, batch_size=4), {}
+
+
+MAKERS = {"denoise": _denoise, "inpaint": _inpaint, "superres": _superres, "classify": _classify, "embed": _embed}
 
 
 def test_every_registered_task_is_checked():
@@ -87,7 +94,7 @@ def _predict(est, x, extra, **kw):
                 m = np.stack([m] * len(x))
             return est.predict(x, m, **kwx, **kw)
         return est.predict(x, **kwx, **kw)
-    return est.predict_proba(x, **kw)
+    return est.predict_proba(x, **kw) if hasattr(est, "predict_proba") else est.predict(x, **kw)
 
 
 @pytest.fixture(scope="module")

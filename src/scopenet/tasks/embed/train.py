@@ -105,6 +105,7 @@ def train(net: torch.nn.Module, data: Any, config: EmbedTrainConfig | None = Non
     ``config`` says; returns the per-step losses."""
     c = config or EmbedTrainConfig(workdir=None)
     module = EmbedModule(c, net, _pool(data, c.size), weights, progress)
+    net.train()
     run(module, c, resume=resume, device=device)
     net.eval()
     return list(module.losses)
@@ -136,6 +137,7 @@ def main(config: EmbedTrainConfig | str | Path, resume: bool = False, *, progres
     if progress:
         print(f"data ({time.time() - t0:.0f} s): {desc}", flush=True)
     module = EmbedModule(c, net, images, weights, progress)
+    net.train()
     trainer = run(module, c, resume=resume)
     if not trainer.is_global_zero:
         return None

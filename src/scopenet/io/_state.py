@@ -20,6 +20,7 @@ from .._version import __version__
 from ..errors import ReadError
 from ..image.micrograph import Axis, Micrograph, provenance_entry
 from .._jsonsafe import jsonable
+from ._lazyimage import is_dask, make_micrograph
 
 #: marker and version of the state dict.
 STATE_KEY = "scopenet_micrograph"
@@ -81,7 +82,7 @@ def micrograph_from_state(path: Path, data: np.ndarray, state: dict, fmt: str) -
     ReadError
         If the state does not match the data (shape) or is malformed.
     """
-    data = np.asarray(data)
+    data = data if is_dask(data) else np.asarray(data)  # a dask array stays lazy (read(lazy=True))
     try:
         shape = tuple(int(s) for s in state.get("shape", data.shape))
         if shape != tuple(data.shape):
@@ -98,9 +99,9 @@ def micrograph_from_state(path: Path, data: np.ndarray, state: dict, fmt: str) -
             raise ValueError("metadata must be a dict")
         prov.append(provenance_entry("read", format=fmt, path=str(path)))
         opt = lambda k: (None if state.get(k) is None else str(state.get(k)))  # noqa: E731
-        return Micrograph(data, axes=axes, signal=str(state.get("signal", "intensity")),
-                          signal_unit=str(state.get("signal_unit", "")),
-                          scan_direction=opt("scan_direction"), modality=opt("modality"),
-                          metadata=meta, source=path, provenance=prov)
+        return make_micrograph(data, axes=axes, signal=str(state.get("signal", "intensity")),
+                               signal_unit=str(state.get("signal_unit", "")),
+                               scan_direction=opt("scan_direction"), modality=opt("modality"),
+                               metadata=meta, source=path, provenance=prov)
     except (TypeError, ValueError, KeyError) as exc:
         raise ReadError(path, f"corrupt scopenet description in the {fmt} file: {exc}") from exc

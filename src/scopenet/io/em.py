@@ -37,6 +37,7 @@ import numpy as np
 
 from ..errors import ReadError
 from ..image.micrograph import Axis, Micrograph, provenance_entry
+from ._lazyimage import is_dask, make_micrograph
 from .registry import Format, register_format
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -138,6 +139,11 @@ def _make_axis(ax: dict, name: str) -> Axis:
 def _to_float32(data: np.ndarray) -> tuple[np.ndarray, dict]:
     """float32 data; complex -> modulus and RGB (structured) -> luminance, with a note."""
     note: dict = {}
+    if is_dask(data) and not data.dtype.names:  # read(lazy=True): stays a dask array
+        if np.issubdtype(data.dtype, np.complexfloating):
+            data = abs(data)
+            note["complex"] = "modulus taken"
+        return data.astype(np.float32), note
     data = np.asarray(data)
     if data.dtype.names:  # rsciio gives RGB(A) images as a structured dtype
         from .generic import rgb_to_gray
@@ -226,10 +232,10 @@ def signals_to_micrographs(path: Path, signals: list[dict], fmt: str) -> list[Mi
         mapped = mapped_metadata(sig)
         signal_unit = _quantity_unit(mapped.get("Signal.quantity"))
         prov = provenance_entry("read", format=fmt, path=str(path), **({"note": note} if note else {}))
-        images.append(Micrograph(arr, axes=ax_objs, signal=str(title) or "intensity",
-                                 signal_unit=signal_unit, modality=_modality(sig),
-                                 metadata=sig.get("original_metadata") or {}, source=path,
-                                 provenance=[prov]))
+        images.append(make_micrograph(arr, axes=ax_objs, signal=str(title) or "intensity",
+                                      signal_unit=signal_unit, modality=_modality(sig),
+                                      metadata=sig.get("original_metadata") or {}, source=path,
+                                      provenance=[prov]))
     if not images:
         if not signals:
             raise ReadError(path, f"the {fmt} file holds no data")
@@ -262,8 +268,9 @@ def _emd_kind(path: Path) -> str:
     return "unknown"
 
 
-def read_emd(path: Path, **kwargs) -> list[Micrograph]:
-    """EMD files: Thermo Fisher Velox and Berkeley/NCEM (image signals only)."""
+def read_emd(path: Path, lazy: bool = False, **kwargs) -> list[Micrograph]:
+    """EMD files: Thermo Fisher Velox and Berkeley/NCEM (image signals only); ``lazy``: dask arrays
+    over the HDF5 datasets (RosettaSciIO's lazy mode)."""
     from rsciio.emd import file_reader
 
     path = Path(path)
@@ -282,7 +289,7 @@ def read_emd(path: Path, **kwargs) -> list[Micrograph]:
     old = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        sigs = file_reader(str(path), lazy=False)
+        sigs = file_reader(str(path), lazy=lazy)
     except ImportError as exc:  # Velox spectrum streams need the optional 'sparse' package
         name = getattr(exc, "name", None) or "sparse"
         raise ReadError(path, f"reading this {kind} EMD file needs the package '{name}' "
@@ -339,18 +346,39 @@ def _check_mrc_size(path: Path) -> None:
                               f"(shape {tuple(shape)}, {np.dtype(dtype)}), the file holds {have}")
 
 
-def read_mrc(path: Path, **kwargs) -> list[Micrograph]:
+def _mrc_memmap(path: Path) -> np.ndarray:
+    """The data block of an MRC file as a read-only ``numpy.memmap`` (dtype and shape from the header,
+    read with mrcfile as :func:`mrcfile.mmap` does; the map lives as long as the array)."""
+    import mrcfile.utils
+    from mrcfile.mrcinterpreter import MrcInterpreter
+
+    with open(path, "rb") as fh, warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        header = MrcInterpreter(iostream=fh, permissive=True, header_only=True).header
+    dtype = mrcfile.utils.data_dtype_from_header(header)
+    shape = tuple(int(n) for n in mrcfile.utils.data_shape_from_header(header))
+    return np.memmap(path, dtype=dtype, mode="r", offset=1024 + int(header.nsymbt), shape=shape)
+
+
+def read_mrc(path: Path, lazy: bool = False, **kwargs) -> list[Micrograph]:
     """MRC/MRC2014 images and stacks (pixel size from the header cell, Å -> nm by rsciio).
 
     A 3-D MRC is an image stack (``ISPG = 0``: axis ``frame``, uncalibrated) or a volume (axis
-    ``z`` with the voxel depth in nm).
+    ``z`` with the voxel depth in nm). With ``lazy`` the pixels are an ``mrcfile.mmap`` memory map
+    in a dask array (nothing read until computed).
     """
     from rsciio.mrc import file_reader
 
     path = Path(path)
     _check_mrc_size(path)
-    sigs = file_reader(str(path), lazy=False)
+    sigs = file_reader(str(path), lazy=lazy)
     images = signals_to_micrographs(path, sigs, "MRC")
+    if lazy and len(images) == 1:  # rsciio's dask array is one chunk: a chunked memory map instead
+        from ._lazyimage import lazy_array
+
+        data = _mrc_memmap(path)
+        if tuple(data.shape) == tuple(images[0].shape) and data.dtype.kind in "iuf":
+            images[0].data = lazy_array(data).astype(np.float32)
     for img, sig in zip(images, sigs):
         if img.is_stack:
             hdr = (sig.get("original_metadata") or {}).get("std_header") or {}
@@ -364,9 +392,9 @@ def read_mrc(path: Path, **kwargs) -> list[Micrograph]:
 
 register_format(Format("DM", (".dm3", ".dm4"), reader=read_dm, magic=is_dm,
                        description="Gatan DigitalMicrograph DM3/DM4 (rsciio)", priority=5))
-register_format(Format("EMD", (".emd",), reader=read_emd,
+register_format(Format("EMD", (".emd",), reader=read_emd, lazy=True,
                        description="EMD: Thermo Fisher Velox and Berkeley/NCEM (rsciio)", priority=10))
 register_format(Format("TIA", (".ser", ".emi"), reader=read_tia, magic=is_ser,
                        description="FEI TIA SER/EMI (rsciio)", priority=5))
-register_format(Format("MRC", (".mrc", ".mrcs", ".rec"), reader=read_mrc, magic=is_mrc,
+register_format(Format("MRC", (".mrc", ".mrcs", ".rec"), reader=read_mrc, magic=is_mrc, lazy=True,
                        description="MRC / MRC2014 (rsciio, header checked with mrcfile)", priority=5))

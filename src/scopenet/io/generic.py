@@ -71,11 +71,14 @@ def sidecar_path(path: str | os.PathLike) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def read_npy(path: Path, **kwargs) -> list[Micrograph]:
-    """A 2-D or 3-D numeric ``.npy`` array (with its scopenet sidecar when present)."""
+def read_npy(path: Path, lazy: bool = False, **kwargs) -> list[Micrograph]:
+    """A 2-D or 3-D numeric ``.npy`` array (with its scopenet sidecar when present).
+
+    With ``lazy`` the array is memory-mapped and wrapped in a dask array (nothing is read until computed).
+    """
     path = Path(path)
     try:
-        data = np.load(path, allow_pickle=False)
+        data = np.load(path, allow_pickle=False, mmap_mode="r" if lazy else None)
     except ValueError as exc:  # object arrays, bad header
         raise ReadError(path, f"not a plain numeric .npy array ({exc})") from exc
     if not isinstance(data, np.ndarray) or data.dtype.names or data.dtype == object \
@@ -86,6 +89,10 @@ def read_npy(path: Path, **kwargs) -> list[Micrograph]:
     if data.ndim not in (2, 3) or data.size == 0:
         raise ReadError(path, f"the .npy array has shape {data.shape}; scopenet reads 2-D images "
                               f"(y, x) and 3-D stacks (n, y, x)")
+    if lazy:
+        from ._lazyimage import lazy_array
+
+        data = lazy_array(data)
     side = sidecar_path(path)
     if side.is_file():
         try:
@@ -95,8 +102,10 @@ def read_npy(path: Path, **kwargs) -> list[Micrograph]:
         if state is None:
             raise ReadError(side, "the sidecar of the .npy file is not a scopenet description")
         return [micrograph_from_state(path, data, state, "NPY")]
-    return [Micrograph(data, signal="intensity", source=path,
-                       provenance=[provenance_entry("read", format="NPY", path=str(path))])]
+    from ._lazyimage import make_micrograph
+
+    return [make_micrograph(data, signal="intensity", source=path,
+                            provenance=[provenance_entry("read", format="NPY", path=str(path))])]
 
 
 def write_npy(img: Micrograph, path: Path, **kwargs) -> list[Path]:
@@ -283,7 +292,7 @@ def save_preview(img, path: str | os.PathLike, cmap: str | None = None, overwrit
     return path
 
 
-register_format(Format("NPY", (".npy",), reader=read_npy, writer=write_npy, magic=is_npy,
+register_format(Format("NPY", (".npy",), reader=read_npy, writer=write_npy, magic=is_npy, lazy=True,
                        description="NumPy .npy array (+ scopenet JSON sidecar)"))
 register_format(Format("PNG", (".png",), reader=read_png, writer=write_png, magic=is_png,
                        description="PNG picture (read greyscale; write a preview with scale bar)",

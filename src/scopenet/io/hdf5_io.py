@@ -36,6 +36,7 @@ from ..errors import ReadError
 from ..image.micrograph import Micrograph, provenance_entry
 from .._jsonsafe import dumps as json_dumps
 from .._jsonsafe import jsonable
+from ._lazyimage import make_micrograph
 from ._state import micrograph_from_state
 from .registry import Format, register_format
 
@@ -206,7 +207,16 @@ def _fill_hdf5(f, images: list[Micrograph], compression: str | None) -> None:
 
 
 # ---------------------------------------------------------------------------------- reading
-def _read_ours(path: Path, f) -> list[Micrograph]:
+def _pixels(ds, lazy: bool):
+    """A dataset's pixels: read now, or (``lazy``) a dask array over the open dataset."""
+    if not lazy:
+        return ds[()]
+    from ._lazyimage import lazy_array
+
+    return lazy_array(ds)
+
+
+def _read_ours(path: Path, f, lazy: bool = False) -> list[Micrograph]:
     root = f["scopenet"]
     out = []
     for name in sorted(root):
@@ -239,7 +249,7 @@ def _read_ours(path: Path, f) -> list[Micrograph]:
             "provenance": prov,
             "metadata": meta,
         }
-        out.append(micrograph_from_state(path, ds[()], state, "HDF5"))
+        out.append(micrograph_from_state(path, _pixels(ds, lazy), state, "HDF5"))
     return out
 
 
@@ -247,7 +257,7 @@ def _is_emd(f) -> bool:
     return "version_major" in f.attrs or ("Data" in f and "Version" in f)
 
 
-def _read_generic(path: Path, f) -> list[Micrograph]:
+def _read_generic(path: Path, f, lazy: bool = False) -> list[Micrograph]:
     import h5py
 
     found: list[tuple[str, h5py.Dataset]] = []
@@ -264,10 +274,10 @@ def _read_generic(path: Path, f) -> list[Micrograph]:
     out = []
     for name, ds in found:
         attrs = jsonable(dict(ds.attrs.items()))
-        out.append(Micrograph(ds[()], signal=name.rsplit("/", 1)[-1], source=path,
-                              metadata={"hdf5_path": "/" + name, "attrs": attrs},
-                              provenance=[provenance_entry("read", format="HDF5", path=str(path),
-                                                           dataset="/" + name)]))
+        out.append(make_micrograph(_pixels(ds, lazy), signal=name.rsplit("/", 1)[-1], source=path,
+                                   metadata={"hdf5_path": "/" + name, "attrs": attrs},
+                                   provenance=[provenance_entry("read", format="HDF5", path=str(path),
+                                                                dataset="/" + name)]))
     return out
 
 
@@ -297,7 +307,7 @@ def _hspy_axes(path: Path, sig: dict) -> list[dict]:
     return out
 
 
-def read_hspy(path: Path, **kwargs) -> list[Micrograph]:
+def read_hspy(path: Path, lazy: bool = False, **kwargs) -> list[Micrograph]:
     """A HyperSpy ``.hspy``/``.hdf5`` file with its axes calibration (RosettaSciIO's hspy reader).
 
     Every 2-D image and 3-D stack signal becomes a Micrograph (spectra are skipped, see
@@ -310,7 +320,7 @@ def read_hspy(path: Path, **kwargs) -> list[Micrograph]:
 
     path = Path(path)
     try:
-        sigs = file_reader(str(path), lazy=False)
+        sigs = file_reader(str(path), lazy=lazy)
     except Exception as exc:  # any library failure -> a ReadError naming the file
         raise ReadError(path, f"not a readable HyperSpy file ({type(exc).__name__}: {exc})") from exc
     fixed = []
@@ -329,42 +339,53 @@ def read_hspy(path: Path, **kwargs) -> list[Micrograph]:
     return images
 
 
-def read_hdf5(path: Path, **kwargs) -> list[Micrograph]:
-    """Read an HDF5 file: scopenet layout, EMD (handed to :mod:`scopenet.io.em`) or plain datasets."""
+def read_hdf5(path: Path, lazy: bool = False, **kwargs) -> list[Micrograph]:
+    """Read an HDF5 file: scopenet layout, EMD (handed to :mod:`scopenet.io.em`) or plain datasets.
+
+    With ``lazy`` the pixels are dask arrays over the datasets, which keep the file open for reading.
+    """
     import h5py
 
     path = Path(path)
     if path.suffix.lower() == ".emd":
         from .em import read_emd
 
-        return read_emd(path)
+        return read_emd(path, lazy=lazy)
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
         raise ReadError(path, f"corrupt or truncated HDF5 file ({exc})") from exc
-    with f:
+    keep_open = False
+    try:
         if f.attrs.get("scopenet_format") is not None and "scopenet" in f:
             version = int(f.attrs.get("scopenet_format_version", 1))
             if version > FORMAT_VERSION:
                 raise ReadError(path, f"written by a newer scopenet (layout version {version}); "
                                       f"upgrade scopenet to read it")
-            return _read_ours(path, f)
+            out = _read_ours(path, f, lazy)
+            keep_open = lazy  # the dask arrays read from the open datasets
+            return out
         hspy = _is_hspy(f)
         emd = not hspy and _is_emd(f)
         if not (emd or hspy):
-            return _read_generic(path, f)
+            out = _read_generic(path, f, lazy)
+            keep_open = lazy
+            return out
+    finally:
+        if not keep_open:
+            f.close()
     if hspy:
-        return read_hspy(path)
+        return read_hspy(path, lazy=lazy)
     from .em import read_emd
 
-    return read_emd(path)
+    return read_emd(path, lazy=lazy)
 
 
-register_format(Format("HDF5", (".h5", ".hdf5", ".hdf", ".he5"), reader=read_hdf5, writer=write_hdf5,
+register_format(Format("HDF5", (".h5", ".hdf5", ".hdf", ".he5"), reader=read_hdf5, writer=write_hdf5, lazy=True,
                        magic=is_hdf5, priority=0,
                        description="HDF5 (scopenet layout with calibration and provenance; EMD is "
                                    "handed to the EMD reader)",
                        kwargs_doc={"compression": "h5py filter: 'gzip' (default), 'lzf' or None"}))
 # .hspy is read only (HDF5 content goes through read_hdf5, which dispatches HyperSpy files to read_hspy)
-register_format(Format("HyperSpy", (".hspy",), reader=read_hdf5, priority=5,
+register_format(Format("HyperSpy", (".hspy",), reader=read_hdf5, priority=5, lazy=True,
                        description="HyperSpy .hspy (HDF5; axes calibration kept)"))

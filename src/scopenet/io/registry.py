@@ -37,6 +37,10 @@ class Format:
     description: str = ""
     priority: int = 0  # higher wins when several formats claim the same extension
     kwargs_doc: dict = field(default_factory=dict)
+    #: the reader accepts ``lazy=True`` and then returns Micrographs over dask arrays (no full read)
+    lazy: bool = False
+    #: a folder store (zarr): the writer gets the final path and ``overwrite`` and is atomic itself
+    store: bool = False
 
 
 FORMATS: list[Format] = []
@@ -95,8 +99,34 @@ def _check_path(path: Path) -> bytes:
         raise ReadError(path, f"permission denied ({exc})") from exc
 
 
-def read_all(path: str | os.PathLike, **kwargs) -> list[Micrograph]:
+#: folder stores (zarr): read from and written to folders, so kept apart from the file formats
+STORES: list[Format] = []
+
+
+def register_store(fmt: Format) -> Format:
+    """Register a folder store format (``fmt.store`` is set; its reader takes the folder)."""
+    STORES[:] = [f for f in STORES if f.name != fmt.name]
+    STORES.append(fmt)
+    return fmt
+
+
+def _store_format(path: Path) -> Format | None:
+    """The store format of ``path`` (a zarr folder to read, or a ``.zarr`` name to write), else None."""
+    _load_builtin_formats()
+    if path.is_dir() and not any((path / m).is_file() for m in ("zarr.json", ".zarray", ".zgroup")):
+        return None
+    return next((f for f in STORES if path.suffix.lower() in f.extensions or path.is_dir()), None)
+
+
+def read_all(path: str | os.PathLike, *, lazy: bool = False, **kwargs) -> list[Micrograph]:
     """Read every image in a file: all channels, traces (forward/backward, up/down) and signals.
+
+    Parameters
+    ----------
+    lazy : bool
+        Return :class:`~scopenet.io._lazyimage.LazyMicrograph` objects whose pixels are dask arrays
+        read chunk by chunk on demand (TIFF, HDF5, EMD, MRC, zarr, .npy). Formats that cannot be read
+        lazily are read into memory and wrapped (``in_memory`` is then True).
 
     Raises
     ------
@@ -104,13 +134,20 @@ def read_all(path: str | os.PathLike, **kwargs) -> list[Micrograph]:
         If the file is missing, empty, truncated, corrupt or of an unsupported format.
     """
     path = Path(path)
-    head = _check_path(path)
-    fmt = find_format(path, head)
+    fmt = _store_format(path) if path.is_dir() else None
+    if fmt is None:
+        head = _check_path(path)
+        fmt = find_format(path, head)
     if fmt is None:
         raise ReadError(path, f"unsupported format (extension '{path.suffix}'); scopenet reads "
                               f"{', '.join(supported_extensions())}")
     try:
-        images = fmt.reader(path, **kwargs)
+        if lazy and fmt.lazy:
+            images = fmt.reader(path, lazy=True, **kwargs)
+        else:
+            images = fmt.reader(path, **kwargs)
+            if lazy:
+                images = [_wrap_in_memory(m) for m in images]
     except ReadError:
         raise
     except ScopenetError as exc:
@@ -128,8 +165,17 @@ def read_all(path: str | os.PathLike, **kwargs) -> list[Micrograph]:
     return images
 
 
+def _wrap_in_memory(img: Micrograph) -> Micrograph:
+    """An eagerly read image as a LazyMicrograph over its in-memory pixels (``in_memory=True``)."""
+    from ._lazyimage import LazyMicrograph
+
+    return LazyMicrograph(img.data, axes=img.axes, signal=img.signal, signal_unit=img.signal_unit,
+                          scan_direction=img.scan_direction, modality=img.modality, metadata=img.metadata,
+                          source=img.source, provenance=img.provenance, in_memory=True)
+
+
 def read(path: str | os.PathLike, *, channel: str | None = None, direction: str | None = None,
-         index: int | None = None, **kwargs) -> Micrograph:
+         index: int | None = None, lazy: bool = False, **kwargs) -> Micrograph:
     """Read one image from an instrument file into a calibrated :class:`Micrograph`.
 
     Parameters
@@ -144,6 +190,10 @@ def read(path: str | os.PathLike, *, channel: str | None = None, direction: str 
         For SPM: ``"forward"``, ``"backward"``, or a full ``"forward/up"``; default the first.
     index : int, optional
         Pick the index-th image among those that match.
+    lazy : bool
+        Keep the pixels in the file: the Micrograph's ``data`` is a float32 dask array read chunk by
+        chunk when computed (TIFF, HDF5/EMD, MRC, zarr, .npy); calibration and metadata as an eager
+        read. Other formats are read into memory (``img.in_memory`` is True). See ``docs/tasks/batch.md``.
 
     Returns
     -------
@@ -154,7 +204,7 @@ def read(path: str | os.PathLike, *, channel: str | None = None, direction: str 
     ReadError
         If the file cannot be read or nothing in it matches ``channel``/``direction``.
     """
-    images = read_all(path, **kwargs)
+    images = read_all(path, lazy=lazy, **kwargs)
     sel = images
     if channel is not None:
         c = channel.lower()
@@ -206,10 +256,17 @@ def write(img: Micrograph, path: str | os.PathLike, *, overwrite: bool = False, 
 
     path = Path(path)
     img = as_micrograph(img)
-    fmt = find_format(path, for_writing=True)
+    fmt = _store_format(path) if path.suffix.lower() == ".zarr" else find_format(path, for_writing=True)
     if fmt is None:
         raise WriteError(path, f"no writer for extension '{path.suffix}'; scopenet writes "
                                f"{', '.join(supported_extensions(for_writing=True))}")
+    if fmt.store:  # a folder (zarr): written atomically by its writer, lazily for a lazy image
+        try:
+            return fmt.writer(img, path, overwrite=overwrite, **kwargs)
+        except ScopenetError:
+            raise
+        except Exception as exc:
+            raise WriteError(path, f"{fmt.name} writer failed ({type(exc).__name__}: {exc})") from exc
     check_has_data(img, path)
     companions: list[Path] = []
     try:
@@ -249,4 +306,4 @@ def _load_builtin_formats() -> None:
 
 
 #: format modules, one per family; each calls register_format() at import.
-BUILTIN_MODULES = ["generic", "em", "tiff_io", "hdf5_io", "sxm", "matrix", "gwy", "ibw", "bruker"]
+BUILTIN_MODULES = ["generic", "em", "tiff_io", "hdf5_io", "sxm", "matrix", "gwy", "ibw", "bruker", "zarr_io"]

@@ -161,8 +161,26 @@ def _imagej_axes(tf, img: Micrograph) -> list[Axis] | None:
     return axes
 
 
-def read_tiff(path: Path, **kwargs) -> list[Micrograph]:
+def _lazy_series(path: Path, tf):
+    """Series 0 of an open TIFF as a dask array: a memory map when its pixels are contiguous and
+    uncompressed, else tifffile's zarr store (one dask chunk per tile/strip group)."""
+    import tifffile
+
+    from ._lazyimage import lazy_array
+
+    series = tf.series[0]
+    if series.dataoffset is not None:
+        return lazy_array(tifffile.memmap(path, series=0, mode="r"))
+    import zarr
+
+    return lazy_array(zarr.open(store=tifffile.imread(path, aszarr=True, series=0), mode="r"))
+
+
+def read_tiff(path: Path, lazy: bool = False, **kwargs) -> list[Micrograph]:
     """Read a TIFF (greyscale 2-D image or stack; RGB -> one channel) with its calibration.
+
+    With ``lazy`` the pixels of the first series stay in the file (see :func:`_lazy_series`); the
+    calibration is read as usual.
 
     Returns
     -------
@@ -185,18 +203,26 @@ def read_tiff(path: Path, **kwargs) -> list[Micrograph]:
         if state is not None:
             from ._state import micrograph_from_state
 
-            data = tf.series[0].asarray()
+            if lazy:
+                data = _lazy_series(path, tf)
+            else:
+                data = tf.series[0].asarray()
             return [micrograph_from_state(path, data, state, "TIFF")]
-    return _read_foreign_tiff(path)
+    return _read_foreign_tiff(path, lazy)
 
 
-def _read_foreign_tiff(path: Path) -> list[Micrograph]:
+def _read_foreign_tiff(path: Path, lazy: bool = False) -> list[Micrograph]:
     import tifffile
     from rsciio.tiff import file_reader
 
     from .em import signals_to_micrographs
 
-    images = signals_to_micrographs(path, file_reader(str(path), lazy=False), "TIFF")
+    images = signals_to_micrographs(path, file_reader(str(path), lazy=lazy), "TIFF")
+    if lazy and len(images) == 1:  # rsciio's dask array is one chunk: read the pixels chunk-wise instead
+        with tifffile.TiffFile(path) as tf:
+            data = _lazy_series(path, tf)
+        if tuple(data.shape) == tuple(images[0].shape) and data.dtype.kind in "iufb":
+            images[0].data = data.astype(np.float32)
     with tifffile.TiffFile(path) as tf:
         if tf.is_imagej and len(images) == 1:
             axes = _imagej_axes(tf, images[0])
@@ -278,6 +304,6 @@ def write_tiff(img: Micrograph, path: Path, **kwargs) -> None:
     tifffile.imwrite(path, data, imagej=True, resolution=resolution, metadata=ij, **extra)
 
 
-register_format(Format("TIFF", (".tif", ".tiff"), reader=read_tiff, writer=write_tiff, magic=is_tiff,
+register_format(Format("TIFF", (".tif", ".tiff"), reader=read_tiff, writer=write_tiff, magic=is_tiff, lazy=True,
                        description="TIFF (tifffile + rsciio calibration; float32 ImageJ writer)",
                        kwargs_doc={"compression": "tifffile compression for writing, e.g. 'zlib'"}))

@@ -33,9 +33,9 @@ __all__ = ["PARTICLE_SETTINGS", "ParticleSample", "particle_sample", "particle_b
 #: parameter ranges of the two settings: radius (px, log-uniform), aspect ratio (major/minor), count,
 #: dose (counts per pixel at intensity 1, log-uniform), blur sigma (px), fraction of faceted particles
 PARTICLE_SETTINGS: dict[str, dict] = {
-    "train": dict(radius=(3.0, 14.0), aspect=(1.0, 1.6), count=(4, 60), dose=(20.0, 400.0), blur=(0.5, 1.5),
+    "train": dict(radius=(3.0, 14.0), aspect=(1.0, 1.6), count=(4, 60), dose=(10.0, 500.0), blur=(0.5, 1.5),
                   faceted=0.4, film_corr=(0.7, 2.0), aggregate=0.4, bright_field=0.6),
-    "heldout": dict(radius=(5.0, 20.0), aspect=(1.6, 2.5), count=(3, 40), dose=(8.0, 20.0), blur=(1.5, 2.5),
+    "heldout": dict(radius=(5.0, 20.0), aspect=(1.6, 2.5), count=(3, 40), dose=(8.0, 30.0), blur=(1.5, 2.5),
                     faceted=0.2, film_corr=(2.0, 4.0), aggregate=0.6, bright_field=0.5),
 }
 

@@ -34,6 +34,12 @@ class DenoiseConfig(_Base):
         Tiles per network call.
     clip : bool
         Clip the network output to the input's [min, max] (Ede clips to [0, 1] after min-max scaling).
+    normalise : {"minmax", "robust"}
+        How a frame is brought to [0, 1] for the network: by its min and max (as the models trained on
+        Ede's noise were), or by robust ``percentiles`` with the outliers clipped
+        (:func:`scopenet.image.scaling.robust_unit_scale`: hot pixels and spikes do not squash the range).
+    percentiles : (float, float)
+        The robust percentiles.
     """
 
     arch: str = "denoise-compact"
@@ -43,6 +49,8 @@ class DenoiseConfig(_Base):
     max_direct_pixels: int = Field(1024 * 1024, ge=1)
     batch_size: int = Field(1, ge=1)
     clip: bool = True
+    normalise: Literal["minmax", "robust"] = "minmax"
+    percentiles: tuple[float, float] = (0.1, 99.9)
 
 
 class FitSettings(_Base):
@@ -63,6 +71,15 @@ class FitSettings(_Base):
         Noise2Void: fraction of pixels of each crop masked (blind spots).
     n2v_radius : int
         Noise2Void: a masked pixel takes the value of a random other pixel within this radius.
+    n2v_struct : int
+        Structured Noise2Void (Broaddus et al. 2020): also mask this many pixels on each side of a blind
+        spot along the scan line (0: plain N2V). Removes noise correlated along lines (row-line noise,
+        fast-scan lag), which plain N2V learns to reproduce.
+    n2v_struct_axis : {"x", "y"}
+        The axis of the structured mask (``"x"``: along rows, the fast-scan direction).
+    n2v_sampling : {"n2v2", "uniform"}
+        Replacement values: ``"n2v2"`` (Hoeck et al. 2022) the median of the neighbourhood without the
+        blind spot, which avoids checkerboard artefacts; ``"uniform"`` a random neighbour (Krull et al.).
     seed : int
     """
 
@@ -73,6 +90,9 @@ class FitSettings(_Base):
     high_dose_fraction: float = Field(0.5, ge=0, le=1)
     n2v_fraction: float = Field(0.02, gt=0, lt=0.5)
     n2v_radius: int = Field(2, ge=1)
+    n2v_struct: int = Field(0, ge=0)
+    n2v_struct_axis: Literal["x", "y"] = "x"
+    n2v_sampling: Literal["n2v2", "uniform"] = "n2v2"
     seed: int = 0
     mode: Literal["supervised", "n2n", "n2v"] = "supervised"
 
@@ -101,6 +121,15 @@ class DenoiseTrainConfig(TrainConfig):
     mode : {"supervised", "n2n", "n2v"}
         ``Denoiser.fit`` on user images: clean images (or noisy/target pairs), Noise2Noise, Noise2Void.
     n2v_fraction, n2v_radius : Noise2Void blind spots (fraction of pixels, neighbourhood radius).
+    n2v_struct, n2v_struct_axis, n2v_sampling : structured N2V and the replacement rule (:class:`FitSettings`).
+    degradation : {"ede", "physical", "mixed"}
+        How training pairs are made from clean crops: Ede's dose noise, the physical model of
+        :mod:`scopenet.simulate.em.degrade` (random TEM/STEM/SEM acquisitions), or a mix with
+        ``physical_fraction`` physical pairs.
+    zoom_range : (float, float)
+        Random pixel sampling: clean crops are resampled by a log-uniform zoom in this range (the same
+        lattice at other px per period); ``(1, 1)`` off.
+    normalise, percentiles : how inputs are scaled to [0, 1] (as :class:`DenoiseConfig`, written to the card).
     """
 
     task: Literal["denoise"] = "denoise"
@@ -127,6 +156,14 @@ class DenoiseTrainConfig(TrainConfig):
     mode: Literal["supervised", "n2n", "n2v"] = "supervised"
     n2v_fraction: float = Field(0.02, gt=0, lt=0.5)
     n2v_radius: int = Field(2, ge=1)
+    n2v_struct: int = Field(0, ge=0)
+    n2v_struct_axis: Literal["x", "y"] = "x"
+    n2v_sampling: Literal["n2v2", "uniform"] = "n2v2"
+    degradation: Literal["ede", "physical", "mixed"] = "ede"
+    physical_fraction: float = Field(0.7, ge=0, le=1)
+    zoom_range: tuple[float, float] = (1.0, 1.0)
+    normalise: Literal["minmax", "robust"] = "minmax"
+    percentiles: tuple[float, float] = (0.1, 99.9)
 
     @model_validator(mode="before")
     @classmethod

@@ -144,9 +144,18 @@ class Denoiser(Estimator):
                              batch_size=c.batch_size, batched=True, operation=None)
 
     def denoise_frame(self, frame: np.ndarray, tta: int = 1) -> np.ndarray:
-        """Denoise one 2-D frame in its own intensity units (NaN where the input is not finite)."""
+        """Denoise one 2-D frame in its own intensity units (NaN where the input is not finite).
+
+        With ``config.normalise == "robust"`` the frame is scaled by robust percentiles and clipped to
+        [0, 1] (:func:`scopenet.image.scaling.robust_unit_scale`) instead of by its min and max."""
         fr = _check_frame(np.asarray(frame))
-        u, lo, hi = _unit(fr)
+        if self.config.normalise == "robust":
+            from ...image.scaling import robust_unit_scale
+
+            u, s = robust_unit_scale(fr, tuple(self.config.percentiles))
+            lo, hi = s.lo, s.lo + s.span
+        else:
+            u, lo, hi = _unit(fr)
         y = tta_average(self._frame, u, views=tta)
         y = y.astype(np.float64) * (hi - lo) + lo
         y[~np.isfinite(fr)] = np.nan
@@ -192,7 +201,9 @@ class Denoiser(Estimator):
             are given, in which case ``images`` are the noisy inputs. ``n2n``: noisy frames, with
             ``targets`` a second noisy frame of the same scene for each (or pass stacks of >= 2
             frames as ``images`` and no targets: two different frames are drawn per crop).
-            ``n2v``: single noisy images, no targets (blind-spot masking, :func:`n2v_mask`).
+            ``n2v``: single noisy images, no targets (blind-spot masking, :func:`n2v_mask`; set
+            ``n2v_struct=k`` to mask ``k`` px on each side along the scan line against line-correlated
+            noise, and ``n2v_sampling="n2v2"`` for median replacement without checkerboard artefacts).
         mode : {"supervised", "n2n", "n2v"}
         targets : sequence of 2-D arrays, optional
         settings : FitSettings, optional
@@ -228,7 +239,9 @@ class Denoiser(Estimator):
         cfg = DenoiseTrainConfig(workdir=None, mode=mode, max_steps=fs.steps, time_budget_s=None,
                                  batch_size=fs.batch_size, crop_size=fs.crop_size, lr=fs.lr, lr_final_fraction=1.0,
                                  high_dose_fraction=fs.high_dose_fraction, n2v_fraction=fs.n2v_fraction,
-                                 n2v_radius=fs.n2v_radius, seed=fs.seed, threads=torch.get_num_threads(),
+                                 n2v_radius=fs.n2v_radius, n2v_struct=fs.n2v_struct,
+                                 n2v_struct_axis=fs.n2v_struct_axis, n2v_sampling=fs.n2v_sampling,
+                                 normalise=self.config.normalise, percentiles=self.config.percentiles, seed=fs.seed, threads=torch.get_num_threads(),
                                  checkpoint_every_s=None, checkpoint_every_n_steps=None)
         t0 = time.perf_counter()
         self.history_ = train(self.net_, (srcs, tgts), cfg, device=str(resolve_device(self.device)),

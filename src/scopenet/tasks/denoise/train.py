@@ -93,9 +93,19 @@ class TrainingPool:
     def describe(self) -> dict[str, Any]:
         return {"simulated": len(self.sim), "real_train": self.real_ids}
 
-    def crop(self, rng: np.random.Generator, size: int, real_fraction: float, bin_fraction: float) -> np.ndarray:
-        """One clean ``(size, size)`` crop in [0, 1], randomly flipped/rotated."""
+    def crop(self, rng: np.random.Generator, size: int, real_fraction: float, bin_fraction: float,
+             zoom_range: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+        """One clean ``(size, size)`` crop in [0, 1], randomly flipped/rotated (and, with a ``zoom_range``
+        other than (1, 1), resampled by a log-uniform zoom: random pixel sampling)."""
         from ...image.tta import dihedral
+
+        if zoom_range[0] != 1.0 or zoom_range[1] != 1.0:
+            from ...simulate.em.degrade import resample_period
+
+            zoom = float(np.exp(rng.uniform(np.log(zoom_range[0]), np.log(zoom_range[1]))))
+            side = int(np.ceil(size / zoom)) + 2
+            c = self.crop(rng, side, real_fraction, bin_fraction)
+            return _minmax(resample_period(c, zoom, (size, size), rng))
 
         if self.real and rng.random() < real_fraction:
             img = self.real[rng.integers(len(self.real))]
@@ -113,15 +123,27 @@ class TrainingPool:
         return _minmax(np.ascontiguousarray(dihedral(c, int(rng.integers(8)))))
 
     def batch(self, rng: np.random.Generator, n: int, size: int, real_fraction: float = 0.5,
-              high_fraction: float = 0.5, bin_fraction: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(noisy, truth)`` tensors ``(n, 1, size, size)`` made with Ede's dose model."""
+              high_fraction: float = 0.5, bin_fraction: float = 0.5, *, degradation: str = "ede",
+              physical_fraction: float = 0.7, zoom_range: tuple[float, float] = (1.0, 1.0),
+              normalise: str = "minmax", percentiles: tuple[float, float] = (0.1, 99.9)
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(noisy, truth)`` tensors ``(n, 1, size, size)`` made with Ede's dose model (``degradation="ede"``)
+        or the physical model / a mix (:func:`scopenet.tasks.denoise.pairs.make_pair`)."""
         from ...simulate.em.noise import ede_noisy_pair
+        from .pairs import make_pair
 
         xs, ys = [], []
         for _ in range(n):
-            c = self.crop(rng, size, real_fraction, bin_fraction)
+            c = self.crop(rng, size, real_fraction, bin_fraction, zoom_range)
             if c.max() <= c.min():
                 c = rng.random(c.shape).astype(np.float32)
+            if degradation != "ede" or normalise != "minmax":
+                noisy, truth = make_pair(c, rng, degradation, high_fraction=high_fraction,
+                                         physical_fraction=physical_fraction, normalise=normalise,
+                                         percentiles=percentiles)
+                xs.append(noisy)
+                ys.append(truth)
+                continue
             regime = "high" if rng.random() < high_fraction else "low"
             noisy, truth = ede_noisy_pair(c, rng, regime)
             xs.append(noisy)
@@ -228,10 +250,18 @@ def user_batches(images: Sequence[np.ndarray], targets: Sequence[np.ndarray] | N
                 noisy, truth = ede_noisy_pair(ca, rng, "high" if rng.random() < config.high_dose_fraction else "low")
                 xs.append(noisy), ys.append(truth)
                 continue
-            u, lo, hi = _unit(ca)
+            if config.normalise == "robust":
+                from ...image.scaling import robust_unit_scale
+
+                u, rs = robust_unit_scale(ca, tuple(config.percentiles))
+                lo, hi = rs.lo, rs.lo + rs.span
+            else:
+                u, lo, hi = _unit(ca)
             scale = (hi - lo) if hi > lo else 1.0
             if mode == "n2v":
-                masked, mask = n2v_mask(u, rng, config.n2v_fraction, config.n2v_radius)
+                masked, mask = n2v_mask(u, rng, config.n2v_fraction, config.n2v_radius,
+                                        struct=config.n2v_struct, axis=config.n2v_struct_axis,
+                                        sampling=config.n2v_sampling)
                 xs.append(masked), ys.append(u), ms.append(mask)
             else:
                 tb = ((np.asarray(cb, np.float64) - lo) / scale).astype(np.float32)
@@ -274,7 +304,9 @@ def _run(net, data, config, *, device=None, progress=False, resume=False):
         fr = (c.real_fraction, c.high_dose_fraction, c.bin_real_fraction)
 
         def make(rng):
-            return pool.batch(rng, c.batch_size, c.crop_size, *fr)
+            return pool.batch(rng, c.batch_size, c.crop_size, *fr, degradation=c.degradation,
+                              physical_fraction=c.physical_fraction, zoom_range=tuple(c.zoom_range),
+                              normalise=c.normalise, percentiles=tuple(c.percentiles))
     elif callable(data):
         make = data
     else:
@@ -284,6 +316,19 @@ def _run(net, data, config, *, device=None, progress=False, resume=False):
     trainer = run(module, c, resume=resume, device=device)
     net.eval()
     return module, trainer
+
+
+def _noise_model_text(c: DenoiseTrainConfig) -> str:
+    ede = (f"Ede ch.6: minmax(Poisson(clean*scale)), low 25+Exp(75) / high U(200,2500), "
+           f"{round(100 * (1 - c.high_dose_fraction))}/{round(100 * c.high_dose_fraction)}")
+    phys = "physical (scopenet.simulate.em.degrade.random_degradation: TEM/STEM/SEM)"
+    txt = {"ede": ede, "physical": phys,
+           "mixed": f"{round(100 * c.physical_fraction)}% {phys}, else {ede}"}[c.degradation]
+    if tuple(c.zoom_range) != (1.0, 1.0):
+        txt += f"; clean crops resampled by zoom log-U{tuple(c.zoom_range)}"
+    if c.normalise == "robust":
+        txt += f"; inputs scaled by robust percentiles {tuple(c.percentiles)} and clipped to [0,1]"
+    return txt
 
 
 def main(config: DenoiseTrainConfig | str | Path, resume: bool = False, *, progress: bool = True,
@@ -314,6 +359,6 @@ def main(config: DenoiseTrainConfig | str | Path, resume: bool = False, *, progr
         return run_dir
     card = {"task": "denoise", "training_data": pool.describe(), "training_time_s": round(module.elapsed(), 1),
             "training_steps": module.steps, "config": c.to_dict(),
-            "noise_model": "Ede ch.6: minmax(Poisson(clean*scale)), low 25+Exp(75) / high U(200,2500), 50/50"}
+            "noise_model": _noise_model_text(c)}
     save_model(run_dir / "model", model.cpu().eval(), card, overwrite=True)
     return run_dir

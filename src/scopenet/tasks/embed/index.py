@@ -241,7 +241,11 @@ class Index:
         codes, sigmas, thumbs, items, failed, nid = cls._embed_files(files, est, tta, fit, progress, 0)
         if not len(items):
             raise InputError("none of the files could be read: " + "; ".join(failed[:3]))
-        idx = cls(codes, sigmas, thumbs, items, model=est, model_name=est.name, roots=roots, tta=tta, fit=fit,
+        ref = est.name
+        if isinstance(model, (str, os.PathLike)) and str(model) != "default":
+            p = Path(str(model)).expanduser()
+            ref = str(p.resolve()) if ("/" in str(model) or p.with_suffix(".json").exists()) else str(model)
+        idx = cls(codes, sigmas, thumbs, items, model=est, model_name=ref, roots=roots, tta=tta, fit=fit,
                   next_id=nid, failed=failed)
         if backend == "usearch":
             idx.build_usearch()
@@ -435,6 +439,7 @@ class Index:
 
     def _exact(self, q: np.ndarray, k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         codes = self.codes
+        k0, k = k, k + 8  # a few spare candidates for the exact re-ranking
         if self._norms is None:
             self._norms = np.concatenate([np.einsum("ij,ij->i", np.asarray(codes[i:i + CHUNK], np.float32),
                                                     np.asarray(codes[i:i + CHUNK], np.float32))
@@ -453,10 +458,12 @@ class Index:
             if len(best_i) > k:
                 keep = np.argpartition(best_d, k - 1)[:k]
                 best_i, best_d = best_i[keep], best_d[keep]
-        order = np.argsort(best_d, kind="stable")
-        best_i, best_d = best_i[order], best_d[order]
-        ok = np.isfinite(best_d)
-        return best_i[ok], np.sqrt(np.maximum(best_d[ok], 0))
+        best_i = best_i[np.isfinite(best_d)]
+        # the expansion |c|^2 - 2 c.q + |q|^2 loses ~1e-5 to cancellation: rank the candidates exactly
+        exact = ((np.asarray(codes[np.sort(best_i)], np.float64) - q.astype(np.float64)) ** 2).sum(1)
+        cand = np.sort(best_i)
+        order = np.lexsort((cand, exact))[:k0]
+        return cand[order], np.sqrt(exact[order])
 
     def _approx(self, q: np.ndarray, k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         u = self._graph()

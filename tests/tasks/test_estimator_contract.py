@@ -68,7 +68,16 @@ def _embed():
     return est, lambda e, tmp: e.fit([IMG, IMG.T.copy()], steps=2, batch_size=4), {}
 
 
-MAKERS = {"denoise": _denoise, "inpaint": _inpaint, "superres": _superres, "classify": _classify, "embed": _embed}
+def _exitwave():
+    from scopenet.tasks.exitwave import ExitWaveEstimator
+
+    est = ExitWaveEstimator(arch_config={"channels": 4, "blocks": 1}, scale="range")  # IMG has negative values
+    waves = [(IMG + 3.0) * np.exp(1j * IMG), (IMG.T + 3.0) * np.exp(-1j * IMG.T)]
+    return est, lambda e, tmp: e.fit([w[:32, :32] for w in waves], max_steps=2, crop=16, batch_size=2), {}
+
+
+MAKERS = {"denoise": _denoise, "inpaint": _inpaint, "superres": _superres, "classify": _classify, "embed": _embed,
+          "exitwave": _exitwave}
 
 
 def test_every_registered_task_is_checked():

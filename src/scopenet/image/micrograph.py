@@ -1,7 +1,8 @@
 """The :class:`Micrograph`: one calibrated image (or stack) type for every instrument.
 
-A Micrograph holds float32 data of shape ``(y, x)`` or ``(n, y, x)`` (time series, focal series,
-channels), one :class:`Axis` per dimension with its calibration, the recorded signal's name and unit,
+A Micrograph holds float32 data (complex64 for complex data such as exit waves) of shape ``(y, x)``
+or ``(n, y, x)`` (time series, focal series, channels), one :class:`Axis` per dimension with its
+calibration, the recorded signal's name and unit,
 the scan direction for SPM, the untouched original metadata, the source path and a provenance list
 that every operation appends to.
 """
@@ -78,8 +79,9 @@ class Axis:
                 "unit": self.unit}
 
 
-def check_image_array(data, name: str = "the image") -> np.ndarray:
-    """``data`` as an array if it is a real, numeric, non-empty 2-D (y, x) or 3-D (n, y, x) image.
+def check_image_array(data, name: str = "the image", allow_complex: bool = False) -> np.ndarray:
+    """``data`` as an array if it is a real (or, with ``allow_complex``, complex), numeric, non-empty 2-D
+    (y, x) or 3-D (n, y, x) image.
 
     Raises
     ------
@@ -89,7 +91,7 @@ def check_image_array(data, name: str = "the image") -> np.ndarray:
     arr = np.asarray(data)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise InputError(f"{name} must be numeric, got dtype {arr.dtype}")
-    if np.iscomplexobj(arr):
+    if np.iscomplexobj(arr) and not allow_complex:
         raise InputError(f"{name} must be real; pass np.abs() or np.angle() of complex data")
     if arr.ndim not in (2, 3):
         raise InputError(f"{name} must be 2-D (y, x) or 3-D (n, y, x), got shape {arr.shape}")
@@ -110,7 +112,8 @@ class Micrograph:
     Parameters
     ----------
     data : array_like
-        Image data, shape ``(y, x)`` or ``(n, y, x)``; stored as float32.
+        Image data, shape ``(y, x)`` or ``(n, y, x)``; stored as float32, or complex64 when complex
+        (exit waves: ``A exp(i theta)``; see :attr:`is_complex`).
     axes : list of Axis, optional
         One per dimension of ``data``; defaults to uncalibrated pixel axes.
     signal : str
@@ -148,8 +151,8 @@ class Micrograph:
     provenance: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self):
-        arr = check_image_array(self.data, "Micrograph data")
-        self.data = np.ascontiguousarray(arr, dtype=np.float32)
+        arr = check_image_array(self.data, "Micrograph data", allow_complex=True)
+        self.data = np.ascontiguousarray(arr, dtype=np.complex64 if np.iscomplexobj(arr) else np.float32)
         if not self.axes:
             self.axes = _default_axes(self.data.shape)
         self.axes = list(self.axes)
@@ -175,6 +178,11 @@ class Micrograph:
     @property
     def ndim(self) -> int:
         return self.data.ndim
+
+    @property
+    def is_complex(self) -> bool:
+        """True for complex data (an exit wave); ``np.abs``/``np.angle`` of ``data`` give amplitude and phase."""
+        return np.iscomplexobj(self.data)
 
     @property
     def is_stack(self) -> bool:
@@ -261,7 +269,7 @@ class Micrograph:
     # ------------------------------------------------------------------ summaries
     def summary(self) -> dict[str, Any]:
         finite = np.isfinite(self.data)
-        vals = self.data[finite]
+        vals = np.abs(self.data[finite]) if self.is_complex else self.data[finite]  # complex: amplitude
         return {
             "source": str(self.source) if self.source else None,
             "shape": list(self.shape),

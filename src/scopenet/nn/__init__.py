@@ -79,5 +79,6 @@ from . import vdsr  # noqa: E402,F401  (registers superres-vdsr)
 from . import denoise_compact  # noqa: E402,F401  (registers denoise-compact)
 from . import seg_unet  # noqa: E402,F401  (registers seg-unet)
 from . import vae  # noqa: E402,F401  (registers embed-vae)
+from . import exitwave  # noqa: E402,F401  (registers exitwave-net, exitwave-discriminator)
 
 __all__ = ["UNet", "architecture_names", "architecture_of", "build_architecture", "register_architecture"]

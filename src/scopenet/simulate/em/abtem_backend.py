@@ -4,9 +4,9 @@ abTEM is imported lazily; without it every function raises
 :class:`~scopenet.errors.MissingExtraError` naming ``pip install 'scopenet[sim]'``. The built-in
 :mod:`.hrtem` and :mod:`.lattice` simulators need no extra and are what the training data use by default.
 
-Written against the abTEM 1.x API (``abtem.Potential``, ``abtem.PlaneWave``, ``abtem.Probe``,
-``abtem.GridScan``, ``abtem.AnnularDetector``); not exercised in this repository's tests, which run
-without abTEM.
+Written against the abTEM 1.0 API (``abtem.Potential``, ``abtem.PlaneWave``, ``abtem.Probe``,
+``abtem.GridScan``, ``abtem.AnnularDetector``). :func:`exit_wave` is exercised by
+``tests/simulate/em/test_exitwave*.py`` (skipped when abTEM is absent).
 """
 from __future__ import annotations
 
@@ -30,8 +30,14 @@ def available() -> bool:
     return True
 
 
-def exit_wave(atoms, energy: float = 300e3, sampling: float = 0.05, slice_thickness: float = 1.0) -> np.ndarray:
+def exit_wave(atoms, energy: float = 300e3, sampling: float | None = 0.05, slice_thickness: float = 1.0, *,
+              gpts: int | tuple[int, int] | None = None, parametrization: str = "lobato",
+              projection: str = "infinite") -> np.ndarray:
     """Complex exit wave of a plane wave through ``atoms`` (ase.Atoms), by multislice.
+
+    Checked against abTEM 1.0 (``abtem.Potential(atoms, gpts, sampling, slice_thickness,
+    parametrization, projection)``, ``abtem.PlaneWave(energy=...).multislice(potential)``, a lazy
+    ``Waves`` computed here with dask's synchronous scheduler so that it uses one thread).
 
     Parameters
     ----------
@@ -39,19 +45,28 @@ def exit_wave(atoms, energy: float = 300e3, sampling: float = 0.05, slice_thickn
         Orthogonal cell with the beam along z.
     energy : float
         Electron energy, eV.
-    sampling : float
-        Real-space sampling, Å/px.
+    sampling : float or None
+        Real-space sampling, Å/px (ignored when ``gpts`` is given).
     slice_thickness : float
         Multislice slice thickness, Å.
+    gpts : int or (int, int), optional
+        Grid size in pixels; the sampling then follows from the cell size.
+    parametrization : {"lobato", "kirkland"}
+        Atomic potential parametrisation.
+    projection : {"infinite", "finite"}
+        Potential projection integrals.
 
     Returns
     -------
     ndarray, complex64, shape (ny, nx)
+        The exit wave (unit incident amplitude).
     """
     abtem = _abtem()
-    potential = abtem.Potential(atoms, sampling=sampling, slice_thickness=slice_thickness)
+    grid = {"gpts": gpts} if gpts is not None else {"sampling": sampling}
+    potential = abtem.Potential(atoms, slice_thickness=slice_thickness, parametrization=parametrization,
+                                projection=projection, **grid)
     wave = abtem.PlaneWave(energy=energy).multislice(potential)
-    return np.asarray(wave.compute().array, np.complex64)
+    return np.asarray(wave.compute(scheduler="synchronous", progress_bar=False).array, np.complex64)
 
 
 def hrtem_multislice(atoms, energy: float = 300e3, sampling: float = 0.05, defocus: float = 0.0,

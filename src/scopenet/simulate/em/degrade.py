@@ -336,8 +336,10 @@ def degrade(clean: np.ndarray, params: Degradation, rng: np.random.Generator
     noisy : ndarray, float32, (H, W)
         The acquisition in digital units.
     truth : ndarray, float32, (H, W)
-        The restoration target: the undistorted clean image in the same units,
-        ``gain * dose * clean + offset`` (what a perfect instrument would record on average).
+        The restoration target in the same units, ``gain * dose * g(clean) + offset``: what a noise-free
+        detector would record on average. ``g`` keeps the smooth, frame-wide scan warps (drift and
+        flyback), which no single-image restoration can know; the line-to-line jitter, line shifts,
+        blur, row noise, lag, spikes, dead pixels and charging are all degradations to remove.
     info : dict
         The parameters (``model_dump``) and the drawn line shifts ``shifts`` ``(H, 2)`` (px).
     """
@@ -347,6 +349,7 @@ def degrade(clean: np.ndarray, params: Degradation, rng: np.random.Generator
         raise InputError(f"degrade needs one (H, W) image, got shape {a.shape}")
     h = a.shape[0]
     scale = p.gain * p.dose
+    geo = a
     shifts = np.zeros((h, 2))
     x = a
     if p.modality in ("stem", "sem"):
@@ -354,6 +357,7 @@ def degrade(clean: np.ndarray, params: Degradation, rng: np.random.Generator
             x = drift(x, p.drift_y, p.drift_x)
         if p.flyback_amplitude:
             x = flyback(x, p.flyback_amplitude, p.flyback_decay)
+        geo = x
         if p.jitter_x or p.jitter_y:
             x, sh = line_jitter(x, rng, p.jitter_x, p.jitter_y)
             shifts += sh
@@ -385,7 +389,7 @@ def degrade(clean: np.ndarray, params: Degradation, rng: np.random.Generator
         y, _ = xray_spikes(y, rng, p.spike_rate, p.spike_amplitude * scale, p.spike_size)
     if p.dead_fraction:
         y = dead_pixels(y, rng, p.dead_fraction, p.offset)
-    truth = (scale * a + p.offset).astype(np.float32)
+    truth = (scale * np.asarray(geo, np.float64) + p.offset).astype(np.float32)
     return np.asarray(y, np.float32), truth, {**p.model_dump(), "shifts": shifts}
 
 

@@ -9,7 +9,17 @@ mean (:func:`scopenet.simulate.em.noise.ede_noisy_pair`). Every method's output 
 
 Data: by default the held-out real micrographs of ``../shared/data/em-real`` (one centre 512 x 512
 crop each; 256 px images are upsampled 2x), else held-out simulated images (seeds never used for
-training); ``--images DIR`` scores any folder of files scopenet reads. Noise seeds are fixed.
+training); ``--images DIR`` scores any folder of files scopenet reads; ``--bin 2`` bins every image
+2x2 first (cleaner references, other feature scale). Noise seeds are fixed.
+
+``--degradation physical``: instead of Ede's dose noise, each crop is acquired with a random physical
+degradation of one modality (:mod:`scopenet.simulate.em.degrade`: Poisson-Gaussian detector with gain
+and offset, read noise, row-line noise, fast-scan lag, scan jitter, line shifts, flyback, drift, MTF,
+X-ray spikes, dead pixels, SEM charging), one table column group per modality (TEM, STEM, SEM). Clean
+crops: simulated HRTEM (TEM), STEM lattices (STEM) and mesoscale textures (SEM) made at another setting
+than any training pool (512 px images, seeds 9100-9102; the training pool uses 256 px, seeds 1000+),
+or ``--images``. Noisy and truth are mapped by the noisy image's robust percentiles (0.1, 99.9) and
+clipped to [0, 1]; every method gets that input.
 """
 from __future__ import annotations
 
@@ -23,7 +33,8 @@ from ...errors import InputError, ScopenetError
 from ...image.scaling import unit_scale
 from .._bench import BenchSpec, Report, Table, card_field, compare_with_best, image_scores, mean_sd, timed_loop
 
-__all__ = ["main", "SPEC", "load_clean_crops", "run_benchmark", "build_tables", "format_table"]
+__all__ = ["main", "SPEC", "load_clean_crops", "load_modality_crops", "run_benchmark", "run_physical", "build_tables",
+           "build_modality_table", "format_table"]
 
 SIZE = 512
 
@@ -87,6 +98,101 @@ def load_clean_crops(images: str | Path | None = None, n_sim: int = 8, size: int
             crops += [_centre_crop(a, size, bin_factor) for a in b["images"]]
             names += [f"sim-{kind}-{i}" for i in range(len(b["images"]))]
         return crops, names, f"{len(crops)} held-out simulated images (seeds 9000-9002)"
+
+
+#: clean content per modality for the physical protocol (simulated kind)
+MODALITY_KINDS = {"tem": "hrtem", "stem": "stem", "sem": "meso"}
+
+
+def load_modality_crops(n_per_kind: int = 4, size: int = SIZE, bin_factor: int = 1, images=None
+                        ) -> tuple[dict, str]:
+    """Clean crops for the physical protocol: ``({modality: [crops]}, description)``.
+
+    Held-out simulated images at a setting no training pool uses (``size`` px images; seeds 9100-9102),
+    or with ``images`` the same folder for every modality.
+    """
+    if images is not None:
+        crops, _, desc = load_clean_crops(images, size=size, bin_factor=bin_factor)
+        return {m: crops for m in MODALITY_KINDS}, desc
+    from ...simulate.em import simulate_batch
+
+    out = {}
+    for j, (mod, kind) in enumerate(MODALITY_KINDS.items()):
+        b = simulate_batch(n_per_kind, size=size * bin_factor, seed=9100 + j, kind=kind)
+        out[mod] = [_centre_crop(a, size, bin_factor) for a in b["images"]]
+    return out, (f"held-out simulated images ({n_per_kind} per modality: HRTEM->TEM, STEM->STEM, meso->SEM; "
+                 f"{size * bin_factor} px, seeds 9100-9102)")
+
+
+def run_physical(crops: dict, methods: dict, n: int, seed: int = 0, max_slow: dict | None = None,
+                 progress: bool = True) -> dict:
+    """Score ``methods`` on ``n`` physically degraded examples per modality.
+
+    Example ``i`` of modality ``m`` (index ``k``) uses crop ``i % len(crops[m])`` and the degradation and
+    noise of ``SeedSequence([seed, 100 + k, i])``.
+
+    Returns
+    -------
+    dict ``{modality: {method: {"mse": [...], "psnr": [...], "ssim": [...], "time": [...]}}}``
+    """
+    from .pairs import physical_pair
+
+    todo = {"unfiltered": lambda x: x, **methods}
+    res: dict = {}
+    for k, mod in enumerate(crops):
+        def examples(k=k, mod=mod):
+            for i in range(n):
+                rng = np.random.default_rng(np.random.SeedSequence([seed, 100 + k, i]))
+                yield physical_pair(crops[mod][i % len(crops[mod])], rng, mod)
+
+        def report(i, _ex, _todo, mod=mod):
+            if progress:
+                print(f"  {mod}: example {i + 1}/{n} done", file=sys.stderr, flush=True)
+
+        res[mod] = timed_loop(examples(), todo, _score, limits=max_slow,
+                              results={m: {"mse": [], "psnr": [], "ssim": [], "time": []} for m in todo},
+                              progress=report)
+    return res
+
+
+def build_modality_table(res: dict, model_names: list[str]) -> Table:
+    """Per-modality MSE/SSIM of every method, and notes comparing each model with the best classical
+    filter (and the unfiltered input) in each modality, plus the time ratio to BM3D."""
+    mods = list(res)
+    methods = list(res[mods[0]])
+    cols = ["method"] + [c for m in mods for c in (f"{m.upper()} MSE ×1e3", f"{m.upper()} SSIM")] + [
+        "median time (ms)"]
+    t = Table(cols)
+    for meth in methods:
+        row = [meth]
+        for m in mods:
+            r = res[m][meth]
+            row += [mean_sd(r["mse"], 1e3), mean_sd(r["ssim"])]
+        row.append(f"{np.median([x for m in mods for x in res[m][meth]['time']]) * 1e3:.1f}")
+        t.add(*row)
+    for model in model_names:
+        t.notes += ([""] if t.notes else []) + [f"**{model}**:"]
+        for m in mods:
+            r = res[m]
+            n_all = len(r[model]["mse"])
+            full = [x for x in r if not _is_model(x) and len(r[x]["mse"]) == n_all]
+            mse = {x: float(np.mean(r[x]["mse"])) for x in [*full, model]}
+            filters = {x: v for x, v in mse.items() if x != "unfiltered" and not _is_model(x)}
+            best = min(filters, key=filters.get) if filters else None
+            line = f"- {m.upper()}, {n_all} examples: " + compare_with_best(model, mse, "MSE", scale=1e3, unit="e-3")
+            if best:
+                line += f"; ratio to the best classical filter ({best}): {mse[model] / filters[best]:.3f}"
+            t.notes.append(line)
+            if "bm3d" in r and 0 < len(r["bm3d"]["mse"]) < n_all:
+                kk = len(r["bm3d"]["mse"])
+                a, b = float(np.mean(r[model]["mse"][:kk])), float(np.mean(r["bm3d"]["mse"][:kk]))
+                t.notes.append(f"- {m.upper()} vs bm3d on its first {kk} examples: ratio {a / b:.3f}")
+        tm = np.median([x for m in mods for x in res[m][model]["time"]])
+        tb = [x for m in mods for x in res[m].get("bm3d", {}).get("time", [])]
+        if tb:
+            t.notes.append(f"- time: model {tm * 1e3:.0f} ms vs BM3D {np.median(tb) * 1e3:.0f} ms per image "
+                           f"(ratio {tm / np.median(tb):.3f})")
+    return t
 
 
 def _score(out: np.ndarray, ex) -> dict[str, float]:
@@ -183,6 +289,9 @@ def _options(p) -> None:
     p.add_argument("--tta", action="store_true", help="also score the model with 8-fold TTA")
     p.add_argument("--size", type=int, default=SIZE, help="crop side, px (512 as in the chapter)")
     p.add_argument("--bin", type=int, default=1, help="bin images by this factor before cropping (Ede binned 2x)")
+    p.add_argument("--degradation", choices=("poisson", "physical"), default="poisson",
+                   help="poisson: Ede's dose protocol (low/high dose); physical: random TEM/STEM/SEM acquisitions "
+                        "(scopenet.simulate.em.degrade), one column group per modality")
     p.add_argument("--reuse", type=Path, default=None,
                    help="JSON from an earlier run with the same data, n and seed: its methods are not rerun "
                         "(their times then come from that run)")
@@ -192,10 +301,15 @@ def run(a, report: Report) -> int:
     """``scopenet bench denoise`` on the harness: prints the table and the model-vs-best summary."""
     from .baselines import BASELINES, available_baselines
 
-    crops, names, desc = load_clean_crops(a.images, size=a.size, bin_factor=a.bin)
+    physical = a.degradation == "physical"
+    if physical:
+        mcrops, desc = load_modality_crops(2 if a.quick else 4, a.size, a.bin, a.images)
+        crops, names = [], list(mcrops)
+    else:
+        crops, names, desc = load_clean_crops(a.images, size=a.size, bin_factor=a.bin)
     if a.bin > 1 or a.size != SIZE:
         desc += f"; binned {a.bin}x, {a.size}x{a.size} crops"
-    n = a.n or (3 if a.quick else len(crops))
+    n = a.n or (3 if a.quick else (6 if physical else len(crops)))
     if n < 1:
         raise InputError("--n must be >= 1")
     names_sel = a.methods.split(",") if a.methods else available_baselines()
@@ -220,6 +334,17 @@ def run(a, report: Report) -> int:
             if a.tta:
                 methods[name + "+tta"] = (lambda d: (lambda x: d.predict(x, tta=8)))(den)
                 model_names.append(name + "+tta")
+    if physical:
+        print(f"denoise benchmark (physical): {desc}; {n} examples per modality; seed {a.seed}", file=sys.stderr)
+        res = run_physical(mcrops, methods, n, a.seed, {"bm3d": a.max_slow})
+        order = ["unfiltered", *[m for m in BASELINES if m in methods], *model_names]
+        res = {d: {m: res[d][m] for m in order if m in res[d]} for d in res}
+        report.data.update({"desc": desc, "n": n, "seed": a.seed, "degradation": "physical", "results": res})
+        report.line(f"Data: {desc}. Crops {a.size}x{a.size}; physical degradation (scopenet.simulate.em.degrade."
+                    f"random_degradation per modality), seed {a.seed}; noisy and truth mapped by the noisy image's "
+                    f"robust percentiles (0.1, 99.9) and clipped to [0,1]; outputs clipped to [0,1]; mean ± sd.")
+        report.table(build_modality_table(res, model_names))
+        return 0
     print(f"denoise benchmark: {desc}; {n} examples per dose; seed {a.seed}", file=sys.stderr)
     old = {}
     if a.reuse:

@@ -24,6 +24,8 @@ _LAZY = {
     "embed": ("scopenet.tasks.embed", "embed"),
     "Embedder": ("scopenet.tasks.embed", "Embedder"),
     "Index": ("scopenet.tasks.embed", "Index"),
+    "exit_wave": ("scopenet.tasks.exitwave", "exit_wave"),
+    "ExitWaveEstimator": ("scopenet.tasks.exitwave", "ExitWaveEstimator"),
     "flatten": ("scopenet.image.spm", "flatten"),
     "simulate": ("scopenet.simulate", None),
     "metrics": ("scopenet.metrics", None),

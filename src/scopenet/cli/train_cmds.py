@@ -10,7 +10,7 @@ import typer
 from ._common import user_errors
 
 #: the tasks ``scopenet train`` knows (each has a typed configuration and ``tasks/<task>/train.py``)
-TASKS = ("denoise", "inpaint", "superres", "classify")
+TASKS = ("denoise", "inpaint", "superres", "classify", "adaptive-scan")
 
 
 def known_tasks() -> list[str]:
@@ -28,7 +28,7 @@ def _check_task(task: str) -> None:
 def task_train_module(task: str):
     """``scopenet.tasks.<task>.train``, or ``InputError`` naming the known tasks."""
     _check_task(task)
-    return importlib.import_module(f"scopenet.tasks.{task}.train")
+    return importlib.import_module(f"scopenet.tasks.{task.replace('-', '_')}.train")
 
 
 def default_config(task: str):

@@ -22,6 +22,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from ..errors import InputError, ReadError
 from ..training.config import TrainConfig, read_yaml_mapping, validation_message, write_yaml
+from .adaptive_scan.config import AdaptiveScanTrainConfig
 from .classify.config import ClassifyTrainConfig
 from .denoise.config import DenoiseTrainConfig
 from .inpaint.config import InpaintTrainConfig
@@ -33,10 +34,11 @@ __all__ = ["RunConfig", "TRAIN_CONFIGS", "read_run_config", "write_run_config", 
 #: the training configuration of each task that trains on the engine
 TRAIN_CONFIGS: dict[str, type[TrainConfig]] = {
     "denoise": DenoiseTrainConfig, "inpaint": InpaintTrainConfig, "superres": SuperResTrainConfig,
-    "classify": ClassifyTrainConfig,
+    "classify": ClassifyTrainConfig, "adaptive-scan": AdaptiveScanTrainConfig,
 }
 
-RunConfig = Annotated[Union[DenoiseTrainConfig, InpaintTrainConfig, SuperResTrainConfig, ClassifyTrainConfig],
+RunConfig = Annotated[Union[DenoiseTrainConfig, InpaintTrainConfig, SuperResTrainConfig, ClassifyTrainConfig,
+                            AdaptiveScanTrainConfig],
                       Field(discriminator="task")]
 _ADAPTER: TypeAdapter = TypeAdapter(RunConfig)
 

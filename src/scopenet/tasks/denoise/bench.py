@@ -336,8 +336,21 @@ def run(a, report: Report) -> int:
                 model_names.append(name + "+tta")
     if physical:
         print(f"denoise benchmark (physical): {desc}; {n} examples per modality; seed {a.seed}", file=sys.stderr)
+        old = {}
+        if a.reuse:
+            prev = json.loads(Path(a.reuse).read_text())
+            if prev.get("desc") != desc or prev.get("n") != n or prev.get("seed") != a.seed \
+                    or prev.get("degradation") != "physical":
+                raise InputError(f"--reuse {a.reuse}: made with other data, n, seed or degradation")
+            first = next(iter(prev["results"].values()))
+            old = {m: prev["results"] for m in list(methods) if m in first and not _is_model(m)}
+            for m in old:
+                methods.pop(m)
         res = run_physical(mcrops, methods, n, a.seed, {"bm3d": a.max_slow})
-        order = ["unfiltered", *[m for m in BASELINES if m in methods], *model_names]
+        for m, r in old.items():
+            for mod in res:
+                res[mod][m] = r[mod][m]
+        order = ["unfiltered", *[m for m in BASELINES if m in res[next(iter(res))]], *model_names]
         res = {d: {m: res[d][m] for m in order if m in res[d]} for d in res}
         report.data.update({"desc": desc, "n": n, "seed": a.seed, "degradation": "physical", "results": res})
         report.line(f"Data: {desc}. Crops {a.size}x{a.size}; physical degradation (scopenet.simulate.em.degrade."

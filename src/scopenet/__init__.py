@@ -26,6 +26,7 @@ _LAZY = {
     "Index": ("scopenet.tasks.embed", "Index"),
     "exit_wave": ("scopenet.tasks.exitwave", "exit_wave"),
     "ExitWaveEstimator": ("scopenet.tasks.exitwave", "ExitWaveEstimator"),
+    "AdaptiveScanner": ("scopenet.tasks.adaptive_scan", "AdaptiveScanner"),
     "flatten": ("scopenet.image.spm", "flatten"),
     "simulate": ("scopenet.simulate", None),
     "metrics": ("scopenet.metrics", None),

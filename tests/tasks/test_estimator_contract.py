@@ -76,8 +76,17 @@ def _exitwave():
     return est, lambda e, tmp: e.fit([w[:32, :32] for w in waves], max_steps=2, crop=16, batch_size=2), {}
 
 
+def _adaptive_scan():
+    from scopenet.tasks.adaptive_scan import AdaptiveScanner
+
+    est = AdaptiveScanner(arch_config={"actor": {"hidden": 8, "layers": 1},
+                                       "generator": {"depth": 1, "base_channels": 4, "unshuffle": 1}})
+    big = np.kron(IMG, np.ones((3, 3), np.float32))  # at least the 96 px of one scan
+    return est, lambda e, tmp: e.fit([big], max_steps=2, batch_size=2, episodes_per_step=2), {}
+
+
 MAKERS = {"denoise": _denoise, "inpaint": _inpaint, "superres": _superres, "classify": _classify, "embed": _embed,
-          "exitwave": _exitwave}
+          "exitwave": _exitwave, "adaptive-scan": _adaptive_scan}
 
 
 def test_every_registered_task_is_checked():

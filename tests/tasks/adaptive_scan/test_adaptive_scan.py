@@ -12,8 +12,7 @@ import yaml
 from scopenet.errors import InputError
 from scopenet.simulate import scan_env as env
 from scopenet.tasks.adaptive_scan import AdaptiveScanner, AdaptiveScanTrainConfig
-from scopenet.tasks.adaptive_scan.bench import mse_scores
-from scopenet.tasks.adaptive_scan.model import fixed_path_pixels, scan_batch
+from scopenet.tasks.adaptive_scan.scanning import fixed_path_pixels, mse_scores, scan_batch
 
 pytest.importorskip("gymnasium")
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .._bench import BenchSpec, Report, Table
+from .scanning import mse_scores
 
 __all__ = ["SPEC", "main", "mse_scores", "STAGES"]
 
@@ -32,19 +33,6 @@ STAGES = (
     ("spiral (2x steps)", "adaptive-scan-spiral2", None),
     ("grid", "adaptive-scan-grid", "spiral"),
 )
-
-
-def mse_scores(crops: np.ndarray, completions: np.ndarray, sigma: float = 2.5) -> np.ndarray:
-    """Per-crop MSE of completions against the blurred crops, both on the blurred crop's [-1, 1] scale."""
-    from .data import blur
-
-    t = blur(np.asarray(crops, np.float32), sigma)
-    lo = t.reshape(len(t), -1).min(1)[:, None, None]
-    hi = t.reshape(len(t), -1).max(1)[:, None, None]
-    span = np.where(hi - lo > 1e-12, hi - lo, 1.0)
-    a = 2 * (t - lo) / span - 1
-    b = 2 * (np.asarray(completions, np.float32) - lo) / span - 1
-    return ((a - b) ** 2).reshape(len(t), -1).mean(1)
 
 
 def _options(p) -> None:
@@ -108,7 +96,7 @@ def run(a, report: Report) -> int:
     from ...nn.device import resolve_device
     from ...simulate import scan_env as env
     from .demo import curves_png, paths_png
-    from .model import fixed_path_points, scan_batch
+    from .scanning import fixed_path_points, scan_batch
 
     models = _models(a)
     if not models:

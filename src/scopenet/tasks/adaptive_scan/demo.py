@@ -98,8 +98,8 @@ def section(report, workdir, samples) -> None:
     crops, each completion, and the RMS error and scan time of each."""
     from ...simulate import scan_env as env
     from ...simulate.em.api import simulate_batch
-    from .bench import mse_scores
-    from .model import AdaptiveScanner, scan_batch
+    from .model import AdaptiveScanner
+    from .scanning import mse_scores, scan_batch
 
     imgs = simulate_batch(3, 96, seed=5, kind="mixed")["images"].astype(np.float32)
     sec = report.section("Adaptive scans", "A recurrent actor chooses the direction of each of 20 straight "
@@ -127,7 +127,7 @@ def section(report, workdir, samples) -> None:
 
 def _fixed_time(path: str) -> float:
     from ...simulate import scan_env as env
-    from .model import fixed_path_points
+    from .scanning import fixed_path_points
 
     pts, n_px = fixed_path_points(path)
     return env.path_scan_time(pts, n_dwell=n_px if path == "spiral" else None).time_s

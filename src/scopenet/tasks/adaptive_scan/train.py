@@ -34,7 +34,7 @@ from ...training.rdpg import RDPG, LossNormaliser, OUNoise, RDPGConfig, Replay
 from ...training.schedules import cyclic_sawtooth
 from .config import AdaptiveScanTrainConfig
 from .data import CropSampler, blur, train_pool
-from .model import actor_inputs, actor_policy, fixed_path_pixels, generator_input
+from .scanning import actor_inputs, actor_policy, fixed_path_pixels, generator_input
 
 __all__ = ["make_net", "Trainer", "clone_spiral", "fit_estimator", "main"]
 
@@ -295,8 +295,9 @@ def main(config: AdaptiveScanTrainConfig | str | Path, resume: bool = False, *, 
     """Run the training described by ``config`` (a configuration or its YAML file); returns the saved
     model's path stem ``<workdir>/model``."""
     from ...nn.device import resolve_device
-    from .model import AdaptiveScanner
+    from .._estimator import estimator_class
 
+    AdaptiveScanner = estimator_class("adaptive-scan")  # from the registry: its module calls this one's fit
     c = config if isinstance(config, AdaptiveScanTrainConfig) else AdaptiveScanTrainConfig.from_yaml(config)
     if c.workdir is None:
         raise InputError("a training run needs a workdir")

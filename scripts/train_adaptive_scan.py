@@ -6,9 +6,10 @@ Without arguments it runs the CPU experiment in order (each stage is ``scopenet 
 
     spiral    the fixed-spiral baseline generator (coverage 1/23.04)
     grid      the fixed-grid baseline generator
-    default   the shipped adaptive scanner (generator from the spiral's, actor cloned from a spiral, RL)
+    free      first attempt: generator from the spiral's, actor cloned from a spiral, then free RDPG
     chapter   Ede's chapter as written (everything from scratch)
-    spiral2   the spiral generator trained as long as the default's (the fair baseline for it)
+    spiral2   the spiral generator trained as long as the adaptive ones that start from it (fair baseline)
+    default   the shipped adaptive scanner: "free" plus a behaviour-cloning term and a lower actor rate
 
 then ``runs/adaptive-scan-<stage>/model.*`` were copied to ``src/scopenet/weights/adaptive-scan-<stage>.*``
 (``scopenet bench adaptive-scan`` fills in the cards' metrics). The full-size run for a GPU is
@@ -19,7 +20,7 @@ import time
 
 from scopenet.tasks.adaptive_scan.train import main
 
-STAGES = ["spiral", "grid", "default", "chapter", "spiral2"]
+STAGES = ["spiral", "grid", "free", "chapter", "spiral2", "default"]
 
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]

@@ -88,3 +88,22 @@ def test_targets_bootstrap_from_the_next_step():
     assert math.isnan(stats["actor_loss"])  # the actor waits for actor_start updates
     with pytest.raises(InputError):
         algo.update(torch.zeros(2, 3, 2), torch.zeros(2, 2, 2), torch.zeros(2, 3))
+
+
+def test_an_actor_regulariser_pulls_the_actor_to_a_reference():
+    torch.manual_seed(0)
+    ref = torch.tensor([0.0, 1.0])
+    actor, critic = RecurrentActor(in_features=2, hidden=8, layers=1), RecurrentCritic(in_features=2, hidden=8, layers=1)
+    algo = RDPG(actor, critic, RDPGConfig(actor_lr=2e-2))
+    seen = []
+
+    def reg(mu):
+        seen.append(tuple(mu.shape))
+        return 100.0 * ((mu - ref) ** 2).sum(-1).mean()
+
+    x, a = torch.zeros(4, 2, 2), torch.ones(4, 2, 2) / math.sqrt(2)
+    for _ in range(40):
+        algo.update(x, a, torch.zeros(4, 2), actor_regulariser=reg)
+    assert seen[0] == (4, 2, 2)
+    with torch.no_grad():
+        assert float(actor(x)[0, 0] @ ref) > 0.95

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -175,7 +176,8 @@ class RDPG:
         self.opt_critic = torch.optim.Adam(critic.parameters(), lr=self.config.critic_lr)
         self.updates = 0
 
-    def update(self, x: torch.Tensor, a: torch.Tensor, loss: torch.Tensor) -> dict[str, float]:
+    def update(self, x: torch.Tensor, a: torch.Tensor, loss: torch.Tensor,
+               actor_regulariser: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
         """One RDPG update from ``B`` whole histories.
 
         Parameters
@@ -186,6 +188,9 @@ class RDPG:
             The actions taken (exploration included).
         loss : Tensor (B, T)
             Step losses ``L_t`` of each action (the final loss already in ``loss[:, -1]``).
+        actor_regulariser : callable, optional
+            ``reg(mu) -> scalar`` added to the actor's loss (e.g. a behaviour-cloning term that keeps the
+            actor near a reference policy, as TD3+BC does).
 
         Returns
         -------
@@ -219,8 +224,9 @@ class RDPG:
         if self.updates >= c.actor_start:
             mu = self.actor(x)
             lq = self.critic(x, mu).mean()
+            total = lq + actor_regulariser(mu) if actor_regulariser is not None else lq
             self.opt_actor.zero_grad(set_to_none=True)
-            lq.backward()
+            total.backward()
             if c.grad_clip:
                 torch.nn.utils.clip_grad_norm_(self.actor.parameters(), c.grad_clip)
             self.opt_actor.step()

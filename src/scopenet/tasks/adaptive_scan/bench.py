@@ -28,6 +28,7 @@ __all__ = ["SPEC", "main", "mse_scores", "STAGES"]
 #: (label, installed model, baseline it is measured against)
 STAGES = (
     ("adaptive (default)", "adaptive-scan-default", "spiral (2x steps)"),
+    ("adaptive (spiral start, free)", "adaptive-scan-free", "spiral (2x steps)"),
     ("adaptive (chapter)", "adaptive-scan-chapter", "spiral"),
     ("spiral", "adaptive-scan-spiral", None),
     ("spiral (2x steps)", "adaptive-scan-spiral2", None),

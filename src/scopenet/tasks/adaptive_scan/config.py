@@ -81,6 +81,9 @@ class AdaptiveScanTrainConfig(TrainConfig):
         spiral of equal segments (:func:`scopenet.simulate.scan_env.spiral_directions`).
     actor_start : int
         Steps in which only the critic learns.
+    bc_weight : float
+        With ``actor_init: spiral``, the actor's loss adds ``bc_weight * |mu - spiral|^2`` (TD3+BC-style),
+        so the actor leaves the spiral only where the critic's gradient outweighs it (0: free RDPG).
     freeze_generator_steps : int
         Steps in which the generator is frozen while the actor learns (use with ``init_from`` a trained
         generator, e.g. the spiral baseline's: the generator is then conditioned on whatever path it is
@@ -121,6 +124,7 @@ class AdaptiveScanTrainConfig(TrainConfig):
     actor_init: Literal["random", "spiral"] = "random"
     bc_steps: int = Field(300, ge=0)
     actor_start: int = Field(0, ge=0)
+    bc_weight: float = Field(0.0, ge=0)
     freeze_generator_steps: int = Field(0, ge=0)
     n_simulated: int = Field(120, ge=0)
     simulated_size: int = Field(192, ge=96)

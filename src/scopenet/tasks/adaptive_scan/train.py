@@ -8,7 +8,8 @@ mean and clipped, are the final-step losses from which critic and actor learn by
 or ``grid`` trains the same generator, on the same crops and budget, on one fixed path (the baselines).
 
 Optional, beyond the chapter (the task's attempts to close the gap to spirals): ``actor_init: spiral``
-clones the actor from a polygonal spiral before RL; ``init_from`` starts the generator from a trained
+clones the actor from a polygonal spiral before RL and ``bc_weight`` keeps it near it (TD3+BC-style);
+``init_from`` starts the generator from a trained
 scanner (e.g. the spiral baseline) and ``freeze_generator_steps`` keeps it frozen while the actor
 learns; ``turn_penalty`` puts the scan coils' turning limit into the step losses.
 
@@ -99,6 +100,7 @@ class Trainer:
                                                            actor_lr=c.actor_lr, critic_lr=c.critic_lr,
                                                            actor_start=c.actor_start))
             self.replay = Replay(c.replay_size)
+            self.reference = torch.from_numpy(env.spiral_directions()[1:].astype(np.float32)).to(device)
             self.norm = LossNormaliser(c.loss_beta, c.loss_clip_sd)
             self.limits = env.CoilLimits(turn_penalty=c.turn_penalty)
         else:
@@ -154,8 +156,11 @@ class Trainer:
             loss = b["cost"].astype(np.float32).copy()
             loss[:, -1] += self.norm(lg.detach().cpu().numpy()).astype(np.float32)
             self.net.actor.train()
+            reg = None
+            if c.bc_weight > 0:
+                reg = lambda mu: c.bc_weight * ((mu - self.reference) ** 2).sum(-1).mean()  # noqa: E731
             stats = self.rdpg.update(torch.from_numpy(b["x"]).to(self.device), torch.from_numpy(b["a"]).to(self.device),
-                                     torch.from_numpy(loss).to(self.device))
+                                     torch.from_numpy(loss).to(self.device), actor_regulariser=reg)
             row.update(gen_mse=float(lg.detach().mean()), critic_loss=stats["critic_loss"],
                        actor_loss=stats["actor_loss"], noise=scale, off_rate=float(res["off"].mean()),
                        coverage=float(cover.mean()), turn_rad=float(res["turn"][:, 1:].mean()))

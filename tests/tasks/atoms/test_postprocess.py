@@ -1,0 +1,129 @@
+"""Atom post-processing (peaks, refinement, classes, strain, spacing) and the classical baselines."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scopenet.errors import InputError
+from scopenet.metrics.atoms import match_atoms
+from scopenet.simulate.em.lattice import render_gaussians
+from scopenet.tasks.atoms import postprocess as pp
+from scopenet.tasks.atoms.baselines import BASELINES, log_com, maxima_gaussian
+
+
+def _lattice(spacing=10.0, n=8, jitter=0.4, seed=0, stretch=(1.0, 1.0)):
+    rng = np.random.default_rng(seed)
+    g = np.stack(np.meshgrid(np.arange(n), np.arange(n), indexing="ij"), -1).reshape(-1, 2).astype(float)
+    pos = (g * spacing + spacing) * np.array(stretch) + rng.uniform(-jitter, jitter, g.shape)
+    size = int(np.ceil((n + 1) * spacing * max(stretch)))
+    return pos, (size, size)
+
+
+def test_gaussian_refinement_recovers_exact_positions_and_amplitudes():
+    pos, shape = _lattice()
+    amp = np.where(np.arange(len(pos)) % 2 == 0, 1.0, 0.5)
+    img = render_gaussians(shape, pos, amp, 1.8) + 0.1
+    fit = pp.refine_gaussian(img, np.rint(pos), radius=4.5)
+    assert fit["ok"].all()
+    np.testing.assert_allclose(fit["positions"], pos, atol=2e-3)
+    np.testing.assert_allclose(fit["amplitude"], amp, rtol=1e-2)
+    np.testing.assert_allclose(fit["width"], 1.8, rtol=1e-2)
+    assert np.all(fit["sigma_pos"] < 0.01)  # no noise: a tiny least-squares uncertainty
+
+
+def test_gaussian_uncertainty_grows_with_noise_and_tracks_the_error():
+    pos, shape = _lattice(n=12)
+    clean = render_gaussians(shape, pos, np.ones(len(pos)), 2.0) + 0.1
+    rng = np.random.default_rng(1)
+    out = {}
+    for dose in (50, 2000):
+        fit = pp.refine_gaussian(rng.poisson(clean * dose).astype(float), np.rint(pos), radius=4.5)
+        err = fit["positions"] - pos
+        out[dose] = (np.sqrt(np.mean(err ** 2)), np.median(fit["sigma_pos"]))
+    assert out[50][1] > 3 * out[2000][1]
+    for rms, sig in out.values():
+        assert 0.5 < rms / sig < 2.0  # the least-squares sigma is the right size (calibrated further in bench)
+
+
+def test_centre_of_mass_and_heatmap_refinement():
+    img = render_gaussians((40, 40), np.array([[20.3, 15.6]]), np.ones(1), 2.0)
+    np.testing.assert_allclose(pp.refine_com(img, np.array([[20, 16]]), 6.0), [[20.3, 15.6]], atol=0.05)
+    heat = render_gaussians((40, 40), np.array([[10.25, 30.0]]), np.ones(1), 1.0)
+    np.testing.assert_allclose(pp.refine_heatmap(heat, np.array([[10, 30]]), 1.5), [[10.25, 30.0]], atol=0.1)
+    assert pp.refine_com(img, np.zeros((0, 2)), 3.0).shape == (0, 2)
+
+
+def test_heatmap_peaks_threshold_and_separation():
+    heat = render_gaussians((50, 50), np.array([[10.0, 10.0], [10.0, 13.0], [40.0, 40.0], [25.0, 5.0]]),
+                            np.array([0.9, 0.8, 0.7, 0.2]), 1.0)
+    pk, conf = pp.heatmap_peaks(heat, threshold=0.4, min_distance=1)
+    assert sorted(map(tuple, pk.tolist())) == [(10, 10), (10, 13), (40, 40)]
+    assert conf.min() > 0.4 and conf.max() <= 1.0
+    pk2, _ = pp.heatmap_peaks(heat, threshold=0.4, min_distance=4)  # 3 px apart: one survives
+    assert len(pk2) == 2
+    assert pp.heatmap_peaks(np.zeros((8, 8)))[0].shape == (0, 2)
+
+
+def test_intensity_classes_split_two_sublattices_but_not_a_few_dopants():
+    rng = np.random.default_rng(0)
+    two = np.concatenate([rng.normal(1.0, 0.05, 200), rng.normal(0.5, 0.05, 200)])
+    cls = pp.intensity_classes(two)
+    assert set(cls) == {0, 1} and (cls[:200] == 0).all() and (cls[200:] == 1).all()  # 0 = brightest
+    dopants = np.concatenate([rng.normal(1.0, 0.05, 390), rng.normal(2.0, 0.05, 10)])
+    assert set(pp.intensity_classes(dopants)) == {0}
+    assert set(pp.intensity_classes(dopants, n_classes=2)) == {0, 1}
+    assert pp.intensity_classes(np.zeros(0)).shape == (0,)
+
+
+def test_local_strain_of_a_stretched_lattice():
+    pos, _ = _lattice(spacing=10.0, n=10, jitter=0.0)
+    ref = np.array([[10.0, 0.0], [0.0, 10.0]])  # (row, col) rows
+    st = pp.local_strain(pos * np.array([1.0, 1.02]), reference=ref)  # x (columns) stretched by 2 %
+    inner = np.isfinite(st["exx"])
+    assert inner.sum() > 50
+    np.testing.assert_allclose(st["exx"][inner], 0.02, atol=1e-9)
+    np.testing.assert_allclose(st["eyy"][inner], 0.0, atol=1e-9)
+    np.testing.assert_allclose(st["exy"][inner], 0.0, atol=1e-9)
+    # the reference found from the image itself: the average lattice, so no strain
+    auto = pp.local_strain(pos)
+    assert np.nanmax(np.abs(auto["exx"])) < 1e-9 and auto["reference"] is not None
+    grid = pp.strain_map(pos[:, 1], pos[:, 0], st["exx"], (110, 110), step=10)
+    assert grid.shape == (11, 11) and np.nanmean(grid) == pytest.approx(0.02)
+
+
+def test_spacing_estimate_and_nearest_neighbours():
+    pos, shape = _lattice(spacing=9.0, n=12, jitter=0.0)
+    img = render_gaussians(shape, pos, np.ones(len(pos)), 1.5)
+    assert pp.estimate_spacing(img) == pytest.approx(9.0, abs=0.6)
+    np.testing.assert_allclose(pp.nearest_neighbour_distances(pos), 9.0)
+    assert np.isnan(pp.nearest_neighbour_distances(np.zeros((1, 2)))).all()
+
+
+def test_coordinates_from_tables_and_masks():
+    df = pd.DataFrame({"x": [3.0, 7.5], "y": [1.0, 2.0]})
+    np.testing.assert_array_equal(pp.coordinates_rc(df, (10, 10), False), [[1.0, 3.0], [2.0, 7.5]])
+    np.testing.assert_array_equal(pp.coordinates_rc(np.array([[3.0, 1.0]]), (10, 10), False), [[1.0, 3.0]])
+    mask = np.zeros((10, 10), np.uint8)
+    mask[2:5, 2:5] = 1
+    mask[7, 8] = 2
+    np.testing.assert_allclose(pp.coordinates_rc(mask, (10, 10), True), [[3.0, 3.0], [7.0, 8.0]])
+    with pytest.raises(InputError, match="match"):
+        pp.coordinates_rc(mask, (12, 10), True)
+    with pytest.raises(InputError, match="'x'"):
+        pp.coordinates_rc(pd.DataFrame({"a": [1]}), (10, 10), False)
+    with pytest.raises(InputError, match="shape"):
+        pp.coordinates_rc(np.zeros((3, 3)), (10, 10), False)
+
+
+@pytest.mark.parametrize("name", sorted(BASELINES))
+def test_baselines_find_a_clean_lattice(name):
+    from scopenet.simulate.em.atoms import atom_image, structures
+
+    cell = next(c for c in structures("train") if c.name == "Au [100]")
+    a = atom_image(np.random.default_rng(4), 128, cell=cell, spacing_px=10.0, dose=1000.0, region="full",
+                   sigma_frac=0.18, support=0.0, jitter_px=0.0)
+    rc = BASELINES[name](a.image, spacing_px=a.spacing_px)
+    m = match_atoms(a.atoms, rc, 0.3 * a.spacing_px)
+    assert m.f1 > 0.95 and m.rms_px < 0.3
+    assert {log_com, maxima_gaussian} == set(BASELINES.values())

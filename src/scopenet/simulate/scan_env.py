@@ -27,6 +27,7 @@ Two interfaces share the same geometry (:func:`segment_positions`, :func:`sample
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 from typing import Callable
@@ -276,9 +277,15 @@ def spiral_scan_path(size: int = SIZE, coverage: float = COVERAGE) -> tuple[np.n
         The continuous spiral's vertices inside the field, in order (leaving and re-entering the field is
         a blanked jump); time it with ``path_scan_time(path, n_dwell=mask.sum())``.
     """
+    mask, pts = _spiral_scan_path(int(size), float(coverage))
+    return mask.copy(), pts.copy()
+
+
+@functools.lru_cache(maxsize=8)
+def _spiral_scan_path(size: int, coverage: float) -> tuple[np.ndarray, np.ndarray]:
     from . import scans
 
-    c = scans.calibrate_spiral(size, coverage)
+    c = scans.calibrate_spiral(size, coverage)  # a bisection: seconds, so cached
     mask = scans.spiral_mask(size, c)
     pts = scans.spiral_path(size, c)
     inside = ((pts >= -0.5) & (pts < size - 0.5)).all(1)

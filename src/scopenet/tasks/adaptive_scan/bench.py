@@ -136,6 +136,8 @@ def run(a, report: Report) -> int:
     summary = {}
     for label, r in results.items():
         base = base_of.get(label) or ("spiral" if label != "spiral" else None)
+        if base not in results and label != "spiral":
+            base = "spiral"  # the preferred same-budget spiral is not there: the plain one
         ratio = wins = None
         if base in results:
             ratio = float(r["mse"].mean() / results[base]["mse"].mean())

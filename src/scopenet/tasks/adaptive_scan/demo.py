@@ -32,16 +32,18 @@ def paths_png(crops: np.ndarray, scans: dict[str, dict], path: Path | None = Non
         for j, m in enumerate(methods):
             a = axes[i, 2 * j]
             a.imshow(crops[i], cmap="gray")
-            p = np.asarray(scans[m]["points"][i])
-            a.plot(p[:, 1], p[:, 0], "-", color="#ff3b30", lw=0.8)
+            p = np.asarray(scans[m]["points"][i], float)
+            jump = np.r_[False, np.hypot(*np.diff(p, axis=0).T) > 2.0]  # blanked jumps: not drawn
+            q = np.insert(p, np.flatnonzero(jump), np.nan, axis=0)
+            a.plot(q[:, 1], q[:, 0], "-", color="#ff3b30", lw=0.8)
             a.plot(p[:1, 1], p[:1, 0], "o", color="#34c759", ms=3)
             a.set_xlim(-0.5, crops.shape[2] - 0.5)
             a.set_ylim(crops.shape[1] - 0.5, -0.5)
             b = axes[i, 2 * j + 1]
             b.imshow(scans[m]["completion"][i], cmap="gray")
             if i == 0:
-                a.set_title(f"{m}: path", fontsize=8)
-                b.set_title(f"{m}: completion", fontsize=8)
+                a.set_title(f"{m}\npath", fontsize=7)
+                b.set_title(f"{m}\ncompletion", fontsize=7)
             for ax in (a, b):
                 ax.set_xticks([])
                 ax.set_yticks([])

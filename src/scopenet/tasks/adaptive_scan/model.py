@@ -77,6 +77,12 @@ class AdaptiveScanner(Estimator):
         cfg.setdefault("generator", dict(DEFAULT_GENERATOR))
         return AdaptiveScanNet(**cfg).eval()
 
+    def save(self, path, overwrite: bool = False):
+        """Write weights + model card (never overwrites without ``overwrite=True``); the card's
+        ``input_shape`` is the generator's ``[NN infill, mask]`` of one tile."""
+        self.card_.preprocessing["input_shape"] = [1, 2, int(self.config.tile), int(self.config.tile)]
+        return super().save(path, overwrite=overwrite)
+
     def _after_load(self) -> None:
         self.last_scan_ = {}
 

@@ -91,8 +91,8 @@ def test_batch_refuses_an_unknown_task_and_tiling_where_impossible(tree):
 
 
 def test_huge_image_block_by_block_equals_the_in_memory_result(tmp_path, client):
-    """1024 x 1000 px in 384 px blocks (not aligned with the tiles) with 128 px network tiles: written to zarr, equal to the in-memory
-    (tiled) result to 1e-5, calibration kept, NaN where the input is not finite."""
+    """1024 x 1000 px in 384 px blocks (not aligned with the 128 px network tiles): written to zarr, equal to
+    the in-memory (tiled) result to 1e-5, calibration kept, NaN where the input is not finite."""
     import torch
 
     torch.manual_seed(1)

@@ -413,6 +413,8 @@ def _run(entry, model, todo, out, mpath, manifest, report, *, scheduler, n_worke
                            what=("block", key), name=f"{key}-block{i}")
             elif kind == "block":
                 tf.pending -= 1
+                if bar is not None:  # a huge file is one file on the bar: its blocks go in the postfix
+                    bar.set_postfix_str(f"{key}: block {len(tf.blocks) - tf.pending}/{len(tf.blocks)}")
                 if tf.pending == 0:
                     from ..io.zarr_io import put_store_in_place
 

@@ -85,8 +85,15 @@ def _adaptive_scan():
     return est, lambda e, tmp: e.fit([big], max_steps=2, batch_size=2, episodes_per_step=2), {}
 
 
+def _segment():
+    from scopenet.tasks.segment import Segmenter
+
+    est = Segmenter(unet={"depth": 1, "base_channels": 4, "dilation": [1, 2]})
+    return est, lambda e, tmp: e.fit([IMG, IMG.T.copy()], [IMG > 0, IMG.T > 0], steps=2, patch=32, batch_size=2), {}
+
+
 MAKERS = {"denoise": _denoise, "inpaint": _inpaint, "superres": _superres, "classify": _classify, "embed": _embed,
-          "exitwave": _exitwave, "adaptive-scan": _adaptive_scan}
+          "exitwave": _exitwave, "adaptive-scan": _adaptive_scan, "segment": _segment}
 
 
 def test_every_registered_task_is_checked():

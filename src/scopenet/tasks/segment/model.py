@@ -181,10 +181,11 @@ class Segmenter(Estimator):
     def _map(self, x: Any, fn, operation: str, views: int, channels: bool):
         """Apply ``fn(frame) -> (C, H, W)`` (``channels``) or ``(H, W)`` to every frame, keeping the input's kind
         (a Micrograph keeps its calibration; a class axis is added before y, x)."""
-        raw = map_images(fn, x.data if isinstance(x, Micrograph) else x, what="image")
         if isinstance(x, (list, tuple)):
-            return [self._map(xi, fn, operation, views, channels) for xi in x] if any(
-                isinstance(xi, Micrograph) for xi in x) else raw
+            if not x:
+                raise InputError("image: empty list")
+            return [self._map(xi, fn, operation, views, channels) for xi in x]
+        raw = map_images(fn, x.data if isinstance(x, Micrograph) else x, what="image")
         if not isinstance(x, Micrograph):
             return raw
         out = np.asarray(raw)
@@ -220,16 +221,7 @@ class Segmenter(Estimator):
         single network (train with ``ensemble >= 2`` for an uncertainty).
         """
         views = check_views(tta)
-        cache: dict[int, np.ndarray] = {}
-
-        def run(f):
-            key = id(f)
-            if key not in cache:
-                cache.clear()
-                cache[key] = self._frame(f, views)
-            return cache[key]
-
-        probs = self._map(x, lambda f: run(f).mean(0), "segment", views, True)
+        probs = self._map(x, lambda f: self._frame(f, views).mean(0), "segment", views, True)
         std = self._map(x, lambda f: self._frame(f, views).std(0), "segment_std", views, True)
         return probs, std
 

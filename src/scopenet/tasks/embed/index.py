@@ -208,7 +208,7 @@ class Index:
                 np.asarray(thumbs, np.uint8).reshape(-1, THUMB, THUMB), items, failed, nid)
 
     @classmethod
-    def build(cls, paths, store: str | os.PathLike | None = None, *, model: Any = "default", tta: int = 1,
+    def build(cls, paths, store: str | os.PathLike | None = None, *, model: Any = "default", tta: int = 8,
               fit: str | None = None, progress: bool = False, backend: str = "exact",
               overwrite: bool = False) -> "Index":
         """Embed every readable image under ``paths`` (files or folders, searched recursively).
@@ -221,7 +221,9 @@ class Index:
         model : str or Embedder
             The embedding model (default ``embed-default``).
         tta : int
-            Flipped/rotated views averaged per image (1..8).
+            Flipped/rotated views averaged per image (1..8). The default 8 makes the codes invariant to
+            quarter turns and flips, so an image is found whatever its orientation (queries use the
+            same setting); 1 is 8 times faster.
         fit : {"resize", "tiles"}, optional
             How images become 96 px inputs (default the model's).
         progress : bool

@@ -84,10 +84,12 @@ def uniform_grid(points: np.ndarray, h: int = 25, w: int = 25) -> np.ndarray:
 
     The points are scaled to [0, 1] per axis and binned in ``h x w`` cells; the cumulative counts give a
     marginal CDF along the first axis and conditional CDFs along the second. Each regular grid point
-    ``((a - 0.5) / h, (b - 0.5) / w)`` is paired with the distribution point ``((u - 0.5) / h, (v - 0.5) / w)``
-    where ``u`` and ``v`` are the smallest cells with ``(a - 0.5) / h <= C_u`` and ``(b - 0.5) / w <= C_v|u``;
-    the map from distribution points to grid points is interpolated (Clough-Tocher; nearest pair outside
-    their convex hull) at every point. Clustered points stay together; empty space is used.
+    ``((a - 0.5) / h, (b - 0.5) / w)`` is paired with its distribution point: the cells ``u`` and ``v``
+    are the smallest with ``(a - 0.5) / h <= C_u`` and ``(b - 0.5) / w <= C_v|u`` (as the paper), and the
+    point lies inside them where the CDFs, linear within a cell, reach those quantiles (the paper takes
+    the cell centres, which collapses everything inside one dense cell onto one point). The map from
+    distribution points to grid points is interpolated (Clough-Tocher; nearest pair outside their
+    convex hull) at every point. Clustered points stay together; empty space is used.
     """
     from scipy.interpolate import CloughTocher2DInterpolator, NearestNDInterpolator
 
@@ -102,19 +104,24 @@ def uniform_grid(points: np.ndarray, h: int = 25, w: int = 25) -> np.ndarray:
     Ca = np.cumsum(n.sum(1)) / n.sum()                            # marginal CDF over rows a
     rows = np.cumsum(n, 1)
     Cb = rows / np.where(rows[:, -1:] > 0, rows[:, -1:], 1)       # conditional CDFs within each row
+    def inverse(cdf: np.ndarray, q: float) -> tuple[int, float]:
+        """The smallest cell ``j`` with ``q <= cdf[j]`` and the position of ``q`` inside it (0..1)."""
+        j = min(int(np.searchsorted(cdf, q - 1e-12)), len(cdf) - 1)
+        lo = cdf[j - 1] if j > 0 else 0.0
+        return j, float(np.clip((q - lo) / (cdf[j] - lo), 0, 1)) if cdf[j] > lo else 0.5
+
     src, dst = [], []
     for a in range(1, h + 1):
         qa = (a - 0.5) / h
-        u = int(np.searchsorted(Ca, qa - 1e-12))                   # smallest u (0-based) with qa <= C_u
-        u = min(u, h - 1)
+        u, fu = inverse(Ca, qa)
         for b in range(1, w + 1):
             qb = (b - 0.5) / w
-            v = min(int(np.searchsorted(Cb[u], qb - 1e-12)), w - 1)
-            src.append(((u + 0.5) / h, (v + 0.5) / w))
+            v, fv = inverse(Cb[u], qb)
+            src.append(((u + fu) / h, (v + fv) / w))
             dst.append((qa, qb))
     src_a, dst_a = np.asarray(src), np.asarray(dst)
-    # several grid points can land in one cell: one pair per distinct cell, at the mean grid position
-    keys, inv = np.unique(src_a, axis=0, return_inverse=True)
+    # coinciding distribution points (rare): one pair each, at the mean grid position
+    keys, inv = np.unique(np.round(src_a, 9), axis=0, return_inverse=True)
     inv = inv.reshape(-1)
     tgt = np.zeros((len(keys), 2))
     np.add.at(tgt, inv, dst_a)

@@ -56,6 +56,34 @@ def frames_of(x: Any) -> list[Any]:
     raise InputError(f"an image to embed must be 2-D or an (n, y, x) stack, got shape {a.shape}")
 
 
+class _EncoderView(torch.nn.Module):
+    """The encoder of a :class:`~scopenet.nn.vae.VAE` with the ``features``/``head`` split that
+    :func:`scopenet.nn.fast.cpu_fast_forward` folds and runs on oneDNN; ``head`` returns ``[mu, sigma]``."""
+
+    def __init__(self, vae):
+        super().__init__()
+        n = next(i for i, m in enumerate(vae.encoder) if isinstance(m, torch.nn.Flatten))
+        self.feat = torch.nn.Sequential(*list(vae.encoder)[:n])
+        self.rest = torch.nn.Sequential(*list(vae.encoder)[n:])
+        self.vae = vae
+
+    def features(self, x):
+        return self.feat(x)
+
+    def head(self, f):
+        h = self.rest(f)
+        lat = self.vae.latent
+        mu, sigma = h[:, :lat], h[:, lat:].abs()
+        if self.vae.enc_norm is not None:
+            mu, sigma = self.vae.enc_norm(mu, sigma)
+        else:
+            sigma = sigma + 1e-4
+        return torch.cat([mu, sigma], 1)
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
 @register
 class Embedder(Estimator):
     """Encode micrographs as 64-dimensional codes with a VAE (the estimator contract of
@@ -74,6 +102,10 @@ class Embedder(Estimator):
     config_class = EmbedConfig
     aliases = {"default": "embed-default"}
     image_to_image = False
+    #: on the CPU, encode through :func:`scopenet.nn.fast.cpu_fast_forward` (BatchNorm folded into the
+    #: convolutions, oneDNN tensors; the same codes to float32 rounding); False keeps the eager network
+    fast_cpu: bool = True
+    _fast: tuple | None = None
 
     def build_net(self):
         from ...nn import build_architecture
@@ -146,17 +178,31 @@ class Embedder(Estimator):
         if x.ndim != 3 or x.shape[1:] != (self.size, self.size):
             raise InputError(f"prepared inputs must be (M, {self.size}, {self.size}), got shape {x.shape}")
         dev = place(net, self.device)
-        mu = np.zeros((len(x), self.latent), np.float32)
+        lat = self.latent
+        mu = np.zeros((len(x), lat), np.float32)
         sig = np.zeros_like(mu)
         bs = self.config.batch_size
+        enc = self._encoder(net, dev, x)
         with torch.inference_mode():
             for i in range(0, len(x), bs):
                 t = torch.from_numpy(x[i:i + bs])[:, None].to(dev)
                 for k in range(views):
-                    m, s = net.encode(dihedral(t, k) if k else t)
-                    mu[i:i + len(t)] += m.float().cpu().numpy()
-                    sig[i:i + len(t)] += s.float().cpu().numpy()
+                    h = enc(dihedral(t, k).contiguous() if k else t).float().cpu().numpy()
+                    mu[i:i + len(t)] += h[:, :lat]
+                    sig[i:i + len(t)] += h[:, lat:]
         return mu / views, sig / views
+
+    def _encoder(self, net, dev, x: np.ndarray):
+        """``f(x) -> [mu, sigma]``: the oneDNN fast path on the CPU (built once per network), else eager."""
+        view = _EncoderView(net).eval()
+        if dev.type != "cpu" or not self.fast_cpu or not len(x):
+            return view
+        if self._fast is None or self._fast[0] is not net:
+            from ...nn.fast import checked_fast_forward
+
+            example = torch.from_numpy(np.ascontiguousarray(x[:4], np.float32))[:, None]
+            self._fast = (net, checked_fast_forward(view, example, rtol=1e-4))
+        return self._fast[1] or view
 
     def encode(self, x: Any, *, tta: int = 1, fit: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(mu, sigma)``, each ``(N, latent)`` float32, one row per 2-D image of ``x`` (tiles averaged)."""

@@ -10,7 +10,7 @@ import typer
 from ._common import user_errors
 
 #: the tasks ``scopenet train`` knows (each has a typed configuration and ``tasks/<task>/train.py``)
-TASKS = ("denoise", "inpaint", "superres", "classify", "adaptive-scan")
+TASKS = ("denoise", "inpaint", "superres", "classify", "adaptive-scan", "segment")
 
 
 def known_tasks() -> list[str]:

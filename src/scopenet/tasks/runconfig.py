@@ -26,6 +26,7 @@ from .adaptive_scan.config import AdaptiveScanTrainConfig
 from .classify.config import ClassifyTrainConfig
 from .denoise.config import DenoiseTrainConfig
 from .inpaint.config import InpaintTrainConfig
+from .segment.config import SegmentTrainConfig
 from .superres.config import SuperResTrainConfig
 
 __all__ = ["RunConfig", "TRAIN_CONFIGS", "read_run_config", "write_run_config", "run_config",
@@ -34,11 +35,11 @@ __all__ = ["RunConfig", "TRAIN_CONFIGS", "read_run_config", "write_run_config", 
 #: the training configuration of each task that trains on the engine
 TRAIN_CONFIGS: dict[str, type[TrainConfig]] = {
     "denoise": DenoiseTrainConfig, "inpaint": InpaintTrainConfig, "superres": SuperResTrainConfig,
-    "classify": ClassifyTrainConfig, "adaptive-scan": AdaptiveScanTrainConfig,
+    "classify": ClassifyTrainConfig, "adaptive-scan": AdaptiveScanTrainConfig, "segment": SegmentTrainConfig,
 }
 
 RunConfig = Annotated[Union[DenoiseTrainConfig, InpaintTrainConfig, SuperResTrainConfig, ClassifyTrainConfig,
-                            AdaptiveScanTrainConfig],
+                            AdaptiveScanTrainConfig, SegmentTrainConfig],
                       Field(discriminator="task")]
 _ADAPTER: TypeAdapter = TypeAdapter(RunConfig)
 

@@ -30,6 +30,8 @@ _LAZY = {
     "segment": ("scopenet.tasks.segment", "segment"),
     "Segmenter": ("scopenet.tasks.segment", "Segmenter"),
     "track": ("scopenet.tasks.track", "track"),
+    "find_atoms": ("scopenet.tasks.atoms", "find_atoms"),
+    "AtomFinder": ("scopenet.tasks.atoms", "AtomFinder"),
     "flatten": ("scopenet.image.spm", "flatten"),
     "simulate": ("scopenet.simulate", None),
     "metrics": ("scopenet.metrics", None),

@@ -92,8 +92,16 @@ def _segment():
     return est, lambda e, tmp: e.fit([IMG, IMG.T.copy()], [IMG > 0, IMG.T > 0], steps=2, patch=32, batch_size=2), {}
 
 
+def _atoms():
+    from scopenet.tasks.atoms import AtomFinder
+
+    est = AtomFinder(arch_config={"in_channels": 1, "out_channels": 1, "depth": 1, "base_channels": 4, "norm": "none"})
+    xy = np.array([[10.0, 12.0], [20.0, 30.0], [5.0, 33.0]])  # (x, y) px
+    return est, lambda e, tmp: e.fit([IMG, IMG.T.copy()], [xy, xy], steps=2, batch_size=2, patch=16), {}
+
+
 MAKERS = {"denoise": _denoise, "inpaint": _inpaint, "superres": _superres, "classify": _classify, "embed": _embed,
-          "exitwave": _exitwave, "adaptive-scan": _adaptive_scan, "segment": _segment}
+          "exitwave": _exitwave, "adaptive-scan": _adaptive_scan, "segment": _segment, "atoms": _atoms}
 
 
 def test_every_registered_task_is_checked():

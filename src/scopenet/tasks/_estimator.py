@@ -51,7 +51,7 @@ def register(cls: type[E]) -> type[E]:
 def _import_tasks() -> None:
     import importlib
 
-    for task in ("denoise", "inpaint", "superres", "classify", "embed", "exitwave", "adaptive_scan", "segment"):
+    for task in ("denoise", "inpaint", "superres", "classify", "embed", "exitwave", "adaptive_scan", "segment", "atoms"):
         importlib.import_module(f"scopenet.tasks.{task}.model")
 
 

@@ -213,7 +213,8 @@ def atom_image(rng: np.random.Generator, size: int = 128, *, split: str = "train
     jitter_px : float, optional
         Standard deviation of the per-line jitter, px (default uniform 0-0.15).
     support : float, optional
-        Amorphous support amplitude relative to a column peak (default uniform 0-0.3).
+        Amorphous support amplitude relative to a column peak (default uniform 0-0.15; the shipped
+        model trained with 0-0.3).
 
     Returns
     -------
@@ -256,7 +257,7 @@ def atom_image(rng: np.random.Generator, size: int = 128, *, split: str = "train
     ij = np.clip(np.rint(pos).astype(int), 0, size - 1)
     w = w * np.clip(1 + rng.uniform(0, 0.2) * thick[ij[:, 0], ij[:, 1]], 0.2, None)
     clean, recorded = render_columns((size, size), pos, w, sigma, jitter)
-    supp = support if support is not None else rng.uniform(0.0, 0.3)
+    supp = support if support is not None else rng.uniform(0.0, 0.15)
     if supp > 0:
         clean = clean + supp * (0.5 + 0.5 * gaussian_random_field((size, size), rng, max(sigma, 1.0)))
         clean = clean + supp * 0.3 * gaussian_random_field((size, size), rng, size / 6)

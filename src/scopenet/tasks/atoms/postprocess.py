@@ -10,7 +10,7 @@ import numpy as np
 
 from ...errors import InputError
 
-__all__ = ["normalise", "heatmap_peaks", "refine_gaussian", "refine_com", "refine_heatmap", "intensity_classes",
+__all__ = ["normalise", "heatmap_peaks", "merge_close", "atom_table", "estimate_spacing", "refine_gaussian", "refine_com", "refine_heatmap", "intensity_classes",
            "nearest_neighbour_distances", "local_strain", "strain_map", "default_radius"]
 
 
@@ -495,14 +495,41 @@ def median_spacing(rcs: list[np.ndarray]) -> float:
 
 
 # ------------------------------------------------------------------------------------ the table
+def merge_close(positions: np.ndarray, score: np.ndarray, distance: float) -> np.ndarray:
+    """Indices to keep so that no two kept positions are closer than ``distance`` px (higher
+    ``score`` first)."""
+    from scipy.spatial import cKDTree
+
+    p = np.asarray(positions, float).reshape(-1, 2)
+    if len(p) < 2:
+        return np.arange(len(p))
+    order = np.argsort(-np.asarray(score, float), kind="stable")
+    tree = cKDTree(p)
+    dropped = np.zeros(len(p), bool)
+    for i in order:
+        if dropped[i]:
+            continue
+        for j in tree.query_ball_point(p[i], distance):
+            if j != i:
+                dropped[j] = True
+    return np.flatnonzero(~dropped)
+
+
 def atom_table(img: np.ndarray, heat: np.ndarray, peaks: np.ndarray, confidence: np.ndarray, cfg,
-               pixel_size_m: float | None = None) -> dict:
+               pixel_size_m: float | None = None, merge_px: float = 1.5) -> dict:
     """Refine, class and describe the atoms at ``peaks``; returns ``{"columns": {...}, attrs...}`` for a
-    DataFrame (see :mod:`scopenet.tasks.atoms.model`)."""
-    k = len(peaks)
+    DataFrame (see :mod:`scopenet.tasks.atoms.model`). Refined atoms closer than ``merge_px`` are merged
+    (the more confident kept) and atoms refined outside the image (beyond half a pixel) dropped."""
     radius = cfg.refine_radius or default_radius(peaks)
     start = refine_heatmap(heat, peaks, 1.5)
     fit = refine_gaussian(img, start, radius)
+    h, w = img.shape
+    p = fit["positions"]
+    keep = merge_close(p, np.asarray(confidence, float) + fit["ok"], merge_px)
+    keep = keep[(p[keep] >= -0.5).all(1) & (p[keep, 0] <= h - 0.5) & (p[keep, 1] <= w - 0.5)]
+    peaks, confidence, start = np.asarray(peaks)[keep], np.asarray(confidence)[keep], start[keep]
+    fit = {k: v[keep] for k, v in fit.items()}
+    k = len(peaks)
     if cfg.refine == "gaussian":
         pos = fit["positions"]
     elif cfg.refine == "com":

@@ -1,0 +1,52 @@
+"""Train the shipped atom finder ``atoms-default`` (CPU, resumable), from ``recipes/atoms-default.yaml``::
+
+    OMP_NUM_THREADS=1 nice .venv/bin/python scripts/train_atoms.py [--resume] [--budget 2400] [--install]
+
+The run (:mod:`scopenet.tasks.atoms.train`) writes ``<workdir>/model.*``; the uncertainty calibration
+(``sigma_scale``) is then measured on simulated *training-setting* images
+(:func:`scopenet.tasks.atoms.bench.calibrate`) and stored in the model's config. ``--install`` copies the
+result to ``src/scopenet/weights/atoms-default.*`` (check it first with
+``scopenet bench atoms --model <workdir>/model``).
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv=None) -> int:
+    from scopenet.tasks.atoms.config import AtomsTrainConfig
+    from scopenet.tasks.atoms.train import main as train_main
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--recipe", default=str(ROOT / "recipes" / "atoms-default.yaml"))
+    p.add_argument("--budget", type=float, default=None, help="training seconds (default: the recipe's)")
+    p.add_argument("--workdir", default=None, help="default: the recipe's")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--no-calibrate", action="store_true")
+    p.add_argument("--install", action="store_true")
+    a = p.parse_args(argv)
+    cfg = AtomsTrainConfig.from_yaml(a.recipe)
+    update = {k: v for k, v in (("time_budget_s", a.budget), ("workdir", a.workdir)) if v is not None}
+    cfg = AtomsTrainConfig.model_validate({**cfg.model_dump(), **update}) if update else cfg
+    stem = train_main(cfg, resume=a.resume, overwrite=a.overwrite)
+    print("saved", stem)
+    if stem is None:
+        return 0
+    if not a.no_calibrate:
+        from scopenet.tasks.atoms.bench import calibrate
+
+        print("calibrated", calibrate(stem))
+    if a.install:
+        for ext in (".safetensors", ".json"):
+            shutil.copyfile(f"{stem}{ext}", ROOT / "src" / "scopenet" / "weights" / f"atoms-default{ext}")
+        print("installed")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,99 @@
+"""Settings of the atom-finding task (pydantic; round-trip to YAML)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ...training.config import TrainConfig
+
+__all__ = ["AtomsConfig", "AtomsTrainConfig"]
+
+
+class AtomsConfig(BaseModel):
+    """The settings of an :class:`~scopenet.tasks.atoms.AtomFinder`: its network, how its heatmap becomes
+    peaks, how peaks are refined, classified and given an uncertainty, and how large images are tiled.
+
+    Attributes
+    ----------
+    arch, arch_config : str, dict
+        The network (:func:`scopenet.nn.build_architecture`): a U-Net mapping the normalised image to
+        one heatmap channel (logits of a Gaussian of peak 1 at every atom).
+    threshold : float
+        Smallest heatmap value (0-1) of a peak that counts as an atom.
+    min_distance : int
+        Smallest distance between two peaks, px (before refinement).
+    adaptive_distance : bool
+        Raise ``min_distance`` to 0.4 x the heatmap's repeat distance (its autocorrelation), so a large
+        column gives one peak; refined atoms closer than 0.3 x that distance are merged.
+    refine : {"gaussian", "com", "heatmap", "none"}
+        Sub-pixel refinement: a 2-D Gaussian (plus a plane) fitted to the image around each peak
+        (atomap's approach), the image's centre of mass, the centroid of the heatmap, or the pixel.
+    refine_radius : float or None
+        Half-width of the refinement window, px (None: 0.45 x the median nearest-neighbour distance,
+        between 1.5 and 12 px).
+    sigma_scale : float
+        Calibration factor applied to the least-squares position uncertainty of the Gaussian fit
+        (measured on simulated training-setting images, :func:`~scopenet.tasks.atoms.train.calibrate`).
+    sigma_floor_px : float
+        Smallest reported uncertainty, px (covers model mismatch at very high dose).
+    n_classes : int or None
+        Column classes by intensity (k-means); None chooses 1-3 by the separation of the intensities.
+    tile, overlap, max_direct_pixels : int
+        Images with more than ``max_direct_pixels`` pixels go through the network in ``tile`` px tiles.
+    ood_confidence : float
+        The out-of-distribution flag is raised when the median peak confidence falls below this.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    arch: str = "unet"
+    arch_config: dict = Field(default_factory=lambda: {"in_channels": 1, "out_channels": 1, "depth": 4,
+                                                       "base_channels": 8, "norm": "none"})
+    threshold: float = Field(0.4, gt=0, lt=1)
+    min_distance: int = Field(2, ge=1)
+    adaptive_distance: bool = True
+    refine: Literal["gaussian", "com", "heatmap", "none"] = "gaussian"
+    refine_radius: float | None = Field(None, gt=0)
+    sigma_scale: float = Field(1.0, gt=0)
+    sigma_floor_px: float = Field(0.005, ge=0)
+    n_classes: int | None = Field(None, ge=1, le=8)
+    tile: int = Field(512, ge=32)
+    overlap: int = Field(32, ge=0)
+    max_direct_pixels: int = Field(1024 * 1024, ge=1)
+    ood_confidence: float = Field(0.6, ge=0, le=1)
+
+
+# ------------------------------------------------------------------------------ training (scripts/train_atoms.py)
+class AtomsTrainConfig(TrainConfig):
+    """One training run of an atom finder (``scripts/train_atoms.py``) or ``AtomFinder.fit``.
+
+    Batches of ``patch`` px images are simulated on the fly (:func:`scopenet.simulate.em.atoms.atom_image`
+    on the ``train`` structures, a fraction ``spm_fraction`` from
+    :func:`~scopenet.simulate.em.atoms.spm_atom_image`) with their target heatmaps; the loss is the binary
+    cross-entropy of the heatmap logits, the rate a cosine from ``lr`` to ``lr * lr_final_fraction``.
+
+    Attributes
+    ----------
+    depth, base_channels : int
+        The U-Net (no normalisation layers, so a single tile or a whole image gives the same result).
+    spm_fraction : float
+        Share of SPM-like surfaces in a batch.
+    """
+
+    task: Literal["atoms"] = "atoms"
+    workdir: Path | None = Path("runs/atoms")
+    depth: int = Field(4, ge=1)
+    base_channels: int = Field(8, ge=1)
+    batch_size: int = Field(8, ge=1)
+    patch: int = Field(128, ge=16)
+    spm_fraction: float = Field(0.15, ge=0, le=1)
+    lr: float = Field(2e-3, gt=0)
+    lr_final_fraction: float = Field(0.05, ge=0, le=1)
+    grad_clip: float | None = Field(1.0, gt=0)
+    max_steps: int = Field(100_000, ge=1)
+    time_budget_s: float | None = Field(2400.0, gt=0)
+    checkpoint_every_n_steps: int | None = Field(100, ge=1)
+    checkpoint_every_s: float | None = Field(None, gt=0)
+    threads: int = Field(1, ge=1)

@@ -1,0 +1,313 @@
+"""Atom finding: ``find_atoms(img) -> pandas.DataFrame`` and the :class:`AtomFinder` estimator.
+
+A small U-Net (trained on simulated HAADF-STEM lattices and SPM-like surfaces, :mod:`.train`) turns the
+normalised image into a heatmap whose peaks are the atoms (AtomAI's recipe: a network for *detection*,
+robust at low dose). Each peak is then refined on the image itself (atomap's recipe: a 2-D Gaussian plus
+a plane fitted around the column, :func:`~.postprocess.refine_gaussian`), which gives a sub-pixel position
+and its least-squares uncertainty (scaled by a factor calibrated on simulated images, ``sigma_scale``).
+Columns are classed by their fitted intensity (k-means, :func:`~.postprocess.intensity_classes`), and the
+table gets nearest-neighbour distances, a per-atom strain and an out-of-distribution flag.
+
+The table (one row per atom) has the columns ``x``, ``y`` (px; x = column, y = row, pixel centres at
+integers), ``x_m``, ``y_m`` (metres from pixel (0, 0); only for a calibrated Micrograph), ``sigma_px``
+(1-sigma position uncertainty along each axis, px), ``sigma_m`` (when calibrated), ``class``,
+``confidence`` (the heatmap's peak, 0-1), ``intensity`` (fitted peak height above the local
+background, image units), ``nn_px`` (distance to the nearest other atom, px) and, when the lattice is
+regular enough, ``exx``, ``eyy``, ``exy``, ``rotation`` (:func:`~.postprocess.local_strain`). The
+table's ``attrs`` hold ``ood`` (bool), ``ood_reasons``, ``median_confidence``, ``spacing_px`` and
+``model``.
+
+>>> import scopenet as sn                              # doctest: +SKIP
+>>> atoms = sn.find_atoms(sn.read("haadf.dm4"))        # doctest: +SKIP
+>>> atoms[["x", "y", "sigma_px", "class"]].head()      # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ...errors import InputError
+from ...image.micrograph import Micrograph
+from ...image.tta import check_views, tta_average
+from .._estimator import Estimator, cached, register
+from . import postprocess as pp
+from .config import AtomsConfig
+
+DEFAULT_MODEL = "atoms-default"
+COLUMNS = ["x", "y", "x_m", "y_m", "sigma_px", "class", "confidence"]
+
+__all__ = ["AtomFinder", "find_atoms", "COLUMNS", "DEFAULT_MODEL"]
+
+
+def _frame(x: Any, what: str = "image") -> tuple[np.ndarray, float | None]:
+    """One 2-D finite image and its pixel size in metres (None when uncalibrated or anisotropic)."""
+    px = None
+    if isinstance(x, Micrograph):
+        if x.ndim != 2:
+            raise InputError(f"{what}: a Micrograph of shape {x.shape} is not one 2-D image")
+        sy, sx = x.pixel_size_m()
+        if sy is not None and sx is not None and abs(sy - sx) <= 1e-3 * max(sy, sx):
+            px = float(sx)
+        x = x.data
+    a = np.asarray(x)
+    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool) or np.iscomplexobj(a):
+        raise InputError(f"{what} must be a real numeric image, got dtype {a.dtype}")
+    if a.ndim != 2:
+        raise InputError(f"{what} must be a 2-D image, got shape {a.shape}")
+    if min(a.shape) < 8:
+        raise InputError(f"{what} is too small ({a.shape}); atom finding needs at least 8x8 px")
+    a = a.astype(np.float32)
+    if not np.isfinite(a).all():
+        raise InputError(f"{what} contains NaN or inf pixels")
+    return a, px
+
+
+def _frames(x: Any, what: str = "image") -> tuple[list[tuple[np.ndarray, float | None]], bool]:
+    """Frames of an input and whether it was a single image."""
+    if isinstance(x, (list, tuple)):
+        if not x:
+            raise InputError(f"{what}: empty list")
+        return [f for xi in x for f in _frames(xi, what)[0]], False
+    if x is None or isinstance(x, (str, bytes)):
+        raise InputError(f"{what} must be an image array or a Micrograph, got {type(x).__name__}")
+    if isinstance(x, Micrograph):
+        if x.ndim == 3:
+            return [_frame(x[i], what) for i in range(len(x))], False
+        return [_frame(x, what)], True
+    a = np.asarray(x)
+    if a.ndim == 3:
+        return [_frame(f, what) for f in a], False
+    return [_frame(a, what)], True
+
+
+@register
+class AtomFinder(Estimator):
+    """Find atomic columns (or surface atoms) in atomic-resolution images: a U-Net heatmap for detection,
+    a 2-D Gaussian fit on the image for sub-pixel positions and their uncertainty (the estimator contract
+    of :mod:`scopenet.tasks._estimator`).
+
+    Parameters
+    ----------
+    config : AtomsConfig or dict, optional
+        Network, peak threshold, refinement, classes, tiling; keyword overrides too.
+    device : str, optional
+        Where the network runs (:mod:`scopenet.nn.device`).
+
+    Attributes
+    ----------
+    net_ : torch.nn.Module
+        The heatmap network.
+    card_ : ModelCard
+    history_ : list of float
+        Per-step losses of the last :meth:`fit`.
+    """
+
+    task = "atoms"
+    config_class = AtomsConfig
+    aliases = {"default": DEFAULT_MODEL}
+    image_to_image = False
+
+    def build_net(self):
+        from ...nn import build_architecture
+
+        return build_architecture(self.config.arch, self.config.arch_config).eval()
+
+    # ------------------------------------------------------------------------------- network
+    def _net_batch(self, x: np.ndarray) -> np.ndarray:
+        """Heatmap probabilities of a normalised batch ``(B, H, W)``."""
+        from ...nn.device import run_numpy
+
+        y = run_numpy(self.net_, np.asarray(x, np.float32)[:, None], self.device)[:, 0]
+        return 1.0 / (1.0 + np.exp(-np.clip(y, -30, 30)))
+
+    def heatmap(self, img: Any, *, tta: int = 1) -> np.ndarray:
+        """The network's heatmap (0-1, peaks at atoms) of one 2-D image, tiled when large.
+
+        Returns
+        -------
+        ndarray, float32, shape (H, W)
+        """
+        views = check_views(tta)
+        a, _ = _frame(img)
+        self._check_fitted()
+        self.net_.eval()
+        u = pp.normalise(a)
+        cfg = self.config
+
+        def run(z):
+            if z.size <= cfg.max_direct_pixels:
+                return self._net_batch(z[None])[0]
+            from ...image.tiling import predict_tiled
+
+            return predict_tiled(z, self._net_batch, tile=cfg.tile, overlap=cfg.overlap, batch_size=1,
+                                 batched=True, progress=self.progress, operation=None)
+
+        return np.asarray(tta_average(run, u, views=views), np.float32)
+
+    def predict_proba(self, x: Any, *, tta: int = 1) -> Any:
+        """Heatmaps of an image, a stack or a list: ``(N, H, W)`` (a list when the shapes differ)."""
+        views = check_views(tta)
+        frames, _ = _frames(x)
+        maps = [self.heatmap(f, tta=views) for f, _ in frames]
+        return np.stack(maps) if len({m.shape for m in maps}) == 1 else maps
+
+    def predict_mask(self, x: Any, *, tta: int = 1, threshold: float | None = None) -> Any:
+        """Binary masks (heatmap above ``threshold``, default ``config.threshold``), like :meth:`predict_proba`."""
+        t = self.config.threshold if threshold is None else float(threshold)
+        p = self.predict_proba(x, tta=tta)
+        return [m > t for m in p] if isinstance(p, list) else p > t
+
+    # ------------------------------------------------------------------------------- table
+    def peaks(self, heat: np.ndarray, threshold: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+        """Peaks of a heatmap: ``(row, col)`` px ``(k, 2)``, their values, and the distance (px) below which
+        refined atoms are merged. With ``config.adaptive_distance`` peaks are at least 0.4 x the heatmap's
+        own repeat distance apart (one peak per column, however large) and atoms closer than 0.3 x it merge."""
+        cfg = self.config
+        t = cfg.threshold if threshold is None else float(threshold)
+        sp = pp.estimate_spacing(heat) if cfg.adaptive_distance else float("nan")
+        md = max(cfg.min_distance, int(0.4 * sp)) if np.isfinite(sp) else cfg.min_distance
+        pk, conf = pp.heatmap_peaks(heat, t, md)
+        return pk, conf, max(1.5, 0.3 * sp) if np.isfinite(sp) else 1.5
+
+    def locate(self, img: Any, *, tta: int = 1, pixel_size_m: float | None = None, heat: np.ndarray | None = None):
+        """The atom table of one 2-D image (see the module docstring for its columns)."""
+        import pandas as pd
+
+        a, px = _frame(img)
+        px = pixel_size_m if pixel_size_m is not None else px
+        cfg = self.config
+        heat = self.heatmap(a, tta=tta) if heat is None else heat
+        peaks, conf, merge_px = self.peaks(heat)
+        res = pp.atom_table(a, heat, peaks, conf, cfg, pixel_size_m=px, merge_px=merge_px)
+        df = pd.DataFrame(res.pop("columns"))
+        df.attrs.update(res)
+        df.attrs["model"] = self.name
+        return df
+
+    def predict(self, x: Any, *, tta: int = 1, **kw: Any):
+        """Atom tables: one ``pandas.DataFrame`` for a 2-D image or Micrograph, a list for a stack or a list.
+
+        Parameters
+        ----------
+        x : ndarray (H, W) or (N, H, W), Micrograph, or a list of these
+            Any size (tiled above ``config.max_direct_pixels``); any intensity units. A calibrated
+            Micrograph adds ``x_m``, ``y_m`` and ``sigma_m``.
+        tta : int
+            Number of flipped/rotated views averaged in the heatmap (1-8).
+
+        Returns
+        -------
+        DataFrame or list of DataFrame
+        """
+        views = check_views(tta)
+        frames, single = _frames(x)
+        out = [self.locate(f, tta=views, pixel_size_m=p, **kw) for f, p in frames]
+        return out[0] if single else out
+
+    # ------------------------------------------------------------------------------- training
+    def fit(self, images: Any = None, coordinates: Any = None, masks: Any = None, *, steps: int = 200,
+            batch_size: int = 8, patch: int = 64, lr: float = 1e-3, seed: int = 0,
+            time_budget_s: float | None = None, spacing_px: float | None = None, callback=None) -> "AtomFinder":
+        """Train (or fine-tune) the heatmap network.
+
+        Parameters
+        ----------
+        images : sequence of 2-D arrays / Micrographs, or an (N, H, W) array; None trains on simulated
+            images (the shipped recipe).
+        coordinates : sequence of (k, 2) arrays or DataFrames, optional
+            Atom positions per image: arrays are ``(x, y)`` px (x = column), DataFrames need ``x`` and ``y``.
+        masks : sequence of 2-D arrays, optional
+            Instead of coordinates: label images, each connected non-zero region one atom (its centroid).
+        steps, batch_size, patch, lr, seed, time_budget_s
+            The run (Adam, cosine decay, BCE on the heatmap).
+        spacing_px : float, optional
+            Atom spacing for the heatmap width (default: the median nearest-neighbour distance).
+        callback : callable, optional
+            ``callback(step, loss, net)`` after each step.
+
+        Returns
+        -------
+        self (``history_`` holds the per-step losses)
+        """
+        import torch
+
+        from ...nn.device import resolve_device
+        from ...simulate.em.atoms import heat_sigma, heatmap
+        from .config import AtomsTrainConfig
+        from .train import pool_batch_maker, train
+
+        from pydantic import ValidationError
+
+        try:
+            cfg = AtomsTrainConfig(workdir=None, max_steps=steps, batch_size=batch_size, patch=patch, lr=lr,
+                                   seed=seed, time_budget_s=time_budget_s, threads=torch.get_num_threads(),
+                                   checkpoint_every_n_steps=None, lr_final_fraction=0.1)
+        except ValidationError as exc:
+            raise InputError(f"invalid fit settings: {exc}") from exc
+        make = None
+        if images is not None:
+            frames, _ = _frames(images, "training image")
+            imgs = [f for f, _ in frames]
+            if coordinates is None and masks is None:
+                raise InputError("fit needs coordinates or masks for the training images")
+            if coordinates is not None and masks is not None:
+                raise InputError("give coordinates or masks, not both")
+            labels = coordinates if coordinates is not None else masks
+            if isinstance(labels, np.ndarray) and labels.ndim == 3 and masks is not None:
+                labels = list(labels)
+            if not isinstance(labels, (list, tuple)) or len(labels) != len(imgs):
+                raise InputError(f"fit needs one coordinate table or mask per image ({len(imgs)} images)")
+            if min(min(i.shape) for i in imgs) < patch:
+                raise InputError(f"training images must be at least {patch} px (patch); use a smaller patch")
+            shapes = {i.shape for i in imgs}
+            if len(shapes) != 1:
+                side = min(min(i.shape) for i in imgs)
+                imgs = [i[:side, :side] for i in imgs]
+            rcs = [pp.coordinates_rc(lab, im.shape, masks is not None) for lab, im in zip(labels, imgs)]
+            sp = spacing_px if spacing_px is not None else pp.median_spacing(rcs)
+            xs = np.stack([pp.normalise(im) for im in imgs])
+            ys = np.stack([heatmap(xs.shape[1:], rc[(rc[:, 0] < xs.shape[1]) & (rc[:, 1] < xs.shape[2])],
+                                   heat_sigma(sp)) for rc in rcs])
+            make = pool_batch_maker(xs, ys, batch_size, patch)
+        self.net_.train()
+        self.history_ = train(self.net_, cfg, make, device=str(resolve_device(self.device)), callback=callback)
+        self.net_.eval()
+        return self
+
+
+def find_atoms(img: Any, model: str | AtomFinder = DEFAULT_MODEL, *, tta: int = 1, **settings: Any):
+    """Find atoms in an atomic-resolution image with a pretrained model (``sn.find_atoms``).
+
+    Parameters
+    ----------
+    img : ndarray (H, W) / (N, H, W), Micrograph, or a list of these
+        HAADF/ADF-STEM (bright columns) or SPM (bright atoms) images of any size and intensity units.
+    model : str or AtomFinder
+        Installed model name (``"atoms-default"``), a path stem, or an estimator.
+    tta : int
+        Views averaged in the heatmap (1-8).
+    **settings
+        :class:`~scopenet.tasks.atoms.config.AtomsConfig` fields for this call (``threshold``,
+        ``refine``, ``n_classes``...).
+
+    Returns
+    -------
+    pandas.DataFrame (a list of them for a stack or a list)
+        Columns ``x``, ``y`` (px; x = column, y = row, pixel centres at integers), ``x_m``, ``y_m``
+        (metres, NaN when uncalibrated), ``sigma_px``, ``class``, ``confidence`` and more (see
+        :mod:`scopenet.tasks.atoms.model`); ``attrs["ood"]`` flags an image unlike the training data.
+
+    Raises
+    ------
+    InputError
+        A non-finite, non-numeric or too small image; an unknown setting.
+    """
+    est = model if isinstance(model, AtomFinder) else \
+        cached(("atoms", str(model)), lambda: AtomFinder.pretrained(str(model)))
+    if settings:
+        est2 = AtomFinder.__new__(AtomFinder)
+        est2.__dict__.update(est.__dict__)
+        est2.config = AtomFinder._make_config(est.config, settings)
+        est = est2
+    return est.predict(img, tta=tta)

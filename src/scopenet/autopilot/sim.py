@@ -55,6 +55,12 @@ class SimConfig(BaseModel):
     white_noise: float = Field(0.05, ge=0, description="white noise / atom height")
     pink_noise: float = Field(0.08, ge=0, description="1/f noise / atom height")
     start_good: bool = Field(False, description="start with a good tip instead of a random bad one")
+    surface_pool: int = Field(0, ge=0, description="if > 0, image only this many distinct surface patches "
+                              "(cached spectra: faster, for training); 0 = every frame its own patch")
+
+
+#: surface spectra shared by all simulators with ``surface_pool > 0`` (bounded; see SimConfig.surface_pool)
+_POOL_CACHE: dict = {}
 
 
 def _bitgen_state(rng: np.random.Generator) -> dict:
@@ -130,9 +136,16 @@ class SimMicroscope(Microscope):
         props = self.cell_properties(centre_nm)
         seed = int(np.random.SeedSequence([self.config.seed, 11, int(round(centre_nm[0] * 10)),
                                            int(round(centre_nm[1] * 10))]).generate_state(1)[0])
+        cache = None
+        if self.config.surface_pool:
+            seed %= self.config.surface_pool
+            if len(_POOL_CACHE) > 64 * self.config.surface_pool:
+                _POOL_CACHE.clear()
+            cache = _POOL_CACHE
         z = render_scan(self.apex, self.rng_scan, size=pixels, fov_m=size_nm * 1e-9, surface_seed=seed,
                         p_steps=props["p_steps"], adsorbate_density=props["adsorbate_density"],
-                        white_noise=self.config.white_noise, pink_noise_level=self.config.pink_noise)
+                        white_noise=self.config.white_noise, pink_noise_level=self.config.pink_noise,
+                        spectrum_cache=cache)
         tip_good = self.apex.good()
         self.apex = degrade(self.apex, self.rng_tip)
         self.clock += pixels * self.config.line_time_s * (pixels / 64) + self.config.scan_overhead_s

@@ -64,6 +64,8 @@ REGISTRY: dict[str, BenchEntry] = {e.name: e for e in (
     BenchEntry("exitwave", "scopenet.tasks.exitwave.bench", "exit-wave phase from the amplitude vs random phases "
                "(Ede ch. 7)"),
     BenchEntry("embed", "scopenet.tasks.embed.bench", "micrograph search: VAE codes vs PCA and pixels, speed"),
+    BenchEntry("autopilot", "scopenet.autopilot.bench", "tip conditioning: actions to a good tip, agent vs random "
+               "and the best fixed sequence"),
     BenchEntry("batch", "scopenet.scale.bench", "images/s with 1 and 2 Dask workers, memory per worker on a huge image"),
     BenchEntry("simulate", "benchmarks.bench_simulate", "throughput of the synthetic-data generators"),
     BenchEntry("simulate-spm", "benchmarks.bench_simulate_spm", "throughput of the SPM simulator"),

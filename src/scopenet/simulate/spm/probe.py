@@ -243,7 +243,8 @@ def degrade(st: ApexState, rng: np.random.Generator) -> ApexState:
 
 def render_scan(apex: ApexState, rng: np.random.Generator, *, size: int = 64, fov_m: float = 8e-9,
                 surface_seed: int = 0, p_steps: float = 0.0, adsorbate_density: float = 0.003,
-                white_noise: float = 0.05, pink_noise_level: float = 0.08) -> np.ndarray:
+                white_noise: float = 0.05, pink_noise_level: float = 0.08,
+                spectrum_cache: dict | None = None) -> np.ndarray:
     """One simulated constant-current scan of H:Si(100) with ``apex``, X-flattened, float32 [size, size].
 
     Parameters
@@ -263,6 +264,9 @@ def render_scan(apex: ApexState, rng: np.random.Generator, *, size: int = 64, fo
         Contamination (adsorbates per nm^2).
     white_noise, pink_noise_level : float
         Noise std relative to the atom apparent height (white is scaled by the apex's noise_scale).
+    spectrum_cache : dict, optional
+        Keeps the surface spectra by ``(surface_seed, canvas, fov, p_steps, adsorbate_density)`` so that
+        a patch imaged again is not rebuilt (a speed-up for training on a pool of patches).
 
     Returns
     -------
@@ -290,10 +294,16 @@ def render_scan(apex: ApexState, rng: np.random.Generator, *, size: int = 64, fo
         reach = max(reach, r)
     m = int(np.ceil(reach)) + 4
     n = sfft.next_fast_len(size + 2 * m, real=True)
-    surf = hsi100(np.random.default_rng(surface_seed), (n, n), p, p_steps=p_steps,
-                  adsorbate_density=adsorbate_density)
-    spec = height_spectrum(surf, np.float32)
-    A = surf.params["atom_height_m"]
+    key = (int(surface_seed), n, float(fov_m), float(p_steps), float(adsorbate_density))
+    if spectrum_cache is not None and key in spectrum_cache:
+        spec, A = spectrum_cache[key]
+    else:
+        surf = hsi100(np.random.default_rng(surface_seed), (n, n), p, p_steps=p_steps,
+                      adsorbate_density=adsorbate_density)
+        spec = height_spectrum(surf, np.float32)
+        A = surf.params["atom_height_m"]
+        if spectrum_cache is not None:
+            spectrum_cache[key] = (spec, A)
     zs = []
     for s in states:
         z = sfft.irfft2(spec * tip_transfer((n, n), p, s, np.float32), s=(n, n))

@@ -173,13 +173,12 @@ def _tiled_stats(task: str, model: str, src: str, b):
     return block_stats(src, b)
 
 
-def _tiled_context(task: str, model: str, src: str, parts: list, n_frames: int, kwargs: dict[str, Any]):
-    from .tiled import combine_stats
-
+def _tiled_context(task: str, model: str, src: str, frame_stats: list, kwargs: dict[str, Any]):
+    """On a worker: the plan's context from the per-frame statistics (combined on the client)."""
     est = _estimator(task, model, _worker_threads())
     plan = batch_task(task).tiled()(est)
     plan.check(**kwargs)
-    ctx = plan.context(src, combine_stats(parts, n_frames))
+    ctx = plan.context(src, frame_stats)
     ctx["prov"] = plan.provenance(ctx)
     return ctx
 
@@ -401,8 +400,16 @@ def _run(entry, model, todo, out, mpath, manifest, report, *, scheduler, n_worke
                 tf.stats.append(res)
                 tf.pending -= 1
                 if tf.pending == 0:
-                    n = tf.shape[0] if len(tf.shape) == 3 else 1
-                    submit(_tiled_context, task, model, tf.src, tf.stats, n, task_kw, what=("context", key),
+                    from .tiled import combine_stats
+
+                    try:  # combined here: the sampled pixels stay on the client
+                        frame_stats = combine_stats(tf.stats, tf.shape[0] if len(tf.shape) == 3 else 1)
+                    except Exception as exc:  # noqa: BLE001 - an all-NaN frame
+                        del tiled[key]
+                        settle(key, False, exc=exc)
+                        continue
+                    tf.stats = []
+                    submit(_tiled_context, task, model, tf.src, frame_stats, task_kw, what=("context", key),
                            name=f"{key}-context")
             elif kind == "context":
                 tf.ctx = res

@@ -52,9 +52,63 @@ def lazy_array(source: Any, chunks: Any = None):
                            for i, (c, n) in enumerate(zip(own, source.shape)))
         else:
             chunks = tuple(1 if i < nd - 2 else CHUNK for i in range(nd))
+    ident = _identity(source)
+    if isinstance(source, np.memmap):  # dask would hash (read) every page of a memory map to name it
+        source = MappedArray(source.filename, source.offset, source.dtype, source.shape,
+                             bool(source.flags.f_contiguous and not source.flags.c_contiguous))
     if type(source).__module__.split(".")[0] == "zarr":
-        return da.from_zarr(source, chunks=chunks)
-    return da.from_array(source, chunks=chunks, asarray=True, lock=False, fancy=False)
+        return da.from_zarr(source, chunks=chunks, name=ident)
+    return da.from_array(source, chunks=chunks, name=ident, asarray=True, lock=False, fancy=False,
+                         meta=np.empty((0,) * len(source.shape), source.dtype))
+
+
+def _identity(source: Any) -> str | None:
+    """A dask name from what identifies ``source`` on disk (file, place in it, size, modification time),
+    so that dask never hashes the pixels to name the array; None for in-memory arrays."""
+    import os
+
+    from dask.base import tokenize
+
+    if isinstance(source, np.memmap):
+        where = (source.filename, source.offset)
+    elif type(source).__module__.split(".")[0] == "h5py":
+        where = (source.file.filename, source.name)
+    elif type(source).__module__.split(".")[0] == "zarr":
+        where = (str(source.store), source.path)
+    else:
+        return None
+    try:
+        st = os.stat(where[0])
+        stamp: tuple = (st.st_mtime_ns, st.st_size)
+    except (OSError, TypeError):
+        stamp = ()
+    return "lazy-read-" + tokenize(*where, stamp, str(source.dtype), tuple(source.shape))
+
+
+class MappedArray:
+    """A read-only memory map opened on first access (and again after unpickling: it pickles as its
+    parameters, not as its pixels). What :func:`lazy_array` gives dask for ``numpy.memmap`` sources."""
+
+    def __init__(self, filename, offset: int, dtype, shape, fortran: bool = False):
+        self.filename, self.offset = str(filename), int(offset)
+        self.dtype, self.shape, self.fortran = np.dtype(dtype), tuple(int(n) for n in shape), fortran
+        self.ndim = len(self.shape)
+        self._map = None
+
+    def _array(self) -> np.ndarray:
+        if self._map is None:
+            self._map = np.memmap(self.filename, self.dtype, "r", self.offset, self.shape,
+                                  "F" if self.fortran else "C")
+        return self._map
+
+    def __getitem__(self, key):
+        return np.array(self._array()[key])
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_map"} | {"_map": None}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
 
 
 @dataclass(eq=False)

@@ -86,29 +86,18 @@ def _identity(source: Any) -> str | None:
 
 
 class MappedArray:
-    """A read-only memory map opened on first access (and again after unpickling: it pickles as its
-    parameters, not as its pixels). What :func:`lazy_array` gives dask for ``numpy.memmap`` sources."""
+    """A read-only memory map of part of a file, mapped afresh for each read and unmapped after it, so the
+    pages read do not stay in the process (its resident memory stays that of the chunks in use) and it
+    pickles as its parameters, not its pixels. What :func:`lazy_array` gives dask for ``numpy.memmap``."""
 
     def __init__(self, filename, offset: int, dtype, shape, fortran: bool = False):
         self.filename, self.offset = str(filename), int(offset)
         self.dtype, self.shape, self.fortran = np.dtype(dtype), tuple(int(n) for n in shape), fortran
         self.ndim = len(self.shape)
-        self._map = None
-
-    def _array(self) -> np.ndarray:
-        if self._map is None:
-            self._map = np.memmap(self.filename, self.dtype, "r", self.offset, self.shape,
-                                  "F" if self.fortran else "C")
-        return self._map
 
     def __getitem__(self, key):
-        return np.array(self._array()[key])
-
-    def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k != "_map"} | {"_map": None}
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
+        m = np.memmap(self.filename, self.dtype, "r", self.offset, self.shape, "F" if self.fortran else "C")
+        return np.array(m[key])  # a copy; the map goes with the last reference to ``m``
 
 
 @dataclass(eq=False)

@@ -33,6 +33,9 @@ class TrackConfig(BaseModel):
         content that changes a lot), or no drift correction.
     highpass : float
         Sigma (px) of the Gaussian blur subtracted before the phase correlation (0: none).
+    max_drift_step : float
+        Largest change of the drift between frames (px); the correlation peak is sought that close to the
+        previous frame's drift.
     upsample : int
         Sub-pixel precision of the phase correlation (1 / ``upsample`` px).
     min_length : int
@@ -50,5 +53,6 @@ class TrackConfig(BaseModel):
     memory: int = Field(2, ge=0)
     drift: Literal["first", "previous", "none"] = "first"
     highpass: float = Field(1.0, ge=0)
+    max_drift_step: float = Field(8.0, gt=0)
     upsample: int = Field(100, ge=1)
     min_length: int = Field(2, ge=1)

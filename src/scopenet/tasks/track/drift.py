@@ -39,14 +39,38 @@ def _pc(a: np.ndarray, b: np.ndarray, upsample: int, window: bool) -> np.ndarray
     return -np.asarray(shift, float)  # skimage gives the shift that registers moving onto reference
 
 
+def _coarse_peak(a: np.ndarray, b: np.ndarray, centre: np.ndarray, radius: float, window: bool) -> np.ndarray:
+    """Integer shift of ``b``'s content relative to ``a``: the phase-correlation peak within ``radius`` px of
+    ``centre`` (periodic images assumed; a Hann window first)."""
+    a = a - a.mean()
+    b = b - b.mean()
+    if window:
+        w = _window(a.shape)
+        a, b = a * w, b * w
+    cross = np.fft.fft2(b) * np.conj(np.fft.fft2(a))
+    r = np.fft.ifft2(cross / np.maximum(np.abs(cross), 1e-12)).real
+    h, w_ = a.shape
+    sy = np.fft.fftfreq(h) * h
+    sx = np.fft.fftfreq(w_) * w_
+    far = np.hypot(sy[:, None] - centre[0], sx[None, :] - centre[1]) > radius
+    r[far] = -np.inf
+    iy, ix = np.unravel_index(int(np.argmax(r)), r.shape)
+    return np.array([sy[iy], sx[ix]], float)
+
+
 def frame_shift(reference: np.ndarray, moving: np.ndarray, *, upsample: int = 100, window: bool = True,
-                iterations: int = 2) -> np.ndarray:
+                iterations: int = 2, guess: tuple[float, float] | None = None,
+                max_step: float | None = None) -> np.ndarray:
     """``(dy, dx)``: how far the content of ``moving`` is displaced relative to ``reference`` (px).
 
     Windowed phase correlation is biased toward zero shift (the window does not move with the content), so
     the estimate is refined: ``moving`` is moved back by the current estimate (cubic spline) and the
     residual shift of the inner region (the border the move exposed left out) is added, ``iterations``
-    times; the bias shrinks with the residual.
+    times; the bias shrinks with the residual (a residual over 2 px is taken for a false peak and ignored).
+
+    ``guess`` and ``max_step``: look for the correlation peak only within ``max_step`` px of ``guess`` (the
+    previous frame's drift), so that sparse moving objects matched to their neighbours cannot pull the
+    estimate far away.
     """
     from scipy import ndimage
 
@@ -56,18 +80,25 @@ def frame_shift(reference: np.ndarray, moving: np.ndarray, *, upsample: int = 10
         raise InputError(f"frames to register must be 2-D and of one shape, got {a.shape} and {b.shape}")
     if min(a.shape) < 8:
         raise InputError(f"frames of shape {a.shape} are too small to register")
-    d = _pc(a, b, upsample, window)
-    for _ in range(max(0, int(iterations))):
+    if max_step is not None:
+        g = np.zeros(2) if guess is None else np.asarray(guess, float)
+        d = _coarse_peak(a, b, g, float(max_step), window)
+    else:
+        d = _pc(a, b, upsample, window)
+    for _ in range(max(0, int(iterations)) + (max_step is not None)):
         m = int(np.ceil(np.abs(d).max())) + 2
         if 2 * m + 8 > min(a.shape):
             break
         back = ndimage.shift(b, -d, order=3, mode="nearest")
-        d = d + _pc(a[m:-m, m:-m], back[m:-m, m:-m], upsample, window)
+        r = _pc(a[m:-m, m:-m], back[m:-m, m:-m], upsample, window)
+        if np.abs(r).max() > 2:  # a refinement is a small correction; a jump is a false peak
+            break
+        d = d + r
     return d
 
 
 def estimate_drift(frames, *, reference: Literal["first", "previous"] = "first", upsample: int = 100,
-                   window: bool = True, highpass: float | None = 1.0) -> np.ndarray:
+                   window: bool = True, highpass: float | None = 1.0, max_step: float | None = 8.0) -> np.ndarray:
     """The drift of every frame relative to the first, ``(T, 2)`` ``(dy, dx)`` px.
 
     Parameters
@@ -83,6 +114,9 @@ def estimate_drift(frames, *, reference: Literal["first", "previous"] = "first",
     highpass : float or None
         Subtract a Gaussian blur of this sigma (px) first: fine static texture (a support film, a lattice)
         then outweighs large moving objects, whose own motion would otherwise pull the estimate.
+    max_step : float or None
+        Largest change of the drift from one frame to the next (px); the correlation peak is sought only
+        that close to the previous frame's drift (None: anywhere).
     """
     f = np.asarray(getattr(frames, "data", frames), np.float64)
     if f.ndim != 3 or f.shape[0] < 1:
@@ -96,9 +130,9 @@ def estimate_drift(frames, *, reference: Literal["first", "previous"] = "first",
     d = np.zeros((len(f), 2))
     for t in range(1, len(f)):
         if reference == "first":
-            d[t] = frame_shift(f[0], f[t], upsample=upsample, window=window)
+            d[t] = frame_shift(f[0], f[t], upsample=upsample, window=window, guess=d[t - 1], max_step=max_step)
         else:
-            d[t] = d[t - 1] + frame_shift(f[t - 1], f[t], upsample=upsample, window=window)
+            d[t] = d[t - 1] + frame_shift(f[t - 1], f[t], upsample=upsample, window=window, max_step=max_step)
     return d
 
 

@@ -151,7 +151,7 @@ def locate(frames: np.ndarray, config: TrackConfig | None = None, **overrides: A
     if not c.bright:
         f = f.max() - f
     d = int(c.diameter) | 1
-    feats = tp.batch(list(f), d, minmass=0, processes=1)
+    feats = tp.batch(list(f), d, minmass=0, processes=1, engine="python")  # no numba compile on each run
     minmass = c.minmass if c.minmass is not None else _auto_minmass(feats.loc[feats["frame"] < 3, "mass"])
     feats = feats[feats["mass"] >= minmass]
     return feats[["frame", "y", "x", "mass"]].reset_index(drop=True)
@@ -188,7 +188,7 @@ def add_velocities(tracks):
 
 
 def track(frames: Any, config: TrackConfig | dict | None = None, *, frame_interval: float | None = None,
-          line_time: float | None = None, drift: np.ndarray | None = None, **overrides: Any):
+          line_time: float | None = None, known_drift: np.ndarray | None = None, **overrides: Any):
     """Track particles through a movie (``sn.track``): drift correction first, then detection and linking.
 
     Parameters
@@ -200,7 +200,7 @@ def track(frames: Any, config: TrackConfig | dict | None = None, *, frame_interv
         Seconds between frames (default from the Micrograph, else ``t`` counts frame intervals).
     line_time : float, optional
         Seconds (or frame intervals) between scan lines (default from the file's metadata, else 0: snapshots).
-    drift : ndarray (T, 2), optional
+    known_drift : ndarray (T, 2), optional
         A known drift ``(dy, dx)`` per frame; otherwise estimated by phase correlation (``config.drift``).
 
     Returns
@@ -222,9 +222,11 @@ def track(frames: Any, config: TrackConfig | dict | None = None, *, frame_interv
         dt = lt * f.shape[1]                      # the frame interval as the frame's scan time
     unit = "s" if dt else "frames"
     dt = dt or 1.0
+    drift = known_drift
     if drift is None:
         drift = np.zeros((len(f), 2)) if c.drift == "none" else \
-            estimate_drift(f, reference=c.drift, upsample=c.upsample, highpass=c.highpass or None)
+            estimate_drift(f, reference=c.drift, upsample=c.upsample, highpass=c.highpass or None,
+                           max_step=c.max_drift_step)
     drift = np.asarray(drift, float)
     if drift.shape != (len(f), 2):
         raise InputError(f"drift must be (T, 2) = ({len(f)}, 2), got {drift.shape}")

@@ -87,8 +87,9 @@ def register(app: typer.Typer) -> None:
                 raise InputError(f"--hours must be positive, got {hours}")
             if (out / "log.jsonl").exists() and not (resume or overwrite):
                 raise InputError(f"{out} holds a run already: pass --resume to carry it on or --overwrite to replace it")
+            pilot = _agent(agent, seed)
             mic = _backend(sim, replay, nanonis, seed)
-            sup = Supervisor(mic, Judge(), _agent(agent, seed), out, SupervisorConfig(hours=hours, max_bad=max_bad))
+            sup = Supervisor(mic, Judge(), pilot, out, SupervisorConfig(hours=hours, max_bad=max_bad))
             if resume and (out / "checkpoint.json").exists():
                 sup.resume()
             t0 = time.time()

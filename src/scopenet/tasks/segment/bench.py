@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._bench import BenchSpec, Report, Table, card_field, compare_with_best, mean_sd, timed_loop
+from .._bench import BenchSpec, Report, Table, compare_with_best, mean_sd, timed_loop
 from .baselines import BASELINES
 
 FIXTURES = Path(os.environ.get("SCOPENET_FIXTURES", Path(__file__).resolve().parents[4].parent / "shared" / "fixtures"))
@@ -97,7 +97,7 @@ def run(a, report: Report) -> int:
     model = Segmenter.pretrained(a.model)
     n = a.n or (8 if a.quick else 40)
     seed = EVAL_SEED if a.seed is None else a.seed
-    report.line(f"model {model.name}: {card_field(model, 'training_data', '')}")
+    report.line(f"model {model.name}: {model.card_.training.data or ''}")
     methods = _methods(model)
     results = report.data.setdefault("results", {})
     for setting, count, s in (("heldout", n, seed), ("train", max(2, n // 4), seed + 1)):

@@ -31,7 +31,15 @@ def main(argv=None) -> int:
     p.add_argument("--resume", action="store_true")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     p.add_argument("--install", action="store_true")
+    p.add_argument("--install-only", metavar="STEM", default=None,
+                   help="install an already trained model (path stem) instead of training")
+    p.add_argument("--bench-json", type=Path, default=None,
+                   help="with --install/--install-only: `scopenet bench exitwave --json` output of the model, "
+                        "recorded in its card's metrics")
     a = p.parse_args(argv)
+    if a.install_only:
+        install(a.install_only, a.recipe, a.bench_json)
+        return 0
     cfg = ExitWaveTrainConfig.from_yaml(ROOT / "recipes" / f"exitwave-{a.recipe}.yaml")
     update = {k: v for k, v in (("time_budget_s", a.budget), ("workdir", a.workdir), ("data", a.data))
               if v is not None}
@@ -40,10 +48,32 @@ def main(argv=None) -> int:
     stem = train_main(cfg, resume=a.resume, overwrite=a.overwrite)
     print("saved", stem)
     if a.install and stem is not None:
-        for ext in (".safetensors", ".json"):
-            shutil.copyfile(f"{stem}{ext}", ROOT / "src" / "scopenet" / "weights" / f"exitwave-{a.recipe}{ext}")
-        print("installed")
+        install(stem, a.recipe, a.bench_json)
     return 0
+
+
+def install(stem, recipe: str, bench_json: Path | None = None) -> None:
+    """Copy a trained model to ``src/scopenet/weights/exitwave-<recipe>.*``, with its bench figures."""
+    import json
+
+    from scopenet.tasks.exitwave import ExitWaveEstimator
+
+    est = ExitWaveEstimator.load(stem)
+    if bench_json is not None:
+        b = json.loads(Path(bench_json).read_text())
+        flag = "" if recipe == "restricted" else f" --model {ROOT / 'src/scopenet/weights'}/exitwave-{recipe}"
+        values = {f"{k} mae": [round(v["mae_mean"], 4), round(v["mae_sd"], 4)] for k, v in b["sets"].items()}
+        values.update(random_mae=round(b["random_mae"], 4), zero_phase_mae=round(b["zero_phase_mae"], 4), n=b["n"])
+        est.update_card(metrics={"values": values, "command": f"scopenet bench exitwave{flag} --n {b['n']} "
+                                                               f"--seed {b['seed']}",
+                                 "headline": {"label": "phase MAE, unseen materials", "value": round(b["mae_mean"], 3)}})
+    name = f"exitwave-{recipe}"
+    dest = ROOT / "src" / "scopenet" / "weights" / name
+    tmp = Path(f"/tmp/{name}")
+    est.save(tmp, overwrite=True)
+    for ext in (".safetensors", ".json"):
+        shutil.copyfile(f"{tmp}{ext}", f"{dest}{ext}")
+    print("installed", dest)
 
 
 if __name__ == "__main__":

@@ -266,7 +266,7 @@ def orient_and_carve(unit_cell, zone, tilt_deg, lateral_a: float, thickness_a: f
     """
     ase = require("ase", "sim", FEATURE)
     cell = np.asarray(unit_cell.cell, float)
-    frac = np.asarray(unit_cell.get_scaled_positions(wrap=True), float) + np.asarray(origin_frac, float)
+    frac = np.mod(np.asarray(unit_cell.get_scaled_positions(wrap=True), float) + np.asarray(origin_frac, float), 1.0)
     numbers = np.asarray(unit_cell.numbers)
     direction = np.asarray(zone, float) @ cell
     if np.linalg.norm(direction) == 0:

@@ -11,7 +11,6 @@ result to ``src/scopenet/weights/atoms-default.*`` (check it first with
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,10 +41,26 @@ def main(argv=None) -> int:
 
         print("calibrated", calibrate(stem))
     if a.install:
-        for ext in (".safetensors", ".json"):
-            shutil.copyfile(f"{stem}{ext}", ROOT / "src" / "scopenet" / "weights" / f"atoms-default{ext}")
-        print("installed")
+        install(stem)
     return 0
+
+
+def install(stem, name: str = "atoms-default", metrics: dict | None = None) -> Path:
+    """Save the model at ``stem`` as the shipped ``src/scopenet/weights/<name>.*`` (card name ``name``),
+    with ``metrics`` (the card's metrics section: headline, command, values) when given."""
+    from scopenet.tasks.atoms.model import AtomFinder
+
+    est = AtomFinder.load(stem)
+    defaults = type(est.config)()
+    for k in ("tile", "overlap", "max_direct_pixels"):  # inference settings follow the current defaults
+        setattr(est.config, k, getattr(defaults, k))
+    est.update_card(description="U-Net heatmap of atomic columns (HAADF-STEM) and surface atoms (SPM), peaks "
+                                "refined by 2-D Gaussian fits on the image; trained on simulated lattices",
+                    **({"metrics": metrics} if metrics else {}))
+    out = ROOT / "src" / "scopenet" / "weights" / name
+    est.save(out, overwrite=True)
+    print("installed", out)
+    return out
 
 
 if __name__ == "__main__":

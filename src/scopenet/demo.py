@@ -28,6 +28,7 @@ SECTIONS: list[tuple[str, str]] = [
     ("Tip-state classification", "scopenet.tasks.classify.demo:section"),
     ("Micrograph search", "scopenet.tasks.embed.demo:section"),
     ("Adaptive scans", "scopenet.tasks.adaptive_scan.demo:section"),
+    ("Finding atoms", "scopenet.tasks.atoms.demo:section"),
 ]
 
 

@@ -18,7 +18,7 @@ app = typer.Typer(
 #: command modules, each exposing register(app)
 COMMAND_MODULES = ["io_cmds", "simulate_cmds", "train_cmds", "bench_cmds", "denoise_cmds",
                    "inpaint_cmds", "superres_cmds", "classify_cmds", "batch_cmds", "label_cmds",
-                   "models_cmds", "embed_cmds", "exitwave_cmds", "segment_cmds", "track_cmds", "autopilot_cmds"]
+                   "models_cmds", "embed_cmds", "exitwave_cmds", "segment_cmds", "track_cmds", "atoms_cmds", "autopilot_cmds"]
 
 
 def _version(value: bool):

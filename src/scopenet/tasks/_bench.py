@@ -60,6 +60,7 @@ REGISTRY: dict[str, BenchEntry] = {e.name: e for e in (
     BenchEntry("classify", "scopenet.tasks.classify.bench", "tip-state classifiers vs pixel baselines"),
     BenchEntry("segment", "scopenet.tasks.segment.bench", "particle segmentation vs Otsu and local thresholds"),
     BenchEntry("track", "scopenet.tasks.track.bench", "particle tracking and drift correction on simulated movies"),
+    BenchEntry("atoms", "scopenet.tasks.atoms.bench", "atom finding on held-out crystals vs LoG and atomap-style maxima"),
     BenchEntry("adaptive-scan", "scopenet.tasks.adaptive_scan.bench", "RL-steered scan paths vs fixed spiral and grid"),
     BenchEntry("exitwave", "scopenet.tasks.exitwave.bench", "exit-wave phase from the amplitude vs random phases "
                "(Ede ch. 7)"),

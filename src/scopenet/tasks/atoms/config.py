@@ -25,8 +25,11 @@ class AtomsConfig(BaseModel):
     min_distance : int
         Smallest distance between two peaks, px (before refinement).
     adaptive_distance : bool
-        Raise ``min_distance`` to 0.4 x the heatmap's repeat distance (its autocorrelation), so a large
+        Raise ``min_distance`` to 0.35 x the heatmap's repeat distance (its autocorrelation), so a large
         column gives one peak; refined atoms closer than 0.3 x that distance are merged.
+    merge_width : float
+        Refined atoms closer than this many fitted column widths (the median Gaussian sigma) are merged
+        (the more confident kept): such columns are not resolved. 0 turns it off.
     refine : {"gaussian", "com", "heatmap", "none"}
         Sub-pixel refinement: a 2-D Gaussian (plus a plane) fitted to the image around each peak
         (atomap's approach), the image's centre of mass, the centroid of the heatmap, or the pixel.
@@ -54,14 +57,15 @@ class AtomsConfig(BaseModel):
     threshold: float = Field(0.4, gt=0, lt=1)
     min_distance: int = Field(2, ge=1)
     adaptive_distance: bool = True
+    merge_width: float = Field(1.0, ge=0)
     refine: Literal["gaussian", "com", "heatmap", "none"] = "gaussian"
     refine_radius: float | None = Field(None, gt=0)
     sigma_scale: float = Field(1.0, gt=0)
     sigma_floor_px: float = Field(0.005, ge=0)
     n_classes: int | None = Field(None, ge=1, le=8)
-    tile: int = Field(512, ge=32)
+    tile: int = Field(1024, ge=32)
     overlap: int = Field(32, ge=0)
-    max_direct_pixels: int = Field(1024 * 1024, ge=1)
+    max_direct_pixels: int = Field(2048 * 2048, ge=1)
     ood_confidence: float = Field(0.6, ge=0, le=1)
 
 

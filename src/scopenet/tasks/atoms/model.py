@@ -161,12 +161,12 @@ class AtomFinder(Estimator):
     # ------------------------------------------------------------------------------- table
     def peaks(self, heat: np.ndarray, threshold: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
         """Peaks of a heatmap: ``(row, col)`` px ``(k, 2)``, their values, and the distance (px) below which
-        refined atoms are merged. With ``config.adaptive_distance`` peaks are at least 0.4 x the heatmap's
+        refined atoms are merged. With ``config.adaptive_distance`` peaks are at least 0.35 x the heatmap's
         own repeat distance apart (one peak per column, however large) and atoms closer than 0.3 x it merge."""
         cfg = self.config
         t = cfg.threshold if threshold is None else float(threshold)
         sp = pp.estimate_spacing(heat) if cfg.adaptive_distance else float("nan")
-        md = max(cfg.min_distance, int(0.4 * sp)) if np.isfinite(sp) else cfg.min_distance
+        md = max(cfg.min_distance, int(0.35 * sp)) if np.isfinite(sp) else cfg.min_distance
         pk, conf = pp.heatmap_peaks(heat, t, md)
         return pk, conf, max(1.5, 0.3 * sp) if np.isfinite(sp) else 1.5
 
@@ -308,6 +308,6 @@ def find_atoms(img: Any, model: str | AtomFinder = DEFAULT_MODEL, *, tta: int = 
     if settings:
         est2 = AtomFinder.__new__(AtomFinder)
         est2.__dict__.update(est.__dict__)
-        est2.config = AtomFinder._make_config(est.config, settings)
+        est2.config = AtomFinder._make_config(est.config.model_dump(), settings)  # unknown names are errors
         est = est2
     return est.predict(img, tta=tta)

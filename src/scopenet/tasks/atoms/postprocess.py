@@ -41,8 +41,9 @@ def heatmap_peaks(heat: np.ndarray, threshold: float = 0.4, min_distance: int = 
     from scipy import ndimage as ndi
 
     h = np.asarray(heat, np.float32)
-    size = 2 * int(min_distance) + 1
-    mx = ndi.maximum_filter(h, size=size, mode="nearest")
+    r = int(min_distance)
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    mx = ndi.maximum_filter(h, footprint=yy ** 2 + xx ** 2 <= r * r, mode="nearest")  # a disk, not a square
     cand = (h >= mx) & (h > threshold)
     lab, n = ndi.label(cand)  # plateaus give one peak (their centre of mass, rounded)
     if n == 0:
@@ -182,6 +183,24 @@ def _gauss_newton(p, yy, xx, wgt, theta, iters, free=None):
     return theta, cur, _jacobian(g, a, y0, x0, s2, yy, xx, free)
 
 
+#: atoms fitted together by :func:`refine_gaussian` (bounds its memory)
+CHUNK = 4096
+
+
+def _fit_chunk(p, yy, xx, wf, t0, iterations, free):
+    """Fit one chunk; returns the parameters and the row and column variances of the position."""
+    th, rss, jac = _gauss_newton(p, yy, xx, wf, t0, iterations, free)
+    dof = np.maximum(wf.sum((1, 2)) - free.sum(), 1)
+    var = rss / dof
+    jw = jac * wf[..., None]
+    jtj = np.einsum("kyxi,kyxj->kij", jw, jac) + np.diag(1.0 - free)[None]
+    try:
+        cov = np.linalg.inv(jtj + 1e-12 * np.eye(7)[None]) * var[:, None, None]
+        return th, cov[:, 1, 1], cov[:, 2, 2]
+    except np.linalg.LinAlgError:  # pragma: no cover - regularised above
+        return th, np.full(len(th), np.inf), np.full(len(th), np.inf)
+
+
 def refine_gaussian(img: np.ndarray, peaks: np.ndarray, radius: float, sigma0: float | None = None,
                     iterations: int = 12, passes: int = 2, plane: bool = False, shared_width: bool = True,
                     grow: bool = True) -> dict:
@@ -254,17 +273,11 @@ def refine_gaussian(img: np.ndarray, peaks: np.ndarray, radius: float, sigma0: f
         if ps > 0 and shared_width and ok.sum() >= 3:  # one width for every column: a steadier fit
             free[3] = 0.0
             t0[:, 3] = np.median(theta[ok, 3])
-        th, rss, jac = _gauss_newton(p, yy, xx, wf, t0, iterations, free)
+        th, vy, vx = np.empty((k, 7)), np.empty(k), np.empty(k)
+        for c0 in range(0, k, CHUNK):  # bounded memory for images with 10^5 atoms
+            sl = slice(c0, c0 + CHUNK)
+            th[sl], vy[sl], vx[sl] = _fit_chunk(p[sl], yy[sl], xx[sl], wf[sl], t0[sl], iterations, free)
         n = wf.sum((1, 2))
-        dof = np.maximum(n - free.sum(), 1)
-        var = rss / dof
-        jw = jac * wf[..., None]
-        jtj = np.einsum("kyxi,kyxj->kij", jw, jac) + np.diag(1.0 - free)[None]
-        try:
-            cov = np.linalg.inv(jtj + 1e-12 * np.eye(7)[None]) * var[:, None, None]
-            vy, vx = cov[:, 1, 1], cov[:, 2, 2]
-        except np.linalg.LinAlgError:  # pragma: no cover - regularised above
-            vy = vx = np.full(k, np.inf)
         moved = np.hypot(th[:, 1] - oy, th[:, 2] - ox)
         ok = (th[:, 0] > 0) & (moved <= radius) & (n >= 8) & np.isfinite(vy) & np.isfinite(vx) & (vy >= 0) & (vx >= 0)
         ok &= (th[:, 3] > np.log(0.3) + 1e-6) & (th[:, 3] < np.log(30.0) - 1e-6) | (free[3] == 0)
@@ -337,6 +350,8 @@ def intensity_classes(intensity: np.ndarray, n_classes: int | None = None, min_f
             break
         lab = km(k)
         frac = np.bincount(lab, minlength=k) / n
+        if frac.min() == 0:
+            break
         means = np.array([v[lab == i].mean() for i in range(k)])
         sds = np.array([v[lab == i].std() for i in range(k)])
         gaps = [(means[i] - means[i + 1]) / max(np.sqrt((sds[i] ** 2 + sds[i + 1] ** 2) / 2), 1e-12)
@@ -503,15 +518,18 @@ def merge_close(positions: np.ndarray, score: np.ndarray, distance: float) -> np
     p = np.asarray(positions, float).reshape(-1, 2)
     if len(p) < 2:
         return np.arange(len(p))
-    order = np.argsort(-np.asarray(score, float), kind="stable")
-    tree = cKDTree(p)
+    pairs = cKDTree(p).query_pairs(distance, output_type="ndarray")
+    if len(pairs) == 0:
+        return np.arange(len(p))
+    sc = np.asarray(score, float)
+    nbrs: dict[int, list[int]] = {}
+    for i, j in pairs:
+        nbrs.setdefault(int(i), []).append(int(j))
+        nbrs.setdefault(int(j), []).append(int(i))
     dropped = np.zeros(len(p), bool)
-    for i in order:
-        if dropped[i]:
-            continue
-        for j in tree.query_ball_point(p[i], distance):
-            if j != i:
-                dropped[j] = True
+    for i in sorted(nbrs, key=lambda i: -sc[i]):  # only atoms with a close neighbour need the greedy pass
+        if not dropped[i]:
+            dropped[nbrs[i]] = True
     return np.flatnonzero(~dropped)
 
 
@@ -525,6 +543,8 @@ def atom_table(img: np.ndarray, heat: np.ndarray, peaks: np.ndarray, confidence:
     fit = refine_gaussian(img, start, radius)
     h, w = img.shape
     p = fit["positions"]
+    if fit["ok"].sum() >= 3 and cfg.merge_width > 0:  # two columns closer than ~1 width are not resolved
+        merge_px = max(merge_px, cfg.merge_width * float(np.median(fit["width"][fit["ok"]])))
     keep = merge_close(p, np.asarray(confidence, float) + fit["ok"], merge_px)
     keep = keep[(p[keep] >= -0.5).all(1) & (p[keep, 0] <= h - 0.5) & (p[keep, 1] <= w - 0.5)]
     peaks, confidence, start = np.asarray(peaks)[keep], np.asarray(confidence)[keep], start[keep]

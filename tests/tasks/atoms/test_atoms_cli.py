@@ -1,0 +1,47 @@
+"""``scopenet atoms``: CSV table, overlays, no silent overwrite, failures reported."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import scopenet as sn
+from scopenet.image.micrograph import Axis, Micrograph
+from scopenet.simulate.em.atoms import atom_image
+
+SCOPENET = str(Path(sys.executable).with_name("scopenet"))
+
+
+def _run(*args, cwd):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([SCOPENET, "atoms", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.slow
+def test_cli_writes_positions_and_overlays(tmp_path):
+    a = atom_image(np.random.default_rng(3), 96, split="held_out", dose=400.0, spacing_px=10.0, region="full")
+    mg = Micrograph(a.image, axes=[Axis("y", 96, 0.025, unit="nm"), Axis("x", 96, 0.025, unit="nm")])
+    sn.write(mg, tmp_path / "cu.tif")
+    (tmp_path / "junk.tif").write_bytes(b"not an image")
+    r = _run("cu.tif", "-o", "pos.csv", "--overlay", "ov", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    df = pd.read_csv(tmp_path / "pos.csv")
+    assert list(df.columns[:9]) == ["file", "frame", "x", "y", "x_m", "y_m", "sigma_px", "class", "confidence"]
+    assert abs(len(df) - len(a.atoms)) <= 0.1 * len(a.atoms)
+    np.testing.assert_allclose(df["x_m"], df["x"] * 2.5e-11, rtol=1e-6)
+    assert (tmp_path / "ov" / "cu-atoms.png").stat().st_size > 1000
+    before = (tmp_path / "pos.csv").read_bytes()
+    r = _run("cu.tif", "-o", "pos.csv", cwd=tmp_path)  # exists: refused, kept
+    assert r.returncode != 0 and "exists" in (r.stderr + r.stdout)
+    assert (tmp_path / "pos.csv").read_bytes() == before
+    r = _run("cu.tif", "junk.tif", "-o", "both.csv", cwd=tmp_path)  # one bad file: reported, the rest written
+    assert r.returncode == 1 and "junk.tif" in r.stderr
+    assert set(pd.read_csv(tmp_path / "both.csv")["file"]) == {"cu.tif"}
+    r = _run("cu.tif", "-o", "pos.txt", cwd=tmp_path)
+    assert r.returncode != 0 and ".csv" in r.stderr

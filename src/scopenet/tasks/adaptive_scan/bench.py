@@ -64,6 +64,28 @@ def _models(a) -> list[tuple[str, object, str | None]]:
     return out
 
 
+def _steps(est) -> str:
+    """Generator steps of a scanner, ``a+b`` when it started from a saved model trained for ``a``."""
+    own = est.card_.training.steps
+    init = est.card_.training.init or (est.card_.training.config or {}).get("init_from")
+    if not init:
+        return str(own)
+    try:
+        from ...weights.files import read_card
+
+        return f"{read_card(str(init) + '.json').training.steps}+{own}"
+    except Exception:  # noqa: BLE001 - the run it started from is not on this machine
+        return f"?+{own}"
+
+
+def _ratio_ci(x: np.ndarray, base: np.ndarray, seed: int, n: int = 2000) -> tuple[float, float]:
+    """95% paired-bootstrap interval of ``mean(x) / mean(base)`` over crops."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(x), size=(n, len(x)))
+    r = x[idx].mean(1) / base[idx].mean(1)
+    return float(np.percentile(r, 2.5)), float(np.percentile(r, 97.5))
+
+
 def _crops(a) -> tuple[np.ndarray, str]:
     from .data import test_crops
 
@@ -126,10 +148,10 @@ def run(a, report: Report) -> int:
             turns.append([s.turn_s + s.jump_s for s in st])
         r = {k: np.concatenate(v) for k, v in (("mse", mse), ("coverage", cover), ("off", off), ("time", times),
                                              ("turn", turns))}
-        results[label] = {"model": est.name, "path": est.path, "steps": est.card_.training.steps, **r}
+        results[label] = {"model": est.name, "path": est.path, "steps": _steps(est), **r}
         scans[label] = first
     base_of = {label: base for label, _, base in models}
-    t = Table(["method", "model", "gen. steps", "test MSE mean", "sd", "ratio to spiral", "wins vs spiral",
+    t = Table(["method", "model", "gen. steps", "test MSE mean", "sd", "ratio to spiral", "95% CI", "wins vs spiral",
                "coverage", "off-image segs", "scan time (us)", "turns+jumps (us)"],
               title=f"Adaptive vs fixed paths, coverage 1/23.04, {len(crops)} held-out 96x96 crops",
               float_format="{:.4f}")
@@ -139,21 +161,27 @@ def run(a, report: Report) -> int:
         if base not in results and label != "spiral":
             base = "spiral"  # the preferred same-budget spiral is not there: the plain one
         ratio = wins = None
+        ci = (None, None)
         if base in results:
             ratio = float(r["mse"].mean() / results[base]["mse"].mean())
             wins = float((r["mse"] < results[base]["mse"]).mean())
+            ci = _ratio_ci(r["mse"], results[base]["mse"], a.seed or 0)
         summary[label] = {"model": r["model"], "path": r["path"], "steps": r["steps"], "mse_mean": float(r["mse"].mean()),
                           "mse_sd": float(r["mse"].std()), "ratio_to": base if ratio is not None else None,
-                          "ratio": ratio, "wins": wins, "coverage": float(r["coverage"].mean()),
+                          "ratio": ratio, "ratio_ci95": list(ci), "wins": wins,
+                          "coverage": float(r["coverage"].mean()),
                           "off_segments": float(r["off"].mean()), "scan_time_us": float(r["time"].mean() * 1e6),
                           "turn_jump_us": float(r["turn"].mean() * 1e6)}
         s = summary[label]
         t.add(label, r["model"], r["steps"], s["mse_mean"], s["mse_sd"],
-              "-" if ratio is None else f"{ratio:.3f} (vs {base})", "-" if wins is None else f"{wins:.2f}",
+              "-" if ratio is None else f"{ratio:.3f} (vs {base})",
+              "-" if ci[0] is None else f"{ci[0]:.3f}-{ci[1]:.3f}", "-" if wins is None else f"{wins:.2f}",
               f"1/{1 / s['coverage']:.1f}", f"{s['off_segments']:.2f}", f"{s['scan_time_us']:.0f}",
               f"{s['turn_jump_us']:.0f}")
-    t.notes.append("ratio: mean MSE over the mean MSE of the spiral with the same generator budget; wins: "
-                   "fraction of crops where the method's error is lower than that spiral's on the same crop.")
+    t.notes.append("ratio: mean MSE over the mean MSE of the spiral with the same generator budget (95% CI: "
+                   "paired bootstrap over crops); wins: fraction of crops where the method's error is lower than "
+                   "that spiral's on the same crop; gen. steps: generator steps, a+b when the run started from "
+                   "a model trained for a steps.")
     report.table(t)
     report.data["results"] = summary
     if a.figures is not None:

@@ -65,16 +65,18 @@ def curves_png(curves: dict[str, dict], path: Path | None = None) -> bytes:
 
     plt = _plt()
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6), dpi=90)
-    for name, cv in curves.items():
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (name, cv) in enumerate(curves.items()):
+        col = colours[i % len(colours)]
         steps = np.asarray(cv.get("step") or [], float)
         mse = np.asarray([np.nan if v is None else v for v in cv.get("gen_mse") or []], float)
         if len(steps):
-            a.plot(steps, mse, label=name, lw=1)
+            a.plot(steps, mse, label=name, lw=1, color=col)
         cov = np.asarray([np.nan if v is None else v for v in cv.get("coverage") or []], float)
         off = np.asarray([np.nan if v is None else v for v in cv.get("off_rate") or []], float)
         if len(off) and np.isfinite(off).any():
-            b.plot(steps, cov * 23.04, label=f"{name}: coverage x 23.04", lw=1)
-            b.plot(steps, off, "--", label=f"{name}: off-image segments", lw=1)
+            b.plot(steps, cov * 23.04, label=f"{name}: coverage x 23.04", lw=1, color=col)
+            b.plot(steps, off, "--", label=f"{name}: off-image segments", lw=1, color=col)
     a.set_xlabel("step")
     a.set_ylabel("generator training MSE (scan-value scale)")
     a.set_yscale("log")

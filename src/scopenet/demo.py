@@ -29,6 +29,7 @@ SECTIONS: list[tuple[str, str]] = [
     ("Micrograph search", "scopenet.tasks.embed.demo:section"),
     ("Adaptive scans", "scopenet.tasks.adaptive_scan.demo:section"),
     ("Finding atoms", "scopenet.tasks.atoms.demo:section"),
+    ("Particles and movies", "scopenet.tasks.segment.demo:section"),
 ]
 
 

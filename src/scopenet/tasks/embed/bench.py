@@ -224,6 +224,8 @@ def _options(p) -> None:
     p.add_argument("--n-hsi", type=int, default=None, help="real gordon-hsi images (default 60, quick 20)")
     p.add_argument("--index-size", type=int, default=None,
                    help="synthetic codes in the latency index (default 1000000, quick 100000)")
+    p.add_argument("--parts", default="retrieval,throughput,search",
+                   help="comma-separated parts to run: retrieval, throughput, search (default all)")
     p.add_argument("--usearch-size", type=int, default=None,
                    help="codes in the usearch HNSW graph (default 100000, quick 20000; 0: skip usearch)")
 
@@ -246,7 +248,6 @@ def run(a, report: Report) -> int:
     """``scopenet bench embed`` on the harness."""
     import torch
 
-    from .baselines import PCACodes, PixelCodes, inputs_of
     from .model import Embedder
 
     q = a.quick
@@ -256,9 +257,25 @@ def run(a, report: Report) -> int:
     n_index = a.index_size if a.index_size is not None else (100_000 if q else 1_000_000)
     n_us = a.usearch_size if a.usearch_size is not None else (20_000 if q else 100_000)
     seed = BENCH_SIM_SEED if a.seed is None else int(a.seed)
+    parts = {p.strip() for p in a.parts.split(",") if p.strip()}
+    if not parts or parts - {"retrieval", "throughput", "search"}:
+        raise InputError(f"--parts takes retrieval, throughput, search; got {a.parts!r}")
     est = Embedder.pretrained(a.model)
     other = Embedder.pretrained(a.compare) if a.compare else None
     report.line(f"model {est.name}; torch threads {torch.get_num_threads()}; held-out sets (never in training)")
+    if "retrieval" in parts:
+        _retrieval(a, report, est, other, seed, n_em, n_spm, n_hsi)
+    if "throughput" in parts:
+        _throughput(a, report, est)
+    if "search" in parts:
+        _search(report, est, n_index, n_us)
+    return 0
+
+
+def _retrieval(a, report: Report, est, other, seed: int, n_em: int, n_spm: int, n_hsi: int) -> None:
+    from .baselines import PCACodes, PixelCodes, inputs_of
+
+    q = a.quick
     # PCA: fitted on simulated images of the training seeds (the held-out seeds differ)
     from .data import TRAIN_SIM_SEED
 
@@ -301,8 +318,10 @@ def run(a, report: Report) -> int:
         report.table(t)
         results[title] = res
     report.data["retrieval"] = results
-    # throughput
-    tp = throughput(est, 512 if q else 2048)
+
+
+def _throughput(a, report: Report, est) -> None:
+    tp = throughput(est, 512 if a.quick else 2048)
     t = Table(["what", "images/s (wall)", "images per CPU-second", "threads", "batch"],
               title="embedding throughput, CPU, 96x96")
     t.add("network (prepared inputs)", f"{tp['net_img_s']:.0f}", f"{tp['net_img_cpu_s']:.0f}", tp["threads"],
@@ -315,7 +334,9 @@ def run(a, report: Report) -> int:
                    "images per CPU-second do not.")
     report.table(t)
     report.data["throughput"] = tp
-    # search latency
+
+
+def _search(report: Report, est, n_index: int, n_us: int) -> None:
     sl = search_latency(n_index, est.latent, usearch_n=n_us)
     t = Table(["backend", "codes", "median ms / query (wall)", "median CPU ms / query", "build s",
                "recall@5 vs exact"], title="search latency, synthetic 64-d codes, top 5")
@@ -327,7 +348,6 @@ def run(a, report: Report) -> int:
                    "build, not its queries, is what a loaded 2-core machine cannot afford at 1,000,000).")
     report.table(t)
     report.data["search"] = sl
-    return 0
 
 
 SPEC = BenchSpec("embed", __doc__, run, _options, seed=None, threads=1,

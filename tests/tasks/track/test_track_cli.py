@@ -30,6 +30,7 @@ def test_track_cli_writes_tracks_and_msd_and_refuses_to_overwrite(tmp_path):
     assert r.returncode != 0 and "exists" in r.output
 
 
+@pytest.mark.slow  # two command starts
 def test_track_cli_errors(tmp_path):
     sn.write(Micrograph(np.zeros((16, 16), np.float32)), tmp_path / "one.tif")
     r = scopenet("track", tmp_path / "one.tif", "-o", tmp_path / "t.csv")

@@ -61,7 +61,7 @@ def install(stem, recipe: str, bench_json: Path | None = None) -> None:
     est = ExitWaveEstimator.load(stem)
     if bench_json is not None:
         b = json.loads(Path(bench_json).read_text())
-        flag = "" if recipe == "restricted" else f" --model {ROOT / 'src/scopenet/weights'}/exitwave-{recipe}"
+        flag = "" if recipe == "restricted" else " --model single"
         values = {f"{k} mae": [round(v["mae_mean"], 4), round(v["mae_sd"], 4)] for k, v in b["sets"].items()}
         values.update(random_mae=round(b["random_mae"], 4), zero_phase_mae=round(b["zero_phase_mae"], 4), n=b["n"])
         est.update_card(metrics={"values": values, "command": f"scopenet bench exitwave{flag} --n {b['n']} "

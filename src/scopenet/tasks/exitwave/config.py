@@ -30,7 +30,8 @@ class ExitWaveConfig(BaseModel):
         (set from the training distribution when a model is trained; 0 disables).
     amplitude_sd_range : (float, float)
         The range of the amplitude's standard deviation (after scaling to mean 1) seen in training;
-        an image outside it is flagged. ``(0, inf)`` disables.
+        an image outside it is flagged. The default ``(0, 1e6)`` flags nothing (finite, so that model
+        cards stay valid JSON).
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -40,7 +41,7 @@ class ExitWaveConfig(BaseModel):
     input: Literal["amplitude", "intensity"] = "amplitude"
     scale: Literal["mean", "range"] = "mean"
     ood_confidence: float = Field(0.0, ge=0.0, le=1.0)
-    amplitude_sd_range: tuple[float, float] = (0.0, float("inf"))
+    amplitude_sd_range: tuple[float, float] = (0.0, 1e6)
 
 
 class ExitWaveTrainConfig(TrainConfig):

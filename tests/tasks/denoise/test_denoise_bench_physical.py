@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from scopenet.tasks.denoise.bench import build_modality_table, run_physical
 from scopenet.tasks.denoise.pairs import physical_pair
@@ -35,3 +36,24 @@ def test_run_physical_scores_every_modality_and_reports_the_ratio_to_the_best_fi
         assert np.allclose(res[mod]["model:id"]["mse"], res[mod]["unfiltered"]["mse"])
     md = build_modality_table(res, ["model:id"]).markdown()
     assert "TEM MSE" in md and "SEM SSIM" in md and md.count("ratio to the best classical filter") == 3
+
+
+@pytest.mark.slow
+def test_cli_degradation_physical(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("scopenet")
+    out = tmp_path / "r.json"
+    r = subprocess.run([str(exe), "bench", "denoise", "--degradation", "physical", "--quick", "--model", "none",
+                        "--methods", "gaussian", "--size", "64", "--n", "1", "--json", str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "TEM MSE" in r.stdout and "SEM SSIM" in r.stdout
+    data = json.loads(out.read_text())
+    assert data["degradation"] == "physical" and set(data["results"]) == {"tem", "stem", "sem"}
+    bad = subprocess.run([str(exe), "bench", "denoise", "--degradation", "gamma"], capture_output=True, text=True,
+                         timeout=600)
+    assert bad.returncode != 0 and "degradation" in bad.stderr

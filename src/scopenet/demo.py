@@ -26,6 +26,7 @@ SECTIONS: list[tuple[str, str]] = [
     ("Denoising micrographs", "scopenet.tasks.denoise.demo:section"),
     ("Completing sparse scans", "scopenet.tasks.inpaint.demo:section"),
     ("Tip-state classification", "scopenet.tasks.classify.demo:section"),
+    ("Exit-wave phase", "scopenet.tasks.exitwave.demo:section"),
     ("Micrograph search", "scopenet.tasks.embed.demo:section"),
     ("Adaptive scans", "scopenet.tasks.adaptive_scan.demo:section"),
     ("Finding atoms", "scopenet.tasks.atoms.demo:section"),

@@ -100,3 +100,13 @@ def test_bad_movies_and_a_missing_trackpy_are_input_errors(monkeypatch):
     monkeypatch.setitem(sys.modules, "trackpy", None)
     with pytest.raises(InputError, match=r"pip install 'scopenet\[track\]'"):
         track(np.random.default_rng(0).random((3, 32, 32)))
+
+
+@pytest.mark.slow
+def test_segmentation_detector_tracks_large_particles():
+    m = simulate_movie(n_frames=4, size=96, n_particles=3, step=0.5, sigma=3.0, amplitude=2.0, seed=3)
+    df = track(m.frames, detector="segment")  # the shipped segment-particles model; regions' centroids
+    lone = df[df.x_raw < 35].sort_values("frame")  # the isolated particle (the other two touch)
+    assert len(lone) == 4 and lone.particle.nunique() == 1
+    truth = np.array([m.observed()[t][0] for t in range(4)])
+    np.testing.assert_allclose(lone[["y_raw", "x_raw"]].to_numpy(), truth, atol=1.0)

@@ -18,8 +18,9 @@ Adding a task (atoms, exitwave, embed...) is one entry at the end of this module
 
     register_batch_task(BatchTask("atoms", default_model="default", output="table", apply=_atoms))
 
-``apply`` must be a module-level function (workers import it by name). Give ``tiled`` a
-:class:`~scopenet.scale.tiled.TilePlan` subclass to process images larger than memory block by block.
+``apply`` must be a module-level function (workers import it by name). Give ``tiled`` a function that
+returns a :class:`~scopenet.scale.tiled.TilePlan` subclass to process images larger than memory block by
+block.
 """
 from __future__ import annotations
 
@@ -63,9 +64,10 @@ class BatchTask:
         run's task options; returns a Micrograph (image tasks) or a dict (table tasks).
     load : callable, optional
         ``load(model_name) -> estimator``; default ``estimator_class(name).pretrained(model_name)``.
-    tiled : type, optional
-        A :class:`~scopenet.scale.tiled.TilePlan` subclass: how to run the task block by block on images
-        larger than memory (``--tile``). None: the task needs whole images.
+    tiled : callable, optional
+        ``tiled()`` returns a :class:`~scopenet.scale.tiled.TilePlan` subclass (imported when needed): how
+        to run the task block by block on images larger than memory (``--tile``). None: the task needs
+        whole images.
     is_input : callable, optional
         ``is_input(path) -> bool`` to leave out companion files (an inpainting scan's mask).
     description : str
@@ -77,7 +79,7 @@ class BatchTask:
     output: str = "image"
     apply: Callable[..., Any] = _predict
     load: Callable[[str], Any] | None = None
-    tiled: type | None = None
+    tiled: Callable[[], type] | None = None
     is_input: Callable[[Path], bool] | None = None
     description: str = ""
 

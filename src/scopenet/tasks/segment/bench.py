@@ -35,6 +35,7 @@ def _options(p) -> None:
     p.add_argument("--model", default="segment-particles", help="installed model name or path stem")
     p.add_argument("--n", type=int, default=None, help="held-out simulated images (default 40; --quick 8)")
     p.add_argument("--size", type=int, default=256, help="simulated image side (px)")
+    p.add_argument("--tta", type=int, default=1, help="flipped/rotated views averaged by the model (1..8)")
     p.add_argument("--overlays", type=Path, default=None, help="write overlay and histogram PNGs of the real images here")
 
 
@@ -51,13 +52,13 @@ def scores(pred_mask: np.ndarray, truth_mask: np.ndarray) -> dict[str, float]:
     return {"dice": dice(t, p), "iou": iou(t, p), "object_f1": m.f1, "count_err": abs(int(lp.max()) - nt) / nt}
 
 
-def _methods(model):
+def _methods(model, tta: int = 1):
     from .particles import label_particles
 
     def clean(mask):
         return label_particles(mask, min_area=4) > 0
 
-    out = {"model": lambda x: clean(np.asarray(model.predict_labels(x)) > 0)}
+    out = {"model": lambda x: clean(np.asarray(model.predict_labels(x, tta=tta)) > 0)}
     out.update({name: (lambda x, f=f: clean(f(x))) for name, f in BASELINES.items()})
     return out
 
@@ -98,7 +99,9 @@ def run(a, report: Report) -> int:
     n = a.n or (8 if a.quick else 40)
     seed = EVAL_SEED if a.seed is None else a.seed
     report.line(f"model {model.name}: {model.card_.training.data or ''}")
-    methods = _methods(model)
+    methods = _methods(model, a.tta)
+    if a.tta > 1:
+        report.line(f"model predictions average {a.tta} flipped/rotated views")
     results = report.data.setdefault("results", {})
     for setting, count, s in (("heldout", n, seed), ("train", max(2, n // 4), seed + 1)):
         rng = np.random.default_rng(s)

@@ -63,7 +63,7 @@ def segment_cmd(
         from ..tasks.segment.particles import label_particles, overlay_png, particle_table, size_histogram_png
 
         src, o = pair
-        side = {k: o.with_name(f"{o.stem.rsplit('-', 1)[0]}-{k}") for k in ("particles.csv", "sizes.png", "overlay.png")}
+        side = {k: o.with_name(f"{src.stem}-{k}") for k in ("particles.csv", "sizes.png", "overlay.png")}
         for p in [o, *(side.values() if particles else [])]:
             check_absent(p, overwrite)
         img = pick_image(src, signal, quiet=quiet)

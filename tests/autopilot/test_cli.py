@@ -38,3 +38,14 @@ def test_replay_backend_and_bad_options(tmp_path):
     assert bad.returncode != 0 and "exactly one backend" in bad.output
     bad = scopenet("autopilot", "--sim", "--agent", "fixed:zap", "-o", tmp_path / "y")
     assert bad.returncode != 0 and "fixed sequence" in bad.output
+
+
+@pytest.mark.slow
+def test_bench_json_prints_one_object():
+    r = scopenet("bench", "autopilot", "--episodes", "2", "--select-episodes", "2", "--json")
+    assert r.returncode == 0, r.output
+    d = json.loads(r.stdout)
+    for k in ("agent_median_actions", "random_median_actions", "best_fixed_median_actions", "episodes"):
+        assert k in d
+    assert d["episodes"] == 2 and len(d["distributions"]["agent"]["actions"]) == 2
+    assert all(1 <= n <= 100 for n in d["distributions"]["random"]["actions"])

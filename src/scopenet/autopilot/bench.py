@@ -84,15 +84,77 @@ def select_fixed(judge, n_select: int, seed: int, log=print) -> tuple[list[int],
         cands = ranked[:max(2, len(cands) // 3)]
 
 
+REAL_STM_FIXTURES = ("sxm/Si_7x7_012.sxm", "sxm/Si_7x7_051.sxm", "matrix/2014Mar01-093225--7_100.Z_mtrx",
+                     "ibw/20230110-152047_ScV6Sn6-2023-01-10-STM_NANOPROBE_AtomManipulation--37_1-I 3_Backward_Down.ibw",
+                     "spiepy/image_with_defects.dat")
+
+
+def judge_on_real(judge, shared, n_hsi: int = 600) -> dict:
+    """The judge on real STM images: H:Si(100) (gordon-hsi, good = crowd verdict: no blur, no tip change,
+    atoms or dimers seen by half the volunteers) and the fixtures' other surfaces (verdict per file)."""
+    from pathlib import Path
+
+    from .replay import load_recorded
+
+    out: dict = {}
+    src = Path(shared) / "data" / "gordon-hsi"
+    if (src / "images.npz").exists():
+        imgs, labels = load_recorded(src, limit=n_hsi)
+        res = judge.judge_many(imgs)
+        truth = np.array([lab.get("recorded_good", False) for lab in labels])
+        pred = np.array([r.verdict == "good" for r in res])
+        inside = np.array([r.verdict != "unknown" for r in res])
+        pred05 = np.array([r.p_good >= 0.5 for r in res])
+        out["hsi"] = {"images": len(imgs), "recorded_good_fraction": float(truth.mean()),
+                      "unknown_fraction": float(1 - inside.mean()),
+                      "accuracy_in_domain_p0.9": float((pred == truth)[inside].mean()) if inside.any() else None,
+                      "accuracy_in_domain_p0.5": float((pred05 == truth)[inside].mean()) if inside.any() else None,
+                      "majority_accuracy": float(max(truth.mean(), 1 - truth.mean())),
+                      "true_positive_rate_p0.9": float(pred[inside & truth].mean()) if (inside & truth).any() else None,
+                      "false_positive_rate_p0.9": float(pred[inside & ~truth].mean()) if (inside & ~truth).any() else None}
+    files = []
+    for rel in REAL_STM_FIXTURES:
+        p = Path(shared) / "fixtures" / rel
+        if not p.exists():
+            continue
+        from ..io import read
+
+        try:
+            img = read(p)
+        except Exception as e:  # noqa: BLE001 - reported, not fatal
+            files.append({"file": rel, "error": str(e)[:120]})
+            continue
+        z = np.asarray(img.data, np.float32)
+        z = z[0] if z.ndim == 3 else z
+        r = judge(z)
+        files.append({"file": rel, "verdict": r.verdict, "p_good": round(r.p_good, 3),
+                      "domain_score": round(r.domain_score, 1)})
+    out["fixtures"] = files
+    return out
+
+
 def _run(a: argparse.Namespace, rep: Report) -> int:
     from .agent import FixedSequenceAgent, QAgent, RandomAgent
     from .judge import Judge
 
     quiet = getattr(a, "_json_stdout", False)
     say = (lambda *x, **k: None) if quiet else rep.line
-    n = 40 if a.quick and a.episodes is None else (a.episodes or 200)
+    n = 40 if a.quick and a.episodes is None else (200 if a.episodes is None else a.episodes)
     n_sel = a.select_episodes or (12 if a.quick else 36)
     judge = Judge()
+    if a.real:
+        import os
+        from pathlib import Path
+
+        shared = Path(os.environ.get("SCOPENET_SHARED", Path.cwd().parent / "shared"))
+        real = judge_on_real(judge, shared)
+        rep.data["judge_real"] = real
+        if "hsi" in real:
+            say("judge on real H:Si(100) (gordon-hsi, crowd labels): " + json.dumps(real["hsi"]))
+        for f in real["fixtures"]:
+            say(f"judge on {f['file']}: " + json.dumps({k: v for k, v in f.items() if k != "file"}))
+        if n == 0:
+            return 0
     agent = QAgent.load(a.agent) if a.agent else QAgent.pretrained("default")
     seeds = [EPISODE_SEED_BASE + 10_000 * a.seed + i for i in range(n)]
     t0 = time.time()
@@ -135,6 +197,9 @@ def _options(g) -> None:
     g.add_argument("--select-episodes", type=int, default=None,
                    help="selection episodes per surviving fixed sequence (default 36; --quick 12)")
     g.add_argument("--agent", default=None, help="saved agent stem (default: the shipped autopilot-default)")
+    g.add_argument("--real", action="store_true",
+                   help="also score the judge on real STM images (../shared: gordon-hsi crowd labels, fixtures); "
+                        "with --episodes 0 only that")
 
 
 SPEC = BenchSpec("autopilot", __doc__, _run, _options, quick="40 episodes, 12 selection episodes", seed=0,

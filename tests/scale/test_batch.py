@@ -104,7 +104,7 @@ def test_huge_image_block_by_block_equals_the_in_memory_result(tmp_path, client)
     img = sn.Micrograph(a, axes=[sn.Axis("y", 1024, 0.1, unit="nm"), sn.Axis("x", 1000, 0.1, unit="nm")])
     sn.write(img, tmp_path / "in" / "big.tif")
     rep = run_batch("denoise", tmp_path / "in", tmp_path / "out", model=str(tmp_path / "tiny-tiled"),
-                    client=client, tile=True, block=384)
+                    client=client, tile=True, block=384, tiff=True)
     assert (rep.done, rep.failed, rep.tiled) == (1, 0, 1), rep.summary()
     import zarr
 
@@ -115,6 +115,7 @@ def test_huge_image_block_by_block_equals_the_in_memory_result(tmp_path, client)
     ref = Denoiser.load(tmp_path / "tiny-tiled").predict(sn.read(tmp_path / "in" / "big.tif"))
     np.testing.assert_allclose(np.asarray(got), ref.data, atol=1e-5)
     assert np.isnan(np.asarray(got)[5, 7])
+    np.testing.assert_array_equal(sn.read(tmp_path / "out" / "big-denoised.tif").data, np.asarray(got))  # --tiff
 
 
 def test_inpaint_and_classify_batches_equal_each_file_alone(tmp_path, client):

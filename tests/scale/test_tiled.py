@@ -53,3 +53,19 @@ def test_block_wise_denoising_refuses_tta(tmp_path, est):
     path = sn.write(sn.Micrograph(np.ones((40, 40))), tmp_path / "a.npy")
     with pytest.raises(InputError, match="tta"):
         run_tiled_local(est, DenoisePlan, path, tmp_path / "o.zarr", tta=2)
+
+
+def test_a_block_wise_output_copies_to_a_tiled_tiff_with_its_calibration(tmp_path, est):
+    from scopenet.io.zarr_io import store_to_tiled_tiff
+
+    img = sn.Micrograph(np.random.default_rng(2).random((300, 280)), axes=[sn.Axis("y", 300, 0.5, unit="nm"),
+                                                                        sn.Axis("x", 280, 0.5, unit="nm")])
+    store = run_tiled_local(est, DenoisePlan, sn.write(img, tmp_path / "in.npy"), tmp_path / "o.zarr", block=128)
+    tif = store_to_tiled_tiff(store, tmp_path / "o.tif", tile=64)
+    import tifffile
+
+    with tifffile.TiffFile(tif) as tf:
+        assert tf.pages[0].is_tiled and tf.pages[0].tilewidth == 64
+    back, ref = sn.read(tif, lazy=True), sn.read(store)
+    np.testing.assert_array_equal(np.asarray(back), ref.data)
+    assert back.axes == ref.axes and back.provenance[-2]["operation"] == "denoise"

@@ -32,6 +32,7 @@ def batch_cmd(
                                         help="Process images block by block into .zarr stores (default: files "
                                              "of 1 GiB and more; denoise only)."),
     block: int = typer.Option(2048, "--block", min=16, help="Block side (px) with --tile: the zarr chunks."),
+    tiff: bool = typer.Option(False, "--tiff", help="With --tile: also a tiled BigTIFF copy of each 2-D output."),
     mask: Optional[Path] = typer.Option(None, "--mask",
                                         help="inpaint: one mask for every scan (default: <stem>-mask.* beside "
                                              "each scan, or its NaN pixels)."),
@@ -53,7 +54,8 @@ def batch_cmd(
 
             raise InputError("--mask is an option of batch inpaint")
         report = run_batch(task, list(inputs), output, model=model, scheduler=scheduler, n_workers=workers,
-                           threads_per_worker=threads, progress=show_progress(quiet), tile=tile, block=block, **kw)
+                           threads_per_worker=threads, progress=show_progress(quiet), tile=tile, block=block,
+                           tiff=tiff, **kw)
     typer.echo(report.summary().splitlines()[0])
     for name, why in report.failures.items():
         typer.echo(f"failed: {name}: {why}", err=True)

@@ -28,7 +28,8 @@ from ._lazyimage import CHUNK, lazy_array, make_micrograph
 from ._state import STATE_KEY, micrograph_from_state, micrograph_state
 from .registry import Format, register_store
 
-__all__ = ["is_zarr_store", "read_zarr", "write_zarr", "create_array", "temporary_store", "put_store_in_place"]
+__all__ = ["is_zarr_store", "read_zarr", "write_zarr", "create_array", "temporary_store", "put_store_in_place",
+           "store_to_tiled_tiff"]
 
 _MARKERS = ("zarr.json", ".zarray", ".zgroup")
 
@@ -134,6 +135,41 @@ def write_zarr(img: Micrograph, path: Path, *, overwrite: bool = False, chunks: 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return put_store_in_place(tmp, path, overwrite)
+
+
+def store_to_tiled_tiff(store: str | os.PathLike, path: str | os.PathLike, *, tile: int = 256,
+                        overwrite: bool = False) -> Path:
+    """Copy a zarr store written by scopenet to a tiled BigTIFF, one band of tile rows at a time.
+
+    The TIFF (float32, ``tile`` px tiles, uncompressed) carries the Micrograph state in its ImageDescription,
+    so :func:`scopenet.read` restores calibration and provenance, and reads it lazily tile by tile. Memory:
+    one band of ``tile`` rows of the image.
+    """
+    import tifffile
+    import zarr
+
+    from .._fileutil import atomic_output
+
+    z = zarr.open_array(store=str(store), mode="r")
+    if z.ndim != 2:
+        raise WriteError(Path(path), f"a tiled TIFF copy takes a 2-D store, got shape {z.shape}")
+    state = dict(z.attrs).get(STATE_KEY)
+    h, w = z.shape
+
+    def tiles():
+        for y0 in range(0, h, tile):
+            band = np.asarray(z[y0:y0 + tile, :], np.float32)
+            for x0 in range(0, w, tile):
+                t = np.zeros((tile, tile), np.float32)
+                part = band[:, x0:x0 + tile]
+                t[:part.shape[0], :part.shape[1]] = part
+                yield t
+
+    desc = json.dumps(state, ensure_ascii=True, separators=(",", ":")) if isinstance(state, dict) else None
+    with atomic_output(Path(path), overwrite=overwrite) as tmp:
+        tifffile.imwrite(tmp, tiles(), shape=(h, w), dtype=np.float32, tile=(tile, tile), bigtiff=True,
+                         description=desc, metadata=None)
+    return Path(path)
 
 
 def remove_store(path: Path) -> None:

@@ -212,7 +212,7 @@ class _TiledFile:
 def run_batch(task: str, inputs, out_dir: str | os.PathLike, *, model: str | None = None,
               scheduler: str | None = None, n_workers: int | None = None, threads_per_worker: int = 1,
               client=None, progress: bool = False, tile: bool | None = None, tile_above: int = TILE_ABOVE,
-              block: int = 2048, on_result: Callable[[str, str], None] | None = None,
+              block: int = 2048, tiff: bool = False, on_result: Callable[[str, str], None] | None = None,
               **task_kw: Any) -> BatchReport:
     """Run a task over every file of ``inputs`` on a Dask cluster; outputs go to ``out_dir``.
 
@@ -242,6 +242,9 @@ def run_batch(task: str, inputs, out_dir: str | os.PathLike, *, model: str | Non
         least ``tile_above`` bytes (image tasks with a tiled plan only).
     block : int
         Block side (px) of block-wise processing: the zarr chunks of the output.
+    tiff : bool
+        Also copy each 2-D block-wise output to a tiled BigTIFF beside its zarr store (``<stem><tag>.tif``,
+        256 px tiles, written band by band on the client).
     on_result : callable, optional
         ``on_result(key, state)`` after each file settles (``"done"`` or ``"failed"``), on the client.
     **task_kw
@@ -295,7 +298,7 @@ def run_batch(task: str, inputs, out_dir: str | os.PathLike, *, model: str | Non
     if todo:
         _run(entry, model, todo, out, mpath, manifest, report, scheduler=scheduler, n_workers=n_workers,
              threads_per_worker=threads_per_worker, client=client, progress=progress, block=block,
-             on_result=on_result, task_kw=task_kw)
+             on_result=on_result, task_kw=task_kw, tiff=tiff)
     if entry.output == "table":
         _write_table(out, task, manifest)
     report.seconds = time.perf_counter() - t0
@@ -303,7 +306,7 @@ def run_batch(task: str, inputs, out_dir: str | os.PathLike, *, model: str | Non
 
 
 def _run(entry, model, todo, out, mpath, manifest, report, *, scheduler, n_workers, threads_per_worker, client,
-         progress, block, on_result, task_kw) -> None:
+         progress, block, on_result, task_kw, tiff=False) -> None:
     from distributed import Client, LocalCluster, as_completed
 
     from ..io.zarr_io import remove_store, temporary_store
@@ -428,6 +431,10 @@ def _run(entry, model, todo, out, mpath, manifest, report, *, scheduler, n_worke
                     del tiled[key]
                     try:
                         put_store_in_place(tf.tmp, tf.dst, overwrite=True)
+                        if tiff:
+                            from ..io.zarr_io import store_to_tiled_tiff
+
+                            store_to_tiled_tiff(tf.dst, tf.dst.with_suffix(".tif"), overwrite=True)
                         settle(key, True, None, tf.dst)
                     except Exception as exc:  # noqa: BLE001
                         settle(key, False, exc=exc)

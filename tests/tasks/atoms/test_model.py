@@ -101,3 +101,10 @@ def test_fit_on_masks_and_coordinates_and_its_errors(example):
 
 def test_public_names():
     assert sn.find_atoms is find_atoms and sn.AtomFinder is AtomFinder
+
+
+def test_fast_refinement_has_no_uncertainty_but_finds_the_same_atoms(example, table):
+    fast = find_atoms(example.image, refine="heatmap")
+    assert fast["sigma_px"].isna().all() and len(fast) > 0
+    m = match_atoms(table[["y", "x"]].to_numpy(), fast[["y", "x"]].to_numpy(), 1.0)
+    assert m.f1 > 0.97 and m.rms_px < 0.5

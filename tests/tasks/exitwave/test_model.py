@@ -148,3 +148,19 @@ def test_training_batches_transform_amplitude_and_phase_together():
 def test_learning_rate_is_halved_at_equal_intervals():
     assert [_lr_factor(f, 3) for f in (0.0, 0.24, 0.26, 0.5, 0.76, 1.0)] == [1, 1, 0.5, 0.25, 0.125, 0.125]
     assert _lr_factor(0.9, 0) == 1.0
+
+
+def test_noise_is_flagged_by_its_high_frequency_content():
+    from scopenet.tasks.exitwave.familiar import high_frequency_fraction
+
+    rng = np.random.default_rng(0)
+    noise = 1.0 + rng.random((128, 128))
+    assert high_frequency_fraction(noise) == pytest.approx(1 - np.pi / 9, abs=0.02)  # white: area outside k = 1/3
+    smooth = np.abs(_waves(1, 128)[0])
+    assert high_frequency_fraction(smooth) < 0.05 and high_frequency_fraction(np.ones((8, 8))) == 0.0
+    est = ExitWaveEstimator(arch_config={"channels": 4, "blocks": 1}, high_frequency_max=0.5)
+    assert est.assess(smooth)["familiar"]
+    verdict = est.assess(noise)
+    assert not verdict["familiar"] and "Nyquist" in verdict["reasons"][0]
+    with pytest.warns(UnfamiliarInputWarning, match="Nyquist"):
+        est.predict(noise)

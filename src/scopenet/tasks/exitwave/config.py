@@ -32,6 +32,10 @@ class ExitWaveConfig(BaseModel):
         The range of the amplitude's standard deviation (after scaling to mean 1) seen in training;
         an image outside it is flagged. The default ``(0, 1e6)`` flags nothing (finite, so that model
         cards stay valid JSON).
+    high_frequency_max : float
+        The largest fraction of the amplitude's variance above 2/3 of the Nyquist frequency seen in
+        training (times a margin); simulated waves are band-limited there, so noisy or
+        differently sampled images are flagged. 1 disables.
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -42,6 +46,7 @@ class ExitWaveConfig(BaseModel):
     scale: Literal["mean", "range"] = "mean"
     ood_confidence: float = Field(0.0, ge=0.0, le=1.0)
     amplitude_sd_range: tuple[float, float] = (0.0, 1e6)
+    high_frequency_max: float = Field(1.0, ge=0.0, le=1.0)
 
 
 class ExitWaveTrainConfig(TrainConfig):

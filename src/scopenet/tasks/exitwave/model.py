@@ -33,6 +33,7 @@ from ...image.tta import check_views, tta_average
 from ...nn import exitwave as _nn_exitwave  # noqa: F401  (registers exitwave-net)
 from .._estimator import Estimator, cached, map_images, register
 from .config import ExitWaveConfig
+from .familiar import high_frequency_fraction
 
 __all__ = ["ExitWaveEstimator", "UnfamiliarInputWarning", "exit_wave", "DEFAULT_MODEL", "SINGLE_MODEL"]
 
@@ -202,7 +203,12 @@ class ExitWaveEstimator(Estimator):
         if not lo <= sd <= hi:
             reasons.append(f"amplitude contrast (sd {sd:.3f} at mean 1) is outside the training range "
                            f"[{lo:.3f}, {hi:.3f}]")
-        return {"mean_confidence": mc, "amplitude_sd": sd, "familiar": not reasons, "reasons": reasons}
+        hf = high_frequency_fraction(a)
+        if hf > c.high_frequency_max:
+            reasons.append(f"{hf:.1%} of its contrast lies above 2/3 of the Nyquist frequency, more than the "
+                           f"{c.high_frequency_max:.1%} of band-limited training waves (noise, or another sampling)")
+        return {"mean_confidence": mc, "amplitude_sd": sd, "high_frequency_fraction": hf, "familiar": not reasons,
+                "reasons": reasons}
 
     def _frame(self, frame: np.ndarray, tta: int, out: str, warn: bool) -> np.ndarray:
         a, phase, conf = self.phase_and_confidence(frame, tta)

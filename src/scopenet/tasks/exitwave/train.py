@@ -198,15 +198,20 @@ def _run(net, data, config, *, device=None, progress=False, resume=False, callba
 
 def calibrate(est, pool: np.ndarray, crop: int, n: int = 32, seed: int = 0) -> dict:
     """Unfamiliar-input thresholds from the training distribution: ``ood_confidence`` (0.8 times the
-    lowest mean confidence of ``n`` training crops) and ``amplitude_sd_range`` (the crops' amplitude
-    sd range widened by a factor 1.5 each way)."""
+    lowest mean confidence of ``n`` training crops), ``amplitude_sd_range`` (the crops' amplitude
+    sd range widened by a factor 1.5 each way) and ``high_frequency_max`` (1.25 times the largest
+    fraction of variance above 2/3 of Nyquist, at least 0.01)."""
+    from .familiar import high_frequency_fraction
+
     rng = np.random.default_rng([seed, 7])
     amps, _ = make_batch(pool, min(crop, *pool.shape[1:]), n, rng, est.config.scale)
     raw = np.concatenate([est.raw_components(amps[i:i + 8, 0]) for i in range(0, n, 8)])
     conf = np.clip(np.hypot(raw[:, 0], raw[:, 1]), 0, 1).mean((1, 2))
     sds = amps[:, 0].std((1, 2))
+    hf = max(high_frequency_fraction(a) for a in amps[:, 0])
     return {"ood_confidence": float(np.clip(0.8 * conf.min(), 0.0, 1.0)),
-            "amplitude_sd_range": (float(sds.min() / 1.5), float(sds.max() * 1.5))}
+            "amplitude_sd_range": (float(sds.min() / 1.5), float(sds.max() * 1.5)),
+            "high_frequency_max": float(np.clip(max(1.25 * hf, 0.01), 0.0, 1.0))}
 
 
 def main(config: ExitWaveTrainConfig | str | Path, resume: bool = False, *, progress: bool = True,

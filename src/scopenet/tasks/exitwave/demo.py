@@ -58,9 +58,14 @@ def figure_png(model: str = "restricted", material: str = DEMO_MATERIAL, seed: i
 
 def write_figure(path: str | Path = "docs/figures/exitwave.png") -> Path:
     """Write the docs figure (``python -m scopenet.tasks.exitwave.demo [PATH]``)."""
+    import io
+
+    from PIL import Image
+
     png, _ = figure_png()
+    img = Image.open(io.BytesIO(png)).convert("RGB").quantize(colors=128)  # docs figures stay < 200 KB
     path = Path(path)
-    path.write_bytes(png)
+    img.save(path, format="PNG", optimize=True)
     return path
 
 

@@ -28,3 +28,16 @@ def test_uses_the_matched_pairs_only_and_checks_shapes():
     assert np.isnan(fraction_within_sigma(empty, t, [[99, 99]], [1.0]))
     with pytest.raises(InputError, match="sigma"):
         fraction_within_sigma(m, t, p, [0.1, 0.1])
+
+
+def test_large_sets_are_matched_per_component_with_the_same_optimum():
+    from scopenet.metrics.atoms import _match_sparse
+
+    rng = np.random.default_rng(0)
+    t = rng.uniform(0, 300, (3000, 2))
+    p = np.concatenate([t + rng.normal(0, 0.5, t.shape), rng.uniform(0, 300, (300, 2))])[rng.permutation(3300)]
+    dense = match_atoms(t, p, 1.5)
+    sparse = _match_sparse(t, p, 1.5, None, None)
+    assert sparse.tp == dense.tp and sparse.distances_px.sum() == pytest.approx(dense.distances_px.sum())
+    big = match_atoms(np.tile(t, (1, 1)) * 10, p * 10, 15.0)  # 3000 x 3300 > 4e6 pairs: the sparse path
+    assert big.tp == dense.tp

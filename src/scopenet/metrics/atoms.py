@@ -122,7 +122,6 @@ def match_atoms(true_xy, pred_xy, tolerance: float, pixel_size: float | None = N
     -------
     AtomMatch
     """
-    from scipy.optimize import linear_sum_assignment
     from scipy.spatial.distance import cdist
 
     if not (np.isfinite(tolerance) and tolerance > 0):
@@ -136,19 +135,57 @@ def match_atoms(true_xy, pred_xy, tolerance: float, pixel_size: float | None = N
         return empty
     if t.shape[1] != p.shape[1]:
         raise InputError(f"true and predicted positions differ in dimension: {t.shape[1]} vs {p.shape[1]}")
+    if len(t) * len(p) > 4_000_000:  # large sets: solve each connected group of candidate pairs alone
+        return _match_sparse(t, p, tolerance, pixel_size, empty)
     d = cdist(t, p)
+    rows, cols = _assign(d, tolerance)
+    if len(rows) == 0:
+        return empty
+    return AtomMatch(np.stack([rows, cols], axis=1).astype(np.int64), d[rows, cols], len(t), len(p),
+                     pixel_size)
+
+
+def _assign(d: np.ndarray, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+    """Optimal pairs (rows, cols) of a distance matrix within ``tolerance``."""
+    from scipy.optimize import linear_sum_assignment
+
     ok = d <= tolerance
     if not ok.any():
-        return empty
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     # A forbidden pair costs more than any complete set of allowed pairs, so the assignment first
     # maximises the number of allowed pairs, then minimises their summed distance.
     big = tolerance * (min(d.shape) + 1) + 1.0
-    cost = np.where(ok, d, big)
-    rows, cols = linear_sum_assignment(cost)
+    rows, cols = linear_sum_assignment(np.where(ok, d, big))
     keep = ok[rows, cols]
-    rows, cols = rows[keep], cols[keep]
-    return AtomMatch(np.stack([rows, cols], axis=1).astype(np.int64), d[rows, cols], len(t), len(p),
-                     pixel_size)
+    return rows[keep], cols[keep]
+
+
+def _match_sparse(t: np.ndarray, p: np.ndarray, tolerance: float, pixel_size, empty) -> AtomMatch:
+    """:func:`match_atoms` for large sets: the same optimum, found per connected component of the graph of
+    pairs closer than ``tolerance`` (components are independent), in memory linear in the pairs."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    sp = cKDTree(t).sparse_distance_matrix(cKDTree(p), tolerance, output_type="coo_matrix")
+    if sp.nnz == 0:
+        return empty
+    nt, npred = len(t), len(p)
+    graph = coo_matrix((np.ones(sp.nnz), (sp.row, sp.col + nt)), shape=(nt + npred, nt + npred))
+    _, lab = connected_components(graph, directed=False)
+    comp = lab[sp.row]
+    order = np.argsort(comp, kind="stable")
+    bounds = np.flatnonzero(np.diff(comp[order])) + 1
+    rows_all, cols_all = [], []
+    for idx in np.split(order, bounds):
+        ti, pi = np.unique(sp.row[idx]), np.unique(sp.col[idx])
+        d = np.linalg.norm(t[ti][:, None, :] - p[pi][None, :, :], axis=-1)
+        r, c = _assign(d, tolerance)
+        rows_all.append(ti[r])
+        cols_all.append(pi[c])
+    rows, cols = np.concatenate(rows_all), np.concatenate(cols_all)
+    dist = np.linalg.norm(t[rows] - p[cols], axis=1)
+    return AtomMatch(np.stack([rows, cols], axis=1).astype(np.int64), dist, len(t), len(p), pixel_size)
 
 
 def fraction_within_sigma(match: AtomMatch, true_xy, pred_xy, sigma) -> float:

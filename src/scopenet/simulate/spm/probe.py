@@ -39,7 +39,7 @@ tip dip to depth d     apex reshaped with ``p = 1 - exp(-d / 1.5)`` (0.41 at 0.8
                        reshape. Crash with ``p = 0.002 exp(d / 1.2)`` (0.013 at 2.5 nm, 0.13 at 5 nm):
                        radius U(4, 12) nm, second apex (p 0.5), instability 0.6.
 scanning               per image: instability grows by 0.01; an adsorbate is picked up with p 0.004;
-                       the apex blunts x 1.05 with p 0.01 (slow degradation).
+                       the apex blunts x 1.05 with p 0.01 (slow degradation). Radii are capped at 20 nm.
 =====================  ==========================================================================
 """
 from __future__ import annotations
@@ -58,6 +58,9 @@ __all__ = ["ApexState", "apply_dip", "apply_pulse", "crash_probability", "degrad
 
 #: names of the defects an apex can have (see :meth:`ApexState.defects`)
 DEFECTS = ("blunt", "double", "asymmetric", "adsorbate", "unstable")
+
+#: apex radius cap (nm): blunting stops here (and the imaging canvas stays bounded)
+MAX_RADIUS_NM = 20.0
 
 _DROP = {2.5: 0.2, 4.0: 0.45, 8.0: 0.6}
 _PICK = {2.5: 0.2, 4.0: 0.35, 8.0: 0.5}
@@ -187,7 +190,7 @@ def apply_pulse(st: ApexState, volts: float, rng: np.random.Generator) -> ApexSt
             st.aspect = 1.0 + abs(float(rng.normal(0, 0.1)))
         u = rng.random()
         if u < 0.15:
-            st.radius_nm *= float(rng.uniform(1.3, 2.0))
+            st.radius_nm = min(MAX_RADIUS_NM, st.radius_nm * float(rng.uniform(1.3, 2.0)))
         elif u < 0.25:
             st.radius_nm = max(0.4, st.radius_nm * float(rng.uniform(0.5, 0.8)))
         if st.ghost_w > 0 and rng.random() < 0.1:
@@ -235,7 +238,7 @@ def degrade(st: ApexState, rng: np.random.Generator) -> ApexState:
     if not st.adsorbate and rng.random() < 0.004:
         st.adsorbate = True
     if rng.random() < 0.01:
-        st.radius_nm *= 1.05
+        st.radius_nm = min(MAX_RADIUS_NM, st.radius_nm * 1.05)
     return st
 
 
@@ -279,7 +282,7 @@ def render_scan(apex: ApexState, rng: np.random.Generator, *, size: int = 64, fo
     p_switch = min(0.9, 0.5 * apex.adsorbate + max(0.0, 1.5 * (apex.instability - 0.3)))
     if rng.random() < p_switch:
         other = ApexState(**asdict(apex))
-        other.radius_nm *= float(rng.uniform(1.5, 2.5))
+        other.radius_nm = min(MAX_RADIUS_NM, other.radius_nm * float(rng.uniform(1.5, 2.5)))
         if rng.random() < 0.5:
             _ghost(rng, other)
         t2 = other.tip_state()
@@ -292,7 +295,7 @@ def render_scan(apex: ApexState, rng: np.random.Generator, *, size: int = 64, fo
         if s.radius:
             r += min(float(MAX_DILATION_PX), np.sqrt(2 * s.radius * 6e-10) / p)
         reach = max(reach, r)
-    m = int(np.ceil(reach)) + 4
+    m = int(np.ceil(min(reach, 2 * size))) + 4            # beyond two frames a wider margin changes nothing
     n = sfft.next_fast_len(size + 2 * m, real=True)
     key = (int(surface_seed), n, float(fov_m), float(p_steps), float(adsorbate_density))
     if spectrum_cache is not None and key in spectrum_cache:

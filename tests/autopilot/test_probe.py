@@ -83,3 +83,13 @@ def test_apex_round_trip_and_render_is_seeded():
     blunt = render_scan(ApexState(radius_nm=5.0, instability=0.0), np.random.default_rng(3), surface_seed=5,
                         white_noise=0, pink_noise_level=0)
     assert np.abs(np.diff(sharp, axis=1)).mean() > 2 * np.abs(np.diff(blunt, axis=1)).mean()
+
+
+def test_repeated_strong_pulses_cannot_blunt_without_bound():
+    rng = np.random.default_rng(4)
+    st = ApexState(radius_nm=5.0)
+    for _ in range(400):
+        st = degrade(apply_pulse(st, 8.0, rng), rng)
+    assert st.radius_nm <= 20.0
+    img = render_scan(ApexState(radius_nm=20.0, aspect=5.0, ghost_w=1.0, ghost_dx=2.5), rng, surface_seed=1)
+    assert img.shape == (64, 64) and np.isfinite(img).all()

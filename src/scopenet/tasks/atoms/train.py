@@ -144,7 +144,9 @@ def main(config: AtomsTrainConfig | str | Path, resume: bool = False, *, progres
     """Train the atom finder described by ``config`` (a configuration or its YAML file); returns the saved
     model's path stem ``<workdir>/model``."""
     from ...nn.unet import UNet
-    from .model import AtomFinder
+    from .._estimator import estimator_class
+
+    AtomFinder = estimator_class("atoms")  # from the registry: its module calls this one's train()
 
     if not isinstance(config, AtomsTrainConfig):
         config = AtomsTrainConfig.from_yaml(config)

@@ -48,3 +48,25 @@ def test_split_merge_directions():
     m = split_merge_vi(t, under)
     assert m.merge == pytest.approx(1.0) and m.split == pytest.approx(0.0, abs=1e-12)
     assert s.total == pytest.approx(1.0)
+
+
+def test_match_objects_counts_one_to_one_matches_above_the_iou_threshold():
+    from scopenet.errors import InputError
+    from scopenet.metrics.segmentation import match_objects
+
+    t = np.zeros((10, 20), int)
+    t[1:5, 1:5] = 1          # found exactly
+    t[1:5, 10:14] = 2        # found shifted by one column: IoU 12/20 = 0.6
+    t[6:9, 1:4] = 3          # missed
+    p = np.zeros_like(t)
+    p[1:5, 1:5] = 7
+    p[1:5, 11:15] = 8
+    p[7:9, 16:19] = 9        # a false positive
+    m = match_objects(t, p)
+    assert (m.tp, m.fp, m.fn) == (2, 1, 1)
+    assert m.mean_iou == pytest.approx((1.0 + 0.6) / 2)
+    assert m.precision == pytest.approx(2 / 3) and m.recall == pytest.approx(2 / 3) and m.f1 == pytest.approx(2 / 3)
+    assert match_objects(t, p, iou_threshold=0.7).tp == 1
+    assert match_objects(np.zeros((3, 3)), np.zeros((3, 3))).f1 == 1.0
+    with pytest.raises(InputError):
+        match_objects(t, p, iou_threshold=0.3)

@@ -15,7 +15,7 @@ def _overlay(examples, tables, titles) -> bytes:
     from ...report import fig_to_png
 
     n = len(examples)
-    fig, ax = plt.subplots(1, n, figsize=(3.0 * n, 3.2), dpi=90, squeeze=False)
+    fig, ax = plt.subplots(1, n, figsize=(2.4 * n, 2.6), dpi=72, squeeze=False)
     for i, (ex, df) in enumerate(zip(examples, tables)):
         a = ax[0, i]
         lo, hi = np.percentile(ex.image, [0.5, 99.5])

@@ -10,7 +10,7 @@ import typer
 from ._common import user_errors
 
 #: the tasks ``scopenet train`` knows (each has a typed configuration and ``tasks/<task>/train.py``)
-TASKS = ("denoise", "inpaint", "superres", "classify", "adaptive-scan", "segment")
+TASKS = ("denoise", "inpaint", "superres", "classify", "adaptive-scan", "segment", "atoms", "embed", "exitwave")
 
 
 def known_tasks() -> list[str]:

@@ -23,8 +23,11 @@ from pydantic import Field, TypeAdapter, ValidationError
 from ..errors import InputError, ReadError
 from ..training.config import TrainConfig, read_yaml_mapping, validation_message, write_yaml
 from .adaptive_scan.config import AdaptiveScanTrainConfig
+from .atoms.config import AtomsTrainConfig
 from .classify.config import ClassifyTrainConfig
 from .denoise.config import DenoiseTrainConfig
+from .embed.config import EmbedTrainConfig
+from .exitwave.config import ExitWaveTrainConfig
 from .inpaint.config import InpaintTrainConfig
 from .segment.config import SegmentTrainConfig
 from .superres.config import SuperResTrainConfig
@@ -36,10 +39,12 @@ __all__ = ["RunConfig", "TRAIN_CONFIGS", "read_run_config", "write_run_config", 
 TRAIN_CONFIGS: dict[str, type[TrainConfig]] = {
     "denoise": DenoiseTrainConfig, "inpaint": InpaintTrainConfig, "superres": SuperResTrainConfig,
     "classify": ClassifyTrainConfig, "adaptive-scan": AdaptiveScanTrainConfig, "segment": SegmentTrainConfig,
+    "atoms": AtomsTrainConfig, "embed": EmbedTrainConfig, "exitwave": ExitWaveTrainConfig,
 }
 
 RunConfig = Annotated[Union[DenoiseTrainConfig, InpaintTrainConfig, SuperResTrainConfig, ClassifyTrainConfig,
-                            AdaptiveScanTrainConfig, SegmentTrainConfig],
+                            AdaptiveScanTrainConfig, SegmentTrainConfig, AtomsTrainConfig, EmbedTrainConfig,
+                            ExitWaveTrainConfig],
                       Field(discriminator="task")]
 _ADAPTER: TypeAdapter = TypeAdapter(RunConfig)
 
@@ -53,7 +58,7 @@ def _check_task(data: dict, task: str | None, where: str) -> dict:
         if d["task"] != task:
             raise InputError(f"{where} is a configuration for task {d['task']!r}, not {task!r}")
     elif "task" not in d:
-        raise InputError(f"{where} names no task (add 'task: denoise', 'inpaint', 'superres' or 'classify')")
+        raise InputError(f"{where} names no task (add 'task: <task>', one of {', '.join(TRAIN_CONFIGS)})")
     elif d["task"] not in TRAIN_CONFIGS:
         raise InputError(f"{where}: unknown task {d['task']!r}; tasks: {', '.join(TRAIN_CONFIGS)}")
     return d

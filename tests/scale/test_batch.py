@@ -149,6 +149,42 @@ def test_inpaint_and_classify_batches_equal_each_file_alone(tmp_path, client):
     assert csv[0].startswith("file,") and len(csv) == 6
 
 
+def test_atoms_exitwave_and_embed_batches_equal_each_file_alone(tmp_path, client):
+    from scopenet.tasks.atoms.model import AtomFinder
+    from scopenet.tasks.embed.model import Embedder
+    from scopenet.tasks.exitwave.model import ExitWaveEstimator
+
+    src = tmp_path / "in"
+    src.mkdir()
+    yy, xx = np.mgrid[:96, :96]
+    lattice = sum(np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 4.0) for cy in range(6, 96, 12) for cx in range(6, 96, 12))
+    rng = np.random.default_rng(5)
+    imgs = [(100 * lattice + rng.poisson(5, lattice.shape)).astype(np.float32),
+            (1 + 0.2 * rng.standard_normal((96, 96))).astype(np.float32)]
+    for i, a in enumerate(imgs):
+        sn.write(sn.Micrograph(a), src / f"m{i}.tif")
+
+    rep = run_batch("atoms", src, tmp_path / "atoms", client=client)
+    assert (rep.done, rep.failed) == (2, 0), rep.summary()
+    rows = json.loads((tmp_path / "atoms" / "atoms.json").read_text())
+    alone = AtomFinder.pretrained("default").predict(sn.read(src / "m0.tif"))
+    assert rows[0]["file"] == "m0.tif" and rows[0]["n_atoms"] == len(alone) == 64
+    assert rows[0]["nn_median_px"] == pytest.approx(12.0, abs=0.5)
+
+    rep = run_batch("embed", src, tmp_path / "embed", client=client)
+    assert rep.done == 2, rep.summary()
+    rows = json.loads((tmp_path / "embed" / "embed.json").read_text())
+    code = Embedder.pretrained("default").predict(sn.read(src / "m1.tif"))[0]
+    np.testing.assert_allclose([rows[1][f"z{i:02d}"] for i in range(len(code))], code, atol=1e-5)
+
+    rep = run_batch("exitwave", src, tmp_path / "ew", client=client)
+    assert rep.done == 2, rep.summary()
+    ref = ExitWaveEstimator.pretrained("restricted").predict_phase(sn.read(src / "m1.tif"), warn=False)
+    got = sn.read(tmp_path / "ew" / "m1-phase.tif").data
+    np.testing.assert_allclose(got, ref.data, atol=1e-5)
+    assert got.min() >= -np.pi and got.max() < np.pi
+
+
 def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(tmp_path, client):
     """SIGKILL one of the two worker processes after the first files: its work is redone elsewhere and
     every input ends with exactly one output, the manifest all done, no temporary file left."""

@@ -170,3 +170,40 @@ register_batch_task(BatchTask("inpaint", "auto", "-inpainted", apply=_inpaint, i
                               description="complete sparse scans (mask: --mask, <stem>-mask.* beside, or NaN)"))
 register_batch_task(BatchTask("classify", "hsi-six", output="table", apply=_classify, load=_load_classifier,
                               description="tip-state verdicts, one row per image in OUT/classify.csv"))
+
+
+# ------------------------------------------------------------------------------ atoms, exitwave, embed
+def _atoms(est, img, src: Path, **kw) -> dict[str, Any]:
+    """One row per image: how many columns, their classes, spacing and uncertainty (the positions
+    themselves: ``scopenet atoms IMAGE -o positions.csv``)."""
+    df = est.predict(img, **kw)
+    row: dict[str, Any] = {"n_atoms": int(len(df))}
+    if len(df):
+        for c, n in df["class"].value_counts().sort_index().items():
+            row[f"n_class_{c}"] = int(n)
+        if "nn_px" in df:
+            row["nn_median_px"] = float(np.nanmedian(df["nn_px"]))
+        row["sigma_median_px"] = float(np.nanmedian(df["sigma_px"]))
+        row["confidence_mean"] = float(df["confidence"].mean())
+    row["out_of_distribution"] = bool(df.attrs.get("ood", False))
+    return row
+
+
+def _exitwave_phase(est, img, src: Path, **kw):
+    """The exit-wave phase in radians ([-pi, pi)); the amplitude is the input."""
+    return est.predict_phase(img, **kw)
+
+
+def _embed(est, img, src: Path, **kw) -> dict[str, Any]:
+    """One row per image: its code, as columns ``z00`` ... (feed them to :class:`scopenet.tasks.embed.Index`
+    or any clustering)."""
+    code = np.asarray(est.predict(img, **kw), np.float64).reshape(-1)
+    return {f"z{i:02d}": round(float(v), 6) for i, v in enumerate(code)}
+
+
+register_batch_task(BatchTask("atoms", "default", output="table", apply=_atoms,
+                              description="atom-column counts, classes, spacing and uncertainty per image"))
+register_batch_task(BatchTask("exitwave", "restricted", "-phase", apply=_exitwave_phase,
+                              description="exit-wave phase (radians) from each amplitude image"))
+register_batch_task(BatchTask("embed", "default", output="table", apply=_embed,
+                              description="64-number VAE codes per image in OUT/embed.csv"))

@@ -127,3 +127,17 @@ def test_baselines_find_a_clean_lattice(name):
     m = match_atoms(a.atoms, rc, 0.3 * a.spacing_px)
     assert m.f1 > 0.95 and m.rms_px < 0.3
     assert {log_com, maxima_gaussian} == set(BASELINES.values())
+
+
+def test_identical_columns_measured_with_little_noise_stay_one_class():
+    """Two groups 5 % apart and tightly measured (border columns vs inner ones) are not two species;
+    two sublattices 40 % apart are."""
+    from scopenet.tasks.atoms.postprocess import intensity_classes
+
+    rng = np.random.default_rng(0)
+    same = np.r_[100 + 0.3 * rng.standard_normal(40), 95 + 0.3 * rng.standard_normal(24)]
+    assert set(intensity_classes(same)) == {0}
+    two = np.r_[100 + 2 * rng.standard_normal(32), 60 + 2 * rng.standard_normal(32)]
+    lab = intensity_classes(two)
+    assert (lab[:32] == 0).all() and (lab[32:] == 1).all()
+    assert set(intensity_classes(same, min_contrast=0.0)) == {0, 1}  # the old rule split them

@@ -333,12 +333,14 @@ def _kmeans_1d(v: np.ndarray, k: int, iterations: int = 100) -> np.ndarray:
 
 
 def intensity_classes(intensity: np.ndarray, n_classes: int | None = None, min_fraction: float = 0.05,
-                      separation: float = 3.0) -> np.ndarray:
+                      separation: float = 3.0, min_contrast: float = 0.1) -> np.ndarray:
     """Column classes from intensities by k-means (class 0 = the brightest).
 
     With ``n_classes=None`` the number is chosen from 1-3: ``k + 1`` classes replace ``k`` when every
-    adjacent pair of cluster means is at least ``separation`` pooled standard deviations apart and every
-    cluster holds at least ``min_fraction`` of the atoms (so a few dopants do not make a class).
+    adjacent pair of cluster means is at least ``separation`` pooled standard deviations apart, and
+    differs by at least ``min_contrast`` of the brighter mean (identical columns measured with little
+    noise, e.g. at the image border, do not make two species), and every cluster holds at least
+    ``min_fraction`` of the atoms (so a few dopants do not make a class).
 
     Returns
     -------
@@ -374,7 +376,8 @@ def intensity_classes(intensity: np.ndarray, n_classes: int | None = None, min_f
         sds = np.array([v[lab == i].std() for i in range(k)])
         gaps = [(means[i] - means[i + 1]) / max(np.sqrt((sds[i] ** 2 + sds[i + 1] ** 2) / 2), 1e-12)
                 for i in range(k - 1)]
-        if frac.min() >= min_fraction and min(gaps) >= separation:
+        contrast = [(means[i] - means[i + 1]) / max(abs(means[i]), 1e-12) for i in range(k - 1)]
+        if frac.min() >= min_fraction and min(gaps) >= separation and min(contrast) >= min_contrast:
             best = lab
         else:
             break

@@ -95,13 +95,14 @@ def main() -> None:
     card = {"card_format": 2, "name": f"autopilot-{cfg.name}", "task": "autopilot", "version": 1,
             "description": "Q-network of a tip-conditioning agent: observation (judge score, image embedding, recent "
                            "actions) -> Q values of DeepSPM's twelve conditioning actions",
-            "training": {"config": cfg.model_dump(), "algorithm": "double DQN (stable-baselines3 DQN with the "
-                         "double-DQN target, scopenet.autopilot.agent.double_dqn_class)",
+            "notes": {"algorithm": "double DQN (stable-baselines3 DQN with the double-DQN target, "
+                                   "scopenet.autopilot.agent.double_dqn_class)"},
+            "training": {"config": cfg.model_dump(),
                          "data": "scopenet.autopilot.sim.SimMicroscope episodes (simulate.spm.probe dynamics)",
                          "steps": int(model.num_timesteps), "time_s": round(wall, 1),
                          "hardware": f"{cfg.threads} CPU thread(s), {platform.processor() or platform.machine()}",
                          "command": f"scripts/train_autopilot.py {args.recipe}"},
-            "judge": {"model": "good-bad", "aux": cfg.judge_aux, "threshold": 0.9},
+            "predict": {"judge": {"model": "good-bad", "aux": cfg.judge_aux, "threshold": 0.9}},
             "metrics": {"command": "scopenet bench autopilot --json"}}
     save_q_agent(model.q_net, n_obs, list(cfg.hidden), out, card, overwrite=args.overwrite)
     if cfg.save_replay:

@@ -135,17 +135,6 @@ class FixedSequenceAgent:
         return a
 
 
-def _mlp(n_in: int, hidden: list[int], n_out: int):
-    import torch.nn as nn
-
-    layers, c = [], n_in
-    for h in hidden:
-        layers += [nn.Linear(c, h), nn.ReLU()]
-        c = h
-    layers.append(nn.Linear(c, n_out))
-    return nn.Sequential(*layers)
-
-
 class QAgent:
     """Greedy actions from a Q-network ``obs -> Q [12]`` (an MLP of ``hidden`` widths).
 
@@ -155,7 +144,9 @@ class QAgent:
     def __init__(self, n_obs: int, hidden: list[int], state_dict: dict | None = None, card: dict | None = None):
         import torch
 
-        self.net = _mlp(int(n_obs), list(hidden), N_ACTIONS)
+        from ..nn.qnet import QMLP
+
+        self.net = QMLP(int(n_obs), list(hidden), N_ACTIONS)
         if state_dict is not None:
             self.net.load_state_dict({k: torch.as_tensor(v) for k, v in state_dict.items()})
         self.net.eval()
@@ -218,7 +209,8 @@ def save_q_agent(q_net, n_obs: int, hidden: list[int], stem: str | Path, card: d
           if "q_net." in k or k[0].isdigit()}
     card = {**card, "architecture": {"name": "q-mlp", "config": {"n_obs": int(n_obs), "hidden": list(hidden),
                                                                  "n_actions": N_ACTIONS}},
-            "actions": [a.name for a in ACTIONS]}
+            "predict": {**card.get("predict", {}), "actions": [a.name for a in ACTIONS]},
+            "preprocessing": {**card.get("preprocessing", {}), "input_shape": [1, int(n_obs)]}}
     tmp_st, tmp_js = st.with_name(st.name + ".tmp"), js.with_name(js.name + ".tmp")
     save_file(sd, str(tmp_st))
     tmp_js.write_text(json.dumps(card, indent=2))

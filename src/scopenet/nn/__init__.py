@@ -81,5 +81,6 @@ from . import seg_unet  # noqa: E402,F401  (registers seg-unet)
 from . import vae  # noqa: E402,F401  (registers embed-vae)
 from . import exitwave  # noqa: E402,F401  (registers exitwave-net, exitwave-discriminator)
 from . import recurrent  # noqa: E402,F401  (registers adaptive-scan-net)
+from . import qnet  # noqa: E402,F401  (registers q-mlp)
 
 __all__ = ["UNet", "architecture_names", "architecture_of", "build_architecture", "register_architecture"]

@@ -17,7 +17,8 @@ import importlib
 
 _LAZY = {
     "TrainConfig": "config",
-    "SeededStream": "budget", "EpochStream": "budget", "BudgetedModule": "budget", "fit_budgeted": "budget",
+    "SeededStream": "budget", "EpochStream": "budget", "BudgetedModule": "budget", "AdamCosineModule": "budget",
+    "fit_budgeted": "budget",
     "save_model": "packaging", "load_model": "packaging", "export_onnx": "packaging",
     "export_torchscript": "packaging",
     "ALRC": "alrc", "DALRC": "alrc", "CLRC": "alrc", "Huberise": "alrc", "NoClip": "alrc", "make_clipper": "alrc",

@@ -13,6 +13,8 @@ time budget, whichever ends first; its batches come from a *stream* in which the
   ``checkpoint_every_n_steps`` steps, and at the end) through a temporary name, and logs CSV rows;
 - :func:`fit_budgeted` -- builds the ``Trainer`` (CPU, GPU or multi-GPU DDP, mixed precision on GPUs)
   and runs it, resuming from ``workdir/last.ckpt``.
+- :class:`AdamCosineModule` -- the supervised run most tasks share (Adam, cosine learning rate, gradient
+  clipping, a mean-loss ``log.csv``); a task gives only its loss.
 
 Resume is exact: the checkpoint holds the weights, the optimiser, the step count, the per-step losses,
 the torch random state and the task's own state (:meth:`BudgetedModule.extra_state`), and the stream
@@ -23,7 +25,8 @@ checkpoint are dropped on resume, so each step is logged once. With several Data
 ``w`` of ``W`` makes the batches of steps ``w, w + W, ...``: the stream does not depend on ``W``.
 
 Subclasses implement ``configure_optimizers`` and ``training_step``; a step ends with
-:meth:`BudgetedModule.step_done`. Learning-rate schedules are in :mod:`scopenet.training.schedules`.
+:meth:`BudgetedModule.step_done`. :class:`AdamCosineModule` is the common case done once (Adam, a cosine
+learning rate over the budget, gradient clipping, a mean-loss log): its subclasses give only the loss. Learning-rate schedules are in :mod:`scopenet.training.schedules`.
 """
 from __future__ import annotations
 
@@ -38,7 +41,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from .schedules import cosine  # noqa: F401  (re-exported: the tasks' budget schedule)
+from .schedules import cosine
 
 CHECKPOINT = "last.ckpt"
 LOG = "log.csv"
@@ -269,6 +272,82 @@ class BudgetedModule(pl.LightningModule):
 
     def on_checkpoint(self) -> None:
         """Called after each checkpoint written during the run (override)."""
+
+
+class AdamCosineModule(BudgetedModule):
+    """Base of a one-network supervised run: Adam at ``config.lr`` following a cosine to
+    ``config.lr * config.lr_final_fraction`` over the budget (:meth:`BudgetedModule.fraction`), gradients
+    clipped to norm ``config.grad_clip`` (None: not clipped), and a ``log.csv`` row
+    ``step, elapsed_s, lr, <loss_name>`` every ``config.log_every`` steps holding the mean loss since the
+    previous row (that running sum is checkpointed, so a resumed run logs the same rows).
+
+    Subclasses implement :meth:`loss`. The batches are ``make(rng)`` of a :class:`SeededStream` seeded by
+    ``config.seed``.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        A task's training configuration with ``lr``, ``lr_final_fraction`` and ``grad_clip`` besides the
+        engine's fields (``seed``, ``max_steps``, ``time_budget_s``, ``workdir``, checkpointing, ``log_every``).
+    net : torch.nn.Module
+        The network trained (``self.net``).
+    make : callable
+        ``make(rng) -> batch`` (torch tensors) for :meth:`loss`.
+    loss_name : str
+        The loss column of ``log.csv``.
+    progress : bool
+        A progress bar (rank 0).
+    callback : callable or None
+        ``callback(step, loss, net)`` after every step (0-based step).
+    max_steps, time_budget_s, seed : int, float, int or None
+        Overrides of the configuration's (None: the configuration's).
+    """
+
+    def __init__(self, config, net: torch.nn.Module, make: Callable[[np.random.Generator], Any], *,
+                 loss_name: str = "loss", progress: bool = False, callback: Callable | None = None,
+                 max_steps: int | None = None, time_budget_s: float | None = None, seed: int | None = None):
+        c = config
+        super().__init__(SeededStream(make, c.seed if seed is None else seed), max_steps or c.max_steps,
+                         c.time_budget_s if time_budget_s is None else time_budget_s, c.workdir,
+                         checkpoint_every_s=c.checkpoint_every_s, checkpoint_every_n_steps=c.checkpoint_every_n_steps,
+                         log_header=["step", "elapsed_s", "lr", loss_name], progress=progress)
+        self.net, self.config, self.callback = net, config, callback
+        self._window = [0.0, 0]  # loss sum and steps since the last log row
+
+    def loss(self, batch: Any) -> torch.Tensor:  # pragma: no cover - abstract
+        """The scalar loss of one batch (override)."""
+        raise NotImplementedError
+
+    def extra_state(self) -> dict:
+        return {"window": list(self._window)}
+
+    def load_extra_state(self, state: dict) -> None:
+        self._window = list(state.get("window", [0.0, 0]))
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.net.parameters(), lr=self.config.lr)
+
+    def training_step(self, batch, batch_idx):
+        c = self.config
+        opt = self.optimizers()
+        lr = c.lr * cosine(self.fraction(), c.lr_final_fraction)
+        for g in opt.optimizer.param_groups:
+            g["lr"] = lr
+        loss = self.loss(batch)
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if c.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), c.grad_clip)
+        opt.step()
+        self._window[0] += float(loss.detach())
+        self._window[1] += 1
+        row = None
+        if (self.steps + 1) % c.log_every == 0:
+            row = [self.steps + 1, f"{self.elapsed():.1f}", f"{lr:.3g}", f"{self._window[0] / self._window[1]:.4e}"]
+            self._window = [0.0, 0]
+        self.step_done(float(loss.detach()), row)
+        if self.callback is not None:
+            self.callback(self.steps - 1, self.losses[-1], self.net)
 
 
 def _open_log(path: Path, steps: int, header: list[str] | None):

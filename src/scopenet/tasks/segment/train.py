@@ -19,8 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ...errors import InputError
-from ...training.budget import BudgetedModule, SeededStream, check_accelerator, load_init, prepare_workdir, run
-from ...training.schedules import cosine
+from ...training.budget import AdamCosineModule, check_accelerator, load_init, prepare_workdir, run
 from .config import SegmentTrainConfig
 from .data import load_pairs, normalise
 
@@ -72,7 +71,7 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: f
     return ce + dice_weight * (1 - dice.mean())
 
 
-class SegmentModule(BudgetedModule):
+class SegmentModule(AdamCosineModule):
     """The segmentation run: Adam (cosine to ``lr * lr_final_fraction``), CE + Dice, gradient clipping."""
 
     def __init__(self, config: SegmentTrainConfig, net: torch.nn.Module, images: list[np.ndarray],
@@ -84,45 +83,13 @@ class SegmentModule(BudgetedModule):
             x, y = sample_patches(images, masks, c.patch, c.batch_size, rng)
             return torch.from_numpy(x), torch.from_numpy(y)
 
-        super().__init__(SeededStream(make, c.seed if seed is None else seed), max_steps or c.max_steps,
-                         c.time_budget_s if time_budget_s is None else time_budget_s, c.workdir,
-                         checkpoint_every_s=c.checkpoint_every_s, checkpoint_every_n_steps=c.checkpoint_every_n_steps,
-                         log_header=["step", "elapsed_s", "lr", "loss"], progress=progress)
-        self.net, self.config, self.callback = net, config, callback
-        self._window = [0.0, 0]
+        super().__init__(c, net, make, loss_name="loss", progress=progress, callback=callback, max_steps=max_steps,
+                         time_budget_s=time_budget_s, seed=seed)
 
-    def extra_state(self) -> dict:
-        return {"window": list(self._window)}
-
-    def load_extra_state(self, state: dict) -> None:
-        self._window = list(state.get("window", [0.0, 0]))
-
-    def configure_optimizers(self):
-        return torch.optim.Adam(self.net.parameters(), lr=self.config.lr)
-
-    def training_step(self, batch, batch_idx):
+    def loss(self, batch) -> torch.Tensor:
         x, y = batch
-        c = self.config
-        opt = self.optimizers()
-        lr = c.lr * cosine(self.fraction(), c.lr_final_fraction)
-        for g in opt.optimizer.param_groups:
-            g["lr"] = lr
         self.net.train()
-        loss = segmentation_loss(self.net(x).float(), y, c.dice_weight)
-        opt.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        if c.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.net.parameters(), c.grad_clip)
-        opt.step()
-        self._window[0] += float(loss.detach())
-        self._window[1] += 1
-        row = None
-        if (self.steps + 1) % c.log_every == 0:
-            row = [self.steps + 1, f"{self.elapsed():.1f}", f"{lr:.3g}", f"{self._window[0] / self._window[1]:.4e}"]
-            self._window = [0.0, 0]
-        self.step_done(float(loss.detach()), row)
-        if self.callback is not None:
-            self.callback(self.steps - 1, self.losses[-1], self.net)
+        return segmentation_loss(self.net(x).float(), y, self.config.dice_weight)
 
 
 def training_data(c: SegmentTrainConfig) -> tuple[list[np.ndarray], list[np.ndarray], str]:

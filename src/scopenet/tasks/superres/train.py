@@ -26,8 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ...errors import InputError
-from ...training.budget import BudgetedModule, SeededStream, check_accelerator, load_init, prepare_workdir, run
-from ...training.schedules import cosine
+from ...training.budget import AdamCosineModule, check_accelerator, load_init, prepare_workdir, run
 from .baselines import upsample
 from .config import SuperResTrainConfig
 from .data import make_pairs, spm_pool, stem_pool
@@ -49,7 +48,7 @@ def forward(net: torch.nn.Module, coarse: torch.Tensor, factor: int, sampling: s
     return y
 
 
-class SuperResModule(BudgetedModule):
+class SuperResModule(AdamCosineModule):
     """The super-resolution run: Adam (cosine to ``lr * lr_final_fraction``), MSE, gradient clipping."""
 
     def __init__(self, config: SuperResTrainConfig, net: torch.nn.Module, pool: np.ndarray, progress: bool = False,
@@ -62,43 +61,11 @@ class SuperResModule(BudgetedModule):
             lo, hi = make_pairs(pool, f, patch, c.batch_size, rng, sampling)
             return torch.from_numpy(lo), torch.from_numpy(hi), f
 
-        super().__init__(SeededStream(make, c.seed), c.max_steps, c.time_budget_s, c.workdir,
-                         checkpoint_every_s=c.checkpoint_every_s, checkpoint_every_n_steps=c.checkpoint_every_n_steps,
-                         log_header=["step", "elapsed_s", "lr", "mse"], progress=progress)
-        self.net, self.config, self.callback = net, config, callback
-        self._window = [0.0, 0]
+        super().__init__(c, net, make, loss_name="mse", progress=progress, callback=callback)
 
-    def extra_state(self) -> dict:
-        return {"window": list(self._window)}
-
-    def load_extra_state(self, state: dict) -> None:
-        self._window = list(state.get("window", [0.0, 0]))
-
-    def configure_optimizers(self):
-        return torch.optim.Adam(self.net.parameters(), lr=self.config.lr)
-
-    def training_step(self, batch, batch_idx):
+    def loss(self, batch) -> torch.Tensor:
         lo, hi, f = batch
-        c = self.config
-        opt = self.optimizers()
-        lr = c.lr * cosine(self.fraction(), c.lr_final_fraction)
-        for g in opt.optimizer.param_groups:
-            g["lr"] = lr
-        loss = F.mse_loss(forward(self.net, lo, int(f), c.sampling_).float(), hi)
-        opt.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        if c.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.net.parameters(), c.grad_clip)
-        opt.step()
-        self._window[0] += float(loss.detach())
-        self._window[1] += 1
-        row = None
-        if (self.steps + 1) % c.log_every == 0:
-            row = [self.steps + 1, f"{self.elapsed():.1f}", f"{lr:.3g}", f"{self._window[0] / self._window[1]:.4e}"]
-            self._window = [0.0, 0]
-        self.step_done(float(loss.detach()), row)
-        if self.callback is not None:
-            self.callback(self.steps - 1, self.losses[-1], self.net)
+        return F.mse_loss(forward(self.net, lo, int(f), self.config.sampling_).float(), hi)
 
 
 def _pool(images: Any, patch: int) -> np.ndarray:

@@ -24,8 +24,7 @@ import torch.nn.functional as F
 
 from ...errors import InputError
 from ...simulate.em.atoms import atom_image, heat_sigma, heatmap, spm_atom_image
-from ...training.budget import BudgetedModule, SeededStream, check_accelerator, load_init, prepare_workdir, run
-from ...training.schedules import cosine
+from ...training.budget import AdamCosineModule, check_accelerator, load_init, prepare_workdir, run
 from .config import AtomsTrainConfig
 from .postprocess import normalise
 
@@ -76,7 +75,7 @@ def pool_batch_maker(images: np.ndarray, targets: np.ndarray, batch_size: int, p
     return make
 
 
-class AtomsModule(BudgetedModule):
+class AtomsModule(AdamCosineModule):
     """The atom-finding run: Adam (cosine to ``lr * lr_final_fraction``), BCE on heatmap logits."""
 
     def __init__(self, config: AtomsTrainConfig, net: torch.nn.Module, make=None, progress: bool = False,
@@ -90,43 +89,11 @@ class AtomsModule(BudgetedModule):
             x, y = make(rng)
             return torch.from_numpy(x), torch.from_numpy(y)
 
-        super().__init__(SeededStream(to_torch, c.seed), c.max_steps, c.time_budget_s, c.workdir,
-                         checkpoint_every_s=c.checkpoint_every_s, checkpoint_every_n_steps=c.checkpoint_every_n_steps,
-                         log_header=["step", "elapsed_s", "lr", "bce"], progress=progress)
-        self.net, self.config, self.callback = net, config, callback
-        self._window = [0.0, 0]
+        super().__init__(c, net, to_torch, loss_name="bce", progress=progress, callback=callback)
 
-    def extra_state(self) -> dict:
-        return {"window": list(self._window)}
-
-    def load_extra_state(self, state: dict) -> None:
-        self._window = list(state.get("window", [0.0, 0]))
-
-    def configure_optimizers(self):
-        return torch.optim.Adam(self.net.parameters(), lr=self.config.lr)
-
-    def training_step(self, batch, batch_idx):
+    def loss(self, batch) -> torch.Tensor:
         x, y = batch
-        c = self.config
-        opt = self.optimizers()
-        lr = c.lr * cosine(self.fraction(), c.lr_final_fraction)
-        for g in opt.optimizer.param_groups:
-            g["lr"] = lr
-        loss = F.binary_cross_entropy_with_logits(self.net(x).float(), y)
-        opt.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        if c.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.net.parameters(), c.grad_clip)
-        opt.step()
-        self._window[0] += float(loss.detach())
-        self._window[1] += 1
-        row = None
-        if (self.steps + 1) % c.log_every == 0:
-            row = [self.steps + 1, f"{self.elapsed():.1f}", f"{lr:.3g}", f"{self._window[0] / self._window[1]:.4e}"]
-            self._window = [0.0, 0]
-        self.step_done(float(loss.detach()), row)
-        if self.callback is not None:
-            self.callback(self.steps - 1, self.losses[-1], self.net)
+        return F.binary_cross_entropy_with_logits(self.net(x).float(), y)
 
 
 def train(net: torch.nn.Module, config: AtomsTrainConfig, make=None, *, device: str | None = None,

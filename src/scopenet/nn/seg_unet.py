@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..errors import InputError
-from .unet import _block, _norm
+from .unet import _norm, _UNetLevels, pad_to_multiple
 
 
-class SegUNet(nn.Module):
+class SegUNet(_UNetLevels):
     """U-Net giving per-pixel class logits, with dilated convolutions at the coarsest level.
 
     The encoder halves the resolution ``depth`` times (channels double each time); the bottleneck is a
@@ -51,34 +50,22 @@ class SegUNet(nn.Module):
                            dilation=dil, norm=norm, dropout=float(dropout))
         self.depth = depth
         ch = [base_channels * 2 ** k for k in range(depth + 1)]
-        self.stem = _block(in_channels, ch[0], norm)
-        self.down = nn.ModuleList(_block(ch[k], ch[k + 1], norm) for k in range(depth))
+        self._encoder(in_channels, ch, norm)
         c = ch[-1]
         self.bottleneck = nn.ModuleList(
             nn.Sequential(nn.Conv2d(c, c, 3, padding=d, dilation=d, bias=norm == "none"), _norm(norm, c),
                           nn.LeakyReLU(0.1)) for d in dil)
         self.drop = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
-        self.up = nn.ModuleList(nn.ConvTranspose2d(ch[k + 1], ch[k], 2, stride=2) for k in range(depth))
-        self.merge = nn.ModuleList(_block(2 * ch[k], ch[k], norm) for k in range(depth))
+        self._decoder(ch, norm)
         self.head = nn.Conv2d(ch[0], n_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        m = 2 ** self.depth
-        ph, pw = (-h) % m, (-w) % m
-        if ph or pw:
-            mode = "reflect" if ph < h and pw < w else "replicate"
-            x = F.pad(x, (0, pw, 0, ph), mode=mode)
-        feats = [self.stem(x)]
-        for down in self.down:
-            feats.append(down(F.max_pool2d(feats[-1], 2)))
+        feats = self._encode(pad_to_multiple(x, 2 ** self.depth))
         y = feats[-1]
         for conv in self.bottleneck:
             y = y + conv(y)  # residual dilated context
-        y = self.drop(y)
-        for k in reversed(range(self.depth)):
-            y = self.merge[k](torch.cat([self.up[k](y), feats[k]], dim=1))
-        return self.head(y)[..., :h, :w]
+        return self.head(self._decode(self.drop(y), feats))[..., :h, :w]
 
 
 def _register() -> None:

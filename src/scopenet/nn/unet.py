@@ -31,7 +31,47 @@ def _block(cin: int, cout: int, norm: str) -> nn.Sequential:
     )
 
 
-class UNet(nn.Module):
+def pad_to_multiple(x: torch.Tensor, m: int) -> torch.Tensor:
+    """``x`` (..., H, W) padded at the bottom and right to a multiple of ``m`` (reflect; replicate where the
+    image is too small to reflect)."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % m, (-w) % m
+    if not (ph or pw):
+        return x
+    return F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
+
+
+class _UNetLevels(nn.Module):
+    """The levels every U-Net here shares: ``stem`` and ``down`` blocks (each halving the resolution and
+    doubling the channels), then ``up`` (transposed convolutions) and ``merge`` blocks over the skip
+    connections. Subclasses call :meth:`_encoder` then :meth:`_decoder` in ``__init__`` (whatever they
+    register in between, e.g. a bottleneck, keeps its place in the state dict)."""
+
+    depth: int
+
+    def _encoder(self, in_channels: int, ch: list[int], norm: str) -> None:
+        self.stem = _block(in_channels, ch[0], norm)
+        self.down = nn.ModuleList(_block(ch[k], ch[k + 1], norm) for k in range(self.depth))
+
+    def _decoder(self, ch: list[int], norm: str) -> None:
+        self.up = nn.ModuleList(nn.ConvTranspose2d(ch[k + 1], ch[k], 2, stride=2) for k in range(self.depth))
+        self.merge = nn.ModuleList(_block(2 * ch[k], ch[k], norm) for k in range(self.depth))
+
+    def _encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The features of every level, full resolution first (``x`` padded to a multiple of ``2**depth``)."""
+        feats = [self.stem(x)]
+        for down in self.down:
+            feats.append(down(F.max_pool2d(feats[-1], 2)))
+        return feats
+
+    def _decode(self, y: torch.Tensor, feats: list[torch.Tensor]) -> torch.Tensor:
+        """Up from the coarsest features ``y`` through the skip connections ``feats`` to full resolution."""
+        for k in reversed(range(self.depth)):
+            y = self.merge[k](torch.cat([self.up[k](y), feats[k]], dim=1))
+        return y
+
+
+class UNet(_UNetLevels):
     """U-Net: ``depth`` down/up levels with skip connections; channels double at each level.
 
     Inputs of any height and width are accepted: they are padded (reflect) to a multiple of
@@ -75,25 +115,12 @@ class UNet(nn.Module):
         self.depth = depth
         self.residual = residual
         ch = [base_channels * 2 ** k for k in range(depth + 1)]
-        self.stem = _block(in_channels, ch[0], norm)
-        self.down = nn.ModuleList(_block(ch[k], ch[k + 1], norm) for k in range(depth))
-        self.up = nn.ModuleList(nn.ConvTranspose2d(ch[k + 1], ch[k], 2, stride=2) for k in range(depth))
-        self.merge = nn.ModuleList(_block(2 * ch[k], ch[k], norm) for k in range(depth))
+        self._encoder(in_channels, ch, norm)
+        self._decoder(ch, norm)
         self.head = nn.Conv2d(ch[0], out_channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        m = 2 ** self.depth
-        ph, pw = (-h) % m, (-w) % m
-        xp = x
-        if ph or pw:
-            mode = "reflect" if ph < h and pw < w else "replicate"
-            xp = F.pad(x, (0, pw, 0, ph), mode=mode)
-        feats = [self.stem(xp)]
-        for down in self.down:
-            feats.append(down(F.max_pool2d(feats[-1], 2)))
-        y = feats[-1]
-        for k in reversed(range(self.depth)):
-            y = self.merge[k](torch.cat([self.up[k](y), feats[k]], dim=1))
-        y = self.head(y)[..., :h, :w]
+        feats = self._encode(pad_to_multiple(x, 2 ** self.depth))
+        y = self.head(self._decode(feats[-1], feats))[..., :h, :w]
         return x + y if self.residual else y

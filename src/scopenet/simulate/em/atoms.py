@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...errors import InputError
-from .lattice import ProjectedCell, gaussian_random_field, random_columns, render_gaussians, structure_library
+from .lattice import (ProjectedCell, accumulate_patches, gaussian_random_field, patch_indices, patch_radius,
+                      random_columns, render_gaussians, structure_library)
 
 __all__ = ["AtomImage", "HELD_OUT_STRUCTURES", "SPACING_RANGE", "DOSE_RANGE", "VISIBLE_FRACTION", "atom_image", "spm_atom_image",
            "structures", "heatmap", "render_columns"]
@@ -108,12 +109,8 @@ def render_columns(shape: tuple[int, int], positions: np.ndarray, weights: np.nd
 
     Parameters
     ----------
-    shape : (int, int)
-    positions : ndarray, shape (k, 2), px
-    weights : ndarray, shape (k,)
-        Peak heights.
-    sigma : float
-        Standard deviation, px.
+    shape, positions, weights, sigma, truncate
+        As :func:`~.lattice.render_gaussians` (positions in px, weights the peak heights, sigma in px).
     jitter : ndarray, shape (H,), optional
         Per-row x shift, px (None: no jitter; the image is then :func:`~.lattice.render_gaussians`).
 
@@ -129,10 +126,8 @@ def render_columns(shape: tuple[int, int], positions: np.ndarray, weights: np.nd
         return render_gaussians(shape, positions, weights, sigma, truncate), positions.copy()
     h, w = shape
     jitter = np.asarray(jitter, float)
-    r = max(1, int(math.ceil(truncate * sigma)))
-    d = np.arange(-r, r + 1)
-    iy = np.floor(positions[:, 0]).astype(np.int64)[:, None] + d  # (k, P)
-    ix = np.floor(positions[:, 1]).astype(np.int64)[:, None] + d
+    r = patch_radius(sigma, truncate)
+    iy, ix = patch_indices(positions, r)  # (k, P)
     gy = np.exp(-((iy - positions[:, :1]) ** 2) / (2 * sigma ** 2))
     jr = jitter[np.clip(iy, 0, h - 1)]  # rows outside the image continue the edge rows' shifts
     shift = (gy * jr).sum(1) / gy.sum(1)
@@ -146,9 +141,7 @@ def render_columns(shape: tuple[int, int], positions: np.ndarray, weights: np.nd
     gx = np.exp(-((ix[:, None, :] - pos[:, None, 1:] - jr[:, :, None]) ** 2) / (2 * sigma ** 2))  # (k, P, P)
     vals = gy[:, :, None] * gx * wt[:, None, None]
     ok = (iy[:, :, None] >= 0) & (iy[:, :, None] < h) & (ix[:, None, :] >= 0) & (ix[:, None, :] < w)
-    flat = (np.clip(iy, 0, h - 1)[:, :, None] * w + np.clip(ix, 0, w - 1)[:, None, :])
-    img = np.bincount(flat[ok], weights=vals[ok], minlength=h * w).reshape(h, w)
-    return img, recorded
+    return accumulate_patches(shape, iy, ix, vals, ok), recorded
 
 
 def heatmap(shape: tuple[int, int], atoms: np.ndarray, sigma: float) -> np.ndarray:

@@ -193,20 +193,38 @@ def render_gaussians(shape: tuple[int, int], positions: np.ndarray, weights: np.
     weights = np.asarray(weights, float).reshape(-1)
     if len(positions) == 0:
         return np.zeros(shape)
-    r = max(1, int(math.ceil(truncate * sigma)))
+    r = patch_radius(sigma, truncate)
     keep = ((positions[:, 0] > -r) & (positions[:, 0] < h + r) & (positions[:, 1] > -r) & (positions[:, 1] < w + r))
     positions, weights = positions[keep], weights[keep]
-    d = np.arange(-r, r + 1)
-    iy = np.floor(positions[:, 0]).astype(np.int64)[:, None] + d  # (k, P)
-    ix = np.floor(positions[:, 1]).astype(np.int64)[:, None] + d
+    iy, ix = patch_indices(positions, r)
     gy = np.exp(-((iy - positions[:, :1]) ** 2) / (2 * sigma**2)) * weights[:, None]
     gx = np.exp(-((ix - positions[:, 1:]) ** 2) / (2 * sigma**2))
     gy[(iy < 0) | (iy >= h)] = 0.0
     gx[(ix < 0) | (ix >= w)] = 0.0
-    iyc = np.clip(iy, 0, h - 1)
-    ixc = np.clip(ix, 0, w - 1)
-    flat = (iyc[:, :, None] * w + ixc[:, None, :]).ravel()
-    vals = (gy[:, :, None] * gx[:, None, :]).ravel()
+    return accumulate_patches(shape, iy, ix, gy[:, :, None] * gx[:, None, :])
+
+
+def patch_radius(sigma: float, truncate: float) -> int:
+    """Half-width ``r = max(1, ceil(truncate * sigma))`` px of the patch a Gaussian is evaluated on."""
+    return max(1, int(math.ceil(truncate * sigma)))
+
+
+def patch_indices(positions: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices ``(iy, ix)``, each int64 (k, 2r+1), of the ``(2r+1)^2`` pixel patch around each
+    sub-pixel ``(row, col)`` position (k, 2); they may fall outside the image."""
+    d = np.arange(-r, r + 1)
+    return (np.floor(positions[:, 0]).astype(np.int64)[:, None] + d,
+            np.floor(positions[:, 1]).astype(np.int64)[:, None] + d)
+
+
+def accumulate_patches(shape: tuple[int, int], iy: np.ndarray, ix: np.ndarray, vals: np.ndarray,
+                       ok: np.ndarray | None = None) -> np.ndarray:
+    """Sum patch values ``vals`` (k, P, P) at pixels ``(iy[:, :, None], ix[:, None, :])`` into a float64
+    image of ``shape`` (:func:`numpy.bincount`). ``ok`` (k, P, P) keeps only those pixels; without it
+    every value counts, so values of pixels outside the image must be zero."""
+    h, w = shape
+    flat = np.clip(iy, 0, h - 1)[:, :, None] * w + np.clip(ix, 0, w - 1)[:, None, :]
+    flat, vals = (flat.ravel(), vals.ravel()) if ok is None else (flat[ok], vals[ok])
     return np.bincount(flat, weights=vals, minlength=h * w).reshape(h, w)
 
 

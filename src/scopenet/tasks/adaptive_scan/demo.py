@@ -17,13 +17,28 @@ def _plt():
     return plt
 
 
+def _png(fig, path: Path | None) -> bytes:
+    """``fig`` laid out tight, closed and returned as PNG bytes (also written to ``path`` when given)."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    data = buf.getvalue()
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_bytes(data)
+    return data
+
+
 def paths_png(crops: np.ndarray, scans: dict[str, dict], path: Path | None = None, n: int = 4) -> bytes:
     """PNG: ``n`` crops (rows) with each method's path drawn over the image, then its completion.
 
     ``scans``: ``{method: scan_batch(...) result}`` on the same crops (``points``, ``completion``).
     """
-    import io
-
     plt = _plt()
     methods = list(scans)
     n = min(n, len(crops))
@@ -47,22 +62,12 @@ def paths_png(crops: np.ndarray, scans: dict[str, dict], path: Path | None = Non
             for ax in (a, b):
                 ax.set_xticks([])
                 ax.set_yticks([])
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    data = buf.getvalue()
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_bytes(data)
-    return data
+    return _png(fig, path)
 
 
 def curves_png(curves: dict[str, dict], path: Path | None = None) -> bytes:
     """PNG: generator training loss against step for each model (from the cards' ``learning_curve``),
     and, for adaptive models, the coverage and off-image rate of the actor's exploring scans."""
-    import io
-
     plt = _plt()
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6), dpi=90)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -86,15 +91,7 @@ def curves_png(curves: dict[str, dict], path: Path | None = None) -> bytes:
     b.set_ylim(0, 1.05)
     b.legend(fontsize=7)
     b.set_title("adaptive actors while exploring", fontsize=9)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    data = buf.getvalue()
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_bytes(data)
-    return data
+    return _png(fig, path)
 
 
 def section(report, workdir, samples) -> None:

@@ -1,4 +1,4 @@
-"""CLI command: ``scopenet denoise IN... -o OUT [--model NAME] [--signal S] [--tta] [--dose-estimate]``.
+"""CLI command: ``scopenet denoise IN... -o OUT [--model NAME] [--signal S] [--tta] [--dose-estimate] [--dose N]``.
 
 ``--model auto`` (the default) routes each image to the low-dose or high-dose model by the noise
 measured on the raw image (:mod:`scopenet.tasks.denoise.dose`). A file that cannot be read or
@@ -42,6 +42,10 @@ def denoise_cmd(
     tta: bool = typer.Option(False, "--tta", help="Average over the 8 flips/rotations (8x slower)."),
     dose_estimate: bool = typer.Option(False, "--dose-estimate",
                                        help="Print the electron dose estimated from the noise (shot-noise model)."),
+    dose: Optional[float] = typer.Option(None, "--dose",
+                                         help="Known mean counts (electrons) per pixel, for images proportional "
+                                              "to counts: remove no more than that shot noise (never expected "
+                                              "to be worse than the input)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     quiet: bool = quiet_option(),
 ):
@@ -51,6 +55,10 @@ def denoise_cmd(
     import scopenet as sn
 
     with user_errors():
+        if dose is not None and not dose > 0:
+            from ..errors import InputError
+
+            raise InputError(f"--dose must be a positive number of counts per pixel, got {dose}")
         pairs = _targets(list(inputs), output)
         den = _load_model(model)
         den.progress = show_progress(quiet)  # a bar over the tiles of large images, at a terminal
@@ -59,13 +67,15 @@ def denoise_cmd(
         src, o = pair
         check_absent(o, overwrite)
         img = pick_image(src, signal, quiet=quiet)
-        out = sn.denoise(img, model=den, tta=tta)
+        out = sn.denoise(img, model=den, tta=tta, dose=dose)
         msg = ""
         params = (out.provenance[-1].get("params") or {}) if out.provenance else {}
         if params.get("model") == "denoise-auto" and params.get("equivalent_dose"):
-            dose, weight = params["equivalent_dose"][0], params["high_dose_weight"][0]
-            msg = (f"; auto: equivalent dose {dose:.4g} counts -> high-dose weight {weight:.2f}"
+            eq_dose, weight = params["equivalent_dose"][0], params["high_dose_weight"][0]
+            msg = (f"; auto: equivalent dose {eq_dose:.4g} counts -> high-dose weight {weight:.2f}"
                    + (f" (first of {img.data.shape[0]} frames)" if img.data.ndim == 3 else ""))
+        if params.get("guard_weight"):
+            msg += f"; known dose {dose:.4g} counts/px -> denoiser weight {params['guard_weight'][0]:.2f}"
         if dose_estimate:
             from ..tasks.denoise.model import estimate_dose
 

@@ -200,12 +200,14 @@ def _score(out: np.ndarray, ex) -> dict[str, float]:
 
 
 def run_benchmark(crops: list[np.ndarray], methods: dict, n: int, seed: int = 0, max_slow: dict | None = None,
-                  progress: bool = True) -> dict:
+                  progress: bool = True, dose_methods: dict | None = None) -> dict:
     """Score ``methods`` (name -> ``fn(noisy) -> denoised``) on ``n`` examples per dose.
 
     Example ``i`` of dose ``d`` uses crop ``i % len(crops)`` and noise from
     ``SeedSequence([seed, d, i])``. ``max_slow`` caps how many examples a slow method gets. The
-    noisy input itself is scored as the row ``unfiltered`` (the identity method).
+    noisy input itself is scored as the row ``unfiltered`` (the identity method). ``dose_methods``
+    (name -> ``fn(noisy, dose) -> denoised``) are also told the example's mean counts per pixel (the
+    drawn scale times the mean of the [0, 1] clean crop), as a user who knows the dose would.
 
     Returns
     -------
@@ -214,19 +216,27 @@ def run_benchmark(crops: list[np.ndarray], methods: dict, n: int, seed: int = 0,
     from ...simulate.em.noise import ede_noisy_pair
 
     todo = {"unfiltered": lambda x: x, **methods}
+    dose_methods = dose_methods or {}
+
+    def with_dose(_i, ex):
+        return {**todo, **{k: (lambda x, f=f, c=ex[2]: f(x, c)) for k, f in dose_methods.items()}}
+
     res: dict = {}
     for d, dose in enumerate(("low", "high")):
         def examples(d=d, dose=dose):
             for i in range(n):
                 rng = np.random.default_rng(np.random.SeedSequence([seed, d, i]))
-                yield ede_noisy_pair(crops[i % len(crops)], rng, dose)
+                crop = crops[i % len(crops)]
+                noisy, truth, scale = ede_noisy_pair(crop, rng, dose, return_scale=True)
+                yield noisy, truth, float(scale * np.mean(unit_scale(crop)[0]))
 
         def report(i, _ex, _todo, dose=dose):
             if progress:
                 print(f"  {dose} dose: example {i + 1}/{n} done", file=sys.stderr, flush=True)
 
-        res[dose] = timed_loop(examples(), todo, _score, limits=max_slow,
-                               results={m: {"mse": [], "psnr": [], "ssim": [], "time": []} for m in todo},
+        res[dose] = timed_loop(examples(), with_dose, _score, limits=max_slow,
+                               results={m: {"mse": [], "psnr": [], "ssim": [], "time": []}
+                                        for m in [*todo, *dose_methods]},
                                progress=report)
     return res
 
@@ -287,6 +297,9 @@ def _options(p) -> None:
     p.add_argument("--methods", default=None, help="comma-separated baselines (default: all available)")
     p.add_argument("--max-slow", type=int, default=4, help="examples per dose for BM3D (slow)")
     p.add_argument("--tta", action="store_true", help="also score the model with 8-fold TTA")
+    p.add_argument("--dose-known", action="store_true",
+                   help="poisson protocol: also score each model told the example's mean counts per pixel "
+                        "(predict(dose=...): it removes no more than that shot noise)")
     p.add_argument("--size", type=int, default=SIZE, help="crop side, px (512 as in the chapter)")
     p.add_argument("--bin", type=int, default=1, help="bin images by this factor before cropping (Ede binned 2x)")
     p.add_argument("--degradation", choices=("poisson", "physical"), default="poisson",
@@ -320,6 +333,7 @@ def run(a, report: Report) -> int:
         raise InputError(f"unknown baseline(s) {unknown}; choose from {', '.join(BASELINES)}")
     methods = {m: BASELINES[m] for m in names_sel}
     model_names: list[str] = []
+    dose_methods: dict = {}
     if a.model != "none":
         from .model import Denoiser
 
@@ -334,6 +348,9 @@ def run(a, report: Report) -> int:
             if a.tta:
                 methods[name + "+tta"] = (lambda d: (lambda x: d.predict(x, tta=8)))(den)
                 model_names.append(name + "+tta")
+            if a.dose_known and not physical:
+                dose_methods[name + ", dose given"] = (lambda d: (lambda x, c: d.predict(x, dose=c)))(den)
+                model_names.append(name + ", dose given")
     if physical:
         print(f"denoise benchmark (physical): {desc}; {n} examples per modality; seed {a.seed}", file=sys.stderr)
         old = {}
@@ -367,7 +384,7 @@ def run(a, report: Report) -> int:
         old = {m: prev["results"] for m in list(methods) if m in prev["results"]["low"] and not _is_model(m)}
         for m in old:
             methods.pop(m)
-    res = run_benchmark(crops, methods, n, a.seed, {"bm3d": a.max_slow})
+    res = run_benchmark(crops, methods, n, a.seed, {"bm3d": a.max_slow}, dose_methods=dose_methods)
     for m, r in old.items():
         for dose in ("low", "high"):
             res[dose][m] = r[dose][m]

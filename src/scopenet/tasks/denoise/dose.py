@@ -39,7 +39,8 @@ import numpy as np
 
 from ...errors import InputError
 
-__all__ = ["haar_noise_curve", "equivalent_dose", "auto_weight", "AUTO_DOSE_RANGE", "ROBUST_RANGE"]
+__all__ = ["haar_noise_curve", "equivalent_dose", "auto_weight", "shot_noise_guard", "AUTO_DOSE_RANGE",
+           "ROBUST_RANGE"]
 
 #: (lo, hi) equivalent doses (counts, see :func:`equivalent_dose`) of the auto rule's blend zone
 AUTO_DOSE_RANGE: tuple[float, float] = (150.0, 600.0)
@@ -159,3 +160,60 @@ def auto_weight(dose: float, dose_range: tuple[float, float] = AUTO_DOSE_RANGE) 
     if dose <= lo:
         return 0.0
     return float(math.log(dose / lo) / math.log(hi / lo))
+
+
+def shot_noise_guard(frame, denoised, dose: float) -> tuple[np.ndarray, float]:
+    """Blend a denoised frame back toward its input so that no more than the known shot noise is removed.
+
+    When the electron dose is known (beam current x dwell time, or counts of a counting detector), the
+    variance of the shot noise is known too, and a denoiser that removes much more than that is removing
+    specimen detail. With ``x`` the input, ``f`` the denoiser's output and ``n`` the noise, the blend
+    ``x + w (f - x)`` has mean squared error ``|n|^2 - 2 w <n, x - f> + w^2 |x - f|^2``, smallest at
+    ``w* = <n, x - f> / |x - f|^2``. For a denoiser whose lost detail is uncorrelated with the noise,
+    ``<n, x - f> ~= N v`` (``v`` the mean noise variance), so ``w = clip(v / R, 0, 1)`` with
+    ``R = mean((x - f)^2)`` (a discrepancy rule, as in Morozov's principle): a denoiser whose residual is
+    all noise (``R <= v``) is used as it is, and one that also takes away detail of mean power ``D``
+    (``R = v + D``) is applied with ``w = v / (v + D)``, giving an expected error ``v D / (v + D)``, below
+    both ``v`` (the unfiltered input) and ``D``. So with the dose given, the output is never expected to be
+    worse than the input.
+
+    Parameters
+    ----------
+    frame : ndarray, shape (H, W)
+        The input, proportional to detected counts with no offset (the shot-noise variance of a pixel is
+        ``c * value`` for the gain ``c = mean(frame) / dose``). NaN/inf pixels are ignored.
+    denoised : ndarray, shape (H, W)
+        The denoiser's output, same units.
+    dose : float
+        Mean counts (electrons) per pixel of ``frame``, > 0.
+
+    Returns
+    -------
+    out : ndarray float32, shape (H, W)
+        ``frame + w * (denoised - frame)`` (NaN where ``frame`` is not finite).
+    w : float
+        The weight, in [0, 1].
+
+    Raises
+    ------
+    InputError
+        A non-positive or non-finite dose, a frame with a non-positive mean, or shapes that differ.
+    """
+    x = np.asarray(frame, np.float64)
+    f = np.asarray(denoised, np.float64)
+    if x.shape != f.shape:
+        raise InputError(f"frame and denoised shapes differ: {x.shape} vs {f.shape}")
+    if not (np.isfinite(dose) and dose > 0):
+        raise InputError(f"dose must be a positive number of counts per pixel, got {dose!r}")
+    ok = np.isfinite(x) & np.isfinite(f)
+    if not ok.any():
+        raise InputError("every pixel is NaN or infinite")
+    m = float(x[ok].mean())
+    if not m > 0:
+        raise InputError(f"a known dose needs an image proportional to counts (positive mean), got mean {m:.4g}")
+    v = m * m / float(dose)  # mean shot-noise variance in the frame's units: gain c = m / dose, var = c^2 dose
+    r2 = float(np.mean((x[ok] - f[ok]) ** 2))
+    w = 1.0 if r2 <= v else v / r2
+    out = x + w * (f - x)
+    out[~np.isfinite(x)] = np.nan
+    return out.astype(np.float32), float(w)

@@ -81,6 +81,21 @@ def estimate_dose(noisy, denoised) -> dict[str, float]:
     return {"counts_range": R, "mean_counts": float(R * d.mean() + cmin), "fit_slope": slope, "fit_intercept": icpt}
 
 
+def _guarded(frame, denoised: np.ndarray, dose: float | None, weights: list[float]) -> np.ndarray:
+    """``denoised``, or with a known ``dose`` its blend toward ``frame`` (weight appended to ``weights``)."""
+    if dose is None:
+        return denoised
+    from .dose import shot_noise_guard
+
+    out, w = shot_noise_guard(frame, denoised, dose)
+    weights.append(w)
+    return out
+
+
+def _guard_info(dose: float | None, weights: list[float]) -> dict:
+    return {} if dose is None else {"dose": float(dose), "guard_weight": [round(w, 4) for w in weights]}
+
+
 # ------------------------------------------------------------------------------------- estimator
 @register
 class Denoiser(Estimator):
@@ -161,7 +176,7 @@ class Denoiser(Estimator):
         y[~np.isfinite(fr)] = np.nan
         return y.astype(np.float32)
 
-    def predict(self, img, *, tta: int = 1):
+    def predict(self, img, *, tta: int = 1, dose: float | None = None):
         """Denoise an image, a stack or a list of them, of any size.
 
         Parameters
@@ -172,6 +187,13 @@ class Denoiser(Estimator):
             restored as NaN in the output.
         tta : int
             Number of flipped/rotated views averaged (1..8; ``True`` is 8): slower, slightly better.
+        dose : float, optional
+            Mean counts (electrons) per pixel, when known (beam current x dwell time, or a counting
+            detector), for images proportional to counts. Each frame's output is then blended back
+            toward its input so that no more than the known shot noise is removed
+            (:func:`~scopenet.tasks.denoise.dose.shot_noise_guard`): with the dose given, the output is not
+            expected to be worse than the input, also on clean high-dose frames where a blind denoiser
+            takes away specimen detail. The weights go to the provenance (``guard_weight``).
 
         Returns
         -------
@@ -185,9 +207,14 @@ class Denoiser(Estimator):
         """
         views = check_views(tta)
         self.net_.eval()
-        return map_images(lambda fr: self.denoise_frame(fr, views), img, operation="denoise", what="denoising input",
+        weights: list[float] = []
+
+        def one(fr):
+            return _guarded(fr, self.denoise_frame(fr, views), dose, weights)
+
+        return map_images(one, img, operation="denoise", what="denoising input",
                           provenance=lambda: {"model": self.card_.name if self.card_.name != "untrained"
-                                              else self.config.arch, "tta": views})
+                                              else self.config.arch, "tta": views, **_guard_info(dose, weights)})
 
     # ----------------------------------------------------------------- training
     def fit(self, images, mode: str = "supervised", targets=None, settings: FitSettings | None = None,
@@ -344,8 +371,8 @@ class AutoDenoiser(Router):
             raise InputError(f"routing needs a 2-D image or an (n, y, x) stack, got shape {a.shape}, dtype {a.dtype}")
         return [self.route_frame(_check_frame(fr)) for fr in (a[None] if a.ndim == 2 else a)]
 
-    def predict(self, img, *, tta: int = 1):
-        """Denoise like :meth:`Denoiser.predict`, each frame routed by its measured dose.
+    def predict(self, img, *, tta: int = 1, dose: float | None = None):
+        """Denoise like :meth:`Denoiser.predict` (``dose`` as there), each frame routed by its measured dose.
 
         A Micrograph gets one provenance entry ``denoise`` with ``model="denoise-auto"``, the
         equivalent dose and the high-dose weight of each frame.
@@ -353,9 +380,10 @@ class AutoDenoiser(Router):
         if isinstance(img, (list, tuple)):  # each image its own provenance (doses, weights)
             if not img:
                 raise InputError("denoising input: empty list")
-            return [self.predict(x, tta=tta) for x in img]
+            return [self.predict(x, tta=tta, dose=dose) for x in img]
         views = check_views(tta)
         routes: list[dict[str, float]] = []
+        weights: list[float] = []
 
         def one(fr):
             r = self.route_frame(_check_frame(fr))
@@ -366,14 +394,14 @@ class AutoDenoiser(Router):
                 y += (1 - w) * self.low.denoise_frame(fr, views)
             if w > 0:
                 y += w * self.high.denoise_frame(fr, views)
-            return y.astype(np.float32)
+            return _guarded(fr, y.astype(np.float32), dose, weights)
 
         return map_images(one, img, operation="denoise", what="denoising input", provenance=lambda: {
             "model": "denoise-auto", "tta": views, "low_model": self.low.name, "high_model": self.high.name,
             "equivalent_dose": [round(r["dose"], 2) for r in routes],
-            "high_dose_weight": [round(r["weight"], 4) for r in routes]})
+            "high_dose_weight": [round(r["weight"], 4) for r in routes], **_guard_info(dose, weights)})
 
-def denoise(img, model: str | Denoiser | AutoDenoiser = "auto", tta: int = 1):
+def denoise(img, model: str | Denoiser | AutoDenoiser = "auto", tta: int = 1, dose: float | None = None):
     """Denoise a micrograph with a pretrained model (``sn.denoise``).
 
     Parameters
@@ -388,6 +416,10 @@ def denoise(img, model: str | Denoiser | AutoDenoiser = "auto", tta: int = 1):
         variant fine-tuned on high-dose noise only), a saved model path, or a Denoiser.
     tta : int
         Number of flipped/rotated views averaged (1..8; ``True`` is 8).
+    dose : float, optional
+        Mean counts (electrons) per pixel when known, for images proportional to counts: the output is
+        then blended back toward the input so that no more than the known shot noise is removed
+        (:func:`~scopenet.tasks.denoise.dose.shot_noise_guard`; see :meth:`Denoiser.predict`).
 
     Returns
     -------
@@ -406,4 +438,4 @@ def denoise(img, model: str | Denoiser | AutoDenoiser = "auto", tta: int = 1):
     """
     den = model if isinstance(model, (Denoiser, AutoDenoiser)) else \
         cached(("denoise", str(model)), lambda: Denoiser.pretrained(str(model)))
-    return den.predict(img, tta=tta)
+    return den.predict(img, tta=tta, dose=dose)

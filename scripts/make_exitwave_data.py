@@ -19,10 +19,12 @@ Usage::
 
 Sets of the ``shipped`` preset (materials split by name, ``SPLITS`` in the simulator):
 
-- ``restricted-train``: training materials, restricted ranges (seed 1, then seed 7 for more);
+- ``restricted-train``: the first 17 training materials (``BASE_TRAIN``), restricted ranges (seed 1,
+  then seed 7 for more); ``restricted-train-extra``: the 35 later ones (``EXTRA_TRAIN``, seed 9);
 - ``restricted-params``: training materials, new parameter draws (unseen parameters);
 - ``restricted-materials``: validation materials, restricted ranges (unseen materials);
-- ``single-train`` / ``single-params``: SrTiO3, full ranges;
+- ``single-train`` / ``single-params``: SrTiO3, full ranges; ``single-train-110``: 110 waves (the first
+  64 are ``single-train``);
 - ``single-materials``: validation materials, full ranges.
 
 The ``test`` materials are never simulated here: ``scopenet bench exitwave`` simulates them.
@@ -38,9 +40,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def plan(preset: str, scale: float = 1.0):
-    from scopenet.simulate.em.exitwave import SINGLE_MATERIAL, SPLITS
+    from scopenet.simulate.em.exitwave import BASE_TRAIN, EXTRA_TRAIN, SINGLE_MATERIAL, SPLITS
 
-    train, val = SPLITS["train"], SPLITS["val"]
+    train, val = BASE_TRAIN, SPLITS["val"]
     n = lambda k: max(1, int(round(k * scale)))  # noqa: E731
     if preset == "shipped":
         return [
@@ -52,6 +54,9 @@ def plan(preset: str, scale: float = 1.0):
             dict(name="single-materials", materials=val, n=n(2), prange="full", seed=6),
             dict(name="restricted-train-2", materials=train, n=n(20), prange="restricted", seed=7),
             dict(name="single-train-2", materials=(SINGLE_MATERIAL,), n=n(64), prange="full", seed=8),
+            # the second shipped models (recipes/exitwave-*.yaml): 35 more training materials, 110 SrTiO3 waves
+            dict(name="restricted-train-extra", materials=EXTRA_TRAIN, n=n(8), prange="restricted", seed=9),
+            dict(name="single-train-110", materials=(SINGLE_MATERIAL,), n=n(110), prange="full", seed=2),
         ]
     if preset == "tests":
         return [

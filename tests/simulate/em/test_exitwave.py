@@ -48,11 +48,15 @@ def test_material_splits_are_disjoint_and_built_in():
     assert not (tr & va or tr & te or va & te)
     assert tr | va | te == set(ew.material_library())
     assert ew.SINGLE_MATERIAL in tr
+    # the later training materials extend the first ones, each once
+    assert ew.SPLITS["train"] == ew.BASE_TRAIN + ew.EXTRA_TRAIN
+    assert len(set(ew.SPLITS["train"])) == len(ew.SPLITS["train"]) == 52
 
 
 @pytest.mark.slow
 def test_every_built_in_material_builds_with_its_formula():
-    formulas = {"NaCl": "Cl4Na4", "MgAl2O4": "Al16Mg8O32", "SrTiO3": "O3SrTi", "Al2O3": "Al12O18"}
+    formulas = {"NaCl": "Cl4Na4", "MgAl2O4": "Al16Mg8O32", "SrTiO3": "O3SrTi", "Al2O3": "Al12O18",
+                "CeO2": "Ce4O8", "KTaO3": "KO3Ta", "InP": "In4P4", "CsI": "CsI", "AlN": "Al2N2"}
     for name in ew.material_library():
         atoms, sid = ew.load_structure(name)
         assert sid == name and len(atoms) > 0 and atoms.cell.volume > 0

@@ -164,3 +164,23 @@ def test_noise_is_flagged_by_its_high_frequency_content():
     assert not verdict["familiar"] and "Nyquist" in verdict["reasons"][0]
     with pytest.warns(UnfamiliarInputWarning, match="Nyquist"):
         est.predict(noise)
+
+
+@pytest.mark.parametrize("k", [2, 4, 5])
+def test_phase_of_a_flipped_or_turned_amplitude_is_the_flipped_or_turned_phase_with_8_views(k):
+    # a specimen turned or mirrored in the image plane has the same exit wave turned or mirrored: its
+    # phase values are scalars, carried along without change (no conjugation, no component mixing)
+    from scopenet.image.tta import dihedral
+
+    torch.manual_seed(1)
+    est = ExitWaveEstimator(arch_config={"channels": 4, "blocks": 1})
+    amp = np.abs(_waves(1, 32, seed=3)[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnfamiliarInputWarning)
+        phase = est.predict_phase(amp, tta=8)
+        turned = est.predict_phase(dihedral(amp, k), tta=8)
+        psi, psi_turned = est.predict(amp, tta=8), est.predict(dihedral(amp, k), tta=8)
+    np.testing.assert_allclose(components(turned), components(dihedral(phase, k)), atol=1e-4)
+    np.testing.assert_allclose(psi_turned, dihedral(psi, k), atol=1e-4)
+    np.testing.assert_allclose(est.confidence(dihedral(amp, k), tta=8), dihedral(est.confidence(amp, tta=8), k),
+                               atol=1e-5)

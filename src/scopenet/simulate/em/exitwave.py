@@ -42,7 +42,7 @@ import numpy as np
 
 from ...errors import InputError, ReadError, require
 
-__all__ = ["ParameterRange", "RANGES", "WaveParams", "SPLITS", "SINGLE_MATERIAL", "material_library",
+__all__ = ["ParameterRange", "RANGES", "WaveParams", "SPLITS", "BASE_TRAIN", "EXTRA_TRAIN", "SINGLE_MATERIAL", "material_library",
            "load_structure", "zone_axes", "sample_params", "orient_and_carve", "simulate_exit_wave",
            "simulate_set", "cache_dir", "save_waves", "load_waves"]
 
@@ -140,6 +140,44 @@ _MATERIALS = {
     "GaN": lambda: _bulk("GaN", "wurtzite", a=3.189, c=5.185),
     "CaF2": lambda: _bulk("CaF2", "fluorite", a=5.463, cubic=True),
     "CsCl": lambda: _bulk("CsCl", "cesiumchloride", a=4.123),
+    # more training crystals (lattice constants at room temperature, Å)
+    "Ni": lambda: _bulk("Ni", "fcc", a=3.524, cubic=True),
+    "Ag": lambda: _bulk("Ag", "fcc", a=4.086, cubic=True),
+    "Pd": lambda: _bulk("Pd", "fcc", a=3.891, cubic=True),
+    "Pb": lambda: _bulk("Pb", "fcc", a=4.950, cubic=True),
+    "Ir": lambda: _bulk("Ir", "fcc", a=3.839, cubic=True),
+    "Cr": lambda: _bulk("Cr", "bcc", a=2.910, cubic=True),
+    "V": lambda: _bulk("V", "bcc", a=3.030, cubic=True),
+    "Nb": lambda: _bulk("Nb", "bcc", a=3.300, cubic=True),
+    "Ta": lambda: _bulk("Ta", "bcc", a=3.306, cubic=True),
+    "Co": lambda: _bulk("Co", "hcp", a=2.507, c=4.069),
+    "Zr": lambda: _bulk("Zr", "hcp", a=3.232, c=5.147),
+    "Cd": lambda: _bulk("Cd", "hcp", a=2.979, c=5.619),
+    "Hf": lambda: _bulk("Hf", "hcp", a=3.195, c=5.051),
+    "Sn-alpha": lambda: _bulk("Sn", "diamond", a=6.489, cubic=True),
+    "LiF": lambda: _bulk("LiF", "rocksalt", a=4.026, cubic=True),
+    "KCl": lambda: _bulk("KCl", "rocksalt", a=6.293, cubic=True),
+    "CaO": lambda: _bulk("CaO", "rocksalt", a=4.811, cubic=True),
+    "PbS": lambda: _bulk("PbS", "rocksalt", a=5.936, cubic=True),
+    "NiO": lambda: _bulk("NiO", "rocksalt", a=4.177, cubic=True),
+    "InP": lambda: _bulk("InP", "zincblende", a=5.869, cubic=True),
+    "InAs": lambda: _bulk("InAs", "zincblende", a=6.058, cubic=True),
+    "AlAs": lambda: _bulk("AlAs", "zincblende", a=5.661, cubic=True),
+    "GaP": lambda: _bulk("GaP", "zincblende", a=5.451, cubic=True),
+    "ZnS": lambda: _bulk("ZnS", "zincblende", a=5.409, cubic=True),
+    "ZnSe": lambda: _bulk("ZnSe", "zincblende", a=5.668, cubic=True),
+    "SiC-3C": lambda: _bulk("SiC", "zincblende", a=4.360, cubic=True),
+    "AlN": lambda: _bulk("AlN", "wurtzite", a=3.112, c=4.982),
+    "CdS": lambda: _bulk("CdS", "wurtzite", a=4.136, c=6.714),
+    "SrF2": lambda: _bulk("SrF2", "fluorite", a=5.800, cubic=True),
+    "BaF2": lambda: _bulk("BaF2", "fluorite", a=6.200, cubic=True),
+    "CeO2": lambda: _bulk("CeO2", "fluorite", a=5.411, cubic=True),
+    "CsBr": lambda: _bulk("CsBr", "cesiumchloride", a=4.296),
+    "CsI": lambda: _bulk("CsI", "cesiumchloride", a=4.567),
+    "KTaO3": lambda: _crystal(["K", "Ta", "O"], [(0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0)], 221,
+                              [3.989, 3.989, 3.989, 90, 90, 90]),
+    "LaAlO3-cubic": lambda: _crystal(["La", "Al", "O"], [(0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0)], 221,
+                                     [3.811, 3.811, 3.811, 90, 90, 90]),
     # spacegroup crystals
     "SrTiO3": lambda: _crystal(["Sr", "Ti", "O"], [(0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0)], 221,
                                [3.905, 3.905, 3.905, 90, 90, 90]),
@@ -163,9 +201,16 @@ _MATERIALS = {
 }
 
 #: Material splits: networks train on ``train``; ``test`` materials are unseen by every shipped model.
+#: The first 17 training materials (the sets of the first shipped models); :data:`EXTRA_TRAIN` was added later.
+BASE_TRAIN: tuple[str, ...] = ("Si", "Al", "Cu", "Au", "Fe", "W", "Mg", "Ti", "NaCl", "GaAs", "ZnO", "CaF2", "SrTiO3",
+                               "TiO2-rutile", "Al2O3", "MgAl2O4", "MoS2")
+#: 35 more training crystals (metals, rocksalt, zincblende, wurtzite, fluorite, CsCl and perovskite types).
+EXTRA_TRAIN: tuple[str, ...] = ("Ni", "Ag", "Pd", "Pb", "Ir", "Cr", "V", "Nb", "Ta", "Co", "Zr", "Cd", "Hf",
+                                "Sn-alpha", "LiF", "KCl", "CaO", "PbS", "NiO", "InP", "InAs", "AlAs", "GaP", "ZnS",
+                                "ZnSe", "SiC-3C", "AlN", "CdS", "SrF2", "BaF2", "CeO2", "CsBr", "CsI", "KTaO3",
+                                "LaAlO3-cubic")
 SPLITS: dict[str, tuple[str, ...]] = {
-    "train": ("Si", "Al", "Cu", "Au", "Fe", "W", "Mg", "Ti", "NaCl", "GaAs", "ZnO", "CaF2", "SrTiO3",
-              "TiO2-rutile", "Al2O3", "MgAl2O4", "MoS2"),
+    "train": BASE_TRAIN + EXTRA_TRAIN,
     "val": ("Ge", "Pt", "Zn", "CsCl", "SnO2"),
     "test": ("C-diamond", "Mo", "MgO", "CdTe", "GaN", "BaTiO3-cubic", "ZrO2-cubic", "PbTiO3"),
 }

@@ -148,7 +148,116 @@ def classify() -> Path:
     return _save(fig, OUT / "classify.png")
 
 
-FIGURES = {"flatten": flatten, "denoise": denoise, "inpaint": inpaint, "superres": superres, "classify": classify}
+def atoms() -> Path:
+    """``sn.find_atoms`` on a held-out simulated crystal (low dose) and an SPM surface, against the truth."""
+    import scopenet as sn
+    from scopenet.metrics.atoms import match_atoms
+    from scopenet.simulate.em.atoms import atom_image, spm_atom_image
+
+    rng = np.random.default_rng(2027)
+    exs = [atom_image(rng, 112, split="held_out", dose=50.0, spacing_px=11.0, region="full"),
+           spm_atom_image(rng, 112, spacing_px=9.0, snr=5.0, lattice="honeycomb")]
+    fig, ax = plt.subplots(1, len(exs), figsize=(2.6 * len(exs), 2.9), dpi=80, squeeze=False)
+    for a, ex in zip(ax[0], exs):
+        df = sn.find_atoms(ex.image)
+        m = match_atoms(ex.atoms, df[["y", "x"]].to_numpy(), 0.3 * ex.spacing_px)
+        lo, hi = np.percentile(ex.image, [0.5, 99.5])
+        a.imshow(ex.image, cmap="gray", vmin=lo, vmax=hi)
+        a.plot(ex.atoms[:, 1], ex.atoms[:, 0], "o", mfc="none", mec="lime", ms=5, mew=0.7, label="truth")
+        a.plot(df["x"], df["y"], "+", color="red", ms=5, mew=0.9, label="sn.find_atoms")
+        name = ex.params.get("structure", "SPM " + ex.params.get("lattice", ""))
+        a.set_title(f"{name}\n{m.n_pred} found, {m.n_true} true: F1 {m.f1:.2f}", fontsize=8)
+        a.axis("off")
+    ax[0, 0].legend(loc="lower left", fontsize=6, framealpha=0.7)
+    fig.tight_layout(pad=0.3)
+    return _save(fig, OUT / "atoms.png")
+
+
+def segment() -> Path:
+    """``sn.segment`` on a held-out simulated particle micrograph, beside Otsu's threshold and the truth."""
+    import scopenet as sn
+    from scopenet.metrics.segmentation import dice
+    from scopenet.simulate.em.particle_data import particle_sample
+    from scopenet.tasks.segment.baselines import otsu
+
+    s = particle_sample(np.random.default_rng(2025), 160, "heldout")
+    model = np.asarray(sn.segment(s.image)) > 0
+    base = otsu(s.image)
+    return _panels([s.image, model, base, s.mask > 0],
+                   [f"held-out simulation\n(dose {s.params['dose']:.0f} counts/px)",
+                    f"sn.segment\nDice {dice(s.mask > 0, model):.3f}", f"Otsu threshold\nDice {dice(s.mask > 0, base):.3f}",
+                    "truth"], OUT / "segment.png")
+
+
+def track() -> Path:
+    """``sn.track`` on a simulated drifting movie: tracks over the first frame, and measured against true drift."""
+    import scopenet as sn
+    from scopenet.simulate.em.movies import simulate_movie
+
+    mov = simulate_movie(n_frames=12, size=128, n_particles=15, seed=7)
+    tr = sn.track(mov.frames)
+    drift = np.asarray(tr.attrs["drift"])
+    fig, ax = plt.subplots(1, 2, figsize=(5.6, 2.7), dpi=80)
+    ax[0].imshow(mov.frames[0], cmap="gray")
+    for _, t in tr.groupby("particle"):
+        ax[0].plot(t["x"], t["y"], "-", lw=1.0)
+    ax[0].set_title(f"{tr.particle.nunique()} tracks (drift removed)\nover frame 0", fontsize=8)
+    ax[0].axis("off")
+    for k, name in enumerate(("dy", "dx")):
+        ax[1].plot(mov.drift[:, k], "k-", lw=1, label="true" if k == 0 else None)
+        ax[1].plot(drift[:, k], "o", ms=3, mfc="none", label=f"measured {name}")
+    err = np.hypot(*(drift - mov.drift).T)
+    ax[1].set_title(f"stage drift (px): RMS error {np.sqrt((err ** 2).mean()):.2f} px", fontsize=8)
+    ax[1].set_xlabel("frame", fontsize=8)
+    ax[1].tick_params(labelsize=7)
+    ax[1].legend(fontsize=6)
+    fig.tight_layout(pad=0.3)
+    return _save(fig, OUT / "track.png")
+
+
+def embed() -> Path:
+    """A rotated, re-noised copy of a simulated micrograph and its nearest images by ``sn.embed`` codes."""
+    import scopenet as sn
+    from scopenet.tasks.embed.bench import sim_set
+
+    imgs, labels = sim_set(3, 5, seed=9_101)
+    codes = np.asarray(sn.embed(imgs))
+    qi = 4
+    rng = np.random.default_rng(0)
+    q = np.clip(np.rot90(imgs[qi]) + rng.normal(0, 0.05, imgs[qi].shape[::-1]), 0, 1).astype(np.float32)
+    d = np.linalg.norm(codes - np.asarray(sn.embed([q]))[0], axis=1)
+    near = np.argsort(d)[:4]
+    return _panels([q, *(imgs[i] for i in near)],
+                   [f"query: {labels[qi]}\n(rotated, re-noised)",
+                    *(f"#{r + 1} {labels[i]}{' (original)' if i == qi else ''}\ndistance {d[i]:.2f}"
+                      for r, i in enumerate(near))], OUT / "embed.png", size=1.9)
+
+
+def autopilot() -> Path:
+    """One conditioning episode of the shipped agent on the simulated STM: each image with the judge's verdict."""
+    from scopenet.autopilot.agent import QAgent
+    from scopenet.autopilot.instrument import ACTION_NAMES
+    from scopenet.autopilot.judge import Judge
+    from scopenet.autopilot.sim import SimMicroscope
+    from scopenet.autopilot.supervisor import run_episode
+
+    mic, judge, seen = SimMicroscope(seed=3), Judge(), []
+
+    def watching(img):  # the judge, keeping each image, its verdict and the simulator's truth
+        res = judge(img)
+        seen.append((np.asarray(img), res.p_good, mic.state()["tip_good"]))
+        return res
+
+    ep = run_episode(mic, watching, QAgent.pretrained("default"), max_actions=8)
+    names = ["first image"] + [f"after {ACTION_NAMES[a]}" for a in ep["sequence"]]
+    keep = list(range(len(seen))) if len(seen) <= 5 else [0, 1, len(seen) - 3, len(seen) - 2, len(seen) - 1]
+    return _panels([seen[i][0] for i in keep],
+                   [f"{names[i]}\np(good) {seen[i][1]:.2f}, tip {'good' if seen[i][2] else 'bad'}" for i in keep],
+                   OUT / "autopilot.png", cmap="afmhot", size=1.9)
+
+
+FIGURES = {"flatten": flatten, "denoise": denoise, "inpaint": inpaint, "superres": superres, "classify": classify,
+           "atoms": atoms, "segment": segment, "track": track, "embed": embed, "autopilot": autopilot}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-TASKS = ("denoise", "inpaint", "superres", "classify")
+TASKS = ("denoise", "inpaint", "superres", "classify", "atoms", "segment", "track", "exitwave", "embed", "autopilot",
+         "adaptive-scan")
 
 
 def _missing_tools() -> list[str]:

@@ -42,8 +42,9 @@ def index_cmd(
     store: Optional[Path] = typer.Option(None, "--output", "-o",
                                          help=f"Index store folder (default DIR/{DEFAULT_STORE} for one DIR)."),
     model: str = typer.Option("default", "--model", "-m", help="Embedding model: installed name or path."),
-    tta: int = typer.Option(8, "--tta", min=1, max=8,
-                            help="Flipped/rotated views averaged per image (8: orientation-invariant codes)."),
+    tta: int = typer.Option(1, "--tta", min=1, max=8,
+                            help="Flipped/rotated views averaged per image (codes are orientation-invariant "
+                                 "already through each image's canonical view; 8 is 8x slower)."),
     fit: Optional[str] = typer.Option(None, "--fit", help="'resize' (default) or 'tiles'."),
     usearch: bool = typer.Option(False, "--usearch", help="Also build the usearch HNSW graph (search extra)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Rebuild an existing store from scratch."),

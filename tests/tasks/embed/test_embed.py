@@ -5,7 +5,9 @@ import pytest
 from scopenet.errors import InputError
 from scopenet.image.micrograph import Axis, Micrograph
 from scopenet.tasks.embed import Embedder
-from scopenet.tasks.embed.preprocess import resize_square, thumbnail, tiles, to_inputs
+from scopenet.image.tta import dihedral
+from scopenet.tasks.embed.preprocess import (canonical_view, canonicalize, resize_square, thumbnail, tiles,
+                                              to_inputs)
 
 
 def test_area_resize_preserves_block_means():
@@ -97,3 +99,52 @@ def test_sn_embed_with_the_shipped_model():
     rng = np.random.default_rng(0)
     codes = sn.embed([rng.random((130, 200)), rng.random((96, 96))])
     assert codes.shape == (2, 64) and np.isfinite(codes).all()
+
+
+@pytest.mark.parametrize("size", [32, 33, 96])
+def test_canonical_view_is_the_same_for_all_8_transforms(size):
+    rng = np.random.default_rng(size)
+    x = rng.random((size, size)).cumsum(0) + rng.random((size, size))
+    views = np.stack([dihedral(x, j) for j in range(8)])
+    k = canonical_view(views)
+    assert k.shape == (8,) and len(set(k.tolist())) == 8  # each view needs its own turn to get there
+    canon, k2 = canonicalize(views)
+    np.testing.assert_array_equal(k2, k)
+    for c in canon:
+        np.testing.assert_array_equal(c, canon[0])
+    assert int(canonical_view(views[3])) == k[3]  # one 2-D input: a scalar index
+    # an intensity offset and scale do not change the choice
+    np.testing.assert_array_equal(canonical_view(views * 3.0 + 100.0), k)
+    with pytest.raises(InputError, match="square"):
+        canonical_view(np.zeros((2, 8, 9)))
+
+
+def test_default_codes_are_invariant_to_all_8_transforms(tiny_model):
+    est = Embedder.load(tiny_model)
+    assert est.config.orient == "canonical"
+    rng = np.random.default_rng(5)
+    a = (rng.random((32, 32)).cumsum(1) + rng.random((32, 32))).astype(np.float32)
+    codes = np.stack([est.predict(dihedral(a, j))[0] for j in range(8)])
+    np.testing.assert_allclose(codes, np.broadcast_to(codes[0], codes.shape), rtol=0, atol=1e-5)
+    # the same network without the canonical view: a quarter turn changes the code
+    plain = np.stack([est.predict(dihedral(a, j), orient="none")[0] for j in (0, 1)])
+    assert np.abs(plain[0] - plain[1]).max() > 1e-3
+    # a larger image (resized to 32 px) too
+    b = rng.random((64, 64)).cumsum(0).astype(np.float32)
+    cb = np.stack([est.predict(dihedral(b, j))[0] for j in range(8)])
+    np.testing.assert_allclose(cb, np.broadcast_to(cb[0], cb.shape), rtol=0, atol=1e-5)
+    with pytest.raises(InputError, match="orient"):
+        est.predict(a, orient="upright")
+
+
+def test_a_stack_of_network_sized_frames_gets_the_codes_of_its_frames(tiny_model):
+    est = Embedder.load(tiny_model)
+    rng = np.random.default_rng(6)
+    stack = (rng.random((5, 32, 32)) * 40 - 7).astype(np.float64)
+    stack[2] = 3.0  # a constant frame: zeros after scaling, as to_inputs gives
+    batch = est.predict(stack)
+    one = np.stack([est.predict(f)[0] for f in stack])
+    np.testing.assert_allclose(batch, one, rtol=1e-5, atol=1e-5)
+    inputs, owner = est._inputs(stack, None)
+    np.testing.assert_allclose(inputs, np.stack([to_inputs(f, 32)[0] for f in stack]), atol=1e-6)
+    np.testing.assert_array_equal(owner, np.arange(5))

@@ -124,3 +124,19 @@ def test_load_errors(tmp_path):
     (tmp_path / "index.json").write_text('{"format": "other"}')
     with pytest.raises(ReadError, match="unknown index format"):
         Index.load(tmp_path)
+
+
+def test_a_rotated_or_flipped_copy_is_found_at_rank_1(folder, tiny_model, images, tmp_path):
+    with pytest.warns(UserWarning):
+        idx = Index.build(folder, tmp_path / "store", model=tiny_model)
+    assert idx.tta == 1 and idx.orient == "canonical"
+    for copy in (np.rot90(images[1]), images[1][::-1], np.rot90(images[1], 3)[:, ::-1]):
+        res = idx.search(np.ascontiguousarray(copy), k=2)
+        assert res["path"][0].endswith("img1.npy") and res["distance"][0] == pytest.approx(0, abs=1e-5)
+        assert res["distance"][1] > 1e-3
+    assert json.loads((tmp_path / "store" / "index.json").read_text())["orient"] == "canonical"
+    # a store saved before the canonical view: its codes and queries stay unrotated
+    meta = json.loads((tmp_path / "store" / "index.json").read_text())
+    del meta["orient"]
+    (tmp_path / "store" / "index.json").write_text(json.dumps(meta))
+    assert Index.load(tmp_path / "store").orient == "none"

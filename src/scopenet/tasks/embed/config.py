@@ -24,6 +24,11 @@ class EmbedConfig(BaseModel):
         to ``size`` pixels, like Ede's "96 x 96" datasets; ``"tiles"`` cuts non-overlapping
         ``size x size`` tiles at the image's own pixel size (the last row/column of tiles aligned to the
         far edge; images smaller than ``size`` are resized) and averages their codes.
+    orient : {"canonical", "none"}
+        ``"canonical"`` (default) turns/flips each input into its canonical view
+        (:func:`scopenet.tasks.embed.preprocess.canonical_view`, a rule on its quadrant sums) before
+        encoding, so an image and its rotated or flipped copy get the same code from one network pass;
+        ``"none"`` encodes inputs as they are.
     batch_size : int
         Images per forward pass in :meth:`~scopenet.tasks.embed.Embedder.predict`.
     """
@@ -33,6 +38,7 @@ class EmbedConfig(BaseModel):
     arch: str = "embed-vae"
     arch_config: dict = Field(default_factory=dict)
     fit: Literal["resize", "tiles"] = "resize"
+    orient: Literal["canonical", "none"] = "canonical"
     batch_size: int = Field(256, ge=1)
 
 

@@ -19,10 +19,10 @@ def section(report, workdir: Path, samples) -> None:
         "sn.embed turns each micrograph into 64 numbers (the latent means of Ede's variational autoencoder, "
         "with encoding normalisation); the nearest codes are the most similar images. Here a gallery of "
         "simulated STEM, HRTEM, mesoscale and STM images (held-out seeds) is searched with rotated and "
-        "re-noised copies of three of its images (codes averaged over the 8 flips and rotations, as an index does).")
+        "re-noised copies of three of its images (each image encoded in its canonical orientation, as an index does).")
     est = Embedder.pretrained("default")
     imgs, labels = sim_set(6, 15, BENCH_SIM_SEED + 7)
-    mu, sig = est.encode(imgs, tta=8)
+    mu, sig = est.encode(imgs)
     idx = Index.from_codes(mu, sigmas=sig, paths=[f"{lab} #{i}" for i, lab in enumerate(labels)], modality=labels)
     idx.thumbs = np.stack([thumbnail(a, 64) for a in imgs])
     idx._model = est
@@ -30,7 +30,7 @@ def section(report, workdir: Path, samples) -> None:
     panels, titles, rows = [], [], []
     for qi, t in ((0, "rot90"), (7, "renoise"), (25, "flip-lr")):
         q = transformed(imgs[qi], t, rng)
-        res = idx.search(est.predict(q, tta=8)[0], k=4)
+        res = idx.search(est.predict(q)[0], k=4)
         panels.append(q)
         titles.append(f"query: {labels[qi]} ({t})")
         for r in res.itertuples():

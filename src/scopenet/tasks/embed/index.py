@@ -10,7 +10,7 @@ of fields of view or pixel sizes.
 
 The store is a folder::
 
-    index.json      format, model, settings, the indexed roots, counters
+    index.json      format, model, settings (tta, fit, orient), the indexed roots, counters
     items.csv       one row per image (id, path, frame, modality, pixel_size_m, fov_m, height, width,
                     mtime, bytes)
     codes.npy       float32 (N, 64) latent means (memory-mapped when loaded: the codes need not fit in RAM)
@@ -151,12 +151,13 @@ class Index:
 
     def __init__(self, codes: np.ndarray, sigmas: np.ndarray, thumbs: np.ndarray, items, *, model: Any = "default",
                  model_name: str = "embed-default", roots: Sequence[str] = (), tta: int = 1, fit: str = "resize",
-                 next_id: int | None = None, store: Path | None = None, failed: Sequence[str] = ()):
+                 next_id: int | None = None, store: Path | None = None, failed: Sequence[str] = (),
+                 orient: str = "canonical"):
         self.codes, self.sigmas, self.thumbs, self.items = codes, sigmas, thumbs, items.reset_index(drop=True)
         self._model = model
         self.model_name = model_name
         self.roots = [str(r) for r in roots]
-        self.tta, self.fit = int(tta), fit
+        self.tta, self.fit, self.orient = int(tta), fit, orient
         self.next_id = int(next_id if next_id is not None else (int(items["id"].max()) + 1 if len(items) else 0))
         self.store = Path(store) if store is not None else None
         self.failed = list(failed)
@@ -178,7 +179,8 @@ class Index:
 
     # ------------------------------------------------------------------ building
     @staticmethod
-    def _embed_files(files: Sequence[Path], est, tta: int, fit: str, progress: bool, start_id: int):
+    def _embed_files(files: Sequence[Path], est, tta: int, fit: str, progress: bool, start_id: int,
+                     orient: str = "canonical"):
         import pandas as pd
         from tqdm.auto import tqdm
 
@@ -192,7 +194,7 @@ class Index:
                 st = p.stat()
                 for fi, mg, info in frames:
                     a = np.asarray(mg.data, np.float32)
-                    mu, sg = est.encode(a, tta=tta, fit=fit)
+                    mu, sg = est.encode(a, tta=tta, fit=fit, orient=orient)
                     codes.append(mu[0])
                     sigmas.append(sg[0])
                     thumbs.append(thumbnail(a, THUMB))
@@ -208,8 +210,8 @@ class Index:
                 np.asarray(thumbs, np.uint8).reshape(-1, THUMB, THUMB), items, failed, nid)
 
     @classmethod
-    def build(cls, paths, store: str | os.PathLike | None = None, *, model: Any = "default", tta: int = 8,
-              fit: str | None = None, progress: bool = False, backend: str = "exact",
+    def build(cls, paths, store: str | os.PathLike | None = None, *, model: Any = "default", tta: int = 1,
+              fit: str | None = None, orient: str | None = None, progress: bool = False, backend: str = "exact",
               overwrite: bool = False) -> "Index":
         """Embed every readable image under ``paths`` (files or folders, searched recursively).
 
@@ -221,11 +223,13 @@ class Index:
         model : str or Embedder
             The embedding model (default ``embed-default``).
         tta : int
-            Flipped/rotated views averaged per image (1..8). The default 8 makes the codes invariant to
-            quarter turns and flips, so an image is found whatever its orientation (queries use the
-            same setting); 1 is 8 times faster.
+            Flipped/rotated views averaged per image (1..8; queries use the same setting). The default 1
+            is already invariant to quarter turns and flips through the canonical view (``orient``),
+            so an image is found whatever its orientation; 8 averages all views (8 times slower).
         fit : {"resize", "tiles"}, optional
             How images become 96 px inputs (default the model's).
+        orient : {"canonical", "none"}, optional
+            Whether each input is encoded in its canonical view (default the model's, ``"canonical"``).
         progress : bool
             A progress bar over the files.
         backend : {"exact", "usearch"}
@@ -235,12 +239,13 @@ class Index:
         """
         est = _as_model(model)
         fit = fit or est.config.fit
+        orient = est._orient(orient)
         roots = [str(Path(p).expanduser().resolve()) for p in ([paths] if isinstance(paths, (str, os.PathLike))
                                                                  else list(paths))]
         files = iter_image_files(roots)
         if not files:
             raise InputError(f"no readable image files under {', '.join(roots) or 'nothing'}")
-        codes, sigmas, thumbs, items, failed, nid = cls._embed_files(files, est, tta, fit, progress, 0)
+        codes, sigmas, thumbs, items, failed, nid = cls._embed_files(files, est, tta, fit, progress, 0, orient)
         if not len(items):
             raise InputError("none of the files could be read: " + "; ".join(failed[:3]))
         ref = est.name
@@ -248,7 +253,7 @@ class Index:
             p = Path(str(model)).expanduser()
             ref = str(p.resolve()) if ("/" in str(model) or p.with_suffix(".json").exists()) else str(model)
         idx = cls(codes, sigmas, thumbs, items, model=est, model_name=ref, roots=roots, tta=tta, fit=fit,
-                  next_id=nid, failed=failed)
+                  next_id=nid, failed=failed, orient=orient)
         if backend == "usearch":
             idx.build_usearch()
         elif backend != "exact":
@@ -300,7 +305,7 @@ class Index:
         removed_ids = it["id"][~keep].to_numpy()
         n_changed = int(it["path"][~keep].isin(changed_paths).sum())
         codes, sigmas, thumbs, items, failed, nid = self._embed_files(sorted(new), self.model, self.tta, self.fit,
-                                                                      progress, self.next_id)
+                                                                      progress, self.next_id, self.orient)
         self.codes = np.concatenate([np.asarray(self.codes)[keep], codes])
         self.sigmas = np.concatenate([np.asarray(self.sigmas)[keep], sigmas])
         self.thumbs = np.concatenate([np.asarray(self.thumbs)[keep], thumbs])
@@ -336,6 +341,7 @@ class Index:
             if self._usearch is not None:
                 self._usearch.save(str(tmp / "vectors.usearch"))
             meta = {"format": FORMAT, "model": self.model_name, "tta": self.tta, "fit": self.fit,
+                    "orient": self.orient,
                     "roots": self.roots, "n": len(self), "latent": int(np.shape(self.codes)[1]),
                     "next_id": self.next_id, "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "failed": self.failed}
@@ -380,7 +386,7 @@ class Index:
         idx = cls(codes, sigmas, thumbs, items, model=model if model is not None else meta["model"],
                   model_name=meta["model"], roots=meta.get("roots", []), tta=meta.get("tta", 1),
                   fit=meta.get("fit", "resize"), next_id=meta.get("next_id"), store=store.resolve(),
-                  failed=meta.get("failed", []))
+                  failed=meta.get("failed", []), orient=meta.get("orient", "none"))  # stores before orient: none
         if (store / "vectors.usearch").exists():
             idx._usearch_path = store / "vectors.usearch"
         return idx
@@ -415,7 +421,7 @@ class Index:
         lat = int(np.shape(self.codes)[1])
         if a.ndim == 1 and a.shape[0] == lat and np.issubdtype(a.dtype, np.floating):
             return a.astype(np.float32)
-        return self.model.encode(query, tta=self.tta, fit=self.fit)[0][0]
+        return self.model.encode(query, tta=self.tta, fit=self.fit, orient=self.orient)[0][0]
 
     def _mask(self, modality, fov, pixel_size) -> np.ndarray | None:
         it = self.items

@@ -11,6 +11,11 @@ How an image of any size becomes 96x96 (``EmbedConfig.fit``): ``"resize"`` (defa
 central square down to 96 px (a whole micrograph at a glance, as Ede's "96 x 96" datasets);
 ``"tiles"`` embeds non-overlapping 96 px tiles at the image's own pixel size and averages their codes.
 
+Orientation (``EmbedConfig.orient``): by default each 96x96 input is first turned/flipped into its
+canonical view (:func:`~scopenet.tasks.embed.preprocess.canonical_view`, chosen from its quadrant
+sums), so a rotated or flipped copy of an image gets the same code from a single network pass;
+``tta=8`` instead averages the codes of all 8 views (8 passes).
+
 >>> import numpy as np, scopenet as sn
 >>> sn.embed(np.random.default_rng(0).random((200, 300))).shape    # doctest: +SKIP
 (1, 64)
@@ -27,7 +32,7 @@ from ...image.micrograph import Micrograph
 from ...image.tta import check_views, dihedral
 from .._estimator import Estimator, as_list, cached, register
 from .config import EmbedConfig
-from .preprocess import to_inputs
+from .preprocess import canonicalize, to_inputs
 
 __all__ = ["Embedder", "embed", "frames_of"]
 
@@ -160,6 +165,16 @@ class Embedder(Estimator):
     def _inputs(self, x: Any, fit: str | None) -> tuple[np.ndarray, np.ndarray]:
         """All network inputs ``(M, size, size)`` and, per input, the index of its image."""
         fit = fit or self.config.fit
+        s = self.size
+        if isinstance(x, np.ndarray) and x.ndim == 3 and x.shape[1:] == (s, s) and np.issubdtype(x.dtype, np.number) \
+                and not np.iscomplexobj(x) and np.isfinite(x).all():
+            # a stack of network-sized frames: min-max scaled in one pass (what to_inputs does per frame)
+            a = x.astype(np.float32)
+            lo = a.min((1, 2), keepdims=True)
+            span = a.max((1, 2), keepdims=True) - lo
+            a -= lo
+            np.divide(a, span, out=a, where=span > 0)
+            return a, np.arange(len(a))
         xs, owner = [], []
         for i, f in enumerate(frames_of(x)):
             t = to_inputs(f, self.size, fit)
@@ -167,16 +182,26 @@ class Embedder(Estimator):
             owner += [i] * len(t)
         return np.concatenate(xs), np.asarray(owner)
 
-    def encode_inputs(self, x: np.ndarray, tta: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    def _orient(self, orient: str | None) -> str:
+        orient = orient or self.config.orient
+        if orient not in ("canonical", "none"):
+            raise InputError(f"orient must be 'canonical' or 'none', got {orient!r}")
+        return orient
+
+    def encode_inputs(self, x: np.ndarray, tta: int = 1, orient: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(mu, sigma)``, each ``(M, latent)`` float32, of prepared inputs ``(M, size, size)`` in [0, 1];
+        each input turned into its canonical view (``orient="canonical"``, the config's default), then
         ``tta`` views (flips/rotations) averaged."""
         from ...nn.device import place
 
         net = self._check_fitted().eval()
         views = check_views(tta)
+        orient = self._orient(orient)
         x = np.asarray(x, np.float32)
         if x.ndim != 3 or x.shape[1:] != (self.size, self.size):
             raise InputError(f"prepared inputs must be (M, {self.size}, {self.size}), got shape {x.shape}")
+        if orient == "canonical" and views < 8:  # all 8 views averaged: already invariant
+            x = canonicalize(x)[0]
         dev = place(net, self.device)
         lat = self.latent
         mu = np.zeros((len(x), lat), np.float32)
@@ -204,10 +229,11 @@ class Embedder(Estimator):
             self._fast = (net, checked_fast_forward(view, example, rtol=1e-4))
         return self._fast[1] or view
 
-    def encode(self, x: Any, *, tta: int = 1, fit: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def encode(self, x: Any, *, tta: int = 1, fit: str | None = None,
+               orient: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``(mu, sigma)``, each ``(N, latent)`` float32, one row per 2-D image of ``x`` (tiles averaged)."""
         inputs, owner = self._inputs(x, fit)
-        mu, sig = self.encode_inputs(inputs, tta)
+        mu, sig = self.encode_inputs(inputs, tta, orient)
         n = int(owner.max()) + 1
         if len(owner) == n:
             return mu, sig
@@ -218,7 +244,7 @@ class Embedder(Estimator):
         np.add.at(S, owner, sig)
         return M / counts, S / counts
 
-    def predict(self, x: Any, *, tta: int = 1, fit: str | None = None) -> np.ndarray:
+    def predict(self, x: Any, *, tta: int = 1, fit: str | None = None, orient: str | None = None) -> np.ndarray:
         """The codes (latent means) of ``x``.
 
         Parameters
@@ -227,15 +253,17 @@ class Embedder(Estimator):
             Any size and intensity units (each image is resized or tiled to 96 px and min-max scaled).
         tta : int
             Flipped/rotated views averaged (1..8); 8 makes codes invariant to 90-degree rotations and
-            flips of square inputs.
+            flips of square inputs (8 network passes; the canonical view does it with one).
         fit : {"resize", "tiles"}, optional
             Overrides ``config.fit``.
+        orient : {"canonical", "none"}, optional
+            Overrides ``config.orient`` (default ``"canonical"``: each input in its canonical view).
 
         Returns
         -------
         ndarray float32 (N, latent): one row per 2-D image (a 2-D input gives one row).
         """
-        return self.encode(x, tta=tta, fit=fit)[0]
+        return self.encode(x, tta=tta, fit=fit, orient=orient)[0]
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """Images ``(N, size, size)`` generated from codes ``(N, latent)`` (roughly in [0, 1])."""
@@ -247,7 +275,8 @@ class Embedder(Estimator):
             return net.decode(z)[:, 0].numpy()
 
 
-def embed(images: Any, model: str | Embedder = "default", tta: int = 1, fit: str | None = None) -> np.ndarray:
+def embed(images: Any, model: str | Embedder = "default", tta: int = 1, fit: str | None = None,
+          orient: str | None = None) -> np.ndarray:
     """Codes ``(N, 64)`` of micrographs with a pretrained VAE (``sn.embed``).
 
     Parameters
@@ -258,8 +287,11 @@ def embed(images: Any, model: str | Embedder = "default", tta: int = 1, fit: str
     model : str or Embedder
         Installed model name (``"default"`` = ``embed-default``), a path stem, or an estimator.
     tta : int
-        Flipped/rotated views averaged (1..8).
+        Flipped/rotated views averaged (1..8). Not needed for invariance: by default each input is
+        encoded in its canonical orientation, so rotated and flipped copies get the same code.
     fit : {"resize", "tiles"}, optional
+    orient : {"canonical", "none"}, optional
+        Overrides the model's ``config.orient`` (``"canonical"``).
 
     Returns
     -------
@@ -267,4 +299,4 @@ def embed(images: Any, model: str | Embedder = "default", tta: int = 1, fit: str
     """
     est = model if isinstance(model, Embedder) else \
         cached(("embed", str(model)), lambda: Embedder.pretrained(str(model)))
-    return est.predict(images, tta=tta, fit=fit)
+    return est.predict(images, tta=tta, fit=fit, orient=orient)

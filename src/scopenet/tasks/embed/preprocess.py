@@ -5,6 +5,10 @@ interpolated up) to ``size`` pixels, then min-max scaled to [0, 1]. ``"tiles"``:
 ``size x size`` tiles at the image's own pixel size (the last row and column of tiles aligned to the
 far edges, so every pixel is covered), each min-max scaled; an image smaller than ``size`` is resized.
 No torch here: the index and the map use these for thumbnails too.
+
+Canonical orientation (:func:`canonical_view`): of the 8 flips/quarter turns of an input, the one that
+maximises a fixed score of its quadrant sums, so an image and its rotated or flipped copy are encoded
+in the same orientation with one pass of the network.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import numpy as np
 from ...errors import InputError
 from ...image.scaling import fill_nonfinite
 
-__all__ = ["minmax", "resize_square", "tiles", "to_inputs", "thumbnail"]
+__all__ = ["canonical_view", "canonicalize", "minmax", "resize_square", "tiles", "to_inputs", "thumbnail"]
 
 
 def minmax(a: np.ndarray) -> np.ndarray:
@@ -107,3 +111,77 @@ def thumbnail(a, size: int = 64) -> np.ndarray:
     if hi <= lo:
         lo, hi = float(t.min()), float(t.max()) if t.max() > t.min() else float(t.min()) + 1
     return (np.clip((t - lo) / (hi - lo), 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+#: weight of the smooth tie-break template against the quadrant template (see :func:`_templates`)
+_TIE = 1e-3
+
+
+@lru_cache(maxsize=8)
+def _templates(size: int) -> np.ndarray:
+    """``(8, size * size)`` float64: row ``g`` is the template ``W`` seen through view ``g``, so that
+    ``T[g] @ x.ravel() == (W * dihedral(x, g)).sum()``.
+
+    ``W = cos(22.5 deg) sign(X) + sin(22.5 deg) sign(Y) + 0.6 sign(X) sign(Y)`` on pixel-centre
+    coordinates ``X, Y`` in (-1, 1) (the centre row/column of an odd size counts 0): a weighted sum of
+    the four quadrant sums whose 8 dihedral versions all differ, so the maximum picks one view unless
+    the quadrant sums are themselves symmetric. A smooth polynomial (weight :data:`_TIE`) breaks such ties
+    on finer structure: ``0.5 (cos X + sin Y) + (X^2 - Y^2) + 0.6 XY + 0.3 XY (X^2 - Y^2)``.
+    Every term is odd under some flip, so ``W`` sums to 0 and the scores ignore an intensity offset.
+    """
+    from ...image.tta import dihedral_inverse
+
+    c = (np.arange(size) + 0.5) / size * 2 - 1
+    Y, X = np.meshgrid(c, c, indexing="ij")
+    ca, sa = np.cos(np.pi / 8), np.sin(np.pi / 8)
+    sx, sy = np.sign(np.round(X, 12)), np.sign(np.round(Y, 12))
+    W = ca * sx + sa * sy + 0.6 * sx * sy
+    W = W + _TIE * (0.5 * (ca * X + sa * Y) + (X * X - Y * Y) + 0.6 * X * Y + 0.3 * X * Y * (X * X - Y * Y))
+    # <W, dihedral(x, g)> = <dihedral_inverse(W, g), x>
+    return np.stack([dihedral_inverse(W, g).ravel() for g in range(8)])
+
+
+def canonical_view(x: np.ndarray) -> np.ndarray:
+    """The canonical view index (0..7, as :func:`scopenet.image.tta.dihedral`) of each square input.
+
+    Parameters
+    ----------
+    x : ndarray (M, S, S) or (S, S)
+        Inputs (any intensity scale; the network's are min-max scaled to [0, 1]).
+
+    Returns
+    -------
+    ndarray int64 (M,) (a 0-d array for one 2-D input): ``k`` such that ``dihedral(x, k)`` maximises the
+    score of :func:`_templates`. For ``y = dihedral(x, j)``, ``dihedral(y, canonical_view(y))`` equals
+    ``dihedral(x, canonical_view(x))`` (up to float rounding when two scores nearly tie), which is what
+    makes the codes invariant to quarter turns and flips.
+    """
+    a = np.asarray(x)
+    one = a.ndim == 2
+    a = a[None] if one else a
+    if a.ndim != 3 or a.shape[1] != a.shape[2]:
+        raise InputError(f"canonical_view needs square inputs (M, S, S), got shape {np.shape(x)}")
+    T = _templates(a.shape[1])
+    flat = a.reshape(len(a), -1)
+    scores = flat.astype(np.float32, copy=False) @ T.astype(np.float32).T
+    # float32 sums round differently for each view of the same image: near ties are decided in float64
+    top2 = -np.partition(-scores, 1, axis=1)[:, :2]
+    close = np.abs(top2[:, 0] - top2[:, 1]) <= 1e-4 * (np.abs(top2[:, 0]) + 1e-30)
+    if close.any():
+        scores = scores.astype(np.float64)
+        scores[close] = flat[close].astype(np.float64) @ T.T
+    k = np.argmax(scores, axis=1)
+    return k[0] if one else k
+
+
+def canonicalize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(views, k)``: each input of ``x`` ``(M, S, S)`` turned/flipped into its canonical view
+    (:func:`canonical_view`), float32, and the view indices ``k`` ``(M,)``."""
+    x = np.asarray(x, np.float32)
+    k = canonical_view(x)
+    out = np.empty_like(x)
+    for g in np.unique(k):
+        idx = np.flatnonzero(k == g)
+        v = np.rot90(x[idx], int(g) % 4, axes=(1, 2))
+        out[idx] = v[..., ::-1] if g >= 4 else v
+    return out, k

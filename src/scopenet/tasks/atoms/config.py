@@ -43,6 +43,11 @@ class AtomsConfig(BaseModel):
         (measured on simulated training-setting images, :func:`~scopenet.tasks.atoms.train.calibrate`).
     sigma_floor_px : float
         Smallest reported uncertainty, px (covers model mismatch at very high dose).
+    background_gain : float
+        The position error a structured background adds (an amorphous support, contamination; its
+        standard deviation ``s`` measured between the columns, :func:`~scopenet.tasks.atoms.postprocess.structured_sd`)
+        is ``background_gain * s / amplitude * width`` px per axis, added in quadrature to the fit's
+        calibrated Cramér-Rao bound (calibrated together with ``sigma_scale``).
     n_classes : int or None
         Column classes by intensity (k-means); None chooses 1-3 by the separation of the intensities.
     tile, overlap, max_direct_pixels : int
@@ -64,6 +69,7 @@ class AtomsConfig(BaseModel):
     refine_radius: float | None = Field(None, gt=0)
     sigma_scale: float = Field(1.0, gt=0)
     sigma_floor_px: float = Field(0.005, ge=0)
+    background_gain: float = Field(1.2, ge=0)
     n_classes: int | None = Field(None, ge=1, le=8)
     tile: int = Field(1024, ge=32)
     overlap: int = Field(32, ge=0)

@@ -40,7 +40,7 @@ def main() -> None:
     work = Path(cfg.workdir)
     work.mkdir(parents=True, exist_ok=True)
     (work / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump()))
-    judge = Judge(aux=cfg.judge_aux)
+    judge = Judge(aux=cfg.judge_aux, features=cfg.judge_features)
     env = make_env(judge=judge, max_actions=cfg.max_actions, sim=cfg.sim)
     env.reset(seed=cfg.seed)
     DoubleDQN = double_dqn_class()
@@ -102,7 +102,8 @@ def main() -> None:
                          "steps": int(model.num_timesteps), "time_s": round(wall, 1),
                          "hardware": f"{cfg.threads} CPU thread(s), {platform.processor() or platform.machine()}",
                          "command": f"scripts/train_autopilot.py {args.recipe}"},
-            "predict": {"judge": {"model": "good-bad", "aux": cfg.judge_aux, "threshold": 0.9}},
+            "predict": {"judge": {"model": "good-bad", "aux": cfg.judge_aux, "threshold": 0.9,
+                                  "features": cfg.judge_features}},
             "metrics": {"command": "scopenet bench autopilot --json"}}
     save_q_agent(model.q_net, n_obs, list(cfg.hidden), out, card, overwrite=args.overwrite)
     if cfg.save_replay:

@@ -4,6 +4,7 @@ import pytest
 
 from scopenet.autopilot.agent import (N_RECENT, FixedSequenceAgent, QAgent, RandomAgent, observation,
                                       observation_size, save_q_agent)
+from scopenet.autopilot.instrument import ACTIONS
 from scopenet.autopilot.judge import JudgeResult
 from scopenet.errors import InputError, WriteError
 
@@ -69,6 +70,50 @@ def test_double_dqn_target_and_export_round_trip(tmp_path):
     assert np.allclose(agent.q_values(obs), ref, atol=1e-6) and agent.act(obs) == int(ref.argmax())
     with pytest.raises(WriteError):
         save_q_agent(model.q_net, n_obs, [16], tmp_path / "a", {"name": "t"})
+
+
+def test_observation_includes_judge_features():
+    j = TruthJudge()
+    j.feature_names = ["a", "b"]
+    res = JudgeResult(0.3, "bad", 1.0, True, {"x": 0.5}, np.zeros(4, np.float32), {"a": 2.0, "b": 3.0})
+    obs = observation(res, [], 0, 100, False)
+    assert obs.shape == (observation_size(j) + 1,)            # TruthJudge has no aux category; res has one
+    assert obs[3:6].tolist() == [0.5, 2.0, 3.0]
+
+
+def test_q_agent_rejects_observations_of_the_wrong_length(tmp_path):
+    import torch
+
+    from scopenet.nn.qnet import QMLP
+
+    net = torch.nn.Module()
+    net.q_net = QMLP(10, [8], 12)
+    save_q_agent(net, 10, [8], tmp_path / "q", {"name": "t"})
+    agent = QAgent.load(tmp_path / "q")
+    assert 0 <= agent.act(np.zeros(10, np.float32)) < 12
+    with pytest.raises(InputError, match="length 10"):
+        agent.act(np.zeros(11, np.float32))
+
+
+@pytest.mark.slow
+def test_oracle_reads_the_latent_tip_and_beats_random_actions():
+    from scopenet.autopilot.agent import OracleAgent
+    from scopenet.autopilot.sim import SimMicroscope
+    from scopenet.autopilot.supervisor import run_episode
+    from scopenet.simulate.spm.probe import ApexState
+
+    oracle = OracleAgent(seed=0, samples=48)
+    with pytest.raises(InputError):
+        oracle.act(None)
+    # a clean blunt apex: a dip (reshape) is the only cure; an adsorbate alone: a positive pulse
+    assert ACTIONS[int(np.argmax(oracle.p_good_after(ApexState(radius_nm=5.0))))].kind == "dip"
+    p = oracle.p_good_after(ApexState(adsorbate=True))
+    assert ACTIONS[int(np.argmax(p))].kind == "pulse" and ACTIONS[int(np.argmax(p))].value > 0
+    n = {"oracle": [], "random": []}
+    for name, agent in (("oracle", oracle), ("random", RandomAgent(0))):
+        for s in range(12):
+            n[name].append(run_episode(SimMicroscope(seed=100 + s), TruthJudge(), agent, max_actions=40)["actions"])
+    assert np.mean(n["oracle"]) < 0.7 * np.mean(n["random"]), n
 
 
 def test_shipped_agent_loads():

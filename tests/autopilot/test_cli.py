@@ -45,7 +45,9 @@ def test_bench_json_prints_one_object():
     r = scopenet("bench", "autopilot", "--episodes", "2", "--select-episodes", "2", "--json")
     assert r.returncode == 0, r.output
     d = json.loads(r.stdout)
-    for k in ("agent_median_actions", "random_median_actions", "best_fixed_median_actions", "episodes"):
+    for k in ("agent_median_actions", "random_median_actions", "best_fixed_median_actions", "episodes",
+              "oracle_median_actions", "agent_mean_actions", "agent_p90_actions"):
         assert k in d
+    assert len(d["distributions"]["oracle"]["actions"]) == 2
     assert d["episodes"] == 2 and len(d["distributions"]["agent"]["actions"]) == 2
     assert all(1 <= n <= 100 for n in d["distributions"]["random"]["actions"])

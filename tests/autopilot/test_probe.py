@@ -93,3 +93,18 @@ def test_repeated_strong_pulses_cannot_blunt_without_bound():
     assert st.radius_nm <= 20.0
     img = render_scan(ApexState(radius_nm=20.0, aspect=5.0, ghost_w=1.0, ghost_dx=2.5), rng, surface_seed=1)
     assert img.shape == (64, 64) and np.isfinite(img).all()
+
+
+def test_the_best_cure_depends_on_the_defect():
+    """State-dependent effects: a deep dip cures a double apex far more often than any pulse, and a
+    positive pulse cures an adsorbate far more often than any dip (what an agent that sees the tip can use)."""
+    double = ApexState(ghost_w=0.8, ghost_dx=1.2)
+    adsorbate = ApexState(adsorbate=True)
+
+    def cured(st, act, n=600):
+        return _rate(lambda r: (apply_pulse(st, act[1], r) if act[0] == "pulse" else apply_dip(st, act[1], r)[0])
+                     .good(), n=n)
+    pulses = [("pulse", v) for v in (2.5, -2.5, 4.0, -4.0, 8.0, -8.0)]
+    dips = [("dip", d) for d in (0.8, 1.0, 1.2, 1.8, 2.5, 5.0)]
+    assert cured(double, ("dip", 1.8)) > 0.3 > max(cured(double, a) for a in pulses)
+    assert cured(adsorbate, ("pulse", 4.0)) > 0.35 > max(cured(adsorbate, a) for a in dips)

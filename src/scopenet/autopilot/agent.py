@@ -2,15 +2,19 @@
 
 **Observation** (:func:`observation`, float32 vector): the judge's good-tip probability, whether the
 image was in the judge's domain, whether the last action crashed the tip, the auxiliary model's
-category scores (blur, asymmetry, tip change...), the embedding of the last image (the good/bad
-network's pooled last-conv features), one-hot codes of the last :data:`N_RECENT` actions, and the
+category scores (blur, asymmetry, tip change...), the judge's model-free image statistics when it has
+them (:func:`~.judge.image_features`: noise, tip switching, resolution), the embedding of the last
+image (the good/bad network's pooled last-conv features), one-hot codes of the last :data:`N_RECENT` actions, and the
 fraction of the episode's action budget used.
 
 **Agents** share one interface (``reset()``, ``act(obs) -> int``):
 
 - :class:`RandomAgent` - a uniformly random action (DeepSPM's comparison);
 - :class:`FixedSequenceAgent` - a fixed cyclic sequence of actions, whatever the images show;
-- :class:`QAgent` - greedy on a Q-network (a plain torch MLP, loaded from shipped safetensors).
+- :class:`QAgent` - greedy on a Q-network (a plain torch MLP, loaded from shipped safetensors);
+- :class:`OracleAgent` - a bound on what observation can buy: it reads the simulator's latent apex
+  (:class:`~scopenet.simulate.spm.probe.ApexState`) and takes the action with the highest
+  Monte-Carlo probability of a good apex afterwards (greedy one step, on the simulator's own dynamics).
 
 **Training**: stable-baselines3's ``DQN`` computes its TD target with ``max_a Q_target(s', a)``
 (plain DQN with a target network, not double DQN). :func:`double_dqn_class` subclasses it and
@@ -27,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .instrument import ACTIONS
 
-__all__ = ["AgentTrainConfig", "FixedSequenceAgent", "N_RECENT", "QAgent", "RandomAgent", "double_dqn_class", "observation",
+__all__ = ["AgentTrainConfig", "FixedSequenceAgent", "N_RECENT", "OracleAgent", "QAgent", "RandomAgent", "double_dqn_class", "observation",
            "observation_size", "save_q_agent"]
 
 class AgentTrainConfig(BaseModel):
@@ -57,6 +61,7 @@ class AgentTrainConfig(BaseModel):
     hidden: list[int] = Field(default_factory=lambda: [256, 128])
     max_actions: int = Field(100, ge=1, description="episode cap (DeepSPM: 100)")
     judge_aux: str | None = Field(None, description="auxiliary classifier whose scores the agent also observes")
+    judge_features: bool = Field(False, description="the agent also observes the judge's image statistics")
     sim: dict = Field(default_factory=dict, description="SimConfig overrides")
     checkpoint_every: int = Field(2000, ge=1)
     save_replay: bool = False
@@ -69,7 +74,8 @@ N_ACTIONS = len(ACTIONS)
 
 def observation_size(judge) -> int:
     """Length of the observation vector for a judge (see the module docstring)."""
-    return 3 + len(judge.aux_categories) + judge.embedding_dim + N_RECENT * N_ACTIONS + 1
+    return (3 + len(judge.aux_categories) + len(getattr(judge, "feature_names", ())) + judge.embedding_dim
+            + N_RECENT * N_ACTIONS + 1)
 
 
 def observation(res, recent: list[int], n: int, max_actions: int, crashed: bool) -> np.ndarray:
@@ -94,7 +100,7 @@ def observation(res, recent: list[int], n: int, max_actions: int, crashed: bool)
     for i, a in enumerate(list(recent)[-N_RECENT:][::-1]):   # row 0 = the latest action
         onehot[i, int(a)] = 1.0
     head = [res.p_good, float(res.in_domain), float(crashed)]
-    aux = list(res.scores.values())
+    aux = list(res.scores.values()) + list(getattr(res, "features", {}).values())
     return np.concatenate([np.asarray(head + aux, np.float32), 4.0 * np.asarray(res.embedding, np.float32),
                            onehot.ravel(), np.asarray([n / max(1, max_actions)], np.float32)])
 
@@ -135,6 +141,51 @@ class FixedSequenceAgent:
         return a
 
 
+class OracleAgent:
+    """Reads the simulator's latent apex and takes the action most likely to leave a good apex.
+
+    Not a usable policy on an instrument (the apex is hidden there): it bounds what an agent that
+    observes images can gain over a fixed sequence. Before each episode :meth:`bind` it to the
+    :class:`~scopenet.autopilot.sim.SimMicroscope`; each :meth:`act` draws ``samples`` outcomes of every
+    action from the current apex with :func:`~scopenet.simulate.spm.probe.apply_pulse` /
+    :func:`~scopenet.simulate.spm.probe.apply_dip` (its own generator: the microscope's randomness is
+    untouched) and picks the action with the most good outcomes (ties: the first).
+    """
+
+    name = "oracle"
+
+    def __init__(self, seed: int = 0, samples: int = 32):
+        self.rng = np.random.default_rng(seed)
+        self.samples = int(samples)
+        self.mic = None
+
+    def bind(self, mic) -> None:
+        self.mic = mic
+
+    def reset(self) -> None:
+        pass
+
+    def p_good_after(self, apex) -> np.ndarray:
+        """Estimated probability of a good apex after each action from ``apex``, float [12]."""
+        from ..simulate.spm.probe import apply_dip, apply_pulse
+
+        out = np.zeros(N_ACTIONS)
+        for i, a in enumerate(ACTIONS):
+            ok = 0
+            for _ in range(self.samples):
+                st = apply_pulse(apex, a.value, self.rng) if a.kind == "pulse" else apply_dip(apex, a.value, self.rng)[0]
+                ok += st.good()
+            out[i] = ok / self.samples
+        return out
+
+    def act(self, obs) -> int:
+        if self.mic is None or not hasattr(self.mic, "apex"):
+            from ..errors import InputError
+
+            raise InputError("the oracle agent needs a simulated microscope: call bind(mic) first")
+        return int(np.argmax(self.p_good_after(self.mic.apex)))
+
+
 class QAgent:
     """Greedy actions from a Q-network ``obs -> Q [12]`` (an MLP of ``hidden`` widths).
 
@@ -159,6 +210,13 @@ class QAgent:
     def q_values(self, obs) -> np.ndarray:
         import torch
 
+        obs = np.asarray(obs, np.float32)
+        n_obs = self.net.config["n_obs"]
+        if obs.shape[-1] != n_obs:
+            from ..errors import InputError
+
+            raise InputError(f"agent {self.name} expects observations of length {n_obs}, got {obs.shape[-1]}: "
+                             "judge with the model, auxiliary scores and features of its card (predict.judge)")
         with torch.inference_mode():
             return self.net(torch.as_tensor(np.asarray(obs, np.float32)[None])).numpy()[0]
 

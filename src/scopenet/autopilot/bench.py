@@ -5,7 +5,10 @@ random bad tip, :func:`~scopenet.simulate.spm.probe.random_bad_apex`); an episod
 good-tip probability reaches 0.9 or after 100 actions (counted as 100). The **best fixed sequence** is
 chosen among the twelve single actions repeated and the pulse/dip pairs alternated, by successive
 halving on separate selection episodes (seeds disjoint from the benchmark's), then run on the
-benchmark episodes like the others. Targets (issue 23): agent median <= 0.7 x random median, and
+benchmark episodes like the others. The **oracle** (:class:`~.agent.OracleAgent`) reads the
+simulator's latent apex and takes the action most likely to leave a good apex: not a usable policy, but
+a bound on what observing the tip can buy over a fixed sequence. Each episode uses the judge the agent
+was trained with (its card's ``predict.judge``: model, auxiliary scores, image statistics). Targets (issue 23): agent median <= 0.7 x random median, and
 below the best fixed sequence's median.
 
 ``--json`` with no file prints one JSON object on stdout (nothing else); ``--json FILE`` writes the
@@ -17,6 +20,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -33,6 +37,7 @@ def _candidates() -> list[list[int]]:
 
 
 def _episodes(agent, seeds, judge, max_actions: int = 100) -> list[dict]:
+    """Run ``agent`` on one simulated episode per seed (the oracle is bound to each microscope)."""
     from .sim import SimMicroscope
     from .supervisor import run_episode
 
@@ -84,84 +89,133 @@ def select_fixed(judge, n_select: int, seed: int, log=print) -> tuple[list[int],
         cands = ranked[:max(2, len(cands) // 3)]
 
 
-REAL_STM_FIXTURES = ("sxm/Si_7x7_012.sxm", "sxm/Si_7x7_051.sxm", "matrix/2014Mar01-093225--7_100.Z_mtrx",
-                     "ibw/20230110-152047_ScV6Sn6-2023-01-10-STM_NANOPROBE_AtomManipulation--37_1-I 3_Backward_Down.ibw",
-                     "spiepy/image_with_defects.dat")
+#: tip verdicts by eye on crops of the real STM fixtures (file, channel, crop, surface, label, reason)
+REAL_LABELS = Path(__file__).resolve().parents[3] / "benchmarks" / "autopilot-real-labels.csv"
 
 
-def judge_on_real(judge, shared, n_hsi: int = 600) -> dict:
-    """The judge on real STM images: H:Si(100) (gordon-hsi, good = crowd verdict: no blur, no tip change,
-    atoms or dimers seen by half the volunteers) and the fixtures' other surfaces (verdict per file)."""
-    from pathlib import Path
+def _read_fixture(shared: Path, rel: str, channel: int) -> np.ndarray:
+    if rel.endswith(".dat"):             # SPIEPy demo: two uint32 (shape) then float64 heights, C order
+        raw = (shared / "fixtures" / rel).read_bytes()
+        h, w = np.frombuffer(raw[:8], "<u4")
+        return np.frombuffer(raw[8:], "<f8").reshape(int(h), int(w)).astype(np.float32)
+    from ..io import read_all
+
+    z = np.asarray(read_all(shared / "fixtures" / rel)[int(channel)].data, np.float32)
+    return z[0] if z.ndim == 3 else z
+
+
+def _verdict_stats(res, truth: np.ndarray) -> dict:
+    pred = np.array([r.verdict == "good" for r in res])
+    pred05 = np.array([r.p_good >= 0.5 for r in res])
+    inside = np.array([r.verdict != "unknown" for r in res])
+
+    def acc(pr, m):
+        return round(float((pr == truth)[m].mean()), 4) if m.any() else None
+
+    return {"images": int(len(truth)), "good_fraction": round(float(truth.mean()), 4),
+            "unknown_fraction": round(float(1 - inside.mean()), 4),
+            "accuracy_in_domain_p0.9": acc(pred, inside), "accuracy_in_domain_p0.5": acc(pred05, inside),
+            "accuracy_all_p0.5": acc(pred05, np.ones(len(truth), bool)),
+            "majority_accuracy": round(float(max(truth.mean(), 1 - truth.mean())), 4),
+            "majority_accuracy_in_domain": (round(float(max(truth[inside].mean(), 1 - truth[inside].mean())), 4)
+                                            if inside.any() else None),
+            "true_positive_rate_p0.9": acc(pred, inside & truth) if (inside & truth).any() else None,
+            "true_negative_rate_p0.9": acc(pred, inside & ~truth) if (inside & ~truth).any() else None}
+
+
+def judge_name(judge) -> str:
+    """A short name for a judge: its model's name (``good-bad``, ``hsi-six``...)."""
+    card = getattr(getattr(judge, "clf", None), "card_", None)
+    return str(getattr(card, "name", "judge")).removeprefix("classify-")
+
+
+def judge_on_real(judge, shared, n_hsi: int | None = None, labels: Path | None = None) -> dict:
+    """The judge on real STM images, per surface.
+
+    H:Si(100): gordon-hsi (good = the crowd verdict of :mod:`~.replay`: no blur, no tip change, atoms or
+    dimers seen by half the volunteers). Other surfaces: crops of the fixtures labelled by eye in
+    ``benchmarks/autopilot-real-labels.csv`` (``none`` rows: no verdict possible, the judge should say
+    ``unknown``). Accuracy is reported on the images the judge did not call unknown, beside the
+    majority-class accuracy and the unknown fraction.
+    """
+    import csv
 
     from .replay import load_recorded
 
+    shared = Path(shared)
     out: dict = {}
-    src = Path(shared) / "data" / "gordon-hsi"
+    src = shared / "data" / "gordon-hsi"
     if (src / "images.npz").exists():
-        imgs, labels = load_recorded(src, limit=n_hsi)
+        imgs, recs = load_recorded(src, limit=n_hsi)
         res = judge.judge_many(imgs)
-        truth = np.array([lab.get("recorded_good", False) for lab in labels])
-        pred = np.array([r.verdict == "good" for r in res])
-        inside = np.array([r.verdict != "unknown" for r in res])
-        pred05 = np.array([r.p_good >= 0.5 for r in res])
-        out["hsi"] = {"images": len(imgs), "recorded_good_fraction": float(truth.mean()),
-                      "unknown_fraction": float(1 - inside.mean()),
-                      "accuracy_in_domain_p0.9": float((pred == truth)[inside].mean()) if inside.any() else None,
-                      "accuracy_in_domain_p0.5": float((pred05 == truth)[inside].mean()) if inside.any() else None,
-                      "majority_accuracy": float(max(truth.mean(), 1 - truth.mean())),
-                      "true_positive_rate_p0.9": float(pred[inside & truth].mean()) if (inside & truth).any() else None,
-                      "false_positive_rate_p0.9": float(pred[inside & ~truth].mean()) if (inside & ~truth).any() else None}
-    files = []
-    for rel in REAL_STM_FIXTURES:
-        p = Path(shared) / "fixtures" / rel
-        if not p.exists():
-            continue
-        from ..io import read
-
-        try:
-            img = read(p)
-        except Exception as e:  # noqa: BLE001 - reported, not fatal
-            files.append({"file": rel, "error": str(e)[:120]})
-            continue
-        z = np.asarray(img.data, np.float32)
-        z = z[0] if z.ndim == 3 else z
-        r = judge(z)
-        files.append({"file": rel, "verdict": r.verdict, "p_good": round(r.p_good, 3),
-                      "domain_score": round(r.domain_score, 1)})
-    out["fixtures"] = files
+        truth = np.array([lab.get("recorded_good", False) for lab in recs])
+        out["H:Si(100) gordon-hsi"] = _verdict_stats(res, truth)
+    labels = Path(labels or REAL_LABELS)
+    if labels.exists() and (shared / "fixtures").exists():
+        rows = list(csv.DictReader(line for line in labels.read_text().splitlines() if not line.startswith("#")))
+        by_surface: dict = {}
+        none_res = []
+        for r in rows:
+            try:
+                z = _read_fixture(shared, r["file"], int(r["channel"]))
+            except Exception as e:  # noqa: BLE001 - a missing reader is reported, not fatal
+                out.setdefault("errors", []).append(f"{r['file']}: {str(e)[:100]}")
+                continue
+            n = int(r["size_px"])
+            if n:
+                y, x = int(r["y0"]), int(r["x0"])
+                z = z[y:y + n, x:x + n]
+            res = judge(z)
+            if r["label"] == "none":
+                none_res.append({"file": r["file"], "verdict": res.verdict, "p_good": round(res.p_good, 3)})
+            else:
+                by_surface.setdefault(r["surface"], []).append((res, r["label"] == "good"))
+        for surf, items in by_surface.items():
+            out[surf] = _verdict_stats([i[0] for i in items], np.array([i[1] for i in items]))
+        if none_res:
+            out["no_verdict_possible"] = {"images": len(none_res),
+                                          "unknown_fraction": float(np.mean([r["verdict"] == "unknown"
+                                                                             for r in none_res])),
+                                          "items": none_res}
     return out
 
 
 def _run(a: argparse.Namespace, rep: Report) -> int:
-    from .agent import FixedSequenceAgent, QAgent, RandomAgent
-    from .judge import Judge
+    from .agent import FixedSequenceAgent, OracleAgent, QAgent, RandomAgent
+    from .judge import Judge, judge_from_card
 
     quiet = getattr(a, "_json_stdout", False)
     say = (lambda *x, **k: None) if quiet else rep.line
     n = 40 if a.quick and a.episodes is None else (200 if a.episodes is None else a.episodes)
     n_sel = a.select_episodes or (12 if a.quick else 36)
-    judge = Judge()
+    agent = QAgent.load(a.agent) if a.agent else QAgent.pretrained("default")
+    judge = judge_from_card(agent.card)
     if a.real:
         import os
-        from pathlib import Path
 
         shared = Path(os.environ.get("SCOPENET_SHARED", Path.cwd().parent / "shared"))
-        real = judge_on_real(judge, shared)
+        names = [m.strip() for m in (a.judge or "").split(",") if m.strip()]
+        real = {}
+        for jm in names or [None]:
+            j = judge if jm is None else Judge(model=jm)
+            key = jm or judge_name(judge)
+            real[key] = judge_on_real(j, shared, a.hsi_limit)
+            for surf, v in real[key].items():
+                if isinstance(v, dict):
+                    say(f"judge {key} on {surf}: " + json.dumps({k: x for k, x in v.items() if k != "items"}))
         rep.data["judge_real"] = real
-        if "hsi" in real:
-            say("judge on real H:Si(100) (gordon-hsi, crowd labels): " + json.dumps(real["hsi"]))
-        for f in real["fixtures"]:
-            say(f"judge on {f['file']}: " + json.dumps({k: v for k, v in f.items() if k != "file"}))
         if n == 0:
             return 0
-    agent = QAgent.load(a.agent) if a.agent else QAgent.pretrained("default")
     seeds = [EPISODE_SEED_BASE + 10_000 * a.seed + i for i in range(n)]
     t0 = time.time()
-    say(f"autopilot bench: {n} episodes (seeds {seeds[0]}..{seeds[-1]}), judge good-bad p >= 0.9, cap 100 actions")
+    say(f"autopilot bench: {n} episodes (seeds {seeds[0]}..{seeds[-1]}), judge {judge_name(judge)} p >= "
+        f"{judge.threshold:g}, cap 100 actions")
     best, rounds = select_fixed(judge, n_sel, a.seed, say)
     res = {}
-    for name, pol in [("agent", agent), ("random", RandomAgent(a.seed)), ("best_fixed", FixedSequenceAgent(best))]:
+    pols = [("agent", agent), ("random", RandomAgent(a.seed)), ("best_fixed", FixedSequenceAgent(best))]
+    if not a.no_oracle:
+        pols.append(("oracle", OracleAgent(a.seed)))
+    for name, pol in pols:
         t = time.time()
         res[name] = _stats(getattr(pol, "name", name), _episodes(pol, seeds, judge))
         say(f"  {name}: median {res[name]['median']:.1f} actions ({time.time() - t:.0f} s)")
@@ -172,17 +226,20 @@ def _run(a: argparse.Namespace, rep: Report) -> int:
            "agent_over_random": ratio,
            "target_agent_le_0.7_random": bool(ratio <= 0.7),
            "target_agent_below_best_fixed": bool(res["agent"]["median"] < res["best_fixed"]["median"]),
+           **{f"{k}_{stat}_actions": res[k][stat] for k in res for stat in ("mean", "p90")},
+           **({"oracle_median_actions": res["oracle"]["median"]} if "oracle" in res else {}),
            "selection": {"episodes": n_sel, "rounds": rounds},
            "distributions": {k: v for k, v in res.items()}, "wall_s": round(time.time() - t0, 1)}
     rep.data.update(out)
     cols = ["policy", "median", "mean", "p25", "p75", "p90", "success", "true_good_at_end", "crashes_per_episode"]
     tab = Table(cols, title="Actions to a good tip (fewer is better)")
-    for k in ("agent", "random", "best_fixed"):
+    for k in res:
         tab.add(*[res[k][c] for c in cols])
     tab.notes.append(f"agent / random median = {ratio:.2f} (target <= 0.70); best fixed sequence chosen on "
-                     f"{n_sel} separate episodes")
+                     f"{n_sel} separate episodes" + ("; the oracle reads the simulator's latent tip (a bound, not a policy)"
+                                               if "oracle" in res else ""))
     hist = Table(["policy", *res["agent"]["histogram"]], title="Distribution of actions per episode (episode counts)")
-    for k in ("agent", "random", "best_fixed"):
+    for k in res:
         hist.add(res[k]["policy"], *res[k]["histogram"].values())
     if not quiet:
         rep.table(tab)
@@ -197,6 +254,11 @@ def _options(g) -> None:
     g.add_argument("--select-episodes", type=int, default=None,
                    help="selection episodes per surviving fixed sequence (default 36; --quick 12)")
     g.add_argument("--agent", default=None, help="saved agent stem (default: the shipped autopilot-default)")
+    g.add_argument("--no-oracle", action="store_true", help="skip the oracle row (it reads the simulator's latent tip)")
+    g.add_argument("--judge", default=None,
+                   help="with --real: classify models to judge real images with, comma-separated "
+                        "(default: the agent's judge)")
+    g.add_argument("--hsi-limit", type=int, default=None, help="with --real: first N gordon-hsi images (default all)")
     g.add_argument("--real", action="store_true",
                    help="also score the judge on real STM images (../shared: gordon-hsi crowd labels, fixtures); "
                         "with --episodes 0 only that")

@@ -74,6 +74,8 @@ def run_episode(mic: Microscope, judge, agent, max_actions: int = 100, good_thre
         (instrument time), ``crashes``, ``sequence`` (action indices).
     """
     plan = plan or AreaPlan(getattr(getattr(mic, "config", None), "layout", Layout()))
+    if hasattr(agent, "bind"):
+        agent.bind(mic)
     agent.reset()
     t0 = mic.now()
     _, probe = plan.next_spot()

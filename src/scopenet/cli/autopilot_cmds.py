@@ -68,6 +68,9 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="seed of the simulator / replay order / random agent"),
         agent: str = typer.Option("default", "--agent",
                                   help="shipped agent NAME, a saved agent path, 'random', or 'fixed:A,B,...'"),
+        judge: Optional[str] = typer.Option(
+            None, "--judge", help="classify model that judges the images: a single-label good/bad model or a "
+                                  "multi-label H:Si model such as hsi-six (default: the agent's own judge)"),
         max_bad: int = typer.Option(4, "--max-bad", help="consecutive bad images that declare the tip bad"),
         resume: bool = typer.Option(False, "--resume", help="carry on the run in OUT from its checkpoint"),
         overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing run in OUT"),
@@ -78,7 +81,7 @@ def register(app: typer.Typer) -> None:
         with user_errors():
             import time
 
-            from ..autopilot.judge import Judge
+            from ..autopilot.judge import Judge, judge_from_card
             from ..autopilot.report import write_report
             from ..autopilot.supervisor import Supervisor, SupervisorConfig
             from ..errors import InputError
@@ -89,7 +92,9 @@ def register(app: typer.Typer) -> None:
                 raise InputError(f"{out} holds a run already: pass --resume to carry it on or --overwrite to replace it")
             pilot = _agent(agent, seed)
             mic = _backend(sim, replay, nanonis, seed)
-            sup = Supervisor(mic, Judge(), pilot, out, SupervisorConfig(hours=hours, max_bad=max_bad))
+            card = getattr(pilot, "card", None)
+            the_judge = judge_from_card(card, model=judge) if card else Judge(model=judge or "good-bad")
+            sup = Supervisor(mic, the_judge, pilot, out, SupervisorConfig(hours=hours, max_bad=max_bad))
             if resume and (out / "checkpoint.json").exists():
                 sup.resume()
             t0 = time.time()

@@ -118,6 +118,26 @@ def test_from_codes_exact_search_matches_brute_force():
     np.testing.assert_allclose(res["distance"], np.sort(d)[:7], rtol=1e-6)
 
 
+@pytest.mark.parametrize("chunk", [256, 1000, 1 << 18])
+def test_chunked_exact_search_with_and_without_a_mask(monkeypatch, chunk):
+    import scopenet.tasks.embed.index as index_mod
+
+    monkeypatch.setattr(index_mod, "CHUNK", chunk)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(5000, 16)).astype(np.float32)
+    mod = np.where(rng.random(5000) < 0.1, "STEM", "STM")
+    idx = Index.from_codes(x, modality=mod)
+    d = np.sqrt(((x.astype(np.float64) - x[4321]) ** 2).sum(1))
+    for q, keep in ((x[4321], None), (x[4321], "STEM")):
+        res = idx.search(q, k=9, modality=keep)
+        dd = d if keep is None else np.where(mod == keep, d, np.inf)
+        assert list(res["row"]) == list(np.argsort(dd, kind="stable")[:9])
+        np.testing.assert_allclose(res["distance"], np.sort(dd)[:9], rtol=1e-6, atol=1e-9)
+    few = np.where(np.arange(5000) % 1700 == 3, "AFM", mod)  # 3 AFM codes, one per few chunks
+    res = Index.from_codes(x, modality=few).search(x[0], k=5, modality="AFM")
+    assert sorted(res["row"]) == [3, 1703, 3403]
+
+
 def test_load_errors(tmp_path):
     with pytest.raises(ReadError, match="not an index"):
         Index.load(tmp_path)

@@ -446,30 +446,35 @@ class Index:
         return m if used else None
 
     def _exact(self, q: np.ndarray, k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and distances of the ``k`` nearest codes: one pass over the codes in chunks ranking by
+        ``|c|^2 / 2 - c.q`` (half the squared distance less a constant; the halved norms are computed once),
+        keeping ``k + 8`` candidates, then the candidates ranked by their exact float64 distances."""
         codes = self.codes
         k0, k = k, k + 8  # a few spare candidates for the exact re-ranking
-        if self._norms is None:
-            self._norms = np.concatenate([np.einsum("ij,ij->i", np.asarray(codes[i:i + CHUNK], np.float32),
-                                                    np.asarray(codes[i:i + CHUNK], np.float32))
+        if self._norms is None:  # |c|^2 / 2 per code
+            self._norms = np.concatenate([0.5 * np.einsum("ij,ij->i", np.asarray(codes[i:i + CHUNK], np.float32),
+                                                          np.asarray(codes[i:i + CHUNK], np.float32))
                                           for i in range(0, len(codes), CHUNK)]) if len(codes) else np.zeros(0)
-        best_i, best_d = np.zeros(0, np.int64), np.zeros(0, np.float32)
-        qq = float(q @ q)
-        for s in range(0, len(codes), CHUNK):
-            c = np.asarray(codes[s:s + CHUNK], np.float32)
-            d = self._norms[s:s + len(c)] - 2.0 * (c @ q) + qq
+        best_i, best_s = np.zeros(0, np.int64), np.zeros(0, np.float32)
+        bound = np.inf  # the k-th best score so far: later chunks keep only codes scoring at most this
+        for s0 in range(0, len(codes), CHUNK):
+            c = np.asarray(codes[s0:s0 + CHUNK], np.float32)
+            sc = self._norms[s0:s0 + len(c)] - c @ q
             if mask is not None:
-                d = np.where(mask[s:s + len(c)], d, np.inf)
-            kk = min(k, len(d))
-            part = np.argpartition(d, kk - 1)[:kk] if kk < len(d) else np.arange(len(d))
-            best_i = np.concatenate([best_i, part + s])
-            best_d = np.concatenate([best_d, d[part]])
+                sc = np.where(mask[s0:s0 + len(c)], sc, np.inf)
+            cand = np.flatnonzero(sc <= bound) if np.isfinite(bound) else np.arange(len(sc))
+            if len(cand) > k:
+                cand = cand[np.argpartition(sc[cand], k - 1)[:k]]
+            best_i = np.concatenate([best_i, cand + s0])
+            best_s = np.concatenate([best_s, sc[cand]])
             if len(best_i) > k:
-                keep = np.argpartition(best_d, k - 1)[:k]
-                best_i, best_d = best_i[keep], best_d[keep]
-        best_i = best_i[np.isfinite(best_d)]
+                keep = np.argpartition(best_s, k - 1)[:k]
+                best_i, best_s = best_i[keep], best_s[keep]
+            if len(best_i) == k:
+                bound = float(best_s.max())
+        cand = np.sort(best_i[np.isfinite(best_s)])
         # the expansion |c|^2 - 2 c.q + |q|^2 loses ~1e-5 to cancellation: rank the candidates exactly
-        exact = ((np.asarray(codes[np.sort(best_i)], np.float64) - q.astype(np.float64)) ** 2).sum(1)
-        cand = np.sort(best_i)
+        exact = ((np.asarray(codes[cand], np.float64) - q.astype(np.float64)) ** 2).sum(1)
         order = np.lexsort((cand, exact))[:k0]
         return cand[order], np.sqrt(exact[order])
 

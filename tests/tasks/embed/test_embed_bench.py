@@ -50,3 +50,16 @@ def test_search_latency_small():
     pytest.importorskip("usearch")
     r = search_latency(2000, latent=8, queries=3, usearch_n=500)
     assert r["exact_ms"] > 0 and r["usearch_n"] == 500 and 0 <= r["usearch_recall"] <= 1
+
+
+def test_throughput_reports_each_path_and_restores_the_threads(tiny_model):
+    import torch
+
+    from scopenet.tasks.embed import Embedder
+    from scopenet.tasks.embed.bench import throughput
+
+    before = torch.get_num_threads()
+    r = throughput(Embedder.load(tiny_model), 64, batch=32, threads=1)
+    assert r["threads"] == 1 and torch.get_num_threads() == before
+    for key in ("predict", "predict_list", "net", "tta8"):
+        assert r[f"{key}_img_s"] > 0 and r[f"{key}_img_cpu_s"] > 0

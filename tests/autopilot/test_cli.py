@@ -31,9 +31,14 @@ def test_sim_run_writes_log_report_and_resumes(tmp_path):
 def test_replay_backend_and_bad_options(tmp_path):
     np.savez(tmp_path / "images.npz", images=(np.random.default_rng(0).random((4, 64, 64)) * 255).astype(np.uint8))
     r = scopenet("autopilot", "--replay", tmp_path, "--hours", "0.2", "--agent", "fixed:pulse+8V,dip1nm",
-                 "-o", tmp_path / "run", "-q", "--no-report")
+                 "-o", tmp_path / "run", "-q", "--no-report", "--judge", "hsi-six-sim", "--threshold", "0.5")
     assert r.returncode == 0, r.output
     assert "simulator truth" not in r.stdout
+    start = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[0])
+    ck = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
+    assert ck["config"]["good_threshold"] == 0.5, start
+    bad = scopenet("autopilot", "--sim", "--threshold", "1.5", "-o", tmp_path / "z")
+    assert bad.returncode != 0 and "--threshold" in bad.output
     bad = scopenet("autopilot", "--sim", "--replay", tmp_path, "-o", tmp_path / "x")
     assert bad.returncode != 0 and "exactly one backend" in bad.output
     bad = scopenet("autopilot", "--sim", "--agent", "fixed:zap", "-o", tmp_path / "y")

@@ -71,6 +71,9 @@ def register(app: typer.Typer) -> None:
         judge: Optional[str] = typer.Option(
             None, "--judge", help="classify model that judges the images: a single-label good/bad model or a "
                                   "multi-label H:Si model such as hsi-six (default: the agent's own judge)"),
+        threshold: Optional[float] = typer.Option(
+            None, "--threshold", help="good-tip probability at which the judge says good (default: the agent's "
+                                      "judge, 0.9 as DeepSPM; about 0.5 suits the hsi-six crowd rule)"),
         max_bad: int = typer.Option(4, "--max-bad", help="consecutive bad images that declare the tip bad"),
         resume: bool = typer.Option(False, "--resume", help="carry on the run in OUT from its checkpoint"),
         overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing run in OUT"),
@@ -93,8 +96,12 @@ def register(app: typer.Typer) -> None:
             pilot = _agent(agent, seed)
             mic = _backend(sim, replay, nanonis, seed)
             card = getattr(pilot, "card", None)
-            the_judge = judge_from_card(card, model=judge) if card else Judge(model=judge or "good-bad")
-            sup = Supervisor(mic, the_judge, pilot, out, SupervisorConfig(hours=hours, max_bad=max_bad))
+            if threshold is not None and not 0 < threshold < 1:
+                raise InputError(f"--threshold must be between 0 and 1, got {threshold}")
+            the_judge = (judge_from_card(card, model=judge, threshold=threshold) if card
+                         else Judge(model=judge or "good-bad", threshold=0.9 if threshold is None else threshold))
+            sup = Supervisor(mic, the_judge, pilot, out, SupervisorConfig(hours=hours, max_bad=max_bad,
+                                                                     good_threshold=the_judge.threshold))
             if resume and (out / "checkpoint.json").exists():
                 sup.resume()
             t0 = time.time()

@@ -54,7 +54,7 @@ def score(pred_rc: np.ndarray, ex, sigma: np.ndarray | None = None) -> dict:
         sigma = None if sigma is None else np.asarray(sigma)[keep]
         m = match_atoms(ex.atoms, pred_rc, TOLERANCE * ex.spacing_px)
     out = {"f1": m.f1, "precision": m.precision, "recall": m.recall, "tp": m.tp, "n_true": m.n_true,
-           "n_pred": m.n_pred, "sq_err": float(np.sum(m.distances_px ** 2))}
+           "n_pred": m.n_pred, "sq_err": float(np.sum(m.distances_px ** 2)), "matched_true": m.pairs[:, 0]}
     if sigma is not None and m.tp:
         out["inside"] = fraction_within_sigma(m, ex.atoms, pred_rc, sigma) * 2 * m.tp
         out["axes"] = 2.0 * m.tp
@@ -90,7 +90,7 @@ def evaluate(model, images, methods: dict | None = None) -> dict:
             add("AtomFinder", r, dt)
             weak = ex.params.get("support", 0.0) < WEAK_SUPPORT
             part("weak" if weak else "strong", r["sq_err"], r["tp"])
-            sq, n = fit_floor(ex)
+            sq, n = fit_floor(ex, r["matched_true"])
             part("floor", sq, n)
             part("floor_weak" if weak else "floor_strong", sq, n)
         for name, fn in methods.items():
@@ -112,19 +112,19 @@ def evaluate(model, images, methods: dict | None = None) -> dict:
     return out
 
 
-def fit_floor(ex) -> tuple[float, int]:
-    """The position error no fit on the image can avoid: the Gaussian refinement run on the *noise-free*
-    image, started at the true positions. Returns the summed squared error (px^2) and the number of atoms
-    (those more than 2 px inside the image)."""
+def fit_floor(ex, which: np.ndarray | None = None) -> tuple[float, int]:
+    """The position error the noise does not cause: the Gaussian refinement run on the *noise-free* image,
+    started at the true positions (what is left is the amorphous support, line jitter and unresolved faint
+    columns). Returns the summed squared error (px^2) over the true atoms ``which`` (default all) and
+    their number."""
     from .postprocess import default_radius, refine_gaussian
 
-    h, w = ex.clean.shape
-    inner = (ex.atoms >= 2).all(1) & (ex.atoms[:, 0] <= h - 3) & (ex.atoms[:, 1] <= w - 3)
-    if len(ex.atoms) < 2 or not inner.any():
+    which = np.arange(len(ex.atoms)) if which is None else np.asarray(which, int)
+    if len(ex.atoms) < 2 or len(which) == 0:
         return 0.0, 0
-    fit = refine_gaussian(ex.clean, ex.atoms, default_radius(ex.atoms))
-    err = (fit["positions"] - ex.atoms)[inner]
-    return float(np.sum(err ** 2)), int(inner.sum())
+    fit = refine_gaussian(ex.clean, ex.atoms, default_radius(ex.atoms), com_start=False)
+    err = (fit["positions"] - ex.atoms)[which]
+    return float(np.sum(err ** 2)), int(len(which))
 
 
 def calibrate(stem, n: int = 24, size: int = 192, seed: int = CALIB_SEED, save: bool = True) -> dict:
@@ -250,9 +250,9 @@ def run(a, report: Report) -> int:
         t.add(dose, m["rms_px"], f"{m.get('rms_px_weak', float('nan')):.3f} ({m.get('n_weak', 0)})",
               f"{m.get('rms_px_strong', float('nan')):.3f} ({m.get('n_strong', 0)})", m.get("rms_px_floor", float("nan")),
               m.get("rms_px_floor_strong", float("nan")), m["inside_1sigma"])
-    t.notes.append("fit floor: the Gaussian refinement on the noise-free image started at the true positions, i.e. "
-                   "the error of the simulated amorphous support (a random field with the columns' own width) and "
-                   "line jitter that no fit on the image removes")
+    t.notes.append("fit floor: the Gaussian refinement on the noise-free image started at the true positions (same "
+                   "atoms as the RMS), i.e. the error of the simulated amorphous support (a random field with the "
+                   "columns' own width), line jitter and faint unresolved columns, which no fit on the image removes")
     report.table(t)
     if not a.no_large:
         big = time_large(model)

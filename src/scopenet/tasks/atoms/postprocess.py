@@ -68,17 +68,21 @@ def default_radius(peaks: np.ndarray) -> float:
     return float(np.clip(0.45 * med, 1.5, 12.0))
 
 
-def _patches(img: np.ndarray, centres: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _patches(img: np.ndarray, centres: np.ndarray, r: int, padded: tuple[np.ndarray, int] | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(k, P, P)`` windows of ``img`` around the integer ``centres`` (NaN outside the image), and the
-    integer centres ``(k, 2)`` and offsets ``d`` (P,)."""
+    integer centres ``(k, 2)`` and offsets ``d`` (P,). ``padded`` = ``(img padded by R >= r with NaN, R)``
+    saves padding again."""
     c = np.rint(np.asarray(centres, float)).astype(np.int64).reshape(-1, 2)
     h, w = img.shape
     c[:, 0] = np.clip(c[:, 0], 0, h - 1)
     c[:, 1] = np.clip(c[:, 1], 0, w - 1)
-    pad = np.pad(np.asarray(img, np.float64), r, mode="constant", constant_values=np.nan)
+    if padded is None or padded[1] < r:
+        padded = (np.pad(np.asarray(img, np.float64), r, mode="constant", constant_values=np.nan), r)
+    pad, big = padded
     d = np.arange(-r, r + 1)
-    iy = c[:, 0, None, None] + r + d[None, :, None]
-    ix = c[:, 1, None, None] + r + d[None, None, :]
+    iy = c[:, 0, None, None] + big + d[None, :, None]
+    ix = c[:, 1, None, None] + big + d[None, None, :]
     return pad[iy, ix], c, d
 
 
@@ -150,14 +154,14 @@ def _jacobian(g, a, y0, x0, s2, yy, xx, idx):
     return jac
 
 
-def _gauss_newton(p, yy, xx, wgt, theta, iters, free=None):
+def _gauss_newton(p, yy, xx, wgt, theta, iters, free=None, fisher=True):
     """Vectorised Levenberg-Marquardt fit of ``A exp(-r^2/2s^2) + b0 + by*y + bx*x`` to patches ``p``.
 
     ``theta`` (k, 7) = (A, y0, x0, log s, b0, by, bx) in patch coordinates; ``wgt`` the pixel weights (0
     outside the window; inverse variances for a weighted fit). Parameters with ``free == 0`` stay fixed.
     The model and its Jacobian are evaluated in float32 (the normal equations are solved in float64).
     Returns the parameters, the weighted residual sums of squares and the Fisher matrix ``J^T W J``
-    (k, 7, 7) at the solution (identity rows for fixed parameters)."""
+    (k, 7, 7) at the solution (identity rows for fixed parameters; None without ``fisher``)."""
     k = len(p)
     lam = np.full(k, 1e-3)
     free = np.ones(7) if free is None else np.asarray(free, float)
@@ -204,24 +208,31 @@ def _gauss_newton(p, yy, xx, wgt, theta, iters, free=None):
         theta = np.where(better[:, None], trial, theta)
         cur = np.where(better, new, cur)
         lam = np.where(better, lam * 0.2, lam * 10.0).clip(1e-9, 1e7)
-    fisher = np.tile(np.eye(7), (k, 1, 1))
-    fisher[np.ix_(np.arange(k), idx, idx)] = normal(theta)[0]
-    return theta, cur, fisher
+    if not fisher:
+        return theta, cur, None
+    fim = np.tile(np.eye(7), (k, 1, 1))
+    fim[np.ix_(np.arange(k), idx, idx)] = normal(theta)[0]
+    return theta, cur, fim
 
 
 #: atoms fitted together by :func:`refine_gaussian` (bounds its memory)
 CHUNK = 4096
+#: atoms whose independent fits give the shared column width (evenly spread over the image)
+WIDTH_SAMPLE = 1024
 
 
-def _fit(p, yy, xx, wf, t0, iterations, free, poisson):
-    """Fit in chunks; returns the parameters, the row and column variances of the position, the weighted
-    residual sum of squares and the number of pixels of each fit."""
+def _fit(p, yy, xx, wf, t0, iterations, free, poisson, covariance=True):
+    """Fit in chunks; returns the parameters, the row and column variances of the position (inf without
+    ``covariance``) and the number of pixels of each fit."""
     k = len(p)
     th, vy, vx, rss = np.empty((k, 7)), np.empty(k), np.empty(k), np.empty(k)
     eye = np.eye(7)[None]
     for c0 in range(0, k, CHUNK):  # bounded memory for images with 10^5 atoms
         sl = slice(c0, c0 + CHUNK)
-        th[sl], rss[sl], fisher = _gauss_newton(p[sl], yy, xx, wf[sl], t0[sl], iterations, free)
+        th[sl], rss[sl], fisher = _gauss_newton(p[sl], yy, xx, wf[sl], t0[sl], iterations, free, covariance)
+        if not covariance:
+            vy[sl], vx[sl] = np.inf, np.inf
+            continue  # (scaled below: inf * scale stays inf)
         try:
             cov = np.linalg.inv(fisher + 1e-12 * eye)
         except np.linalg.LinAlgError:  # pragma: no cover - regularised above
@@ -231,7 +242,7 @@ def _fit(p, yy, xx, wf, t0, iterations, free, poisson):
     dof = np.maximum(n - free.sum(), 1)
     # Poisson weights: the inverse Fisher matrix is the Cramer-Rao bound itself (structured misfit is
     # accounted for separately, :func:`structured_sd`); uniform weights: scaled by the residual variance
-    scale = np.ones(k) if poisson else rss / dof
+    scale = np.ones(k) if poisson else np.maximum(rss / dof, 1e-300)
     return th, vy * scale, vx * scale, n
 
 
@@ -246,7 +257,8 @@ def counts_like(img: np.ndarray) -> bool:
 
 def refine_gaussian(img: np.ndarray, peaks: np.ndarray, radius: float, sigma0: float | None = None,
                     iterations: int = 4, passes: int = 3, plane: bool = False, shared_width: bool = True,
-                    window: float = 2.0, weights: str = "auto") -> dict:
+                    window: float = 2.0, weights: str = "auto", com_start: bool = True,
+                    max_move: float = 1.0) -> dict:
     """Fit 2-D Gaussians to the image at every peak (vectorised least squares; Poisson-weighted for counts).
 
     A first pass fits each column alone (amplitude, position, width and a constant background in the
@@ -285,6 +297,10 @@ def refine_gaussian(img: np.ndarray, peaks: np.ndarray, radius: float, sigma0: f
     window : float
         Radius of the joint passes' windows, in fitted widths.
     weights : {"auto", "poisson", "uniform"}
+    com_start : bool
+        Start from the centre of mass in ``radius`` (False: the given ``peaks``, already sub-pixel).
+    max_move : float
+        A fit that ends farther than ``max_move * radius`` from its start has failed.
 
     Returns
     -------
@@ -304,31 +320,32 @@ def refine_gaussian(img: np.ndarray, peaks: np.ndarray, radius: float, sigma0: f
         raise InputError(f"weights must be auto, poisson or uniform, got {weights!r}")
     poisson = weights == "poisson" or (weights == "auto" and counts_like(img))
     h, w = img.shape
-    start = refine_com(img, pos, radius, iterations=2)
+    start = refine_com(img, pos, radius, iterations=2) if com_start else pos.copy()
     s0 = float(sigma0) if sigma0 else max(0.6, radius / 2)
     free = np.array([1, 1, 1, 1, 1, plane, plane], float)
+    big = int(np.ceil(max(radius, 1.5, 2 * window * s0, window * radius)))
+    padded = (np.pad(img.astype(np.float32), big, mode="constant", constant_values=np.nan), big)
 
     def windows(centres, rad):
         r = int(np.ceil(rad))
-        patch, c, d = _patches(img, centres, r)
+        patch, c, d = _patches(img, centres, r, padded)
         yy, xx = d[None, :, None] + 0.0, d[None, None, :] + 0.0
         oy, ox = centres[:, 0] - c[:, 0], centres[:, 1] - c[:, 1]
         disk = ((yy - oy[:, None, None]) ** 2 + (xx - ox[:, None, None]) ** 2 <= rad ** 2) & np.isfinite(patch)
         return patch, c, d, yy, xx, oy, ox, disk
 
-    # pass 0: every column alone, free width
+    # pass 0: every column alone, free width, uniform weights (on many atoms: a sample for the shared width)
     patch, c, d, yy, xx, oy, ox, disk = windows(start, radius)
     flat = np.where(disk, patch, np.nan).reshape(k, -1)
     lo, hi = np.nanmin(flat, 1), np.nanmax(flat, 1)
     lo, hi = np.nan_to_num(lo), np.nan_to_num(hi)
     t0 = np.stack([np.maximum(hi - lo, 1e-9), oy, ox, np.full(k, np.log(s0)), lo, np.zeros(k), np.zeros(k)], 1)
-    p = np.where(disk, patch, 0.0)
-    wf = disk.astype(np.float64)
-    if poisson:  # weights from a first unweighted fit's expectation
-        th, _, _ = _gauss_newton(p, yy, xx, wf, t0, max(2, iterations // 2), free)
-        wf = wf / np.maximum(_model_patch(th, yy, xx), 1.0)
-        t0 = th
-    th, vy, vx, n = _fit(p, yy, xx, wf, t0, iterations, free, poisson)
+    sample = np.arange(k)
+    if passes > 0 and shared_width and k > WIDTH_SAMPLE:
+        sample = np.unique(np.linspace(0, k - 1, WIDTH_SAMPLE).astype(int))
+    p = np.where(disk[sample], patch[sample], 0.0)
+    wf = disk[sample].astype(np.float64)
+    th_s, vy_s, vx_s, n_s = _fit(p, yy, xx, wf, t0[sample], iterations, free, False)
 
     def check(th, vy, vx, n, oy, ox, fixed_width):
         moved = np.hypot(th[:, 1] - oy, th[:, 2] - ox)
@@ -337,10 +354,14 @@ def refine_gaussian(img: np.ndarray, peaks: np.ndarray, radius: float, sigma0: f
             good &= (th[:, 3] > np.log(0.3) + 1e-6) & (th[:, 3] < np.log(30.0) - 1e-6)
         return good
 
-    ok = check(th, vy, vx, n, oy, ox, False)
-    ok &= (np.abs(th[:, 1:3] + c - start) <= radius).all(1)
-    theta = th.copy()
+    ok = np.zeros(k, bool)
+    ok[sample] = check(th_s, vy_s, vx_s, n_s, oy[sample], ox[sample], False)
+    theta = t0.copy()
+    theta[sample] = th_s
+    vy, vx = np.full(k, np.inf), np.full(k, np.inf)
+    vy[sample], vx[sample] = vy_s, vx_s
     theta[:, 1:3] += c  # absolute (row, col)
+    ok &= np.hypot(*(theta[:, 1:3] - start).T) <= max_move * radius
     if passes > 0 and ok.sum() >= 3:
         ls = np.where(ok, theta[:, 3], np.median(theta[ok, 3]))
         if shared_width:
@@ -369,9 +390,9 @@ def refine_gaussian(img: np.ndarray, peaks: np.ndarray, radius: float, sigma0: f
             if poisson:
                 wf = wf / np.maximum(np.nan_to_num(mp) + bg[:, None, None], 1.0)
             last = it == passes - 1
-            th, vy, vx, n = _fit(p, yy, xx, wf, t0, max(2, iterations // 2), fixed if last else free, poisson)
-            good = check(th, vy, vx, n, oy, ox, last)
-            good &= (np.abs(th[:, 1:3] + c - start) <= radius).all(1)
+            th, vy, vx, n = _fit(p, yy, xx, wf, t0, max(2, iterations // 2), fixed if last else free, poisson, last)
+            good = check(th, np.where(last, vy, 0.0), np.where(last, vx, 0.0), n, oy, ox, last)
+            good &= np.hypot(*(th[:, 1:3] + c - start).T) <= max_move * radius
             new = th[:, 1:3] + c
             cur = np.where(good[:, None], new, cur)
             amp = np.where(good, th[:, 0], amp)
@@ -695,7 +716,7 @@ def atom_table(img: np.ndarray, heat: np.ndarray, peaks: np.ndarray, confidence:
     start = refine_heatmap(heat, peaks, 1.5)
     s_bg = 0.0
     if cfg.refine == "gaussian":
-        fit = refine_gaussian(img, start, radius)
+        fit = refine_gaussian(img, start, radius, com_start=False)  # the heatmap's centroids: steadier at low dose
         bm = fit.pop("background_model")
         if bm is not None:
             s_bg = structured_sd(img, *bm)
@@ -758,17 +779,22 @@ def atom_table(img: np.ndarray, heat: np.ndarray, peaks: np.ndarray, confidence:
             "reference_vectors_px": None if strain["reference"] is None else strain["reference"].tolist()}
 
 
-def estimate_spacing(img: np.ndarray, lo: float = 2.5, hi: float | None = None) -> float:
+def estimate_spacing(img: np.ndarray, lo: float = 2.5, hi: float | None = None, max_side: int = 512) -> float:
     """The smallest repeat distance of an image's bright features, px, from its autocorrelation.
 
     The autocorrelation of the (lightly smoothed, mean-free) image is searched for local maxima
     between ``lo`` and ``hi`` px from the centre (default a quarter of the smaller side); the nearest
     maximum at least 30 % as high as the strongest is the spacing. Used by the baselines to size their
-    filters and windows (the network needs no spacing). Returns NaN when no maximum is found.
+    filters and windows (the network needs no spacing). A larger image is measured on its central
+    ``max_side`` px square (enough for the 4-30 px spacings, and O(1) time). Returns NaN when no maximum is
+    found.
     """
     from scipy import ndimage as ndi
 
     a = np.asarray(img, np.float64)
+    if max(a.shape) > max_side:
+        y0, x0 = max(0, (a.shape[0] - max_side) // 2), max(0, (a.shape[1] - max_side) // 2)
+        a = a[y0:y0 + max_side, x0:x0 + max_side]
     a = ndi.gaussian_filter(a, 1.0) - a.mean()
     a = a - ndi.gaussian_filter(a, min(a.shape) / 8)  # remove slow background
     f = np.fft.rfft2(a)

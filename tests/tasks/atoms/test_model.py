@@ -32,6 +32,11 @@ def test_table_columns_and_held_out_accuracy(example, table):
     assert (table["sigma_px"] > 0).all() and table["confidence"].between(0, 1).all()
     assert table.attrs["model"] == "atoms-default" and table.attrs["ood"] is False
     assert table.attrs["spacing_px"] == pytest.approx(9.0, rel=0.15)
+    # sigma_px = the calibrated fit sigma and the structured-background term in quadrature (with a floor)
+    cfg = AtomFinder.pretrained().config
+    both = np.hypot(table["sigma_noise_px"], table["sigma_background_px"])
+    np.testing.assert_allclose(table["sigma_px"], np.maximum(both, cfg.sigma_floor_px), rtol=1e-9)
+    assert (table["sigma_background_px"] >= 0).all() and table.attrs["structured_background_sd"] >= 0
 
 
 def test_x_is_the_column_and_pixel_centres_are_integers():

@@ -6,6 +6,8 @@ Coordinates are ``(row, col)`` px inside this module (pixel centres at integers)
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ...errors import InputError
@@ -216,28 +218,43 @@ def _gauss_newton(p, yy, xx, wgt, theta, iters, free=None, fisher=True):
 
 
 #: atoms fitted together by :func:`refine_gaussian` (bounds its memory)
-CHUNK = 4096
+CHUNK = 2048
+#: threads fitting chunks at once (the usable cores, at most 4)
+THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)))
 #: atoms whose independent fits give the shared column width (evenly spread over the image)
 WIDTH_SAMPLE = 1024
 
 
 def _fit(p, yy, xx, wf, t0, iterations, free, poisson, covariance=True):
-    """Fit in chunks; returns the parameters, the row and column variances of the position (inf without
-    ``covariance``) and the number of pixels of each fit."""
+    """Fit in chunks (on up to :data:`THREADS` threads: NumPy releases the GIL); returns the parameters,
+    the row and column variances of the position (inf without ``covariance``) and the number of pixels of
+    each fit."""
     k = len(p)
     th, vy, vx, rss = np.empty((k, 7)), np.empty(k), np.empty(k), np.empty(k)
     eye = np.eye(7)[None]
-    for c0 in range(0, k, CHUNK):  # bounded memory for images with 10^5 atoms
+
+    def one(c0):
         sl = slice(c0, c0 + CHUNK)
         th[sl], rss[sl], fisher = _gauss_newton(p[sl], yy, xx, wf[sl], t0[sl], iterations, free, covariance)
         if not covariance:
             vy[sl], vx[sl] = np.inf, np.inf
-            continue  # (scaled below: inf * scale stays inf)
+            return
         try:
             cov = np.linalg.inv(fisher + 1e-12 * eye)
         except np.linalg.LinAlgError:  # pragma: no cover - regularised above
             cov = np.full(fisher.shape, np.inf)
         vy[sl], vx[sl] = cov[:, 1, 1], cov[:, 2, 2]
+
+    starts = range(0, k, CHUNK)  # bounded memory for images with 10^5 atoms
+    workers = min(THREADS, len(starts))
+    if workers > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(one, starts))
+    else:
+        for c0 in starts:
+            one(c0)
     n = (wf > 0).sum((1, 2))
     dof = np.maximum(n - free.sum(), 1)
     # Poisson weights: the inverse Fisher matrix is the Cramer-Rao bound itself (structured misfit is

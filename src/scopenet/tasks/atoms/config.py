@@ -31,12 +31,13 @@ class AtomsConfig(BaseModel):
         Refined atoms closer than this many fitted column widths (the median Gaussian sigma) are merged
         (the more confident kept): such columns are not resolved. 0 turns it off.
     refine : {"gaussian", "com", "heatmap", "none"}
-        Sub-pixel refinement: a 2-D Gaussian (plus a plane) fitted to the image around each peak
-        (atomap's approach), the image's centre of mass, the centroid of the heatmap, or the pixel. Only
-        ``"gaussian"`` gives an uncertainty (``sigma_px``, NaN otherwise); the others are much faster on
-        images with 10^4-10^5 atoms.
+        Sub-pixel refinement: 2-D Gaussians fitted to the image jointly, each column's neighbours
+        subtracted (:func:`~scopenet.tasks.atoms.postprocess.refine_gaussian`), the image's centre of
+        mass, the centroid of the heatmap, or the pixel. Only ``"gaussian"`` gives an uncertainty
+        (``sigma_px``, NaN otherwise); the others are faster.
     refine_radius : float or None
-        Half-width of the refinement window, px (None: 0.45 x the median nearest-neighbour distance,
+        Radius of the first, one-column-at-a-time fits (which give the shared column width) and of the
+        centre-of-mass window, px (None: 0.45 x the median nearest-neighbour distance,
         between 1.5 and 12 px).
     sigma_scale : float
         Calibration factor applied to the least-squares position uncertainty of the Gaussian fit

@@ -2,20 +2,23 @@
 
 A small U-Net (trained on simulated HAADF-STEM lattices and SPM-like surfaces, :mod:`.train`) turns the
 normalised image into a heatmap whose peaks are the atoms (AtomAI's recipe: a network for *detection*,
-robust at low dose). Each peak is then refined on the image itself (atomap's recipe: a 2-D Gaussian plus
-a plane fitted around the column, :func:`~.postprocess.refine_gaussian`), which gives a sub-pixel position
-and its least-squares uncertainty (scaled by a factor calibrated on simulated images, ``sigma_scale``).
+robust at low dose). The peaks are then refined on the image itself (:func:`~.postprocess.refine_gaussian`:
+2-D Gaussians with a shared width and local backgrounds, fitted jointly with each column's neighbours
+subtracted, Poisson-weighted for images of counts), which gives sub-pixel positions and their uncertainty:
+the fit's Cramér-Rao bound (scaled by ``sigma_scale``) and the error a structured background adds
+(``background_gain``, :func:`~.postprocess.structured_sd`) in quadrature, both calibrated on simulated images.
 Columns are classed by their fitted intensity (k-means, :func:`~.postprocess.intensity_classes`), and the
 table gets nearest-neighbour distances, a per-atom strain and an out-of-distribution flag.
 
 The table (one row per atom) has the columns ``x``, ``y`` (px; x = column, y = row, pixel centres at
 integers), ``x_m``, ``y_m`` (metres from pixel (0, 0); only for a calibrated Micrograph), ``sigma_px``
-(1-sigma position uncertainty along each axis, px), ``sigma_m`` (when calibrated), ``class``,
+(1-sigma position uncertainty along each axis, px; its parts ``sigma_noise_px`` and ``sigma_background_px``),
+``sigma_m`` (when calibrated), ``class``,
 ``confidence`` (the heatmap's peak, 0-1), ``intensity`` (fitted peak height above the local
 background, image units), ``nn_px`` (distance to the nearest other atom, px) and, when the lattice is
 regular enough, ``exx``, ``eyy``, ``exy``, ``rotation`` (:func:`~.postprocess.local_strain`). The
-table's ``attrs`` hold ``ood`` (bool), ``ood_reasons``, ``median_confidence``, ``spacing_px`` and
-``model``.
+table's ``attrs`` hold ``ood`` (bool), ``ood_reasons``, ``median_confidence``, ``spacing_px``,
+``structured_background_sd`` and ``model``.
 
 >>> import scopenet as sn                              # doctest: +SKIP
 >>> atoms = sn.find_atoms(sn.read("haadf.dm4"))        # doctest: +SKIP
@@ -84,7 +87,7 @@ def _frames(x: Any, what: str = "image") -> tuple[list[tuple[np.ndarray, float |
 @register
 class AtomFinder(Estimator):
     """Find atomic columns (or surface atoms) in atomic-resolution images: a U-Net heatmap for detection,
-    a 2-D Gaussian fit on the image for sub-pixel positions and their uncertainty (the estimator contract
+    joint 2-D Gaussian fits on the image for sub-pixel positions and their uncertainty (the estimator contract
     of :mod:`scopenet.tasks._estimator`).
 
     Parameters

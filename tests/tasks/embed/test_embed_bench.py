@@ -63,3 +63,13 @@ def test_throughput_reports_each_path_and_restores_the_threads(tiny_model):
     assert r["threads"] == 1 and torch.get_num_threads() == before
     for key in ("predict", "predict_list", "net", "tta8"):
         assert r[f"{key}_img_s"] > 0 and r[f"{key}_img_cpu_s"] > 0
+
+
+def test_two_models_with_the_same_name_get_distinct_rows():
+    from scopenet.tasks.embed.bench import _methods
+
+    class Named:
+        name = "model"
+
+    rows = list(_methods(Named(), Named(), None, None, names=("runs/a/model", "runs/b/model")))
+    assert len(rows) == 7 and "VAE runs/b/model, orient none" in rows and "VAE runs/a/model, orient none" in rows

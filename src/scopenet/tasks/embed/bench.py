@@ -247,8 +247,11 @@ def _options(p) -> None:
                    help="codes in the usearch HNSW graph (default 100000, quick 20000; 0: skip usearch)")
 
 
-def _methods(est, other, pca, pixels):
+def _methods(est, other, pca, pixels, names=None):
     from .baselines import inputs_of
+
+    # two models saved under the same stem (e.g. runs/a/model, runs/b/model) are told apart by reference
+    ne, no = names if names and other is not None and other.name == est.name else (est.name, getattr(other, "name", ""))
 
     def vae(e, tta):
         return (lambda im: e.predict(im, tta=tta)[0]), (lambda ims: e.predict(list(ims), tta=tta))
@@ -256,11 +259,11 @@ def _methods(est, other, pca, pixels):
     def plain(e):
         return (lambda im: e.predict(im, orient="none")[0]), (lambda ims: e.predict(list(ims), orient="none"))
 
-    m = {f"VAE {est.name} (default: canonical view)": vae(est, 1), f"VAE {est.name}, orient none": plain(est),
-         f"VAE {est.name}, tta 8": vae(est, 8)}
+    m = {f"VAE {ne} (default: canonical view)": vae(est, 1), f"VAE {ne}, orient none": plain(est),
+         f"VAE {ne}, tta 8": vae(est, 8)}
     if other is not None:
-        m[f"VAE {other.name} (canonical view)"] = vae(other, 1)
-        m[f"VAE {other.name}, orient none"] = plain(other)
+        m[f"VAE {no} (canonical view)"] = vae(other, 1)
+        m[f"VAE {no}, orient none"] = plain(other)
     m["PCA 64"] = (lambda im: pca.predict_inputs(inputs_of(im))[0], lambda ims: pca.predict_inputs(inputs_of(list(ims))))
     m["pixels 8x8"] = (lambda im: pixels.predict(im)[0], lambda ims: pixels.predict(list(ims)))
     return m
@@ -303,7 +306,7 @@ def _retrieval(a, report: Report, est, other, seed: int, n_em: int, n_spm: int, 
 
     fit_imgs, _ = sim_set(30 if q else 100, 150 if q else 500, TRAIN_SIM_SEED)
     pca = PCACodes().fit_inputs(inputs_of(fit_imgs))
-    methods = _methods(est, other, pca, PixelCodes())
+    methods = _methods(est, other, pca, PixelCodes(), names=(a.model, a.compare))
     sets = []
     if a.images is not None:
         from .index import iter_image_files, read_frames

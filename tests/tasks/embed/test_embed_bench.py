@@ -73,3 +73,9 @@ def test_two_models_with_the_same_name_get_distinct_rows():
 
     rows = list(_methods(Named(), Named(), None, None, names=("runs/a/model", "runs/b/model")))
     assert len(rows) == 7 and "VAE runs/b/model, orient none" in rows and "VAE runs/a/model, orient none" in rows
+
+    class Shipped:
+        name = "embed-default"
+
+    rows = list(_methods(Shipped(), Named(), None, None, names=("default", "runs/kl/model")))
+    assert rows[0] == "VAE embed-default (default: canonical view)" and "VAE runs/kl/model (canonical view)" in rows

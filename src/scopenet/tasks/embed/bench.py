@@ -250,8 +250,12 @@ def _options(p) -> None:
 def _methods(est, other, pca, pixels, names=None):
     from .baselines import inputs_of
 
-    # two models saved under the same stem (e.g. runs/a/model, runs/b/model) are told apart by reference
-    ne, no = names if names and other is not None and other.name == est.name else (est.name, getattr(other, "name", ""))
+    # the compared model is labelled as given (--compare runs/embed-kl/model); the main one by its name, or
+    # as given too when both were saved under the same stem (runs/a/model, runs/b/model)
+    ne, no = est.name, getattr(other, "name", "")
+    if names and other is not None:
+        no = str(names[1])
+        ne = str(names[0]) if other.name == est.name else ne
 
     def vae(e, tta):
         return (lambda im: e.predict(im, tta=tta)[0]), (lambda ims: e.predict(list(ims), tta=tta))

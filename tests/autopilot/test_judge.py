@@ -52,3 +52,26 @@ def test_judge_from_the_shipped_card_matches_the_agent():
     assert 0 <= r.p_good <= 1 and r.embedding.shape == (hsi.embedding_dim,)
     with pytest.raises(InputError):
         Judge(model=hsi.clf.__class__(categories=["a", "b"], mode="multi"))
+
+
+@pytest.mark.slow
+def test_crowd_rule_out_of_fold_scores_the_recorded_verdicts(tmp_path):
+    from pathlib import Path
+
+    shared = Path(__file__).resolve().parents[2].parent / "shared"
+    if not (shared / "data" / "gordon-hsi" / "images.npz").exists():
+        pytest.skip("gordon-hsi data not available (../shared/data/gordon-hsi)")
+    from scopenet.autopilot.bench import crowd_rule_out_of_fold
+    from scopenet.autopilot.replay import load_recorded
+
+    _, recs = load_recorded(shared / "data" / "gordon-hsi", limit=40)
+    truth = np.array([r["recorded_good"] for r in recs])
+    # perfect logits for images 0-19 (fold 0) and inverted ones for 20-39 (fold 1); categories in CATEGORIES order
+    good = np.array([-9, 9, 9, 0, -9, -9.0])
+    bad = np.array([-9, -9, -9, 0, 9, 9.0])
+    lg = np.where(truth[:, None], good, bad)
+    np.savez(tmp_path / "cv.logits.npz", fold0_test_index=np.arange(20), fold0_logits=lg[None, :20],
+             fold1_test_index=np.arange(20, 40), fold1_logits=np.where(truth[20:, None], bad, good)[None])
+    out = crowd_rule_out_of_fold(tmp_path / "cv.logits.npz", shared)
+    assert out["images"] == 40 and out["folds"] == 2
+    assert out["accuracy_p0.5"] == pytest.approx(0.5) and out["good_fraction"] == pytest.approx(truth.mean())

@@ -123,6 +123,34 @@ def _verdict_stats(res, truth: np.ndarray) -> dict:
             "true_negative_rate_p0.9": acc(pred, inside & ~truth) if (inside & ~truth).any() else None}
 
 
+def crowd_rule_out_of_fold(logits_npz, shared, thresholds=(0.3, 0.5, 0.7, 0.9)) -> dict:
+    """Accuracy of the crowd rule (:func:`~.judge.hsi_crowd_rule`) on out-of-fold gordon-hsi predictions.
+
+    ``logits_npz`` is the ``<out>.logits.npz`` of ``scripts/train_classify.py cv`` (session-held-out
+    folds: ``fold<i>_test_index`` and ``fold<i>_logits`` [seeds, n, 6], averaged over seeds). Every image
+    is judged by a model that never saw its session; no domain check (the fold models are not kept).
+    """
+    from ..tasks.classify.data import CATEGORIES
+    from .judge import hsi_crowd_rule
+    from .replay import load_recorded
+
+    z = np.load(logits_npz)
+    folds = sorted(k.split("_")[0] for k in z.files if k.endswith("_test_index"))
+    idx = np.concatenate([z[f"{f}_test_index"] for f in folds])
+    _, recs = load_recorded(Path(shared) / "data" / "gordon-hsi", limit=int(idx.max()) + 1)
+    truth_all = np.array([r.get("recorded_good", False) for r in recs])
+    P = np.concatenate([1 / (1 + np.exp(-z[f"{f}_logits"].mean(0))) for f in folds])
+    p, t = hsi_crowd_rule(P, CATEGORIES), truth_all[idx]
+    out = {"folds": len(folds), "images": int(len(idx)), "good_fraction": round(float(t.mean()), 4),
+           "majority_accuracy": round(float(max(t.mean(), 1 - t.mean())), 4)}
+    for th in thresholds:
+        pr = p >= th
+        out[f"accuracy_p{th}"] = round(float((pr == t).mean()), 4)
+        out[f"true_positive_rate_p{th}"] = round(float(pr[t].mean()), 4)
+        out[f"true_negative_rate_p{th}"] = round(float((~pr)[~t].mean()), 4)
+    return out
+
+
 def judge_name(judge) -> str:
     """A short name for a judge: its model's name (``good-bad``, ``hsi-six``...)."""
     card = getattr(getattr(judge, "clf", None), "card_", None)
@@ -203,6 +231,9 @@ def _run(a: argparse.Namespace, rep: Report) -> int:
             for surf, v in real[key].items():
                 if isinstance(v, dict):
                     say(f"judge {key} on {surf}: " + json.dumps({k: x for k, x in v.items() if k != "items"}))
+        if a.cv_logits:
+            real["crowd_rule_out_of_fold"] = crowd_rule_out_of_fold(a.cv_logits, shared)
+            say("crowd rule on out-of-fold gordon-hsi predictions: " + json.dumps(real["crowd_rule_out_of_fold"]))
         rep.data["judge_real"] = real
         if n == 0:
             return 0
@@ -258,6 +289,9 @@ def _options(g) -> None:
     g.add_argument("--judge", default=None,
                    help="with --real: classify models to judge real images with, comma-separated "
                         "(default: the agent's judge)")
+    g.add_argument("--cv-logits", default=None,
+                   help="with --real: also score the crowd rule on out-of-fold predictions (the .logits.npz of "
+                        "scripts/train_classify.py cv)")
     g.add_argument("--hsi-limit", type=int, default=None, help="with --real: first N gordon-hsi images (default all)")
     g.add_argument("--real", action="store_true",
                    help="also score the judge on real STM images (../shared: gordon-hsi crowd labels, fixtures); "

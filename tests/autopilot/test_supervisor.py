@@ -95,3 +95,38 @@ def test_area_plan_round_trip_and_fresh_spots():
     assert np.min(d[np.triu_indices(50, 1)]) >= plan.layout.spot_pitch_nm - 1e-9
     plan.abandon_cell(3)
     assert AreaPlan.from_dict(plan.to_dict()).to_dict() == plan.to_dict()
+
+
+class _RichJudge(TruthJudge):
+    """TruthJudge with auxiliary scores and image statistics, as the shipped agent's judge has."""
+
+    aux_categories = ["blur", "tip_change"]
+    feature_names = ["hf_noise", "line_switch"]
+
+    def __call__(self, img):
+        res = super().__call__(img)
+        res.scores = {"blur": 1 - res.p_good, "tip_change": 0.0}
+        res.features = {"hf_noise": 0.5, "line_switch": 0.1}
+        return res
+
+
+def test_a_q_agent_whose_judge_has_scores_and_statistics_runs_and_resumes(tmp_path):
+    """The supervisor rebuilds the agent's observation from its (checkpointed) last judge result."""
+    import torch
+
+    from scopenet.autopilot.agent import QAgent, observation_size, save_q_agent
+    from scopenet.nn.qnet import QMLP
+
+    judge = _RichJudge()
+    n = observation_size(judge)
+    net = torch.nn.Module()
+    net.q_net = QMLP(n, [8], 12)
+    save_q_agent(net, n, [8], tmp_path / "q", {"name": "t"})
+    cfg = SupervisorConfig(hours=0.3)
+    sim = SimMicroscope(seed=1)
+    sup = Supervisor(sim, judge, QAgent.load(tmp_path / "q"), tmp_path / "run", cfg)
+    sup.run(stop_after_cycles=6)
+    again = Supervisor(SimMicroscope(seed=1), judge, QAgent.load(tmp_path / "q"), tmp_path / "run", cfg).resume()
+    assert again._obs().shape == (n,)
+    tot = again.run()
+    assert tot.actions > 0

@@ -261,8 +261,10 @@ class Supervisor:
         from .judge import JudgeResult
 
         last = self.s.last or {"p_good": 0.0, "verdict": "bad", "domain_score": None, "in_domain": True}
-        res = JudgeResult(last["p_good"], last["verdict"], np.nan, last["in_domain"], last.get("scores", {}),
-                          np.asarray(last.get("embedding", np.zeros(self.judge.embedding_dim)), np.float32))
+        scores = last.get("scores") or {c: 0.0 for c in getattr(self.judge, "aux_categories", [])}
+        feats = last.get("features") or {f: 0.0 for f in getattr(self.judge, "feature_names", [])}
+        res = JudgeResult(last["p_good"], last["verdict"], np.nan, last["in_domain"], scores,
+                          np.asarray(last.get("embedding", np.zeros(self.judge.embedding_dim)), np.float32), feats)
         return observation(res, self.s.recent, self.s.episode_actions, self.cfg.max_actions, self.s.crashed)
 
     def _cycle(self) -> None:

@@ -237,18 +237,19 @@ def autopilot() -> Path:
     """One conditioning episode of the shipped agent on the simulated STM: each image with the judge's verdict."""
     from scopenet.autopilot.agent import QAgent
     from scopenet.autopilot.instrument import ACTION_NAMES
-    from scopenet.autopilot.judge import Judge
+    from scopenet.autopilot.judge import judge_from_card
     from scopenet.autopilot.sim import SimMicroscope
     from scopenet.autopilot.supervisor import run_episode
 
-    mic, judge, seen = SimMicroscope(seed=3), Judge(), []
+    agent = QAgent.pretrained("default")
+    mic, judge, seen = SimMicroscope(seed=3), judge_from_card(agent.card), []
 
     def watching(img):  # the judge, keeping each image, its verdict and the simulator's truth
         res = judge(img)
         seen.append((np.asarray(img), res.p_good, mic.state()["tip_good"]))
         return res
 
-    ep = run_episode(mic, watching, QAgent.pretrained("default"), max_actions=8)
+    ep = run_episode(mic, watching, agent, max_actions=8)
     names = ["first image"] + [f"after {ACTION_NAMES[a]}" for a in ep["sequence"]]
     keep = list(range(len(seen))) if len(seen) <= 5 else [0, 1, len(seen) - 3, len(seen) - 2, len(seen) - 1]
     return _panels([seen[i][0] for i in keep],

@@ -62,3 +62,26 @@ def test_margin_makes_the_demonstrated_action_greedy_and_td_fits_rewards():
     qn, _ = _train(_demos(0.0), lambda_e=0.0)                 # TD alone says nothing about other actions
     assert not (qn[0].argmax() == 2 and qn[1].argmax() == 0 and
                 min(qn[0, 2] - np.delete(qn[0], 2).max(), qn[1, 0] - np.delete(qn[1], 0).max()) > 0.6)
+
+
+@pytest.mark.slow
+def test_collect_and_finetune_on_the_simulator(tmp_path):
+    pytest.importorskip("gymnasium")
+    from scopenet.autopilot.agent import FixedSequenceAgent
+    from scopenet.autopilot.dqfd import collect_demonstrations, finetune
+    from scopenet.autopilot.sim import make_env
+
+    from .conftest import TruthJudge
+
+    env = make_env(judge=TruthJudge(), max_actions=3)
+    d = collect_demonstrations(env, FixedSequenceAgent([8]), [11, 12], log=lambda *a: None)
+    n = len(d["action"])
+    assert 2 <= n <= 6 and set(d["action"].tolist()) == {8} and d["obs"].shape == d["next_obs"].shape
+    assert np.all(d["reward"] == np.where(d["done"] == 1, 9.0, -1.0))     # -1 per action, +10 for a good tip
+    torch.manual_seed(0)
+    net = QMLP(d["obs"].shape[1], [8], 12)
+    before = [p.detach().clone() for p in net.parameters()]
+    cfg = DQfDConfig(finetune_steps=4, checkpoint_every=2, batch_size=8, finetune_seed_base=13)
+    recs = finetune(net, env, d, cfg, tmp_path, log=lambda *a: None)
+    assert [r["finetune_step"] for r in recs] == [2, 4] and (tmp_path / "finetune_4.pt").exists()
+    assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))

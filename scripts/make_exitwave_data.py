@@ -21,6 +21,7 @@ Sets of the ``shipped`` preset (materials split by name, ``SPLITS`` in the simul
 
 - ``restricted-train``: the first 17 training materials (``BASE_TRAIN``), restricted ranges (seed 1,
   then seed 7 for more); ``restricted-train-extra``: the 35 later ones (``EXTRA_TRAIN``, seed 9);
+  ``restricted-train-more``: all 52 training materials, 6 each (seed 13);
 - ``restricted-params``: training materials, new parameter draws (unseen parameters);
 - ``restricted-materials``: validation materials, restricted ranges (unseen materials);
 - ``single-train`` / ``single-params``: SrTiO3, full ranges; ``single-train-110``: 110 waves (the first
@@ -56,6 +57,7 @@ def plan(preset: str, scale: float = 1.0):
             dict(name="single-train-2", materials=(SINGLE_MATERIAL,), n=n(64), prange="full", seed=8),
             # the second shipped models (recipes/exitwave-*.yaml): 35 more training materials, 110 SrTiO3 waves
             dict(name="restricted-train-extra", materials=EXTRA_TRAIN, n=n(8), prange="restricted", seed=9),
+            dict(name="restricted-train-more", materials=SPLITS["train"], n=n(6), prange="restricted", seed=13),
             dict(name="single-train-110", materials=(SINGLE_MATERIAL,), n=n(110), prange="full", seed=2),
         ]
     if preset == "tests":

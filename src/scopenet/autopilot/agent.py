@@ -19,7 +19,8 @@ fraction of the episode's action budget used.
 **Training**: stable-baselines3's ``DQN`` computes its TD target with ``max_a Q_target(s', a)``
 (plain DQN with a target network, not double DQN). :func:`double_dqn_class` subclasses it and
 overrides ``train`` with the double-DQN target ``Q_target(s', argmax_a Q_online(s', a))`` that
-DeepSPM used (van Hasselt et al. 2016).
+DeepSPM used (van Hasselt et al. 2016). :mod:`~scopenet.autopilot.dqfd` trains the same Q-network
+from the oracle's demonstrations (DQfD; the shipped agent v3) and saves it with :func:`save_q_agent`.
 """
 from __future__ import annotations
 

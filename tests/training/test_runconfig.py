@@ -39,12 +39,18 @@ def test_recipes_load_and_round_trip(path, tmp_path):
 
 @pytest.mark.parametrize("path", AGENT_RECIPES, ids=lambda p: p.name)
 def test_agent_recipes_validate(path):
-    from scopenet.autopilot.agent import AgentTrainConfig
-
-    cfg = AgentTrainConfig(**yaml.safe_load(path.read_text()))
+    cfg = _agent_config(yaml.safe_load(path.read_text()))
     assert 0 < cfg.gamma < 1 and cfg.buffer_size > 0
     with pytest.raises(ReadError, match="names no task"):
         read_run_config(path)
+
+
+def _agent_config(d: dict):
+    """The agent's run configuration: DQfD (``algorithm: dqfd``) or stable-baselines3 double DQN."""
+    from scopenet.autopilot.agent import AgentTrainConfig
+    from scopenet.autopilot.dqfd import DQfDConfig
+
+    return DQfDConfig(**d) if d.get("algorithm") == "dqfd" else AgentTrainConfig(**d)
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -54,10 +60,8 @@ def test_shipped_cards_training_configuration_loads(name):
     import json
 
     card = json.loads((ROOT / "src" / "scopenet" / "weights" / f"{name}.json").read_text())
-    if card["task"] == "autopilot":  # a stable-baselines3 agent, not an engine run
-        from scopenet.autopilot.agent import AgentTrainConfig
-
-        AgentTrainConfig(**card["training"]["config"])
+    if card["task"] == "autopilot":  # a stable-baselines3 or DQfD agent, not an engine run
+        assert _agent_config(card["training"]["config"]).gamma == pytest.approx(0.95)
         return
     cfg = run_config(card["training"]["config"], task=card["task"])
     assert type(cfg) is TRAIN_CONFIGS[card["task"]]

@@ -35,36 +35,42 @@ from .instrument import ACTIONS
 __all__ = ["AgentTrainConfig", "FixedSequenceAgent", "N_RECENT", "OracleAgent", "QAgent", "RandomAgent", "double_dqn_class", "observation",
            "observation_size", "save_q_agent"]
 
-class AgentTrainConfig(BaseModel):
-    """A training run of the conditioning agent (``scripts/train_autopilot.py``; recipes in ``recipes/``).
-
-    DeepSPM's settings where it gave them: gamma 0.95, replay 15,000, epsilon 1 -> 0.05.
-    """
+class AgentRunConfig(BaseModel):
+    """What every training run of the conditioning agent sets: the Q-network, its optimiser and the
+    observation (the base of :class:`AgentTrainConfig` and of DQfD's configuration)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = "default"
-    workdir: str = "runs/autopilot"
     seed: int = 0
-    total_steps: int = Field(200_000, ge=1)
-    time_budget_s: float = Field(2400.0, gt=0, description="wall-clock budget; training stops when it is spent")
     threads: int = Field(1, ge=1)
     gamma: float = Field(0.95, gt=0, le=1)
     buffer_size: int = Field(15_000, ge=100)
     learning_rate: float = Field(5e-4, gt=0)
     batch_size: int = Field(64, ge=1)
-    learning_starts: int = Field(1000, ge=0)
-    train_freq: int = Field(1, ge=1)
-    gradient_steps: int = Field(1, ge=1)
-    target_update_interval: int = Field(500, ge=1)
-    exploration_fraction: float = Field(0.5, gt=0, le=1, description="fraction of total_steps for epsilon 1 -> final")
-    exploration_final_eps: float = Field(0.05, ge=0, le=1)
     hidden: list[int] = Field(default_factory=lambda: [256, 128])
     max_actions: int = Field(100, ge=1, description="episode cap (DeepSPM: 100)")
     judge_aux: str | None = Field(None, description="auxiliary classifier whose scores the agent also observes")
     judge_features: bool = Field(False, description="the agent also observes the judge's image statistics")
     sim: dict = Field(default_factory=dict, description="SimConfig overrides")
     checkpoint_every: int = Field(2000, ge=1)
+
+
+class AgentTrainConfig(AgentRunConfig):
+    """A training run of the conditioning agent (``scripts/train_autopilot.py``; recipes in ``recipes/``).
+
+    DeepSPM's settings where it gave them: gamma 0.95, replay 15,000, epsilon 1 -> 0.05.
+    """
+
+    name: str = "default"
+    workdir: str = "runs/autopilot"
+    total_steps: int = Field(200_000, ge=1)
+    time_budget_s: float = Field(2400.0, gt=0, description="wall-clock budget; training stops when it is spent")
+    learning_starts: int = Field(1000, ge=0)
+    train_freq: int = Field(1, ge=1)
+    gradient_steps: int = Field(1, ge=1)
+    target_update_interval: int = Field(500, ge=1)
+    exploration_fraction: float = Field(0.5, gt=0, le=1, description="fraction of total_steps for epsilon 1 -> final")
+    exploration_final_eps: float = Field(0.05, ge=0, le=1)
     save_replay: bool = False
 
 

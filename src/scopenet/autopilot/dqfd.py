@@ -23,49 +23,41 @@ import time
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from .agent import AgentRunConfig
 
 __all__ = ["DQfDConfig", "collect_demonstrations", "dqfd_loss", "evaluate", "finetune", "pretrain"]
 
 
-class DQfDConfig(BaseModel):
-    """A DQfD run (``scripts/train_autopilot.py recipes/autopilot-dqfd.yaml``)."""
-
-    model_config = ConfigDict(extra="forbid")
+class DQfDConfig(AgentRunConfig):
+    """A DQfD run (``scripts/train_autopilot.py recipes/autopilot-dqfd.yaml``); the network, optimiser and
+    observation settings are :class:`~scopenet.autopilot.agent.AgentRunConfig`'s."""
 
     algorithm: str = "dqfd"
     name: str = "dqfd"
     workdir: str = "runs/autopilot-dqfd"
-    seed: int = 0
-    threads: int = Field(1, ge=1)
     # demonstrations
     demo_seed_base: int = Field(5_000_000, description="simulator seeds of the demonstration episodes: base + i")
     demo_episodes: int = Field(800, ge=1)
     demo_time_budget_s: float = Field(900.0, gt=0, description="collection stops when this is spent")
     demo_samples: int = Field(32, ge=1, description="oracle's Monte-Carlo samples per action")
-    max_actions: int = Field(100, ge=1)
     judge_model: str = "good-bad"
-    judge_aux: str | None = "hsi-six-sim-fast"
-    judge_features: bool = True
-    sim: dict = Field(default_factory=dict, description="SimConfig overrides")
+    judge_aux: str | None = Field("hsi-six-sim-fast", description="auxiliary classifier whose scores the agent "
+                                                                   "also observes")
+    judge_features: bool = Field(True, description="the agent also observes the judge's image statistics")
     # network and loss
-    hidden: list[int] = Field(default_factory=lambda: [256, 128])
     init: str | None = Field(None, description="saved agent stem to start from (e.g. the shipped v2)")
-    gamma: float = Field(0.95, gt=0, le=1)
     margin: float = Field(0.8, ge=0, description="large-margin loss l(a_E, a) for a != a_E")
     lambda_e: float = Field(1.0, ge=0, description="weight of the large-margin loss")
     l2: float = Field(1e-5, ge=0, description="weight of the L2 penalty on the weights")
-    learning_rate: float = Field(5e-4, gt=0)
-    batch_size: int = Field(64, ge=1)
     pretrain_steps: int = Field(10_000, ge=0)
     target_update: int = Field(500, ge=1)
-    checkpoint_every: int = Field(2000, ge=1)
-    # optional fine-tune on the simulator (demonstrations kept in the replay)
+    # optional fine-tune on the simulator (demonstrations kept in the replay of buffer_size)
     finetune_steps: int = Field(0, ge=0)
     finetune_time_budget_s: float = Field(900.0, gt=0)
     finetune_eps: float = Field(0.05, ge=0, le=1)
     finetune_seed_base: int = Field(6_000_000)
-    buffer_size: int = Field(15_000, ge=100)
     demo_fraction: float = Field(0.25, ge=0, le=1, description="fraction of each fine-tune batch from demonstrations")
     # selection
     select_seed_base: int = Field(3_000_000, description="selection episodes: base + i (disjoint from the bench)")

@@ -177,11 +177,12 @@ def canonical_view(x: np.ndarray) -> np.ndarray:
 def canonicalize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(views, k)``: each input of ``x`` ``(M, S, S)`` turned/flipped into its canonical view
     (:func:`canonical_view`), float32, and the view indices ``k`` ``(M,)``."""
+    from ...image.tta import dihedral
+
     x = np.asarray(x, np.float32)
     k = canonical_view(x)
     out = np.empty_like(x)
     for g in np.unique(k):
         idx = np.flatnonzero(k == g)
-        v = np.rot90(x[idx], int(g) % 4, axes=(1, 2))
-        out[idx] = v[..., ::-1] if g >= 4 else v
+        out[idx] = dihedral(x[idx], int(g))
     return out, k

@@ -509,6 +509,31 @@ def prepare_workdir(config, resume: bool, overwrite: bool = False) -> Path | Non
     return wd
 
 
+def start_run(config, config_cls, resume: bool = False, overwrite: bool = False):
+    """The set-up every task's ``train.main`` shares: ``config`` (an instance of ``config_cls`` or its YAML
+    file) checked (a workdir is required, the accelerator must exist), its workdir prepared as
+    :func:`prepare_workdir` does, torch seeded with ``config.seed`` and set to ``config.threads`` threads.
+    Returns ``(config, workdir)``; build the network after this call so its initial weights follow the seed."""
+    from ..errors import InputError
+
+    if not isinstance(config, config_cls):
+        config = config_cls.from_yaml(config)
+    if config.workdir is None:
+        raise InputError("a training run needs a workdir")
+    check_accelerator(config.accelerator)
+    wd = prepare_workdir(config, resume, overwrite)
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    return config, wd
+
+
+def init_weights(net: torch.nn.Module, config, workdir: Path, resume: bool) -> None:
+    """Start ``net`` from ``config.init_from`` (see :func:`load_init`) unless the run resumes from its own
+    ``last.ckpt``."""
+    if config.init_from and not (resume and (Path(workdir) / "last.ckpt").exists()):
+        load_init(net, config.init_from)
+
+
 def load_init(net: torch.nn.Module, source: str | Path, strict: bool = True) -> None:
     """Copy into ``net`` the weights of a saved model (path stem or shipped name) or of a run's
     ``last.ckpt`` (its ``net``)."""

@@ -30,7 +30,7 @@ import torch
 from ...errors import InputError
 from ...nn.recurrent import AdaptiveScanNet, RecurrentCritic, mse_per_sample
 from ...simulate import scan_env as env
-from ...training.budget import prepare_workdir
+from ...training.budget import start_run
 from ...training.rdpg import RDPG, LossNormaliser, OUNoise, RDPGConfig, Replay
 from ...training.schedules import cyclic_sawtooth
 from .config import AdaptiveScanTrainConfig
@@ -303,12 +303,7 @@ def main(config: AdaptiveScanTrainConfig | str | Path, resume: bool = False, *, 
     from .._estimator import estimator_class
 
     AdaptiveScanner = estimator_class("adaptive-scan")  # from the registry: its module calls this one's fit
-    c = config if isinstance(config, AdaptiveScanTrainConfig) else AdaptiveScanTrainConfig.from_yaml(config)
-    if c.workdir is None:
-        raise InputError("a training run needs a workdir")
-    wd = prepare_workdir(c, resume, overwrite)
-    torch.manual_seed(c.seed)
-    torch.set_num_threads(c.threads)
+    c, wd = start_run(config, AdaptiveScanTrainConfig, resume, overwrite)
     dev = resolve_device(None if c.accelerator == "auto" else ("cuda" if c.accelerator in ("gpu", "cuda") else c.accelerator))
     net = make_net(c)
     pool, desc = train_pool(c.n_simulated, c.simulated_size, c.simulated_seed, c.use_em_real)

@@ -22,9 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...errors import InputError
 from ...simulate.em.atoms import atom_image, heat_sigma, heatmap, spm_atom_image
-from ...training.budget import AdamCosineModule, check_accelerator, load_init, prepare_workdir, run
+from ...training.budget import AdamCosineModule, init_weights, run, start_run
 from .config import AtomsTrainConfig
 from .postprocess import normalise
 
@@ -115,20 +114,11 @@ def main(config: AtomsTrainConfig | str | Path, resume: bool = False, *, progres
 
     AtomFinder = estimator_class("atoms")  # from the registry: its module calls this one's train()
 
-    if not isinstance(config, AtomsTrainConfig):
-        config = AtomsTrainConfig.from_yaml(config)
-    c = config
-    if c.workdir is None:
-        raise InputError("a training run needs a workdir")
-    check_accelerator(c.accelerator)
-    wd = prepare_workdir(c, resume, overwrite)
-    torch.manual_seed(c.seed)
+    c, wd = start_run(config, AtomsTrainConfig, resume, overwrite)
     arch = {"in_channels": 1, "out_channels": 1, "depth": c.depth, "base_channels": c.base_channels,
             "norm": "none"}
     net = UNet(**arch)
-    if c.init_from and not (resume and (wd / "last.ckpt").exists()):
-        load_init(net, c.init_from)
-    torch.set_num_threads(c.threads)
+    init_weights(net, c, wd, resume)
     module = AtomsModule(c, net, None, progress)
     run(module, c, resume=resume)
     net.eval()

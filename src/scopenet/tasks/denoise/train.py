@@ -23,8 +23,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from ...errors import InputError
-from ...training.budget import BudgetedModule, SeededStream, check_accelerator, load_init, prepare_workdir, run
+from ...training.budget import BudgetedModule, SeededStream, init_weights, run, start_run
 from ...training.schedules import cosine
 from .config import DenoiseTrainConfig
 
@@ -341,18 +340,9 @@ def main(config: DenoiseTrainConfig | str | Path, resume: bool = False, *, progr
     from ...nn import build_architecture
     from ...training.packaging import save_model
 
-    if not isinstance(config, DenoiseTrainConfig):
-        config = DenoiseTrainConfig.from_yaml(config)
-    c = config
-    if c.workdir is None:
-        raise InputError("a training run needs a workdir")
-    check_accelerator(c.accelerator)  # before the pool is simulated
-    run_dir = prepare_workdir(c, resume, overwrite)
-    torch.manual_seed(c.seed)
+    c, run_dir = start_run(config, DenoiseTrainConfig, resume, overwrite)  # before the pool is simulated
     model = build_architecture(c.architecture, c.arch_config)
-    if c.init_from and not (resume and (run_dir / "last.ckpt").exists()):  # fine-tuning a saved model or a run
-        load_init(model, c.init_from)
-    torch.set_num_threads(c.threads)
+    init_weights(model, c, run_dir, resume)  # fine-tuning a saved model or a run
     pool = TrainingPool(c.n_sim_per_kind, c.sim_size, c.seed, c.use_real)
     module, trainer = _run(model, pool, c, progress=progress, resume=resume)
     if not trainer.is_global_zero:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ...errors import InputError
-from ...training.budget import BudgetedModule, SeededStream, check_accelerator, load_init, prepare_workdir, run
+from ...training.budget import BudgetedModule, SeededStream, init_weights, run, start_run
 from .config import EmbedTrainConfig
 from .data import sample_batch, training_pool
 
@@ -120,18 +120,9 @@ def main(config: EmbedTrainConfig | str | Path, resume: bool = False, *, progres
     from .._estimator import estimator_class
 
     Embedder = estimator_class("embed")
-    if not isinstance(config, EmbedTrainConfig):
-        config = EmbedTrainConfig.from_yaml(config)
-    c = config
-    if c.workdir is None:
-        raise InputError("a training run needs a workdir")
-    check_accelerator(c.accelerator)
-    wd = prepare_workdir(c, resume, overwrite)
-    torch.set_num_threads(c.threads)
-    torch.manual_seed(c.seed)
+    c, wd = start_run(config, EmbedTrainConfig, resume, overwrite)
     net = build_net(c)
-    if c.init_from and not (resume and (wd / "last.ckpt").exists()):
-        load_init(net, c.init_from)
+    init_weights(net, c, wd, resume)
     t0 = time.time()
     images, weights, labels, desc = training_pool(c)
     if progress:

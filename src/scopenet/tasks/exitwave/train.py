@@ -25,7 +25,7 @@ from ...errors import InputError
 from ...image.micrograph import Micrograph
 from ...image.tta import dihedral
 from ...training.alrc import ALRC, NoClip
-from ...training.budget import BudgetedModule, SeededStream, check_accelerator, load_init, prepare_workdir, run
+from ...training.budget import BudgetedModule, SeededStream, init_weights, run, start_run
 from .config import ExitWaveTrainConfig
 
 __all__ = ["load_pool", "make_batch", "calibrate", "ExitWaveModule", "train", "main"]
@@ -222,18 +222,9 @@ def main(config: ExitWaveTrainConfig | str | Path, resume: bool = False, *, prog
     from .._estimator import estimator_class
 
     Est = estimator_class("exitwave")
-    if not isinstance(config, ExitWaveTrainConfig):
-        config = ExitWaveTrainConfig.from_yaml(config)
-    c = config
-    if c.workdir is None:
-        raise InputError("a training run needs a workdir")
-    check_accelerator(c.accelerator)
-    wd = prepare_workdir(c, resume, overwrite)
-    torch.manual_seed(c.seed)
+    c, wd = start_run(config, ExitWaveTrainConfig, resume, overwrite)
     net = ExitWaveNet(c.channels, c.blocks, c.context)
-    if c.init_from and not (resume and (wd / "last.ckpt").exists()):
-        load_init(net, c.init_from)
-    torch.set_num_threads(c.threads)
+    init_weights(net, c, wd, resume)
     pool = load_pool([str(p) for p in c.data])
     desc = f"{len(pool)} simulated exit waves {pool.shape[1]}x{pool.shape[2]} from " + \
         ", ".join(Path(p).name for p in c.data)

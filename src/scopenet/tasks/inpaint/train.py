@@ -22,8 +22,7 @@ import torch
 from ...nn import build_architecture
 from ...nn import partial_stem  # noqa: F401  (registers the architectures)
 from ...training.alrc import ALRC
-from ...training.budget import (BudgetedModule, SeededStream, check_accelerator, checkpoint_state, prepare_workdir,
-                                run)
+from ...training.budget import BudgetedModule, SeededStream, checkpoint_state, run, start_run
 from ...training.schedules import cosine
 from .config import InpaintTrainConfig
 from .data import make_batch, mask_bank
@@ -285,15 +284,8 @@ def main(config: InpaintTrainConfig | dict | str | Path | None = None, resume: b
     elif isinstance(config, dict):
         cfg = InpaintTrainConfig(**config)
     else:
-        cfg = InpaintTrainConfig.from_yaml(config)
-    if cfg.workdir is None:
-        from ...errors import InputError
-
-        raise InputError("a training run needs a workdir")
-    check_accelerator(cfg.accelerator)  # before the pool is simulated
-    torch.set_num_threads(cfg.threads)
-    wd = prepare_workdir(cfg, resume, overwrite)
-    torch.manual_seed(cfg.seed)
+        cfg = config
+    cfg, wd = start_run(cfg, InpaintTrainConfig, resume, overwrite)  # before the pool is simulated
     net = build_architecture(cfg.architecture, cfg.arch_config)
     if cfg.init_from and not (resume and (wd / "last.ckpt").exists()):
         rep = warm_start(net, cfg.init_from)

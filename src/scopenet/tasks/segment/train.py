@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ...errors import InputError
-from ...training.budget import AdamCosineModule, check_accelerator, load_init, prepare_workdir, run
+from ...training.budget import AdamCosineModule, init_weights, run, start_run
 from .config import SegmentTrainConfig
 from .data import load_pairs, normalise
 
@@ -142,18 +142,9 @@ def main(config: SegmentTrainConfig | str | Path, resume: bool = False, *, progr
     from .._estimator import estimator_class
 
     Segmenter = estimator_class("segment")
-    if not isinstance(config, SegmentTrainConfig):
-        config = SegmentTrainConfig.from_yaml(config)
-    c = config
-    if c.workdir is None:
-        raise InputError("a training run needs a workdir")
-    check_accelerator(c.accelerator)
-    wd = prepare_workdir(c, resume, overwrite)
-    torch.manual_seed(c.seed)
-    torch.set_num_threads(c.threads)
+    c, wd = start_run(config, SegmentTrainConfig, resume, overwrite)
     est = Segmenter(classes=list(c.classes), unet=c.unet, ensemble=c.ensemble, percentiles=c.percentiles)
-    if c.init_from and not (resume and (wd / "last.ckpt").exists()):
-        load_init(est.net_, c.init_from)
+    init_weights(est.net_, c, wd, resume)
     xs, ms, desc = training_data(c)
     if progress:
         print(f"data: {desc}", flush=True)

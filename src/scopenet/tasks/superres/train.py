@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ...errors import InputError
-from ...training.budget import AdamCosineModule, check_accelerator, load_init, prepare_workdir, run
+from ...training.budget import AdamCosineModule, init_weights, run, start_run
 from .baselines import upsample
 from .config import SuperResTrainConfig
 from .data import make_pairs, spm_pool, stem_pool
@@ -105,18 +105,9 @@ def main(config: SuperResTrainConfig | str | Path, resume: bool = False, *, prog
     from .._estimator import estimator_class
 
     SuperResolver = estimator_class("superres")  # from the registry: its module calls this one's train()
-    if not isinstance(config, SuperResTrainConfig):
-        config = SuperResTrainConfig.from_yaml(config)
-    c = config
-    if c.workdir is None:
-        raise InputError("a training run needs a workdir")
-    check_accelerator(c.accelerator)
-    wd = prepare_workdir(c, resume, overwrite)
-    torch.manual_seed(c.seed)
+    c, wd = start_run(config, SuperResTrainConfig, resume, overwrite)
     net = VDSR(c.layers, c.channels)
-    if c.init_from and not (resume and (wd / "last.ckpt").exists()):
-        load_init(net, c.init_from)
-    torch.set_num_threads(c.threads)
+    init_weights(net, c, wd, resume)
     pool, desc = spm_pool(c) if c.domain == "spm" else stem_pool(c)
     if progress:
         print(f"data: {desc}", flush=True)

@@ -130,3 +130,14 @@ def test_a_q_agent_whose_judge_has_scores_and_statistics_runs_and_resumes(tmp_pa
     assert again._obs().shape == (n,)
     tot = again.run()
     assert tot.actions > 0
+
+
+def test_resuming_a_finished_run_leaves_one_end_record(tmp_path):
+    cfg = SupervisorConfig(hours=0.05)
+    sup = Supervisor(SimMicroscope(seed=4), TruthJudge(), RandomAgent(2), tmp_path, cfg)
+    t1 = sup.run()
+    before = (tmp_path / "log.jsonl").read_text()
+    t2 = Supervisor(SimMicroscope(seed=4), TruthJudge(), RandomAgent(2), tmp_path, cfg).resume().run()
+    assert t2.to_dict() == t1.to_dict()
+    assert (tmp_path / "log.jsonl").read_text() == before
+    assert [e["event"] for e in _events(tmp_path / "log.jsonl")].count("end") == 1

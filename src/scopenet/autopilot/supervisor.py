@@ -62,6 +62,14 @@ def condition_once(mic: Microscope, judge, plan: AreaPlan, action: int, pixels: 
     return res, crashed
 
 
+def _event_of(line: str) -> str | None:
+    """The ``event`` of one JSON-lines log record (None when the line is not a complete record)."""
+    try:
+        return json.loads(line).get("event")
+    except ValueError:
+        return None
+
+
 def run_episode(mic: Microscope, judge, agent, max_actions: int = 100, good_threshold: float = 0.9,
                 plan: AreaPlan | None = None) -> dict:
     """One conditioning episode from the microscope's current (bad) tip; the numbers DeepSPM counted.
@@ -226,6 +234,8 @@ class Supervisor:
             self.agent.i = ck["agent_i"]
         lines = self.log_path.read_text().splitlines(keepends=True) if self.log_path.exists() else []
         keep = lines[:ck["lines"]]
+        if keep and _event_of(keep[-1]) == "end":  # a finished run: its "end" is written again when it ends
+            keep = keep[:-1]
         tmp = self.log_path.with_name(self.log_path.name + ".tmp")
         tmp.write_text("".join(keep))
         os.replace(tmp, self.log_path)

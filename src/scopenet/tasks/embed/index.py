@@ -16,13 +16,18 @@ The store is a folder::
     codes.npy       float32 (N, 64) latent means (memory-mapped when loaded: the codes need not fit in RAM)
     sigmas.npy      float32 (N, 64) latent standard deviations (for the sigma-weighted map)
     thumbs.npy      uint8 (N, 64, 64)
-    vectors.usearch optional HNSW graph (``backend="usearch"``; the ``search`` extra)
+    vectors.usearch optional HNSW graph (``backend="usearch"``; the ``search`` extra); its settings are
+                    under ``usearch`` in index.json
 
 Search backends: ``"exact"`` (default; numpy, streamed over the memory-mapped codes in chunks) and
 ``"usearch"`` (an approximate HNSW graph from the maintained `usearch <https://github.com/unum-cloud/usearch>`_
-library, imported lazily; ``pip install scopenet[search]``), which scales past one machine's memory (the
-graph file is memory-mapped as well). :meth:`Index.update` adds the files a folder has gained, re-embeds
-changed ones and drops deleted ones, without re-embedding the rest.
+library, imported lazily; ``pip install scopenet[search]``), which scales past one machine's memory: a
+loaded graph file is memory-mapped (usearch's read-only *view*), like the codes. The graph proposes
+:data:`OVERFETCH` times ``k`` candidates, which are re-ranked by their exact float64 distances from the
+stored codes, so every distance it returns equals the exact backend's for that row; what the graph can
+miss is a row (recall, set by ``expansion_search``). :meth:`Index.update` adds the files a folder has
+gained, re-embeds changed ones and drops deleted ones, without re-embedding the rest (and updates the
+graph, which it then loads into memory).
 """
 from __future__ import annotations
 
@@ -45,6 +50,15 @@ FORMAT = "scopenet-embed-index/1"
 THUMB = 64
 COLUMNS = ["id", "path", "frame", "modality", "pixel_size_m", "fov_m", "height", "width", "mtime", "bytes"]
 CHUNK = 1 << 18
+#: HNSW settings of a new graph (:meth:`Index.build_usearch`): ``connectivity`` (links per node, usearch's
+#: default), ``expansion_add`` (candidate list while inserting) and ``expansion_search`` (candidate list
+#: while searching: recall against latency, see ``docs/tasks/embed.md``; changeable at any time)
+USEARCH_DEFAULTS = {"connectivity": 16, "expansion_add": 128, "expansion_search": 512, "dtype": "f32"}
+#: graph candidates fetched per requested result, re-ranked by exact distance
+OVERFETCH = 4
+_USEARCH_DTYPES = ("f32", "f16")
+#: a filtered usearch search with at most this many images passing the filter searches them exactly
+EXACT_BELOW = 100_000
 #: file names that are never images (sidecars of other files, index stores)
 #: scanning-probe formats whose reader sets no modality
 _SPM_EXT = {e: "SPM" for e in (".sxm", ".gwy", ".ibw", ".spm", ".z_mtrx", ".i_mtrx", ".df_mtrx", ".aux1_mtrx",
@@ -152,7 +166,7 @@ class Index:
     def __init__(self, codes: np.ndarray, sigmas: np.ndarray, thumbs: np.ndarray, items, *, model: Any = "default",
                  model_name: str = "embed-default", roots: Sequence[str] = (), tta: int = 1, fit: str = "resize",
                  next_id: int | None = None, store: Path | None = None, failed: Sequence[str] = (),
-                 orient: str = "canonical"):
+                 orient: str = "canonical", usearch: dict | None = None):
         self.codes, self.sigmas, self.thumbs, self.items = codes, sigmas, thumbs, items.reset_index(drop=True)
         self._model = model
         self.model_name = model_name
@@ -162,7 +176,14 @@ class Index:
         self.store = Path(store) if store is not None else None
         self.failed = list(failed)
         self._norms: np.ndarray | None = None
-        self._usearch = None
+        self._usearch = None  # the usearch graph, once built or opened
+        self._usearch_path: Path | None = None  # a saved graph, opened on first use
+        self._usearch_view = False  # the open graph is a read-only memory map of _usearch_path
+        self._mmap = True  # open a saved graph memory-mapped
+        self._key_order: np.ndarray | None = None  # argsort of items.id, for graph key -> row
+        #: settings of the HNSW graph (see :data:`USEARCH_DEFAULTS`); ``expansion_search`` is the default
+        #: of :meth:`search` and may be changed at any time (saved with the index)
+        self.usearch_settings: dict = {**USEARCH_DEFAULTS, **(usearch or {})}
 
     def __len__(self) -> int:
         return len(self.items)
@@ -212,7 +233,7 @@ class Index:
     @classmethod
     def build(cls, paths, store: str | os.PathLike | None = None, *, model: Any = "default", tta: int = 1,
               fit: str | None = None, orient: str | None = None, progress: bool = False, backend: str = "exact",
-              overwrite: bool = False) -> "Index":
+              overwrite: bool = False, usearch: dict | None = None) -> "Index":
         """Embed every readable image under ``paths`` (files or folders, searched recursively).
 
         Parameters
@@ -234,6 +255,9 @@ class Index:
             A progress bar over the files.
         backend : {"exact", "usearch"}
             ``"usearch"`` also builds (and saves) the HNSW graph.
+        usearch : dict, optional
+            Keyword arguments of :meth:`build_usearch` (``connectivity``, ``expansion_add``,
+            ``expansion_search``, ``dtype``, ``threads``) when ``backend="usearch"``.
 
         Files that cannot be read are skipped with a warning and listed in ``failed``.
         """
@@ -255,7 +279,7 @@ class Index:
         idx = cls(codes, sigmas, thumbs, items, model=est, model_name=ref, roots=roots, tta=tta, fit=fit,
                   next_id=nid, failed=failed, orient=orient)
         if backend == "usearch":
-            idx.build_usearch()
+            idx.build_usearch(**(usearch or {}), progress=progress)
         elif backend != "exact":
             raise InputError(f"backend must be 'exact' or 'usearch', got {backend!r}")
         if store is not None:
@@ -288,6 +312,7 @@ class Index:
         """
         import pandas as pd
 
+        g = self._mutable_graph()  # opened (into memory: a view is read-only) while it matches the rows
         files = iter_image_files([r for r in self.roots if Path(r).exists()])
         now = {str(p): p.stat() for p in files}
         it = self.items
@@ -312,11 +337,12 @@ class Index:
         self.items = pd.concat([it[keep], items], ignore_index=True) if len(items) else it[keep].reset_index(drop=True)
         self.next_id, self.failed = nid, failed
         self._norms = None
-        if self._usearch is not None:
+        self._key_order = None
+        if g is not None:
             if len(removed_ids):
-                self._usearch.remove(removed_ids.astype(np.uint64))
+                g.remove(removed_ids.astype(np.uint64))
             if len(items):
-                self._usearch.add(items["id"].to_numpy().astype(np.uint64), codes)
+                g.add(items["id"].to_numpy().astype(np.uint64), codes, threads=0)
         res = {"added": len(items) - n_changed, "changed": n_changed, "removed": int((~keep).sum()) - n_changed,
                "unchanged": int(keep.sum())}
         if self.store is not None:
@@ -338,10 +364,15 @@ class Index:
             np.save(tmp / "sigmas.npy", np.ascontiguousarray(self.sigmas, np.float32))
             np.save(tmp / "thumbs.npy", np.ascontiguousarray(self.thumbs, np.uint8))
             self.items.to_csv(tmp / "items.csv", index=False)
+            graph = None
             if self._usearch is not None:
                 self._usearch.save(str(tmp / "vectors.usearch"))
+                graph = store / "vectors.usearch"
+            elif self._usearch_path is not None and self._usearch_path.exists():
+                shutil.copy2(self._usearch_path, tmp / "vectors.usearch")
+                graph = store / "vectors.usearch"
             meta = {"format": FORMAT, "model": self.model_name, "tta": self.tta, "fit": self.fit,
-                    "orient": self.orient,
+                    "orient": self.orient, "usearch": self.usearch_settings,
                     "roots": self.roots, "n": len(self), "latent": int(np.shape(self.codes)[1]),
                     "next_id": self.next_id, "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "failed": self.failed}
@@ -357,12 +388,20 @@ class Index:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         self.store = store
+        if graph is not None:
+            self._usearch_path = graph
+            if self._usearch_view:  # it mapped the replaced file: map the new one on next use
+                self._usearch, self._usearch_view = None, False
         return store
 
     @classmethod
     def load(cls, store: str | os.PathLike, *, model: Any = None, mmap: bool = True) -> "Index":
-        """Open a saved index (codes memory-mapped unless ``mmap=False``); ``model`` overrides the
-        embedding model named in ``index.json`` (it must be the one that made the codes)."""
+        """Open a saved index; ``model`` overrides the embedding model named in ``index.json`` (it must be
+        the one that made the codes).
+
+        With ``mmap`` (default) the codes, sigmas and thumbnails are memory-mapped, and so is the HNSW
+        graph (``vectors.usearch``, a read-only usearch view opened on the first ``backend="usearch"``
+        search), so neither needs to fit in memory; ``mmap=False`` reads them all into memory."""
         import pandas as pd
 
         store = Path(store).expanduser()
@@ -386,30 +425,111 @@ class Index:
         idx = cls(codes, sigmas, thumbs, items, model=model if model is not None else meta["model"],
                   model_name=meta["model"], roots=meta.get("roots", []), tta=meta.get("tta", 1),
                   fit=meta.get("fit", "resize"), next_id=meta.get("next_id"), store=store.resolve(),
-                  failed=meta.get("failed", []), orient=meta.get("orient", "none"))  # stores before orient: none
+                  failed=meta.get("failed", []), orient=meta.get("orient", "none"),  # stores before orient: none
+                  usearch=meta.get("usearch"))
+        idx._mmap = bool(mmap)
         if (store / "vectors.usearch").exists():
-            idx._usearch_path = store / "vectors.usearch"
+            idx._usearch_path = (store / "vectors.usearch").resolve()
         return idx
 
     # ------------------------------------------------------------------ search
-    def build_usearch(self, connectivity: int = 16, expansion_add: int = 128, expansion_search: int = 256,
-                      threads: int = 0):
-        """Build the HNSW graph of the codes (usearch, ``l2sq``); saved with the index."""
+    def build_usearch(self, connectivity: int | None = None, expansion_add: int | None = None,
+                      expansion_search: int | None = None, threads: int = 0, dtype: str | None = None,
+                      progress: bool = False):
+        """Build the HNSW graph of the codes (usearch, squared Euclidean metric); saved with the index.
+
+        Parameters
+        ----------
+        connectivity : int, optional
+            Links per node (HNSW's ``M``; default 16). More links: better recall at the same
+            ``expansion_search``, a bigger graph (about ``8 connectivity`` bytes per image) and a slower build.
+        expansion_add : int, optional
+            Candidate list while inserting (``efConstruction``; default 128): a better graph, a slower build.
+        expansion_search : int, optional
+            Default candidate list while searching (``ef``; default :data:`USEARCH_DEFAULTS`); recall rises
+            and queries slow down with it. Can be changed later (:attr:`usearch_settings`, or per search).
+        threads : int
+            Threads for building (0: all cores).
+        dtype : {"f32", "f16"}, optional
+            How the graph stores the vectors (default ``"f32"``). ``"f16"`` halves that part of the graph;
+            the results are re-ranked with the float32 codes either way.
+        progress : bool
+            A progress bar over the codes.
+
+        Returns
+        -------
+        usearch.index.Index
+            The graph (also kept, and saved by :meth:`save`).
+        """
+        st = self._check_settings(connectivity=connectivity, expansion_add=expansion_add,
+                                  expansion_search=expansion_search, dtype=dtype)
+        if not isinstance(threads, (int, np.integer)) or isinstance(threads, bool) or threads < 0:
+            raise InputError(f"threads must be an integer >= 0 (0: all cores), got {threads!r}")
+        from tqdm.auto import tqdm
+
         uindex_cls = _usearch_index()
-        u = uindex_cls(ndim=int(np.shape(self.codes)[1]), metric="l2sq", dtype="f32", connectivity=connectivity,
-                       expansion_add=expansion_add, expansion_search=expansion_search)
+        u = uindex_cls(ndim=int(np.shape(self.codes)[1]), metric="l2sq", dtype=st["dtype"],
+                       connectivity=st["connectivity"], expansion_add=st["expansion_add"],
+                       expansion_search=st["expansion_search"])
         ids = self.items["id"].to_numpy().astype(np.uint64)
-        for i in range(0, len(ids), CHUNK):
-            u.add(ids[i:i + CHUNK], np.ascontiguousarray(self.codes[i:i + CHUNK], np.float32), threads=threads)
-        self._usearch = u
+        step = 1 << 16
+        with tqdm(total=len(ids), desc="HNSW graph", unit="code", disable=not progress) as bar:
+            for i in range(0, len(ids), step):
+                u.add(ids[i:i + step], np.ascontiguousarray(self.codes[i:i + step], np.float32), threads=int(threads))
+                bar.update(len(ids[i:i + step]))
+        self._usearch, self._usearch_view = u, False
+        self.usearch_settings = st
+        return u
+
+    def _check_settings(self, **kw) -> dict:
+        """:attr:`usearch_settings` updated with the given (non-None) values, validated."""
+        st = {**USEARCH_DEFAULTS, **self.usearch_settings, **{k: v for k, v in kw.items() if v is not None}}
+        for key in ("connectivity", "expansion_add", "expansion_search"):
+            v = st[key]
+            lo = 2 if key == "connectivity" else 1
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < lo:
+                raise InputError(f"usearch {key} must be an integer >= {lo}, got {v!r}")
+            st[key] = int(v)
+        if st["dtype"] not in _USEARCH_DTYPES:
+            raise InputError(f"usearch dtype must be one of {', '.join(_USEARCH_DTYPES)}, got {st['dtype']!r}")
+        return st
+
+    @property
+    def has_graph(self) -> bool:
+        """Whether an HNSW graph was built or saved for this index."""
+        return self._usearch is not None or (self._usearch_path is not None and self._usearch_path.exists())
+
+    def _open_graph(self, view: bool):
+        p = self._usearch_path
+        try:
+            u = _usearch_index().restore(str(p), view=view)
+        except (ValueError, RuntimeError) as exc:
+            raise ReadError(p, f"cannot open the HNSW graph: {exc}") from exc
+        if u is None:
+            raise ReadError(p, "the HNSW graph is missing")
+        if len(u) != len(self):
+            raise ReadError(p, f"the HNSW graph holds {len(u)} codes, the index {len(self)}: rebuild it "
+                               "(Index.build_usearch, or scopenet index --overwrite --usearch)")
         return u
 
     def _graph(self):
+        """The HNSW graph: built, or the saved one opened (memory-mapped when the index was loaded so);
+        built now (in memory, not saved until :meth:`save`) when there is none."""
         if self._usearch is None:
-            p = getattr(self, "_usearch_path", None)
-            if p is None:
+            if self._usearch_path is None or not self._usearch_path.exists():
                 return self.build_usearch()
-            self._usearch = _usearch_index().restore(str(p), view=True)
+            self._usearch = self._open_graph(view=self._mmap)
+            self._usearch_view = self._mmap
+        return self._usearch
+
+    def _mutable_graph(self):
+        """The graph loaded into memory (a memory-mapped view is read-only), or None without one."""
+        if self._usearch is not None and not self._usearch_view:
+            return self._usearch
+        if self._usearch_path is None or not self._usearch_path.exists():
+            return None
+        self._usearch = self._open_graph(view=False)
+        self._usearch_view = False
         return self._usearch
 
     def query_code(self, query: Any) -> np.ndarray:
@@ -478,24 +598,49 @@ class Index:
         order = np.lexsort((cand, exact))[:k0]
         return cand[order], np.sqrt(exact[order])
 
-    def _approx(self, q: np.ndarray, k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        u = self._graph()
-        ids = self.items["id"].to_numpy()
-        if mask is not None and mask.sum() <= max(4 * k, 100_000):
-            return self._exact(q, k, mask)  # a small subset: exact is cheaper than over-fetching the graph
-        want = k if mask is None else min(len(ids), k * 16)
-        m = u.search(q, want, threads=1)
-        pos = np.searchsorted(ids, m.keys) if np.all(ids[:-1] <= ids[1:]) else \
-            np.asarray([int(np.nonzero(ids == key)[0][0]) for key in m.keys])
-        d = np.sqrt(np.maximum(np.asarray(m.distances, np.float64), 0))
+    def _rows_of_keys(self, keys: np.ndarray) -> np.ndarray:
+        """Rows of :attr:`items` holding the graph keys (image ids); unknown keys are dropped."""
+        if self._key_order is None:
+            ids = self.items["id"].to_numpy().astype(np.int64)
+            order = np.argsort(ids, kind="stable")
+            self._key_order = (order, ids[order])
+        order, sid = self._key_order
+        keys = np.asarray(keys).astype(np.int64)
+        if not len(sid) or not len(keys):
+            return np.zeros(0, np.int64)
+        pos = np.minimum(np.searchsorted(sid, keys), len(sid) - 1)
+        return order[pos[sid[pos] == keys]]
+
+    def _approx(self, q: np.ndarray, k: int, mask: np.ndarray | None,
+                expansion_search: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and distances of (about) the ``k`` nearest codes: :data:`OVERFETCH` ``k`` candidates from the
+        HNSW graph (more under a filter, enough that as many pass it), ranked by their exact float64
+        distances from the stored codes, as :meth:`_exact` ranks its candidates."""
+        n = len(self)
+        want = OVERFETCH * k
         if mask is not None:
-            ok = mask[pos]
-            pos, d = pos[ok], d[ok]
-        return pos[:k], d[:k]
+            kept = int(mask.sum())
+            if kept <= max(OVERFETCH * k, EXACT_BELOW):
+                return self._exact(q, k, mask)  # a small subset: exact is cheaper than over-fetching the graph
+            want = int(np.ceil(OVERFETCH * k * n / kept))
+        want = max(k, min(n, want))
+        u = self._graph()
+        u.expansion_search = max(int(expansion_search), want)
+        m = u.search(np.ascontiguousarray(q, np.float32), want, threads=1)
+        rows = self._rows_of_keys(m.keys)
+        if mask is not None:
+            rows = rows[mask[rows]]
+            if len(rows) < k:  # the filter rejected too many of the graph's candidates
+                return self._exact(q, k, mask)
+        rows = np.unique(rows)  # sorted: one pass over a memory-mapped file
+        exact = ((np.asarray(self.codes[rows], np.float64) - q.astype(np.float64)) ** 2).sum(1)
+        order = np.lexsort((rows, exact))[:k]
+        return rows[order], np.sqrt(exact[order])
 
     def search(self, query: Any, k: int = 5, *, modality: str | Sequence[str] | None = None,
                fov: tuple[float | None, float | None] | None = None,
-               pixel_size: tuple[float | None, float | None] | None = None, backend: str = "exact"):
+               pixel_size: tuple[float | None, float | None] | None = None, backend: str = "exact",
+               expansion_search: int | None = None):
         """The ``k`` images nearest to ``query`` (Euclidean distance between codes).
 
         Parameters
@@ -508,6 +653,11 @@ class Index:
             Keep only images whose field of view (longer side) / pixel size lies in the range (either
             bound may be None); images without calibration are then excluded.
         backend : {"exact", "usearch"}
+            ``"usearch"``: candidates from the HNSW graph (built now if the index has none), re-ranked
+            exactly: the distances equal the exact backend's, but a true neighbour may be missed.
+        expansion_search : int, optional
+            The graph's candidate list for this search (``backend="usearch"``; default
+            ``usearch_settings["expansion_search"]``): higher finds more of the true neighbours, slower.
 
         Returns
         -------
@@ -518,14 +668,15 @@ class Index:
 
         if not isinstance(k, (int, np.integer)) or k < 1:
             raise InputError(f"k must be a positive integer, got {k!r}")
+        if backend not in ("exact", "usearch"):
+            raise InputError(f"backend must be 'exact' or 'usearch', got {backend!r}")
+        ef = self._check_settings(expansion_search=expansion_search)["expansion_search"]
         q = self.query_code(query)
         mask = self._mask(modality, fov, pixel_size)
         if backend == "exact":
             rows, d = self._exact(q, int(k), mask)
-        elif backend == "usearch":
-            rows, d = self._approx(q, int(k), mask)
         else:
-            raise InputError(f"backend must be 'exact' or 'usearch', got {backend!r}")
+            rows, d = self._approx(q, int(k), mask, ef)
         rows = np.asarray(rows, np.int64)
         col = lambda c: self.items[c].to_numpy()[rows]  # noqa: E731  (no DataFrame-wide take: 1e6 rows cost ms)
         return pd.DataFrame({"rank": np.arange(1, len(rows) + 1), "path": col("path"), "frame": col("frame"),

@@ -1,10 +1,14 @@
 """CLI commands of the micrograph search engine (:mod:`scopenet.tasks.embed`):
 
-- ``scopenet index DIR... [-o STORE]``: embed every readable image under the folders into an index store
-  (default ``DIR/.scopenet-index``); run again on the same store to add new files, re-embed changed
-  ones and drop deleted ones;
-- ``scopenet search QUERY [-i STORE] --top 5 [--modality STEM] [--fov-min 5nm --fov-max 50nm]``: print the
-  nearest images (path and distance) and write a contact sheet PNG;
+- ``scopenet index DIR... [-o STORE] [--usearch [--expansion-search 512] [--connectivity 16]
+  [--expansion-add 128]]``: embed every readable image under the folders into an index store (default
+  ``DIR/.scopenet-index``), with the HNSW graph of the usearch backend; run again on the same store to add
+  new files, re-embed changed ones and drop deleted ones (with ``--usearch``: add the graph to a store
+  without one, rebuild it with other ``--connectivity``/``--expansion-add``, or change the stored
+  ``--expansion-search``);
+- ``scopenet search QUERY [-i STORE] --top 5 [--modality STEM] [--fov-min 5nm --fov-max 50nm]
+  [--backend usearch [--expansion-search N]]``: print the nearest images (path and distance) and write a
+  contact sheet PNG;
 - ``scopenet map STORE -o map.html [--sigma] [--layout uniform]``: a self-contained interactive t-SNE map.
 """
 from __future__ import annotations
@@ -47,6 +51,13 @@ def index_cmd(
                                  "already through each image's canonical view; 8 is 8x slower)."),
     fit: Optional[str] = typer.Option(None, "--fit", help="'resize' (default) or 'tiles'."),
     usearch: bool = typer.Option(False, "--usearch", help="Also build the usearch HNSW graph (search extra)."),
+    expansion_search: Optional[int] = typer.Option(
+        None, "--expansion-search", help="With --usearch: the graph's default search depth (default 512; higher "
+                                         "finds more of the true nearest images, slower; see the docs)."),
+    connectivity: Optional[int] = typer.Option(None, "--connectivity",
+                                               help="With --usearch: links per image in the graph (default 16)."),
+    expansion_add: Optional[int] = typer.Option(None, "--expansion-add",
+                                                help="With --usearch: search depth while building (default 128)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Rebuild an existing store from scratch."),
     quiet: bool = quiet_option(),
 ):
@@ -54,6 +65,10 @@ def index_cmd(
     from ..tasks.embed.index import Index
 
     with user_errors():
+        graph = {k: v for k, v in (("connectivity", connectivity), ("expansion_add", expansion_add),
+                                   ("expansion_search", expansion_search)) if v is not None}
+        if graph and not usearch:
+            raise InputError("--expansion-search, --connectivity and --expansion-add set the HNSW graph: add --usearch")
         if store is None:
             if len(folders) != 1 or not folders[0].is_dir():
                 raise InputError("give -o STORE when indexing several folders or files")
@@ -66,13 +81,38 @@ def index_cmd(
             res = idx.update(progress=show_progress(quiet))
             typer.echo(f"updated {store}: {res['added']} added, {res['changed']} changed, {res['removed']} removed, "
                        f"{res['unchanged']} unchanged ({len(idx)} images)")
+            if usearch:
+                _update_graph(idx, graph, quiet)
         else:
             check_writable(store, folder=True)
             idx = Index.build(folders, store, model=model, tta=tta, fit=fit, progress=show_progress(quiet),
-                              backend="usearch" if usearch else "exact", overwrite=overwrite)
+                              backend="usearch" if usearch else "exact", overwrite=overwrite, usearch=graph)
             typer.echo(f"indexed {len(idx)} images into {store} (model {idx.model_name})")
+            if usearch:
+                typer.echo(f"HNSW graph: {_settings(idx)}")
         for f in idx.failed:
             typer.secho(f"skipped {f}", fg=typer.colors.YELLOW, err=True)
+
+
+def _settings(idx) -> str:
+    return ", ".join(f"{k} {v}" for k, v in idx.usearch_settings.items())
+
+
+def _update_graph(idx, graph: dict, quiet: bool) -> None:
+    """``scopenet index --usearch`` on an existing store: build the graph it lacks, rebuild it with other
+    build settings, or store another default search depth."""
+    build = {k: graph[k] for k in ("connectivity", "expansion_add") if k in graph}
+    if not idx.has_graph or any(idx.usearch_settings[k] != v for k, v in build.items()):
+        what = "rebuilt" if idx.has_graph else "built"
+        idx.build_usearch(**graph, progress=show_progress(quiet))
+    elif "expansion_search" in graph and graph["expansion_search"] != idx.usearch_settings["expansion_search"]:
+        idx.usearch_settings = idx._check_settings(expansion_search=graph["expansion_search"])
+        what = "set"
+    else:
+        typer.echo(f"HNSW graph up to date: {_settings(idx)}")
+        return
+    idx.save(idx.store, overwrite=True)
+    typer.echo(f"HNSW graph {what}: {_settings(idx)}")
 
 
 def search_cmd(
@@ -84,6 +124,9 @@ def search_cmd(
     fov_min: Optional[str] = typer.Option(None, "--fov-min", help="Smallest field of view, e.g. 5nm."),
     fov_max: Optional[str] = typer.Option(None, "--fov-max", help="Largest field of view, e.g. 2um."),
     backend: str = typer.Option("exact", "--backend", help="'exact' (numpy) or 'usearch' (HNSW)."),
+    expansion_search: Optional[int] = typer.Option(
+        None, "--expansion-search", help="usearch backend: search depth (default: the index's, 512 unless set at "
+                                         "indexing); higher finds more of the true nearest images, slower."),
     sheet: Optional[Path] = typer.Option(None, "--sheet", help="Contact sheet PNG (default search-<query>.png)."),
     no_sheet: bool = typer.Option(False, "--no-sheet", help="Do not write a contact sheet."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing contact sheet."),
@@ -101,7 +144,8 @@ def search_cmd(
         if fov_min is not None or fov_max is not None:
             fov = (parse_length(fov_min), parse_length(fov_max))
         idx = Index.load(store)
-        res = idx.search(query, top, modality=modality or None, fov=fov, backend=backend)
+        res = idx.search(query, top, modality=modality or None, fov=fov, backend=backend,
+                         expansion_search=expansion_search)
         if not len(res):
             typer.echo("no images match the filters")
         for r in res.itertuples():

@@ -52,3 +52,30 @@ def test_parse_length():
     assert parse_length(None) is None
     with pytest.raises(InputError):
         parse_length("20 furlongs")
+
+
+@pytest.mark.slow
+def test_usearch_graph_settings_through_the_cli(tmp_path, tiny_model, images):
+    pytest.importorskip("usearch")
+    import json
+
+    d = tmp_path / "coll"
+    d.mkdir()
+    for i, im in enumerate(images[:4]):
+        np.save(d / f"img{i}.npy", im)
+    store = d / ".scopenet-index"
+    r = _run("index", d, "-m", tiny_model, "--quiet", "--expansion-search", "100")
+    assert r.returncode == 1 and "add --usearch" in r.stderr
+    r = _run("index", d, "-m", tiny_model, "--quiet", "--usearch", "--expansion-search", "100")
+    assert r.returncode == 0, r.stderr
+    assert "expansion_search 100" in r.stdout and (store / "vectors.usearch").exists()
+    r = _run("index", d, "--quiet", "--usearch", "--expansion-search", "300")  # the stored default changes
+    assert r.returncode == 0 and "HNSW graph set" in r.stdout, r.stdout + r.stderr
+    assert json.loads((store / "index.json").read_text())["usearch"]["expansion_search"] == 300
+    r = _run("search", d / "img2.npy", "-i", store, "--top", "3", "--no-sheet", "--backend", "usearch",
+             "--expansion-search", "50")
+    lines = [ln.split() for ln in r.stdout.splitlines()]
+    assert r.returncode == 0 and len(lines) == 3, r.stderr
+    assert lines[0][2].endswith("img2.npy") and float(lines[0][1]) == pytest.approx(0, abs=1e-3)
+    r = _run("search", d / "img2.npy", "-i", store, "--no-sheet", "--backend", "usearch", "--expansion-search", "0")
+    assert r.returncode == 1 and "expansion_search must be an integer >= 1" in r.stderr

@@ -312,7 +312,6 @@ class Index:
         """
         import pandas as pd
 
-        g = self._mutable_graph()  # opened (into memory: a view is read-only) while it matches the rows
         files = iter_image_files([r for r in self.roots if Path(r).exists()])
         now = {str(p): p.stat() for p in files}
         it = self.items
@@ -329,6 +328,8 @@ class Index:
         new = [Path(p) for p in now if p not in known or p in changed_paths]
         removed_ids = it["id"][~keep].to_numpy()
         n_changed = int(it["path"][~keep].isin(changed_paths).sum())
+        # the graph, loaded into memory (a memory-mapped view is read-only) while it matches the rows
+        g = self._mutable_graph() if (new or len(removed_ids)) else None
         codes, sigmas, thumbs, items, failed, nid = self._embed_files(sorted(new), self.model, self.tta, self.fit,
                                                                       progress, self.next_id, self.orient)
         self.codes = np.concatenate([np.asarray(self.codes)[keep], codes])

@@ -84,3 +84,4 @@ from . import recurrent  # noqa: E402,F401  (registers adaptive-scan-net)
 from . import qnet  # noqa: E402,F401  (registers q-mlp)
 
 __all__ = ["UNet", "architecture_names", "architecture_of", "build_architecture", "register_architecture"]
+from . import fusion  # noqa: E402,F401  (registers denoise-fusion)

@@ -335,10 +335,10 @@ def run(a, report: Report) -> int:
     model_names: list[str] = []
     dose_methods: dict = {}
     if a.model != "none":
-        from .model import Denoiser
+        from .fusion import load_denoiser
 
         for spec in a.model.split(","):
-            den = Denoiser.pretrained(spec) if "/" not in spec else Denoiser.load(Path(spec))
+            den = load_denoiser(spec)  # a fusion card gives a FusionDenoiser
             den.predict(np.random.default_rng(0).random((64, 64)))  # warm-up
             name = f"model:{card_field(den, 'name', spec)}"
             if name in methods:

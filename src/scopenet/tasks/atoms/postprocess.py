@@ -42,17 +42,27 @@ def heatmap_peaks(heat: np.ndarray, threshold: float = 0.4, min_distance: int = 
         The heatmap at each peak (the atoms' confidence).
     """
     from scipy import ndimage as ndi
+    from scipy.spatial import cKDTree
 
     h = np.asarray(heat, np.float32)
     r = int(min_distance)
     half = max(1, int(r / np.sqrt(2)))  # the square inscribed in the disk: a fast separable filter
     mx = ndi.maximum_filter(h, size=2 * half + 1, mode="nearest")
-    cand = (h >= mx) & (h > threshold)
-    lab, n = ndi.label(cand)  # plateaus give one peak (their centre of mass, rounded)
-    if n == 0:
+    rc = np.argwhere((h >= mx) & (h > threshold))
+    if len(rc) == 0:
         return np.zeros((0, 2), int), np.zeros(0, np.float32)
-    com = np.array(ndi.center_of_mass(cand, lab, np.arange(1, n + 1))).reshape(-1, 2)
-    pk = np.rint(com).astype(int)
+    pk = rc
+    pairs = cKDTree(rc).query_pairs(1.01, output_type="ndarray")  # side by side (4-connected): a plateau
+    if len(pairs):  # plateaus give one peak (their centre of mass, rounded)
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        n = len(rc)
+        _, lab = connected_components(coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n)),
+                                      directed=False)
+        cnt = np.bincount(lab)
+        com = np.stack([np.bincount(lab, rc[:, 0]), np.bincount(lab, rc[:, 1])], 1) / cnt[:, None]
+        pk = np.rint(com).astype(int)
     pk[:, 0] = np.clip(pk[:, 0], 0, h.shape[0] - 1)
     pk[:, 1] = np.clip(pk[:, 1], 0, h.shape[1] - 1)
     val = h[pk[:, 0], pk[:, 1]]
@@ -74,7 +84,10 @@ def _patches(img: np.ndarray, centres: np.ndarray, r: int, padded: tuple[np.ndar
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(k, P, P)`` windows of ``img`` around the integer ``centres`` (NaN outside the image), and the
     integer centres ``(k, 2)`` and offsets ``d`` (P,). ``padded`` = ``(img padded by R >= r with NaN, R)``
-    saves padding again."""
+    saves padding again (and sets the windows' dtype). The windows are gathered from a strided view of
+    the padded image (one copy, no index arrays)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
     c = np.rint(np.asarray(centres, float)).astype(np.int64).reshape(-1, 2)
     h, w = img.shape
     c[:, 0] = np.clip(c[:, 0], 0, h - 1)
@@ -83,9 +96,8 @@ def _patches(img: np.ndarray, centres: np.ndarray, r: int, padded: tuple[np.ndar
         padded = (np.pad(np.asarray(img, np.float64), r, mode="constant", constant_values=np.nan), r)
     pad, big = padded
     d = np.arange(-r, r + 1)
-    iy = c[:, 0, None, None] + big + d[None, :, None]
-    ix = c[:, 1, None, None] + big + d[None, None, :]
-    return pad[iy, ix], c, d
+    view = sliding_window_view(pad, (2 * r + 1, 2 * r + 1))
+    return view[c[:, 0] + big - r, c[:, 1] + big - r], c, d
 
 
 # ----------------------------------------------------------------------------------- refinement
@@ -179,8 +191,13 @@ def _gauss_newton(p, yy, xx, wgt, theta, iters, free=None, fisher=True):
         t = t.astype(np.float32)
         a, y0, x0, ls, b0, by, bx = (t[:, i, None, None] for i in range(7))
         s2 = np.exp(2 * ls)
-        g = np.exp(-((yy32 - y0) ** 2 + (xx32 - x0) ** 2) / (2 * s2))
-        return a * g + b0 + by * yy32 + bx * xx32, g, s2, a, y0, x0
+        g = np.exp(-(yy32 - y0) ** 2 / (2 * s2)) * np.exp(-(xx32 - x0) ** 2 / (2 * s2))  # separable: 2P exps
+        mod = a * g + b0
+        if free[5] or t[:, 5].any():
+            mod = mod + by * yy32
+        if free[6] or t[:, 6].any():
+            mod = mod + bx * xx32
+        return mod, g, s2, a, y0, x0
 
     def rss(t):
         return (w32 * (p32 - model(t)[0]) ** 2).sum((1, 2), dtype=np.float64)
@@ -189,8 +206,10 @@ def _gauss_newton(p, yy, xx, wgt, theta, iters, free=None, fisher=True):
         mod, g, s2, a, y0, x0 = model(t)
         res = np.where(w32 > 0, p32 - mod, np.float32(0))
         jac = _jacobian(g, a, y0, x0, s2, yy32, xx32, idx)
-        jwt = (jac * wflat).transpose(0, 2, 1)
-        return (jwt @ jac).astype(np.float64), (jwt @ res.reshape(k, -1, 1))[..., 0].astype(np.float64)
+        jw = jac * wflat
+        jtj = np.einsum("kni,knj->kij", jw, jac, optimize=True)
+        jtr = np.einsum("kni,kn->ki", jw, res.reshape(k, -1), optimize=True)
+        return jtj.astype(np.float64), jtr.astype(np.float64)
 
     cur = rss(theta)
     for _ in range(iters):
@@ -391,21 +410,26 @@ def refine_gaussian(img: np.ndarray, peaks: np.ndarray, radius: float, sigma0: f
         rw = float(np.max(rad))
         fixed = free.copy()
         fixed[3] = 0.0
+        nb = None
         for it in range(passes):
             sig = np.exp(ls)
             rad = np.maximum(1.5, window * sig)
             rw = float(np.max(rad))
-            model_img = _render(img.shape, cur, amp, sig)
             patch, c, d, yy, xx, oy, ox, disk = windows(cur, rw)
             disk &= (yy - oy[:, None, None]) ** 2 + (xx - ox[:, None, None]) ** 2 <= rad[:, None, None] ** 2
-            mp = _patches(model_img, cur, int(np.ceil(rw)))[0]
+            reach = rw + 4.0 * float(np.max(sig))
+            if nb is None or reach > nb[1]:  # positions move little between passes: one list, with slack
+                nb = (_neighbours(cur, reach + 1.5), reach + 1.0)
+            others = _neighbour_sum(cur, amp, sig, c, d, nb[0])
             t0 = np.stack([amp, oy, ox, ls, bg, np.zeros(k), np.zeros(k)], 1)
-            own = _model_patch(np.concatenate([t0[:, :4], np.zeros((k, 3))], 1), yy, xx)
-            others = np.nan_to_num(mp) - own
-            p = np.where(disk, patch - others, 0.0)
-            wf = disk.astype(np.float64)
+            p = np.where(disk, patch - others, np.float32(0))
+            wf = disk.astype(np.float32)
             if poisson:
-                wf = wf / np.maximum(np.nan_to_num(mp) + bg[:, None, None], 1.0)
+                s2 = (-0.5 / sig ** 2).astype(np.float32)[:, None, None]
+                gy = np.exp(np.maximum((yy - oy[:, None, None]).astype(np.float32) ** 2 * s2, -40))
+                gx = np.exp(np.maximum((xx - ox[:, None, None]).astype(np.float32) ** 2 * s2, -40))
+                own = amp.astype(np.float32)[:, None, None] * gy * gx
+                wf = wf / np.maximum(others + own + bg[:, None, None], 1.0)
             last = it == passes - 1
             th, vy, vx, n = _fit(p, yy, xx, wf, t0, max(2, iterations // 2), fixed if last else free, poisson, last)
             good = check(th, np.where(last, vy, 0.0), np.where(last, vx, 0.0), n, oy, ox, last)
@@ -474,6 +498,52 @@ def _model_patch(th: np.ndarray, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
     """``A exp(-r^2/2s^2) + b0 + by*y + bx*x`` of parameters ``th`` (k, 7) on patch coordinates."""
     a, y0, x0, ls, b0, by, bx = (th[:, i, None, None] for i in range(7))
     return a * np.exp(-((yy - y0) ** 2 + (xx - x0) ** 2) / (2 * np.exp(2 * ls))) + b0 + by * yy + bx * xx
+
+
+def _neighbours(pos: np.ndarray, reach: float) -> np.ndarray:
+    """Indices ``(k, K)`` of every atom's neighbours within ``reach`` px, padded with ``k`` (and never the
+    atom itself); ``K`` is the largest number found."""
+    from scipy.spatial import cKDTree
+
+    k = len(pos)
+    tree = cKDTree(pos)
+    area = max(float(np.ptp(pos[:, 0]) * np.ptp(pos[:, 1])), 1.0)
+    kq = int(min(k, np.ceil(2.0 * np.pi * reach ** 2 * k / area) + 6))
+    while True:  # a guess from the mean density; doubled when some atom has more neighbours
+        dist, idx = tree.query(pos, kq, distance_upper_bound=reach)
+        dist, idx = dist.reshape(k, -1), idx.reshape(k, -1)
+        if kq >= k or not np.isfinite(dist[:, -1]).any():
+            break
+        kq = min(k, 2 * kq)
+    idx = np.where(idx == np.arange(k)[:, None], k, idx)  # the atom itself is not its neighbour
+    used = (idx < k).any(0)
+    return idx[:, used] if used.any() else idx[:, :0]
+
+
+def _neighbour_sum(pos: np.ndarray, amp: np.ndarray, sigma: np.ndarray, c: np.ndarray, d: np.ndarray,
+                   idx: np.ndarray, chunk: int = 8192) -> np.ndarray:
+    """The fitted Gaussians of every atom's neighbours ``idx`` (:func:`_neighbours`) on its window:
+    ``(k, P, P)`` float32, the window of atom ``i`` being the pixels ``c[i] + (d, d)``. Each Gaussian is
+    separable, so a window costs ``2 P K`` exponentials and a ``(P, K) @ (K, P)`` product (no image is
+    rendered)."""
+    k, n = len(pos), len(d)
+    out = np.zeros((k, n, n), np.float32)
+    if k < 2 or idx.shape[1] == 0:
+        return out
+    posx = np.concatenate([pos, [[0.0, 0.0]]]).astype(np.float32)
+    ampx = np.concatenate([amp, [0.0]]).astype(np.float32)
+    sigx = np.concatenate([np.broadcast_to(sigma, (k,)), [1.0]]).astype(np.float32)
+    d32 = d.astype(np.float32)
+    c32 = c.astype(np.float32)
+    for c0 in range(0, k, chunk):
+        j = idx[c0:c0 + chunk]
+        inv = (-0.5 / sigx[j] ** 2)[:, :, None]
+        ry = (c32[c0:c0 + chunk, 0, None, None] + d32) - posx[j, 0][:, :, None]
+        rx = (c32[c0:c0 + chunk, 1, None, None] + d32) - posx[j, 1][:, :, None]
+        gy = np.exp(np.maximum(ry * ry * inv, -40.0)) * ampx[j][:, :, None]  # no subnormals (slow)
+        gx = np.exp(np.maximum(rx * rx * inv, -40.0))
+        out[c0:c0 + chunk] = np.einsum("knp,knq->kpq", gy, gx, optimize=True)
+    return out
 
 
 def _render(shape: tuple[int, int], positions: np.ndarray, amplitude: np.ndarray, sigma: np.ndarray) -> np.ndarray:
@@ -812,11 +882,13 @@ def estimate_spacing(img: np.ndarray, lo: float = 2.5, hi: float | None = None, 
     if max(a.shape) > max_side:
         y0, x0 = max(0, (a.shape[0] - max_side) // 2), max(0, (a.shape[1] - max_side) // 2)
         a = a[y0:y0 + max_side, x0:x0 + max_side]
-    a = ndi.gaussian_filter(a, 1.0) - a.mean()
-    a = a - ndi.gaussian_filter(a, min(a.shape) / 8)  # remove slow background
-    f = np.fft.rfft2(a)
-    acf = np.fft.fftshift(np.fft.irfft2(np.abs(f) ** 2, s=a.shape))
     h, w = a.shape
+    # smoothed by a Gaussian of 1 px, slow background (a Gaussian of a side / 8) removed: both filters
+    # applied in Fourier space (periodic; O(1) whatever the width)
+    q2 = np.fft.fftfreq(h)[:, None] ** 2 + np.fft.rfftfreq(w)[None, :] ** 2
+    big = min(h, w) / 8
+    f = np.fft.rfft2(a - a.mean()) * np.exp(-2 * np.pi ** 2 * q2) * (1 - np.exp(-2 * np.pi ** 2 * big ** 2 * q2))
+    acf = np.fft.fftshift(np.fft.irfft2(np.abs(f) ** 2, s=a.shape))
     cy, cx = h // 2, w // 2
     hi = hi if hi is not None else min(h, w) / 4
     yy, xx = np.mgrid[0:h, 0:w]

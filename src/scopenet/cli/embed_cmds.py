@@ -1,6 +1,6 @@
 """CLI commands of the micrograph search engine (:mod:`scopenet.tasks.embed`):
 
-- ``scopenet index DIR... [-o STORE] [--usearch [--expansion-search 512] [--connectivity 16]
+- ``scopenet index DIR... [-o STORE] [--usearch [--expansion-search 1024] [--connectivity 16]
   [--expansion-add 128]]``: embed every readable image under the folders into an index store (default
   ``DIR/.scopenet-index``), with the HNSW graph of the usearch backend; run again on the same store to add
   new files, re-embed changed ones and drop deleted ones (with ``--usearch``: add the graph to a store
@@ -52,7 +52,7 @@ def index_cmd(
     fit: Optional[str] = typer.Option(None, "--fit", help="'resize' (default) or 'tiles'."),
     usearch: bool = typer.Option(False, "--usearch", help="Also build the usearch HNSW graph (search extra)."),
     expansion_search: Optional[int] = typer.Option(
-        None, "--expansion-search", help="With --usearch: the graph's default search depth (default 512; higher "
+        None, "--expansion-search", help="With --usearch: the graph's default search depth (default 1024; higher "
                                          "finds more of the true nearest images, slower; see the docs)."),
     connectivity: Optional[int] = typer.Option(None, "--connectivity",
                                                help="With --usearch: links per image in the graph (default 16)."),
@@ -125,7 +125,7 @@ def search_cmd(
     fov_max: Optional[str] = typer.Option(None, "--fov-max", help="Largest field of view, e.g. 2um."),
     backend: str = typer.Option("exact", "--backend", help="'exact' (numpy) or 'usearch' (HNSW)."),
     expansion_search: Optional[int] = typer.Option(
-        None, "--expansion-search", help="usearch backend: search depth (default: the index's, 512 unless set at "
+        None, "--expansion-search", help="usearch backend: search depth (default: the index's, 1024 unless set at "
                                          "indexing); higher finds more of the true nearest images, slower."),
     sheet: Optional[Path] = typer.Option(None, "--sheet", help="Contact sheet PNG (default search-<query>.png)."),
     no_sheet: bool = typer.Option(False, "--no-sheet", help="Do not write a contact sheet."),

@@ -50,9 +50,9 @@ def test_search_latency_small():
     pytest.importorskip("usearch")
     r = search_latency(2000, latent=8, queries=3, usearch_n=500, usearch_queries=20, threads=1)
     assert r["exact_ms"] > 0 and r["usearch_n"] == 500 and 0 <= r["usearch_recall"] <= 1
-    assert [u["expansion_search"] for u in r["usearch_runs"]] == [512, 128, 2048]  # the index default first
+    assert [u["expansion_search"] for u in r["usearch_runs"]] == [1024, 128, 512, 2048]  # the index default first
     assert r["usearch_recall"] == r["usearch_runs"][0]["recall"] and r["usearch_ms"] == r["usearch_runs"][0]["ms"]
-    assert r["usearch_runs"][2]["recall"] == 1.0  # expansion_search above the 500 codes: the graph finds them all
+    assert r["usearch_runs"][3]["recall"] == 1.0  # expansion_search above the 500 codes: the graph finds them all
     assert r["usearch_build_s"] > 0 and r["usearch_settings"]["connectivity"] == 16
     r = search_latency(300, latent=4, queries=2, usearch_n=200, expansion_search=[3, 40], usearch_queries=5)
     assert [u["expansion_search"] for u in r["usearch_runs"]] == [3, 40] and r["usearch_expansion_search"] == 3

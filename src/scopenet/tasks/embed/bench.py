@@ -24,7 +24,7 @@ Figures, per set and method:
 Then embedding throughput on the CPU (96x96 inputs: the default ``sn.embed`` path on a stack and on a
 list of arrays, the network alone, ``tta 8``; with one thread and with torch's default threads) and
 search latency on a synthetic index of 1,000,000 codes (exact numpy; the usearch HNSW backend on
-100,000 of them with its build time, and latency and recall@5 against exact at three
+100,000 of them with its build time, and latency and recall@5 against exact at four
 ``expansion_search`` settings).
 """
 from __future__ import annotations
@@ -42,6 +42,8 @@ from .._bench import BenchSpec, Report, Table
 BENCH_SIM_SEED = 1021  # training uses TRAIN_SIM_SEED (21, 22)
 FIXTURES = Path(__file__).resolve().parents[4].parent / "shared" / "fixtures"
 TRANSFORMS = ("rot90", "rot180", "rot270", "flip-lr", "flip-ud", "renoise")
+#: usearch ``expansion_search`` settings timed besides the index default
+EXPANSION_ROWS = (128, 512, 2048)
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -208,7 +210,7 @@ def search_latency(n: int, latent: int = 64, queries: int = 20, k: int = 5, usea
     dimension, as encoding-normalised codes) with exact numpy search; and the usearch backend (HNSW graph
     with the default build settings, candidates re-ranked exactly) on the first ``usearch_n`` of them:
     build time (``threads``, 0: all cores) and, per ``expansion_search`` setting (default: the index
-    default, a quarter and four times it), latency and recall@k against exact search on the same codes
+    default, then :data:`EXPANSION_ROWS`), latency and recall@k against exact search on the same codes
     over ``usearch_queries`` queries.
 
     The keys ``usearch_ms, usearch_cpu_ms, usearch_min_ms, usearch_recall`` are those of the default
@@ -227,7 +229,7 @@ def search_latency(n: int, latent: int = 64, queries: int = 20, k: int = 5, usea
            "exact_min_ms": best, "load_avg": load}
     if usearch_n:
         default = USEARCH_DEFAULTS["expansion_search"]
-        efs = list(expansion_search) if expansion_search else [default, max(1, default // 4), 4 * default]
+        efs = list(expansion_search) if expansion_search else [default] + [e for e in EXPANSION_ROWS if e != default]
         m = min(int(usearch_n), n)
         sub = Index.from_codes(codes[:m])
         nq = max(int(usearch_queries), 1)
@@ -272,7 +274,7 @@ def _options(p) -> None:
                    help="codes in the usearch HNSW graph (default 100000, quick 20000; 0: skip usearch)")
     p.add_argument("--expansion-search", default=None,
                    help="comma-separated usearch expansion_search settings to time (default: the index default "
-                        "512, then 128 and 2048)")
+                        "1024, then 128, 512 and 2048)")
 
 
 def _methods(est, other, pca, pixels, names=None):

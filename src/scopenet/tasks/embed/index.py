@@ -53,7 +53,7 @@ CHUNK = 1 << 18
 #: HNSW settings of a new graph (:meth:`Index.build_usearch`): ``connectivity`` (links per node, usearch's
 #: default), ``expansion_add`` (candidate list while inserting) and ``expansion_search`` (candidate list
 #: while searching: recall against latency, see ``docs/tasks/embed.md``; changeable at any time)
-USEARCH_DEFAULTS = {"connectivity": 16, "expansion_add": 128, "expansion_search": 512, "dtype": "f32"}
+USEARCH_DEFAULTS = {"connectivity": 16, "expansion_add": 128, "expansion_search": 1024, "dtype": "f32"}
 #: graph candidates fetched per requested result, re-ranked by exact distance
 OVERFETCH = 4
 _USEARCH_DTYPES = ("f32", "f16")
@@ -180,7 +180,7 @@ class Index:
         self._usearch_path: Path | None = None  # a saved graph, opened on first use
         self._usearch_view = False  # the open graph is a read-only memory map of _usearch_path
         self._mmap = True  # open a saved graph memory-mapped
-        self._key_order: np.ndarray | None = None  # argsort of items.id, for graph key -> row
+        self._key_order: tuple | None = None  # (argsort of items.id, the sorted ids): graph key -> row
         #: settings of the HNSW graph (see :data:`USEARCH_DEFAULTS`); ``expansion_search`` is the default
         #: of :meth:`search` and may be changed at any time (saved with the index)
         self.usearch_settings: dict = {**USEARCH_DEFAULTS, **(usearch or {})}

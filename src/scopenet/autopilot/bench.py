@@ -104,6 +104,22 @@ def _read_fixture(shared: Path, rel: str, channel: int) -> np.ndarray:
     return z[0] if z.ndim == 3 else z
 
 
+def _read_fixture_image(shared: Path, rel: str, channel: int):
+    """A fixture channel as a Micrograph (pixel size kept, so the judge can tell a coarse frame), or an array."""
+    if rel.endswith(".dat"):
+        return _read_fixture(shared, rel, channel)
+    from ..io import read_all
+
+    m = read_all(shared / "fixtures" / rel)[int(channel)]
+    return m[0] if np.asarray(m.data).ndim == 3 else m
+
+
+def _crop(img, y: int, x: int, n: int):
+    if hasattr(img, "crop"):
+        return img.crop(y, y + n, x, x + n)
+    return img[y:y + n, x:x + n]
+
+
 def _verdict_stats(res, truth: np.ndarray) -> dict:
     pred = np.array([r.verdict == "good" for r in res])
     pred05 = np.array([r.p_good >= 0.5 for r in res])
@@ -112,8 +128,12 @@ def _verdict_stats(res, truth: np.ndarray) -> dict:
     def acc(pr, m):
         return round(float((pr == truth)[m].mean()), 4) if m.any() else None
 
+    judged = np.array([r.verdict in ("good", "bad") for r in res])
     return {"images": int(len(truth)), "good_fraction": round(float(truth.mean()), 4),
             "unknown_fraction": round(float(1 - inside.mean()), 4),
+            "coverage": round(float(judged.mean()), 4), "accuracy_judged": acc(pred, judged),
+            "majority_accuracy_judged": (round(float(max(truth[judged].mean(), 1 - truth[judged].mean())), 4)
+                                         if judged.any() else None),
             "accuracy_in_domain_p0.9": acc(pred, inside), "accuracy_in_domain_p0.5": acc(pred05, inside),
             "accuracy_all_p0.5": acc(pred05, np.ones(len(truth), bool)),
             "majority_accuracy": round(float(max(truth.mean(), 1 - truth.mean())), 4),
@@ -185,17 +205,17 @@ def judge_on_real(judge, shared, n_hsi: int | None = None, labels: Path | None =
         none_res = []
         for r in rows:
             try:
-                z = _read_fixture(shared, r["file"], int(r["channel"]))
+                z = _read_fixture_image(shared, r["file"], int(r["channel"]))
             except Exception as e:  # noqa: BLE001 - a missing reader is reported, not fatal
                 out.setdefault("errors", []).append(f"{r['file']}: {str(e)[:100]}")
                 continue
             n = int(r["size_px"])
             if n:
-                y, x = int(r["y0"]), int(r["x0"])
-                z = z[y:y + n, x:x + n]
+                z = _crop(z, int(r["y0"]), int(r["x0"]), n)
             res = judge(z)
             if r["label"] == "none":
-                none_res.append({"file": r["file"], "verdict": res.verdict, "p_good": round(res.p_good, 3)})
+                none_res.append({"file": r["file"], "channel": int(r["channel"]), "verdict": res.verdict,
+                                 "reason": getattr(res, "reason", ""), "p_good": round(res.p_good, 3)})
             else:
                 by_surface.setdefault(r["surface"], []).append((res, r["label"] == "good"))
         for surf, items in by_surface.items():
@@ -208,9 +228,31 @@ def judge_on_real(judge, shared, n_hsi: int | None = None, labels: Path | None =
     return out
 
 
+def _real_table(real: dict) -> Table:
+    """Per judge and surface: images, coverage (fraction not unknown), accuracy on the judged, majority class."""
+    tab = Table(["judge", "surface", "images", "good fraction", "coverage", "accuracy (judged)",
+                 "majority (judged)", "accuracy p>=0.5 (all)", "majority (all)"],
+                title="Tip verdicts on real STM images (unknown answers excluded from accuracy)")
+    for key, per in real.items():
+        if key == "crowd_rule_out_of_fold":
+            continue
+        for surf, v in per.items():
+            if not isinstance(v, dict):
+                continue
+            if surf == "no_verdict_possible":
+                tab.add(key, "none rows (expect unknown)", v["images"], "", round(v["unknown_fraction"], 4),
+                        "", "", "", "")
+                continue
+            tab.add(key, surf, v["images"], v["good_fraction"], v.get("coverage"), v.get("accuracy_judged"),
+                    v.get("majority_accuracy_judged"), v.get("accuracy_all_p0.5"), v["majority_accuracy"])
+    tab.notes.append("coverage on the none rows = fraction answered unknown; H:Si good = crowd verdict; other "
+                     "surfaces: benchmarks/autopilot-real-labels.csv (labelled by eye)")
+    return tab
+
+
 def _run(a: argparse.Namespace, rep: Report) -> int:
     from .agent import FixedSequenceAgent, OracleAgent, QAgent, RandomAgent
-    from .judge import Judge, judge_from_card
+    from .judge import judge_from_card, make_judge
 
     quiet = getattr(a, "_json_stdout", False)
     say = (lambda *x, **k: None) if quiet else rep.line
@@ -225,12 +267,17 @@ def _run(a: argparse.Namespace, rep: Report) -> int:
         names = [m.strip() for m in (a.judge or "").split(",") if m.strip()]
         real = {}
         for jm in names or [None]:
-            j = judge if jm is None else Judge(model=jm)
+            j = judge if jm is None else make_judge(jm)
             key = jm or judge_name(judge)
             real[key] = judge_on_real(j, shared, a.hsi_limit)
             for surf, v in real[key].items():
                 if isinstance(v, dict):
                     say(f"judge {key} on {surf}: " + json.dumps({k: x for k, x in v.items() if k != "items"}))
+        tab = _real_table(real)
+        if quiet:
+            rep.parts.append(tab)
+        else:
+            rep.table(tab)
         if a.cv_logits:
             real["crowd_rule_out_of_fold"] = crowd_rule_out_of_fold(a.cv_logits, shared)
             say("crowd rule on out-of-fold gordon-hsi predictions: " + json.dumps(real["crowd_rule_out_of_fold"]))
@@ -287,8 +334,9 @@ def _options(g) -> None:
     g.add_argument("--agent", default=None, help="saved agent stem (default: the shipped autopilot-default)")
     g.add_argument("--no-oracle", action="store_true", help="skip the oracle row (it reads the simulator's latent tip)")
     g.add_argument("--judge", default=None,
-                   help="with --real: classify models to judge real images with, comma-separated "
-                        "(default: the agent's judge)")
+                   help="with --real: judges to score on real images, comma-separated: classify models "
+                        "(good-bad, hsi-six...) or tip-feature judges (autopilot-judge, "
+                        "autopilot-judge:judge_without_fcc111) (default: the agent's judge)")
     g.add_argument("--cv-logits", default=None,
                    help="with --real: also score the crowd rule on out-of-fold predictions (the .logits.npz of "
                         "scripts/train_classify.py cv)")

@@ -22,8 +22,8 @@ import numpy as np
 if TYPE_CHECKING:  # torch and the classifier load on first use (the supervisor imports this module)
     from ..tasks.classify import TipClassifier
 
-__all__ = ["FEATURE_NAMES", "HSI_RULE_CATEGORIES", "Judge", "JudgeResult", "hsi_crowd_rule", "image_features",
-           "judge_from_card"]
+__all__ = ["FEATURE_NAMES", "HSI_RULE_CATEGORIES", "Judge", "JudgeResult", "TIP_FEATURE_NAMES", "TipJudge",
+           "hsi_crowd_rule", "image_features", "judge_from_card", "make_judge", "native_tip_features", "tip_features"]
 
 #: names of :func:`image_features` columns
 FEATURE_NAMES = ("hf_noise", "line_switch", "hf_power", "mid_power")
@@ -113,6 +113,9 @@ class JudgeResult:
         Pooled last-conv features of the good/bad network.
     features : dict
         :func:`image_features` by name (empty unless the judge has ``features=True``).
+    reason : str
+        Why the verdict is ``"unknown"`` (:class:`TipJudge`: ``not_topograph``, ``blank``, ``noise``, ``coarse``,
+        ``out_of_domain``, ``low_confidence``); empty otherwise.
     """
 
     p_good: float
@@ -122,6 +125,7 @@ class JudgeResult:
     scores: dict = field(default_factory=dict)
     embedding: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     features: dict = field(default_factory=dict)
+    reason: str = ""
 
     def to_dict(self, embedding: bool = False) -> dict:
         d = {"p_good": round(float(self.p_good), 5), "verdict": self.verdict,
@@ -129,6 +133,8 @@ class JudgeResult:
              "in_domain": bool(self.in_domain), "scores": {k: round(float(v), 4) for k, v in self.scores.items()}}
         if self.features:
             d["features"] = {k: round(float(v), 4) for k, v in self.features.items()}
+        if self.reason:
+            d["reason"] = self.reason
         if embedding:
             d["embedding"] = [round(float(v), 5) for v in self.embedding]
         return d
@@ -218,3 +224,281 @@ class Judge:
             fd = dict(zip(self.feature_names, (float(v) for v in feats[i]))) if feats is not None else {}
             out.append(JudgeResult(float(p[i]), verdict, float(dscore[i]), bool(inside[i]), scores, emb[i], fd))
         return out
+
+
+# ----------------------------------------------------------------------------- surface-agnostic tip judge
+
+#: names of :func:`tip_features` columns (the first four are :data:`FEATURE_NAMES`)
+TIP_FEATURE_NAMES = FEATURE_NAMES + ("glitch_max", "glitch_lines", "lattice_peak", "ghost", "line_anisotropy",
+                                     "grad_kurtosis")
+
+#: pixel size (m) above which no atomic-scale tip verdict is possible: the judge says unknown
+MAX_PIXEL_M = 3e-10
+
+
+def _row_glitch(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Line-to-line discontinuities from the per-row 90th percentile of ``|z_i - (z_{i-1} + z_{i+1}) / 2|`` over
+    its median row:
+    log of the largest ratio, and the number of glitch lines per 64 lines (rows that are a local maximum of
+    the ratio and exceed 2)."""
+    r = np.percentile(np.abs(X[:, 1:-1] - 0.5 * (X[:, :-2] + X[:, 2:])), 90, axis=2)     # [N, H-2]
+    q = r / (np.median(r, 1, keepdims=True) + 1e-9)
+    pad = np.pad(q, ((0, 0), (1, 1)), constant_values=0.0)
+    peak = (q >= pad[:, :-2]) & (q >= pad[:, 2:]) & (q > 2.0)
+    return np.log(q.max(1)), peak.sum(1) * 64.0 / X.shape[1]
+
+
+def _lattice_peak(X: np.ndarray) -> np.ndarray:
+    """Strongest spectral peak over the radial geometric-mean power at its frequency (log; 0.04-0.45 cycles/px)."""
+    n, h, w = X.shape
+    L = np.log(np.abs(np.fft.fft2(X)) ** 2 + 1e-12).reshape(n, -1)
+    fy, fx = np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None]
+    r = np.hypot(fy, fx)
+    band = ((r >= 0.04) & (r <= 0.45) & (np.abs(fx) > 0.5 / w) & (np.abs(fy) > 0.5 / h)).ravel()
+    ring = np.minimum((r * max(h, w)).round().astype(int), max(h, w)).ravel()
+    cnt = np.bincount(ring, minlength=ring.max() + 1)
+    mean = np.stack([np.bincount(ring, weights=li, minlength=len(cnt)) for li in L]) / np.maximum(cnt, 1)
+    return (L - mean[:, ring])[:, band].max(1)
+
+
+def _ghost(X: np.ndarray, rmin: float = 2.5, rmax: float = 16.0) -> np.ndarray:
+    """Double-tip evidence from the autocorrelation: max over its side peaks d of ACF(d) - max(ACF(2d), 0).
+
+    A second apex displaced by d copies every feature at d: a side peak of height about w / (1 + w^2)
+    with nothing at 2d. A lattice repeats its peaks at 2d, so they cancel.
+    """
+    n, h, w = X.shape
+    P = np.abs(np.fft.fft2(X - X.mean((1, 2), keepdims=True))) ** 2
+    k = np.hypot(np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None])
+    ring = np.minimum((k * max(h, w)).round().astype(int), max(h, w)).ravel()
+    cnt = np.maximum(np.bincount(ring), 1)
+    R = np.stack([np.bincount(ring, weights=p.ravel(), minlength=len(cnt)) for p in P]) / cnt
+    # power over its radial mean: the isotropic envelope (feature size, blur) goes, directional echoes stay
+    W = P / (R[:, ring].reshape(n, h, w) + 1e-12) * np.exp(-(k / 0.3) ** 2)
+    W[:, 0, 0] = 0.0
+    A = np.fft.ifft2(W).real
+    A /= A[:, :1, :1] + 1e-12
+    A = np.fft.fftshift(A, (1, 2))
+    cy, cx = h // 2, w // 2
+    yy, xx = np.mgrid[:h, :w]
+    dy, dx = yy - cy, xx - cx
+    rr = np.hypot(dy, dx)
+    # local maxima (3x3) inside the annulus, one half-plane (the ACF is symmetric)
+    pad = np.pad(A, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    nb = np.max(np.stack([pad[:, 1 + a:1 + a + h, 1 + b:1 + b + w] for a in (-1, 0, 1) for b in (-1, 0, 1)
+                          if a or b]), 0)
+    sel = (rr >= rmin) & (rr <= rmax) & ((dy > 0) | ((dy == 0) & (dx > 0)))
+    out = np.zeros(n)
+    for i in range(n):
+        pk = sel & (A[i] >= nb[i]) & (A[i] > 0.05)
+        best = 0.0
+        for y, x in zip(*np.nonzero(pk)):
+            y2, x2 = cy + 2 * (y - cy), cx + 2 * (x - cx)
+            two = 0.0
+            if 0 <= y2 < h and 0 <= x2 < w:
+                two = max(0.0, float(A[i, max(0, y2 - 1):y2 + 2, max(0, x2 - 1):x2 + 2].max()))
+            best = max(best, float(A[i, y, x]) - two)
+        out[i] = best
+    return out
+
+
+def tip_features(X: np.ndarray) -> np.ndarray:
+    """Surface-agnostic tip-quality evidence of standardised images, float32 [N, 10].
+
+    Parameters
+    ----------
+    X : ndarray [N, 1, H, W] or [N, H, W]
+        X-flattened, standardised images (:func:`~scopenet.tasks.classify.preprocess.prepare`).
+
+    Returns
+    -------
+    ndarray float32 [N, 10], columns :data:`TIP_FEATURE_NAMES`: the four :func:`image_features`, then
+
+    - ``glitch_max``, ``glitch_lines``: line-to-line discontinuities (an unstable apex): log of the largest
+      row's 90th percentile of ``|z_i - (z_{i-1} + z_{i+1})/2|`` over the median row's, and the number of
+      glitch lines (local maxima of that ratio above 2) per 64 lines;
+    - ``lattice_peak``: log of the strongest spectral peak over the radial geometric-mean power at its frequency
+      (0.04-0.45 cycles/px, the axes excluded): a resolved lattice with a sharp apex gives a high peak;
+    - ``ghost``: autocorrelation side peak with no echo at twice its displacement (a double tip);
+    - ``line_anisotropy``: log of the mean squared slow-axis over fast-axis difference (streaks and
+      line-to-line jumps raise it; about 0 for an isotropic image);
+    - ``grad_kurtosis``: log kurtosis of the slow-axis derivative (isolated spikes and glitch lines).
+    """
+    X = np.asarray(X, np.float64)
+    X = X[:, 0] if X.ndim == 4 else X
+    n, h, w = X.shape
+    base = image_features(X).astype(np.float64)
+    gmax, gfrac = _row_glitch(X)
+    peak = _lattice_peak(X)
+    ghost = _ghost(X)
+    dy2 = (np.diff(X, axis=1) ** 2).mean((1, 2))
+    dx2 = (np.diff(X, axis=2) ** 2).mean((1, 2))
+    streak = np.log((dy2 + 1e-12) / (dx2 + 1e-12))
+    d = np.diff(X, axis=1).reshape(n, -1)
+    d = d - d.mean(1, keepdims=True)
+    kurt = np.log((d ** 4).mean(1) / ((d ** 2).mean(1) ** 2 + 1e-30) + 1e-9)
+    return np.column_stack([base, gmax, gfrac, peak, ghost, streak, kurt]).astype(np.float32)
+
+
+def native_tip_features(images, max_size: int = 128) -> np.ndarray:
+    """:func:`tip_features` of each image at its own resolution (X-flattened, standardised, squared to its
+    shorter side, at most ``max_size`` px), so that thin glitch lines are not averaged away; float32 [N, 10]."""
+    from ..tasks.classify.preprocess import prepare
+
+    out = []
+    for z in images:
+        n = int(min(max_size, *np.shape(z)[-2:]))
+        out.append(tip_features(prepare([z], max(n, 16)))[0])
+    return np.asarray(out, np.float32).reshape(len(out), len(TIP_FEATURE_NAMES))
+
+
+#: signal units of a topograph (a calibrated image in any other unit, e.g. A or Hz, is not judged)
+LENGTH_UNITS = ("m", "mm", "um", "µm", "nm", "pm", "A", "Å")
+
+
+def _raw(image) -> tuple[np.ndarray, float | None, bool]:
+    """(finite-filled float64 2-D array, largest pixel size in m or None, whether the signal is a height)."""
+    ps, height = None, True
+    unit = str(getattr(image, "signal_unit", "") or "")
+    if unit:
+        height = unit in LENGTH_UNITS and unit != "A"     # "A" is an ampere in scanning-probe files
+    if hasattr(image, "pixel_size_m"):
+        try:
+            sizes = [v for v in image.pixel_size_m() if v]
+            ps = max(sizes) if sizes else None
+        except Exception:  # noqa: BLE001 - an axis without a length unit: no calibration
+            ps = None
+        image = image.data
+    z = np.asarray(image, np.float64)
+    if z.ndim == 3:
+        z = z[0]
+    if z.ndim != 2:
+        from ..errors import InputError
+
+        raise InputError(f"the judge takes 2-D images, got shape {z.shape}")
+    fin = np.isfinite(z)
+    if not fin.all():
+        z = np.where(fin, z, np.nanmean(z) if fin.any() else 0.0)
+    return z, ps, height
+
+
+class TipJudge:
+    """A surface-agnostic tip judge: an MLP on :func:`native_tip_features`, with calibrated ``"unknown"`` answers.
+
+    Same API as :class:`Judge` (``judge(image)``, ``judge_many(images)``, ``threshold``,
+    ``embedding_dim``); the embedding is the standardised feature vector. The verdict is ``"unknown"``
+    (``JudgeResult.reason``) when
+
+    - ``not_topograph``: a Micrograph whose signal unit is not a length (a current in A, a frequency shift
+      in Hz...): tips are judged on topographs;
+    - ``coarse``: the image is calibrated and its pixel is larger than :data:`MAX_PIXEL_M` (no atomic
+      contrast can show the apex);
+    - ``blank``: (almost) constant, or fewer than 16 distinct values;
+    - ``noise``: ``hf_noise`` above ``max_hf_noise`` (no structure above white noise);
+    - ``out_of_domain``: the Mahalanobis distance of the features from the training set above the
+      training set's ``domain_threshold`` quantile;
+    - ``low_confidence``: ``|p_good - threshold| < band``.
+
+    Parameters
+    ----------
+    params : str or dict
+        A name in ``scopenet/weights`` (``"autopilot-judge"``: ``<name>.json``'s ``judge``), a path to such
+        a JSON, or the parameter dict itself (``scripts/train_autopilot_judge.py`` writes it).
+    threshold : float
+        ``p_good`` at or above which the tip is good (default 0.5: the model is trained with balanced classes).
+    check_domain : bool
+        Apply the ``unknown`` rules (the low-confidence band included).
+    variant : str
+        Key of the parameters in the JSON (``"judge"``; ``"judge_without_fcc111"`` is the same recipe without
+        simulated Au/Cu(111), kept for the leave-Au-out bench row).
+    """
+
+    def __init__(self, params: str | dict = "autopilot-judge", threshold: float = 0.5, check_domain: bool = True,
+                 variant: str = "judge"):
+        import json
+        from pathlib import Path
+
+        self.card: dict = {}
+        if not isinstance(params, dict):
+            p = Path(str(params))
+            if not p.suffix:
+                p = Path(__file__).resolve().parents[1] / "weights" / f"{params}.json"
+            if not p.is_file():
+                from ..errors import InputError
+
+                raise InputError(f"no tip-judge parameters at {p}")
+            self.card = json.loads(p.read_text())
+            params = self.card[variant]
+        self.params = params
+        self.name = str(self.card.get("name", "tip-judge")) + ("" if variant == "judge" else f":{variant}")
+        self.mean = np.asarray(params["mean"], np.float64)
+        self.std = np.asarray(params["std"], np.float64)
+        self.layers = [(np.asarray(w, np.float64), np.asarray(b, np.float64)) for w, b in params["layers"]]
+        self.precision = np.asarray(params["precision"], np.float64)
+        self.domain_threshold = float(params["domain_threshold"])
+        self.band = float(params.get("band", 0.1))
+        self.max_hf_noise = float(params.get("max_hf_noise", 0.9))
+        self.threshold = float(threshold)
+        self.check_domain = bool(check_domain)
+        self.feature_names = list(params.get("feature_names", TIP_FEATURE_NAMES))
+        self.aux_categories: list = []
+        self.embedding_dim = len(self.mean)
+
+    def proba(self, F: np.ndarray) -> np.ndarray:
+        """Good-tip probability from :func:`tip_features` rows [N, F] -> [N]."""
+        h = (np.asarray(F, np.float64) - self.mean) / self.std
+        for i, (w, b) in enumerate(self.layers):
+            h = h @ w.T + b
+            if i < len(self.layers) - 1:
+                h = np.maximum(h, 0.0)
+        return 1.0 / (1.0 + np.exp(-h[:, 0]))
+
+    def domain_score(self, F: np.ndarray) -> np.ndarray:
+        """Mahalanobis distance of feature rows from the training set (standardised units) [N]."""
+        z = (np.asarray(F, np.float64) - self.mean) / self.std
+        return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", z, self.precision, z), 0.0))
+
+    def __call__(self, image) -> JudgeResult:
+        """Judge one image (Micrograph or 2-D array)."""
+        return self.judge_many([image])[0]
+
+    def judge_many(self, images) -> list[JudgeResult]:
+        """Judge a list of images (Micrographs or 2-D arrays of any size)."""
+        raws = [_raw(im) for im in images]
+        if not raws:
+            return []
+        blank = np.array([(z.std() <= 1e-9 * max(abs(z).max(), 1e-300)) or len(np.unique(z[:64, :64])) < 16
+                          for z, _, _ in raws])
+        coarse = np.array([ps is not None and ps > MAX_PIXEL_M for _, ps, _ in raws])
+        other = np.array([not h for _, _, h in raws])
+        zs = [z if not b else z + np.random.default_rng(0).standard_normal(z.shape) for (z, _, _), b in zip(raws, blank)]
+        F = native_tip_features(zs)
+        p = self.proba(F)
+        d = self.domain_score(F)
+        hf = F[:, self.feature_names.index("hf_noise")]
+        emb = ((F - self.mean) / self.std).astype(np.float32)
+        out = []
+        for i in range(len(F)):
+            reason = ""
+            if self.check_domain:
+                reason = ("not_topograph" if other[i] else "coarse" if coarse[i] else "blank" if blank[i] else "noise" if hf[i] > self.max_hf_noise
+                          else "out_of_domain" if d[i] > self.domain_threshold
+                          else "low_confidence" if abs(p[i] - self.threshold) < self.band else "")
+            verdict = "unknown" if reason else ("good" if p[i] >= self.threshold else "bad")
+            inside = reason in ("", "low_confidence")
+            out.append(JudgeResult(float(p[i]), verdict, float(d[i]), inside, {}, emb[i],
+                                   dict(zip(self.feature_names, (float(v) for v in F[i]))), reason))
+        return out
+
+
+def make_judge(model: str = "good-bad", **kw):
+    """A judge by model name: a tip-feature judge (a ``task: autopilot-judge`` JSON in ``scopenet/weights``,
+    e.g. ``"autopilot-judge"``, optionally ``"NAME:variant"``) or a classifier :class:`Judge`."""
+    from pathlib import Path
+
+    name, _, variant = str(model).partition(":")
+    p = Path(__file__).resolve().parents[1] / "weights" / f"{name}.json"
+    if p.is_file() and not p.with_suffix(".safetensors").exists():
+        tk = {k: v for k, v in kw.items() if k in ("threshold", "check_domain") and v is not None}
+        return TipJudge(str(p), variant=variant or "judge", **tk)
+    return Judge(model=model, **{k: v for k, v in kw.items() if v is not None})

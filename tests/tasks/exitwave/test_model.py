@@ -184,3 +184,36 @@ def test_phase_of_a_flipped_or_turned_amplitude_is_the_flipped_or_turned_phase_w
     np.testing.assert_allclose(psi_turned, dihedral(psi, k), atol=1e-4)
     np.testing.assert_allclose(est.confidence(dihedral(amp, k), tta=8), dihedral(est.confidence(amp, tta=8), k),
                                atol=1e-5)
+
+
+def test_low_confidence_rule_is_calibrated_on_training_crops_and_named_in_the_warning(tmp_path):
+    from scopenet.tasks.exitwave.model import calibrate_confidence
+
+    torch.manual_seed(0)
+    est = ExitWaveEstimator(arch_config={"channels": 4, "blocks": 1})
+    # flat waves: every crop has the same amplitude, so every quantile is that crop's mean confidence
+    flat = np.ones((3, 40, 40), np.complex64) * np.exp(1j * 0.3)
+    ref = float(est.confidence(np.ones((32, 32))).mean())
+    cal = calibrate_confidence(est, flat, crop=32, n=8, quantile=0.05)
+    assert cal["ood_confidence"] == pytest.approx(ref, rel=1e-5) and cal["ood_confidence_quantile"] == 0.05
+    # a mixture: the threshold lies between the two kinds' confidences and rises with the quantile
+    waves = np.concatenate([flat, _waves(3, 40, seed=2)])
+    lo, hi = (calibrate_confidence(est, waves, crop=32, n=64, quantile=q)["ood_confidence"] for q in (0.05, 0.95))
+    assert lo < hi
+    # the warning names the quantity, the threshold and how it was set; inputs above it pass
+    amp = np.abs(_waves(1, 32, seed=3)[0])
+    mc = float(est.confidence(amp).mean())
+    est.config = est.config.model_copy(update={"ood_confidence": min(mc + 0.01, 1.0), "ood_confidence_quantile": 0.05})
+    with pytest.warns(UnfamiliarInputWarning, match=rf"mean phase confidence {mc:.2f} is below "
+                                                     rf"{min(mc + 0.01, 1.0):.2f}, the 5th percentile"):
+        est.predict(amp)
+    est.config = est.config.model_copy(update={"ood_confidence": max(mc - 0.01, 0.0)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnfamiliarInputWarning)
+        est.predict(amp)
+    est.save(tmp_path / "m")
+    assert ExitWaveEstimator.load(tmp_path / "m").config.ood_confidence_quantile == 0.05
+    with pytest.raises(InputError, match="complex"):
+        calibrate_confidence(est, np.ones((2, 32, 32)))
+    with pytest.raises(InputError, match="quantile"):
+        calibrate_confidence(est, flat, quantile=1.5)

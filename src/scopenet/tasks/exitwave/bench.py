@@ -13,8 +13,9 @@ crops at a random position in one of the 8 flips/rotations:
 Metric: the mean absolute error of the phase components ``(cos theta, sin theta)`` per wave; the
 table gives its mean and standard deviation over the waves, beside the uniform random baseline
 (components ``U(-1, 1)``, expected 0.75), random unit phasors (expected 0.811 for uniform phases)
-and zero phase. Also the mean phase confidence and the fraction of waves the model flags as unlike
-its training data::
+and zero phase. Also the mean phase confidence, the fraction of waves the model flags as unlike
+its training data (:class:`~scopenet.tasks.exitwave.model.UnfamiliarInputWarning`) and the mean MAE
+of the flagged and of the unflagged waves::
 
     scopenet bench exitwave [--structures DIR] [--n N] [--seed S] [--json]
     scopenet bench exitwave --model single            # the SrTiO3 model on its own distribution
@@ -188,7 +189,7 @@ def run(args, report: Report) -> int:
                 f"{', '.join(sorted({m for s in training_sets(est) for m in s['materials']}))}")
     rng = np.random.default_rng([seed, 9])
     t = Table(["validation set", "n", "model MAE", "random U(-1,1)", "random phase", "zero phase",
-               "mean confidence", "flagged unfamiliar"],
+               "mean confidence", "flagged unfamiliar", "MAE flagged / unflagged"],
               title=f"Phase-component MAE, mean ± sd over waves ({args.crop} px crops, {est.name})")
     results = {}
     with warnings.catch_warnings():
@@ -197,6 +198,9 @@ def run(args, report: Report) -> int:
             waves, params = sets[name]
             views = [transform(w, args.crop, rng) for w in waves]
             s = score_waves(est, views, rng, args.tta)
+            mae, flag = np.asarray(s["model"]), np.asarray(s["flagged"]) > 0
+            split = [float(mae[flag].mean()) if flag.any() else None,
+                     float(mae[~flag].mean()) if (~flag).any() else None]
             results[name] = {"n": len(views), "mae_mean": float(np.mean(s["model"])),
                              "mae_sd": float(np.std(s["model"], ddof=1)) if len(views) > 1 else 0.0,
                              "random_mae": float(np.mean(s["random components"])),
@@ -204,11 +208,14 @@ def run(args, report: Report) -> int:
                              "zero_phase_mae": float(np.mean(s["zero phase"])),
                              "mean_confidence": float(np.mean(s["confidence"])),
                              "flagged_fraction": float(np.mean(s["flagged"])),
+                             "flagged_mae": split[0], "unflagged_mae": split[1],
+                             "per_wave_confidence": s["confidence"], "per_wave_flagged": s["flagged"],
                              "materials": sorted({Path(p.material).name for p in params}),
                              "per_wave_mae": s["model"]}
             t.add(name, len(views), mean_sd(s["model"]), mean_sd(s["random components"]),
                   mean_sd(s["random phase"]), mean_sd(s["zero phase"]), f"{np.mean(s['confidence']):.2f}",
-                  f"{np.mean(s['flagged']):.0%}")
+                  f"{np.mean(s['flagged']):.0%}",
+                  " / ".join("-" if v is None else f"{v:.3f}" for v in split))
     t.notes.append(f"Expected MAE of random components U(-1,1): {RANDOM_MAE} for any phase distribution; "
                    "random unit phasors: 8/pi^2 = 0.811 for uniform phases. Sets are cumulative (chapter 7, "
                    "table 2): 3 = unseen materials" + (f" from {args.structures}" if structures else

@@ -27,7 +27,14 @@ class ExitWaveConfig(BaseModel):
         ``[0, 2]`` (``"range"``: for images with an unknown offset, e.g. display-scaled ones).
     ood_confidence : float
         An image whose mean phase confidence is below this is flagged unlike the training data
-        (set from the training distribution when a model is trained; 0 disables).
+        (0 disables). :func:`~scopenet.tasks.exitwave.model.calibrate_confidence` sets it to the
+        ``ood_confidence_quantile`` quantile of the mean confidence of random crops of the training
+        waves: low mean confidence is what best separates unseen materials with large phase errors
+        from the training distribution (``docs/tasks/exitwave.md``).
+    ood_confidence_quantile : float or None
+        The fraction of training-wave crops whose mean confidence lies below ``ood_confidence`` (the
+        expected flag rate on inputs like the training data; default 0.05), or None where the
+        threshold was set another way.
     amplitude_sd_range : (float, float)
         The range of the amplitude's standard deviation (after scaling to mean 1) seen in training;
         an image outside it is flagged. The default ``(0, 1e6)`` flags nothing (finite, so that model
@@ -45,6 +52,7 @@ class ExitWaveConfig(BaseModel):
     input: Literal["amplitude", "intensity"] = "amplitude"
     scale: Literal["mean", "range"] = "mean"
     ood_confidence: float = Field(0.0, ge=0.0, le=1.0)
+    ood_confidence_quantile: float | None = Field(None, gt=0.0, lt=1.0)
     amplitude_sd_range: tuple[float, float] = (0.0, 1e6)
     high_frequency_max: float = Field(1.0, ge=0.0, le=1.0)
 

@@ -11,9 +11,13 @@ Beyond the chapter:
 - a per-pixel **phase confidence** in ``[0, 1]``: the length of the network's unnormalised output,
   an estimate of the mean resultant length ``|E[exp(i theta) | A]|`` (1: one phase is probable;
   0: the phase is unknown and the expected error is that of a random guess);
-- an **unfamiliar-input warning** (:class:`UnfamiliarInputWarning`) when the mean confidence or the
-  amplitude's contrast lies outside what the model saw in training: the chapter shows errors
-  approaching those of random phases for materials a network does not know.
+- an **unfamiliar-input warning** (:class:`UnfamiliarInputWarning`) when the mean phase confidence is
+  below its 5th percentile over crops of the training waves (:func:`calibrate_confidence`), or the
+  amplitude's contrast or high-frequency content lies outside what the model saw in training: the
+  chapter shows errors approaching those of random phases for materials a network does not know.
+  Of the features measured (confidence statistics, amplitude moments and spectrum, agreement of the
+  8 flipped views, a Mahalanobis distance on the network's pooled features), a low mean confidence
+  is the one that singles out unseen materials with large errors; see ``docs/tasks/exitwave.md``.
 
 >>> import scopenet as sn                                       # doctest: +SKIP
 >>> psi = sn.exit_wave(amplitude)          # complex Micrograph  # doctest: +SKIP
@@ -35,10 +39,13 @@ from .._estimator import Estimator, cached, map_images, register
 from .config import ExitWaveConfig
 from .familiar import high_frequency_fraction
 
-__all__ = ["ExitWaveEstimator", "UnfamiliarInputWarning", "exit_wave", "DEFAULT_MODEL", "SINGLE_MODEL"]
+__all__ = ["ExitWaveEstimator", "UnfamiliarInputWarning", "exit_wave", "calibrate_confidence", "DEFAULT_MODEL",
+           "SINGLE_MODEL", "OOD_QUANTILE"]
 
 DEFAULT_MODEL = "exitwave-restricted"
 SINGLE_MODEL = "exitwave-srtio3"
+OOD_QUANTILE = 0.05
+"""Default expected flag rate of the low-confidence rule on inputs like the training waves."""
 
 
 class UnfamiliarInputWarning(UserWarning):
@@ -153,6 +160,7 @@ class ExitWaveEstimator(Estimator):
         self.history_ = train(self.net_, pool, cfg, device=str(resolve_device(self.device)))
         self.net_.eval()
         self.config = self.config.model_copy(update=calibrate(self, pool, cfg.crop, seed=cfg.seed))
+        self.config = self.config.model_copy(update=calibrate_confidence(self, pool, seed=cfg.seed))
         return self
 
     # ---------------------------------------------------------------------------- prediction
@@ -197,8 +205,10 @@ class ExitWaveEstimator(Estimator):
         mc, sd = float(conf.mean()), float(a.std())
         reasons = []
         if mc < c.ood_confidence:
-            reasons.append(f"mean phase confidence {mc:.2f} is below {c.ood_confidence:.2f}, the lowest "
-                           "expected for the training distribution")
+            q = c.ood_confidence_quantile
+            where = (f"the {100 * q:.0f}th percentile of mean phase confidence over crops of the training waves"
+                     if q is not None else "the threshold set for this model")
+            reasons.append(f"mean phase confidence {mc:.2f} is below {c.ood_confidence:.2f}, {where}")
         lo, hi = c.amplitude_sd_range
         if not lo <= sd <= hi:
             reasons.append(f"amplitude contrast (sd {sd:.3f} at mean 1) is outside the training range "
@@ -258,6 +268,55 @@ class ExitWaveEstimator(Estimator):
         return map_images(lambda f: self._frame(f, views, "confidence", False), x,
                           operation="exit_wave_confidence", what="amplitude",
                           provenance=lambda: {"model": self.name, "tta": views})
+
+
+def calibrate_confidence(est: ExitWaveEstimator, waves: np.ndarray, *, crop: int = 128, n: int = 256,
+                         quantile: float = OOD_QUANTILE, seed: int = 0) -> dict[str, float]:
+    """The low-confidence threshold of the unfamiliar-input warning, from the training waves.
+
+    Scores ``n`` random ``crop`` px crops of ``waves`` (random wave, position and flip/rotation, as
+    the bench's "unseen transforms") and returns the ``quantile`` quantile of their mean phase
+    confidence: about that fraction of inputs like the training data is flagged.
+
+    Parameters
+    ----------
+    est : ExitWaveEstimator
+        A trained model (its ``config.input``/``scale`` are applied to each crop's amplitude).
+    waves : ndarray complex (N, H, W)
+        The training waves (:func:`as_waves`); crops are ``min(crop, H, W)`` px.
+    crop, n, quantile, seed : int, int, float, int
+        Crop size (px; the bench scores 128 px crops), number of crops, flag rate, random seed.
+
+    Returns
+    -------
+    dict
+        ``{"ood_confidence": threshold, "ood_confidence_quantile": quantile}``, for ``est.config``.
+
+    Raises
+    ------
+    InputError
+        Real or non-3-D waves; ``quantile`` outside (0, 1); ``n < 1``.
+    """
+    from ...image.tta import dihedral
+
+    w = np.asarray(waves)
+    if w.ndim != 3 or not np.iscomplexobj(w):
+        raise InputError(f"calibrate_confidence needs complex waves (N, H, W), got {w.dtype} {w.shape}")
+    if not 0.0 < quantile < 1.0 or n < 1:
+        raise InputError(f"quantile must be in (0, 1) and n >= 1, got {quantile} and {n}")
+    rng = np.random.default_rng([seed, 24])
+    c = min(int(crop), *w.shape[1:])
+    amps = []
+    for _ in range(int(n)):
+        i, y, x = int(rng.integers(len(w))), int(rng.integers(w.shape[1] - c + 1)), int(rng.integers(w.shape[2] - c + 1))
+        a = np.abs(dihedral(w[i, y:y + c, x:x + c], int(rng.integers(8))))
+        if est.config.input == "intensity":
+            a = a ** 2
+        amps.append(est._scaled(a))
+    amps = np.stack(amps)
+    raw = np.concatenate([est.raw_components(amps[j:j + 16]) for j in range(0, len(amps), 16)])
+    conf = np.clip(np.hypot(raw[:, 0], raw[:, 1]), 0.0, 1.0).mean((1, 2))
+    return {"ood_confidence": float(np.quantile(conf, quantile)), "ood_confidence_quantile": float(quantile)}
 
 
 def exit_wave(img, model: str | ExitWaveEstimator = DEFAULT_MODEL, tta: int = 1, warn: bool = True):

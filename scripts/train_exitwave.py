@@ -8,7 +8,15 @@ The recipes (``recipes/exitwave-<recipe>.yaml``) hold the data files, network an
     OMP_NUM_THREADS=1 nice .venv/bin/python scripts/train_exitwave.py --recipe srtio3 --budget 1200
 
 ``--install`` copies the result to ``src/scopenet/weights/exitwave-<recipe>.*`` (check it first with
-``scopenet bench exitwave --model <workdir>/exitwave-<recipe>``).
+``scopenet bench exitwave --model <workdir>/exitwave-<recipe>``). The ``-continue`` recipes go on from the
+v2 weights (``init_from``) with a lower learning rate; installing one records both stages in the card::
+
+    OMP_NUM_THREADS=1 nice .venv/bin/python scripts/train_exitwave.py --recipe restricted-continue
+    .venv/bin/python scripts/train_exitwave.py --recipe restricted-continue \
+        --install-only runs/exitwave-restricted-v3/exitwave-restricted --bench-json bench.json
+
+Installing also sets the unfamiliar-input threshold (the 5th percentile of the mean phase confidence of
+128 px training crops, :func:`scopenet.tasks.exitwave.model.calibrate_confidence`).
 """
 from __future__ import annotations
 
@@ -24,7 +32,8 @@ def main(argv=None) -> int:
     from scopenet.tasks.exitwave.train import main as train_main
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--recipe", choices=("restricted", "srtio3", "restricted-gpu", "srtio3-gpu"), default="restricted")
+    p.add_argument("--recipe", choices=("restricted", "srtio3", "restricted-gpu", "srtio3-gpu",
+                                           "restricted-continue", "srtio3-continue"), default="restricted")
     p.add_argument("--budget", type=float, default=None, help="training seconds (default: the recipe's)")
     p.add_argument("--workdir", default=None, help="default: the recipe's")
     p.add_argument("--data", nargs="*", default=None, help="data files (default: the recipe's)")
@@ -63,6 +72,7 @@ def install(stem, recipe: str, bench_json: Path | None = None, note: str | None 
     from scopenet.tasks.exitwave import ExitWaveEstimator
 
     from scopenet.tasks.exitwave.config import ExitWaveTrainConfig
+    from scopenet.tasks.exitwave.model import calibrate_confidence
     from scopenet.tasks.exitwave.train import calibrate, load_pool
 
     est = ExitWaveEstimator.load(stem)
@@ -70,6 +80,7 @@ def install(stem, recipe: str, bench_json: Path | None = None, note: str | None 
     if all(Path(p).exists() for p in cfg.data):  # the unfamiliar-input thresholds, from the training waves
         pool = load_pool([str(p) for p in cfg.data])
         est.config = est.config.model_copy(update=calibrate(est, pool, cfg.crop, seed=cfg.seed))
+        est.config = est.config.model_copy(update=calibrate_confidence(est, pool, seed=cfg.seed))
     if bench_json is not None:
         b = json.loads(Path(bench_json).read_text())
         flag = "" if cfg.name == "exitwave-restricted" else " --model single"
@@ -96,6 +107,17 @@ def install(stem, recipe: str, bench_json: Path | None = None, note: str | None 
                  "data": data.get("description") if isinstance(data, dict) else data}
         est.update_card(version=int(old.get("version", 1)) + 1,
                         previous_versions=list(old.get("previous_versions") or []) + [entry])
+        if cfg.init_from:  # a continuation: the run it started from and both stages
+            mine = est.card_.training
+            stages = list(tr.get("stages") or [{"config": tr.get("config"), "steps": tr.get("steps"),
+                                                 "time_s": tr.get("time_s"), "version": old.get("version", 1)}])
+            stages.append({"config": mine.config, "steps": mine.steps, "time_s": mine.time_s,
+                           "recipe": f"recipes/exitwave-{recipe}.yaml"})
+            est.update_card(training={
+                "init": {"from": f"{name} v{old.get('version', 1)}", "path": str(cfg.init_from),
+                         "steps": tr.get("steps"), "time_s": tr.get("time_s")},
+                "stages": stages, "steps": sum(int(st.get("steps") or 0) for st in stages),
+                "time_s": round(sum(float(st.get("time_s") or 0) for st in stages), 1)})
     tmp = Path(f"/tmp/{name}")
     est.save(tmp, overwrite=True)
     for ext in (".safetensors", ".json"):

@@ -239,6 +239,11 @@ def _real_table(real: dict) -> Table:
         for surf, v in per.items():
             if not isinstance(v, dict):
                 continue
+            if surf == "held_out_validation":
+                for name, w in v.items():
+                    tab.add(key, f"H:Si(100) gordon-hsi, {name} (card, held out)", w["images"], w["good_fraction"],
+                            w["coverage"], w["accuracy_judged"], "", w["accuracy_all"], w["majority_accuracy"])
+                continue
             if surf == "no_verdict_possible":
                 tab.add(key, "none rows (expect unknown)", v["images"], "", round(v["unknown_fraction"], 4),
                         "", "", "", "")
@@ -246,7 +251,10 @@ def _real_table(real: dict) -> Table:
             tab.add(key, surf, v["images"], v["good_fraction"], v.get("coverage"), v.get("accuracy_judged"),
                     v.get("majority_accuracy_judged"), v.get("accuracy_all_p0.5"), v["majority_accuracy"])
     tab.notes.append("coverage on the none rows = fraction answered unknown; H:Si good = crowd verdict; other "
-                     "surfaces: benchmarks/autopilot-real-labels.csv (labelled by eye)")
+                     "surfaces: benchmarks/autopilot-real-labels.csv (labelled by eye). A judge trained on "
+                     "gordon-hsi (hsi-six, autopilot-judge) is scored in-sample on it here; the autopilot-judge's "
+                     "held-out H:Si rows come from its card (5-fold CV with sessions held out; and with H:Si "
+                     "left out of training altogether)")
     return tab
 
 
@@ -270,6 +278,9 @@ def _run(a: argparse.Namespace, rep: Report) -> int:
             j = judge if jm is None else make_judge(jm)
             key = jm or judge_name(judge)
             real[key] = judge_on_real(j, shared, a.hsi_limit)
+            val = (getattr(j, "card", None) or {}).get("metrics", {}).get("validation", {})
+            if val:   # the tip judge trains on gordon-hsi: its held-out H:Si figures come from its card
+                real[key]["held_out_validation"] = {k: v for k, v in val.items() if k.startswith("real_")}
             for surf, v in real[key].items():
                 if isinstance(v, dict):
                     say(f"judge {key} on {surf}: " + json.dumps({k: x for k, x in v.items() if k != "items"}))

@@ -87,11 +87,15 @@ def hsi_crowd_rule(proba: np.ndarray, categories) -> np.ndarray:
 
 
 def judge_from_card(card: dict, **overrides) -> "Judge":
-    """The judge an agent was trained with, from its card's ``predict.judge`` (model, aux, threshold, features)."""
+    """The judge an agent was trained with, from its card's ``predict.judge`` (model, aux, threshold, features).
+
+    ``overrides`` (e.g. ``model="autopilot-judge"``) replace the card's; a tip-feature judge
+    (:class:`TipJudge`) takes only ``threshold``, and its observation is not the one a trained agent expects.
+    """
     spec = dict((card or {}).get("predict", {}).get("judge", {}) or {})
     kw = {k: spec[k] for k in ("model", "aux", "threshold", "features") if k in spec}
     kw.update({k: v for k, v in overrides.items() if v is not None})
-    return Judge(**kw)
+    return make_judge(**kw)
 
 
 @dataclass
@@ -491,7 +495,7 @@ class TipJudge:
         return out
 
 
-def make_judge(model: str = "good-bad", **kw):
+def make_judge(model: str = "good-bad", **kw) -> "Judge | TipJudge":
     """A judge by model name: a tip-feature judge (a ``task: autopilot-judge`` JSON in ``scopenet/weights``,
     e.g. ``"autopilot-judge"``, optionally ``"NAME:variant"``) or a classifier :class:`Judge`."""
     from pathlib import Path

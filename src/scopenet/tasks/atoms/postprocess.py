@@ -294,7 +294,7 @@ def counts_like(img: np.ndarray) -> bool:
 def refine_gaussian(img: np.ndarray, peaks: np.ndarray, radius: float, sigma0: float | None = None,
                     iterations: int = 4, passes: int = 3, plane: bool = False, shared_width: bool = True,
                     window: float = 2.0, weights: str = "auto", com_start: bool = True,
-                    max_move: float = 1.0) -> dict:
+                    max_move: float = 1.0, small_window: float | None = 1.25, switch_px: float = 0.065) -> dict:
     """Fit 2-D Gaussians to the image at every peak (vectorised least squares; Poisson-weighted for counts).
 
     A first pass fits each column alone (amplitude, position, width and a constant background in the
@@ -332,6 +332,12 @@ def refine_gaussian(img: np.ndarray, peaks: np.ndarray, radius: float, sigma0: f
         One width for every column in the joint passes (otherwise each keeps its own first-pass width).
     window : float
         Radius of the joint passes' windows, in fitted widths.
+    small_window, switch_px : float or None, float
+        The adaptive window: when the median position uncertainty (Cramér-Rao bound) after the first joint
+        pass is below ``switch_px`` px, the remaining passes use windows of ``small_window`` widths. With
+        little noise the error is the structured background's (an amorphous support, the neighbours'
+        tails), which a tighter window sees less of; with much noise the wider window's extra pixels
+        matter more. None: always ``window``.
     weights : {"auto", "poisson", "uniform"}
     com_start : bool
         Start from the centre of mass in ``radius`` (False: the given ``peaks``, already sub-pixel).
@@ -411,9 +417,11 @@ def refine_gaussian(img: np.ndarray, peaks: np.ndarray, radius: float, sigma0: f
         fixed = free.copy()
         fixed[3] = 0.0
         nb = None
+        adapt = small_window is not None and passes >= 2
+        window0 = window
         for it in range(passes):
             sig = np.exp(ls)
-            rad = np.maximum(1.5, window * sig)
+            rad = np.maximum(SMALL_MIN_PX if window != window0 else 1.5, window * sig)
             rw = float(np.max(rad))
             patch, c, d, yy, xx, oy, ox, disk = windows(cur, rw)
             disk &= (yy - oy[:, None, None]) ** 2 + (xx - ox[:, None, None]) ** 2 <= rad[:, None, None] ** 2
@@ -431,7 +439,9 @@ def refine_gaussian(img: np.ndarray, peaks: np.ndarray, radius: float, sigma0: f
                 own = amp.astype(np.float32)[:, None, None] * gy * gx
                 wf = wf / np.maximum(others + own + bg[:, None, None], 1.0)
             last = it == passes - 1
-            th, vy, vx, n = _fit(p, yy, xx, wf, t0, max(2, iterations // 2), fixed if last else free, poisson, last)
+            probe = adapt and it == 0 and not last
+            th, vy, vx, n = _fit(p, yy, xx, wf, t0, max(2, iterations // 2), fixed if last else free, poisson,
+                                 last or probe)
             good = check(th, np.where(last, vy, 0.0), np.where(last, vx, 0.0), n, oy, ox, last)
             good &= np.hypot(*(th[:, 1:3] + c - start).T) <= max_move * radius
             new = th[:, 1:3] + c
@@ -443,9 +453,15 @@ def refine_gaussian(img: np.ndarray, peaks: np.ndarray, radius: float, sigma0: f
                 if shared_width:
                     ls[:] = np.median(th[good, 3])
             ok = good
+            if probe:  # the noise after one joint pass chooses the window of the next ones
+                sv = np.sqrt(np.clip((vy + vx) / 2, 0, None))[good & np.isfinite(vy) & np.isfinite(vx)]
+                out["first_pass_sigma_px"] = float(np.median(sv)) if len(sv) else float("inf")
+                if out["first_pass_sigma_px"] < switch_px:
+                    window = float(small_window)
         theta = np.concatenate([amp[:, None], cur, ls[:, None], bg[:, None], th[:, 5:]], 1)
     pos = np.where(ok[:, None], theta[:, 1:3], start)
     out["background_model"] = (pos[ok], theta[ok, 0], np.exp(theta[ok, 3])) if ok.any() else None
+    out["window"] = float(window)
     out.update(positions=pos, sigma_pos=np.where(ok, np.sqrt(np.clip((vy + vx) / 2, 0, None)), np.inf),
                amplitude=np.where(ok, theta[:, 0], np.nan_to_num(hi - lo)),
                width=np.where(ok, np.exp(theta[:, 3]), 0.0), ok=ok)
@@ -456,6 +472,7 @@ def refine_gaussian(img: np.ndarray, peaks: np.ndarray, radius: float, sigma0: f
 #: background with the columns' own width (measured on simulated images by the fit floor of ``scopenet bench
 #: atoms``; about 1.2, see :func:`structured_sd`)
 STRUCTURED_GAIN = 1.2
+SMALL_MIN_PX = 2.0
 
 
 def structured_sd(img: np.ndarray, positions: np.ndarray, amplitude: np.ndarray, width: np.ndarray,
@@ -802,9 +819,12 @@ def atom_table(img: np.ndarray, heat: np.ndarray, peaks: np.ndarray, confidence:
     radius = cfg.refine_radius or default_radius(peaks)
     start = refine_heatmap(heat, peaks, 1.5)
     s_bg = 0.0
+    fit_window = float("nan")
     if cfg.refine == "gaussian":
         fit = refine_gaussian(img, start, radius, com_start=False)  # the heatmap's centroids: steadier at low dose
         bm = fit.pop("background_model")
+        fit_window = fit.pop("window", float("nan"))
+        fit.pop("first_pass_sigma_px", None)
         if bm is not None:
             s_bg = structured_sd(img, *bm)
     else:  # fast modes: no fit, so no uncertainty (NaN); the intensity is the image at the peak
@@ -863,6 +883,7 @@ def atom_table(img: np.ndarray, heat: np.ndarray, peaks: np.ndarray, confidence:
         reasons.append(f"{(~fit['ok']).mean():.0%} of the Gaussian fits failed")
     return {"columns": cols, "ood": bool(reasons), "ood_reasons": reasons, "median_confidence": med_conf,
             "spacing_px": spacing, "refine_radius_px": float(radius), "structured_background_sd": s_bg,
+            "fit_window_widths": fit_window,
             "reference_vectors_px": None if strain["reference"] is None else strain["reference"].tolist()}
 
 

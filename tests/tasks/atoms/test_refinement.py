@@ -123,3 +123,78 @@ def test_spacing_of_a_large_image_comes_from_a_central_crop():
     pos = _grid(9.0, 1200, seed=7, jitter=0.0)
     img = render_gaussians((1200, 1200), pos, np.ones(len(pos)), 1.5)
     assert pp.estimate_spacing(img) == pytest.approx(9.0, abs=0.6)
+
+
+def test_neighbour_sum_equals_the_rendered_model_without_the_atom_itself():
+    """The joint passes sum each window's neighbours directly (k-d tree, separable Gaussians); this must
+    equal rendering every fitted column and subtracting the atom's own Gaussian."""
+    pos = _grid(5.0, 80, seed=8, jitter=0.6)
+    amp = np.random.default_rng(9).uniform(0.5, 2.0, len(pos))
+    sig = 1.3
+    r = 4
+    rendered = pp._render((80, 80), pos, amp, np.full(len(pos), sig))
+    full, c, d = pp._patches(rendered, pos, r)
+    yy, xx = d[None, :, None] - (pos[:, 0] - c[:, 0])[:, None, None], d[None, None, :] - (pos[:, 1] - c[:, 1])[:, None, None]
+    own = amp[:, None, None] * np.exp(-(yy ** 2 + xx ** 2) / (2 * sig ** 2))
+    nb = pp._neighbours(pos, r * np.sqrt(2) + 4 * sig + 1)
+    others = pp._neighbour_sum(pos, amp, np.full(len(pos), sig), c, d, nb)
+    inside = np.isfinite(full)
+    np.testing.assert_allclose(others[inside], (full - own)[inside], atol=2e-3 * amp.max())
+    assert nb.shape[1] >= 4 and not (nb == np.arange(len(pos))[:, None]).any()
+
+
+def test_strided_patches_match_fancy_indexing():
+    rng = np.random.default_rng(10)
+    img = rng.standard_normal((40, 50))
+    centres = np.array([[0.2, 0.0], [39.0, 49.4], [20.6, 10.2], [-3.0, 60.0]])
+    p, c, d = pp._patches(img, centres, 3)
+    pad = np.pad(img, 3, constant_values=np.nan)
+    ref = pad[c[:, 0, None, None] + 3 + d[None, :, None], c[:, 1, None, None] + 3 + d[None, None, :]]
+    np.testing.assert_array_equal(np.isnan(p), np.isnan(ref))
+    np.testing.assert_array_equal(np.nan_to_num(p), np.nan_to_num(ref))
+    assert c.tolist()[3] == [0, 49]  # clipped into the image
+
+
+def test_plateau_peaks_give_one_peak_at_their_centre():
+    h = np.zeros((20, 20), np.float32)
+    h[5, 5:8] = 0.9  # a 3-pixel plateau: one peak, its centre
+    h[14, 14] = 0.8
+    h[14, 15] = 0.5
+    pk, val = pp.heatmap_peaks(h, 0.4, 2)
+    assert sorted(map(tuple, pk.tolist())) == [(5, 6), (14, 14)]
+    assert sorted(val.tolist()) == pytest.approx([0.8, 0.9])
+
+
+def test_subpixel_shift_on_a_sloped_background_is_recovered_with_the_plane():
+    """A lattice shifted by a known sub-pixel amount on a tilted plane: the fit with a plane background
+    recovers the positions to < 0.02 px."""
+    pos = _grid(11.0, 128, seed=11, jitter=0.0) + np.array([0.37, -0.21])
+    yy, xx = np.mgrid[0:128, 0:128]
+    img = render_gaussians((128, 128), pos, np.full(len(pos), 100.0), 1.8) + 20 + 0.3 * yy - 0.2 * xx
+    fit = pp.refine_gaussian(img, np.rint(pos), pp.default_radius(pos), plane=True)
+    inner = ((pos > 8) & (pos < 120)).all(1)
+    assert fit["ok"][inner].all()
+    assert np.abs(fit["positions"] - pos)[inner].max() < 0.02
+
+
+@pytest.mark.parametrize("dose,small", [(20.0, False), (2000.0, True)])
+def test_adaptive_window_shrinks_only_when_the_noise_is_low(dose, small):
+    """With little noise the error is the structured background's (here a support field of the columns'
+    width, 10 % of their peak): the tighter window then lowers it; with much noise the window stays."""
+    pos = _grid(9.0, 160, seed=12)
+    rng = np.random.default_rng(13)
+    support = 0.1 * dose * (1 + gaussian_random_field((160, 160), rng, 1.6))
+    clean = render_gaussians((160, 160), pos, np.full(len(pos), dose), 1.6) + 0.05 * dose + support
+    img = rng.poisson(np.clip(clean, 0, None)).astype(float)
+    fit = pp.refine_gaussian(img, np.rint(pos), pp.default_radius(pos))
+    assert (fit["first_pass_sigma_px"] < 0.065) == small
+    assert fit["window"] == (1.25 if small else 2.0)
+    fixed = pp.refine_gaussian(img, np.rint(pos), pp.default_radius(pos), small_window=None)
+    assert fixed["window"] == 2.0
+    inner = ((pos > 8) & (pos < 152)).all(1)
+    err_adaptive = np.sqrt(np.mean((fit["positions"] - pos)[inner] ** 2))
+    err_fixed = np.sqrt(np.mean((fixed["positions"] - pos)[inner] ** 2))
+    if small:
+        assert err_adaptive < 0.9 * err_fixed
+    else:
+        np.testing.assert_array_equal(fit["positions"], fixed["positions"])

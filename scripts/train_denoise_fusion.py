@@ -7,15 +7,17 @@ Two stages, both resumable:
    the em-real held-out split), half physical TEM/STEM/SEM acquisitions and half Ede's dose noise (low and
    high, real crops half binned 2x2); the candidate bank of each pair is computed once and cached in
    ``cache/pairs-XXXX.npz`` (float16). ``--worker i --workers n`` splits the pairs over processes.
-2. ``train``: the fusion network on random crops of the cached banks (Adam, cosine, log-MSE per crop),
-   checkpoints in ``cache/ckpt.pt`` (``--resume`` continues), then ``--out`` (a model: ``.safetensors`` +
-   ``.json`` card with data, config and training time).
+2. ``train``: the image-wide stage (the MLP choosing convex weights over the candidates from image-wide
+   features) trained exactly and full-batch on every crop's candidate error Gram matrix (seconds), then, when
+   the recipe's ``arch_config.width > 0``, the per-pixel stage on random crops of the cached banks (log-MSE
+   per crop, checkpoints in ``cache/ckpt.pt``); the model is written to ``--out`` (``.safetensors`` +
+   ``.json`` card with the data, config and training time).
 
 Usage::
 
     OMP_NUM_THREADS=1 python scripts/train_denoise_fusion.py data --config recipes/denoise-fusion.yaml
     OMP_NUM_THREADS=1 python scripts/train_denoise_fusion.py train --config recipes/denoise-fusion.yaml \\
-        --out src/scopenet/weights/denoise-fusion [--resume]
+        --out src/scopenet/weights/denoise-fusion
 """
 from __future__ import annotations
 
@@ -111,7 +113,17 @@ def load_data(cfg: FusionTrainConfig):
     return xs, ys, tags
 
 
-def train(cfg: FusionTrainConfig, out: Path, resume: bool = False) -> None:
+def _grams(xs, ys) -> np.ndarray:
+    out = []
+    for x, y in zip(xs, ys):
+        e = (np.asarray(x, np.float32) - np.asarray(y, np.float32)).reshape(len(x), -1)
+        out.append(e @ e.T / e.shape[1])
+    return np.stack(out)
+
+
+def train(cfg: FusionTrainConfig, out: Path) -> None:
+    from scopenet.nn.fusion import global_features
+
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     xs, ys, tags = load_data(cfg)
@@ -122,15 +134,8 @@ def train(cfg: FusionTrainConfig, out: Path, resume: bool = False) -> None:
     nval = max(1, int(round(cfg.val_fraction * len(xs)))) if cfg.val_fraction > 0 else 0
     val_idx, tr_idx = order[:nval], order[nval:]
     est = _estimator(cfg)
+    net = est.net_
     ckpt = cfg.cache / "ckpt.pt"
-    start, opt_state, hist0, elapsed0 = 0, None, [], 0.0
-    if resume and ckpt.exists():
-        st = torch.load(ckpt, weights_only=False)
-        est.net_.load_state_dict(st["net"])
-        start, opt_state, hist0, elapsed0 = st["step"], st["opt"], st["history"], st["elapsed_s"]
-        print(f"resuming at step {start}", flush=True)
-    t0 = time.perf_counter()
-    best = {"val": float("inf")}
     log_path = cfg.cache / "train.log"
 
     def log(line: str) -> None:
@@ -138,23 +143,50 @@ def train(cfg: FusionTrainConfig, out: Path, resume: bool = False) -> None:
         with log_path.open("a") as fh:
             fh.write(line + "\n")
 
-    def checkpoint(step, hist, val):
-        st = {"net": est.net_.state_dict(), "opt": est.net_.opt_.state_dict(), "step": step,
-              "history": hist0 + hist, "elapsed_s": elapsed0 + time.perf_counter() - t0, "val": val}
-        torch.save(st, cfg.cache / "ckpt.tmp.pt")
-        (cfg.cache / "ckpt.tmp.pt").rename(ckpt)
-        if val is not None and val < best["val"]:
-            best["val"] = val
-            torch.save(st, cfg.cache / "best.pt")
+    t0 = time.perf_counter()
+    # stage 1: the image-wide weights, exactly on full crops: MSE(w) = w^T G w with G the candidates' error Gram
+    with torch.no_grad():
+        feats = torch.cat([global_features(torch.from_numpy(np.asarray(x, np.float32)[None])) for x in xs])
+    tr, va = torch.from_numpy(tr_idx), torch.from_numpy(val_idx)
+    net.set_feature_norm(feats[tr].mean(0), feats[tr].std(0) + 1e-6)
+    G = torch.from_numpy(_grams(xs, ys))
+    opt = torch.optim.Adam(net.mlp.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
-    budget = None if cfg.time_budget_s is None else max(1.0, cfg.time_budget_s - elapsed0)
-    hist = train_fusion(est.net_, [xs[i] for i in tr_idx], [ys[i] for i in tr_idx], steps=cfg.steps,
-                        batch_size=cfg.batch_size, patch=cfg.patch, lr=cfg.lr, lr_final_fraction=cfg.lr_final_fraction,
-                        seed=cfg.seed, time_budget_s=budget,
-                        val=([np.asarray(xs[i], np.float32) for i in val_idx],
-                             [np.asarray(ys[i], np.float32) for i in val_idx]),
-                        checkpoint=checkpoint, checkpoint_every=cfg.checkpoint_every, start_step=start,
-                        optimizer_state=opt_state, log=log)
+    def loss(idx):
+        w = torch.softmax(net.mlp((feats[idx] - net.feature_mean) / net.feature_std), dim=1)
+        return torch.log(torch.einsum("nk,nkl,nl->n", w, G[idx], w) + 1e-6).mean()
+
+    hist = []
+    for step in range(cfg.steps):
+        lval = loss(tr)
+        opt.zero_grad(set_to_none=True)
+        lval.backward()
+        opt.step()
+        hist.append(float(lval))
+        if (step + 1) % max(1, cfg.steps // 10) == 0:
+            with torch.no_grad():
+                v = float(loss(va)) if len(va) else None
+            log(f"global step {step + 1} train {hist[-1]:.4f} val {v}")
+    with torch.no_grad():
+        ref = {c: float(torch.log(G[va][:, k, k] + 1e-6).mean()) for k, c in enumerate(cfg.candidates)} if len(va) else {}
+        v_final = float(loss(va)) if len(va) else None
+    log(f"global stage done in {time.perf_counter() - t0:.1f} s; val log-MSE {v_final}; single candidates: "
+        + ", ".join(f"{c} {r:.3f}" for c, r in ref.items()))
+    st = {"net": net.state_dict(), "step": cfg.steps, "history": hist, "elapsed_s": time.perf_counter() - t0,
+          "val": v_final, "ref": ref}
+    torch.save(st, ckpt)
+    # stage 2 (optional): the per-pixel refinement on patches
+    if cfg.pixel_steps > 0 and net.head is not None:
+        def checkpoint(step, h, val):
+            torch.save({**st, "net": net.state_dict(), "step": cfg.steps + step, "history": hist + h,
+                        "elapsed_s": time.perf_counter() - t0, "val": val}, ckpt)
+
+        train_fusion(net, [xs[i] for i in tr_idx], [ys[i] for i in tr_idx], steps=cfg.pixel_steps,
+                     batch_size=cfg.batch_size, patch=cfg.patch, lr=cfg.pixel_lr,
+                     lr_final_fraction=cfg.lr_final_fraction, seed=cfg.seed, time_budget_s=cfg.time_budget_s,
+                     val=([np.asarray(xs[i], np.float32) for i in val_idx],
+                          [np.asarray(ys[i], np.float32) for i in val_idx]),
+                     checkpoint=checkpoint, checkpoint_every=cfg.checkpoint_every, log=log)
     st = torch.load(ckpt, weights_only=False)
     train_s = st["elapsed_s"]
     counts = {t: tags.count(t) for t in sorted(set(tags))}
@@ -168,10 +200,18 @@ def train(cfg: FusionTrainConfig, out: Path, resume: bool = False) -> None:
                                       "physical pairs: scopenet.simulate.em.degrade (modality-matched content); "
                                       "Ede ch. 6 dose noise (low/high, real crops half 2x2-binned)"},
                   "config": json.loads(cfg.model_dump_json()), "steps": st["step"], "time_s": round(train_s, 1),
-                  "final_val_loss": st["val"], "hardware": "CPU, 1 torch thread, shared 2-core machine",
-                  "script": "scripts/train_denoise_fusion.py", "recipe": "recipes/denoise-fusion.yaml"},
+                  "hardware": "CPU, 1 torch thread, shared 2-core machine",
+                  "command": "python scripts/train_denoise_fusion.py data|train --config recipes/denoise-fusion.yaml",
+                  "stages": [{"name": "image-wide weights (full-batch, exact Gram loss)", "steps": cfg.steps,
+                              "val_log_mse": st["val"], "val_log_mse_single_candidates": st.get("ref", {})},
+                             *([{"name": "per-pixel", "steps": st["step"] - cfg.steps}] if st["step"] > cfg.steps
+                               else [])]},
+        preprocessing={"input": "one 2-D image of any size; each frame scaled by robust percentiles (0.1, 99.9) "
+                                "and clipped to [0, 1]; the candidate bank (config.candidates) is computed outside "
+                                "the network; the output is mapped back to the input's units",
+                       "input_shape": [1, len(cfg.candidates), 64, 64]},
     )
-    est.history_ = hist0 + hist
+    est.history_ = list(st["history"])
     est.save(out, overwrite=True)
     log(f"saved {out} after {st['step']} steps, {train_s:.0f} s")
 
@@ -183,13 +223,12 @@ def main(argv=None) -> int:
     p.add_argument("--worker", type=int, default=0)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--out", default="runs/denoise-fusion/model")
-    p.add_argument("--resume", action="store_true")
     a = p.parse_args(argv)
     cfg = _config(a.config)
     if a.stage == "data":
         make_data(cfg, a.worker, a.workers)
     else:
-        train(cfg, Path(a.out), a.resume)
+        train(cfg, Path(a.out))
     return 0
 
 

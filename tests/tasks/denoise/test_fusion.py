@@ -182,3 +182,25 @@ def test_fit_rejects_mismatched_targets_and_small_images():
         est.fit([IMG], targets=[IMG, IMG], steps=1)
     with pytest.raises(InputError, match="patch"):
         est.fit([IMG[:10, :10]], steps=1, patch=16)
+
+
+def test_image_wide_mode_weights_are_constant_per_image_and_follow_the_noise():
+    from scopenet.nn.fusion import global_features
+
+    net = _randomised(build_architecture("denoise-fusion", {"n_candidates": 3, "hidden": 8, "width": 0}))
+    c = torch.from_numpy(RNG.random((2, 3, 20, 24)).astype(np.float32))
+    with torch.no_grad():
+        w, r = net.forward_parts(c)
+    assert torch.all(r == 0)
+    torch.testing.assert_close(w, w[:, :, :1, :1].expand_as(w))  # one weight per candidate and image
+    # features: log mean squared difference to the input per candidate, then the input's Haar-MAD noise
+    x = torch.zeros(1, 3, 8, 8)
+    x[0, 1] = 0.1
+    x[0, 2] = 0.2
+    f = global_features(x)
+    torch.testing.assert_close(f[0, :2], torch.log(torch.tensor([0.01, 0.04]) + 1e-8))
+    assert float(f[0, 2]) == pytest.approx(np.log(1e-8))  # a flat input: no noise
+    noisy = torch.from_numpy(np.random.default_rng(1).normal(0, 0.1, (1, 3, 64, 64)).astype(np.float32))
+    assert float(global_features(noisy)[0, 2]) == pytest.approx(np.log(0.01), abs=0.3)
+    with pytest.raises(InputError, match="positive"):
+        net.set_feature_norm([0, 0, 0], [1, 0, 1])

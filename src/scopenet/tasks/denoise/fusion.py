@@ -133,7 +133,10 @@ class FusionTrainConfig(_Base):
         Random pixel sampling of the physical pairs' clean crops.
     n_sim_per_kind, sim_size : int
         The simulated pool (as ``denoise-default``'s, smaller).
-    steps, time_budget_s, batch_size, patch, lr, lr_final_fraction : the optimisation (Adam, cosine).
+    steps, lr, weight_decay : the image-wide stage: full-batch Adam on the MLP over every training crop's
+        features, the loss computed exactly from each crop's candidate error Gram matrix (seconds on a CPU).
+    pixel_steps, pixel_lr, time_budget_s, batch_size, patch, lr_final_fraction : the optional per-pixel stage
+        (``arch_config.width > 0``): Adam on random patches, cosine, :func:`train_fusion`.
     val_fraction : float
         Pairs held out from training for the validation loss.
     checkpoint_every : int
@@ -144,8 +147,7 @@ class FusionTrainConfig(_Base):
     name: str = "denoise-fusion"
     cache: Path = Path("/tmp/fusion-data")
     candidates: list[str] = Field(default_factory=lambda: list(DEFAULT_CANDIDATES))
-    arch_config: dict[str, Any] = Field(default_factory=lambda: {"width": 32, "dilations": [1, 2, 4, 8, 1],
-                                                                  "alpha": 0.25, "global_context": True})
+    arch_config: dict[str, Any] = Field(default_factory=lambda: {"hidden": 16, "width": 0})
     normalise: Literal["robust", "minmax"] = "robust"
     percentiles: tuple[float, float] = (0.1, 99.9)
     n_pairs: int = Field(360, ge=2)
@@ -158,11 +160,14 @@ class FusionTrainConfig(_Base):
     zoom_range: tuple[float, float] = (0.5, 2.5)
     n_sim_per_kind: int = Field(24, ge=1)
     sim_size: int = Field(256, ge=16)
-    steps: int = Field(3000, ge=1)
-    time_budget_s: float | None = Field(2400.0, gt=0)
+    steps: int = Field(2000, ge=1)
+    lr: float = Field(1e-2, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    pixel_steps: int = Field(0, ge=0)
+    pixel_lr: float = Field(1e-3, gt=0)
+    time_budget_s: float | None = Field(1800.0, gt=0)
     batch_size: int = Field(8, ge=1)
-    patch: int = Field(96, ge=8)
-    lr: float = Field(2e-3, gt=0)
+    patch: int = Field(64, ge=8)
     lr_final_fraction: float = Field(0.05, ge=0, le=1)
     val_fraction: float = Field(0.1, ge=0, lt=1)
     checkpoint_every: int = Field(100, ge=1)
@@ -419,7 +424,8 @@ def train_fusion(net: torch.nn.Module, xs: Sequence[np.ndarray], ys: Sequence[np
     ``ys`` ``(1, H, W)``; cosine learning rate to ``lr * lr_final_fraction``; :func:`fusion_loss`.
 
     ``checkpoint(step, history, val_loss)`` is called every ``checkpoint_every`` steps and at the end;
-    the run stops at ``steps`` or after ``time_budget_s`` seconds. Returns the loss per step.
+    the run stops at ``steps`` or after ``time_budget_s`` seconds (the cosine follows whichever is nearer
+    its end). Returns the loss per step.
     """
     from ...nn.device import place
 
@@ -452,7 +458,9 @@ def train_fusion(net: torch.nn.Module, xs: Sequence[np.ndarray], ys: Sequence[np
     net.train()
     step = start_step
     while step < steps:
-        frac = step / max(1, steps)
+        frac = step / max(1, steps)  # the schedule follows whichever budget, steps or time, is nearer its end
+        if time_budget_s is not None:
+            frac = max(frac, (time.perf_counter() - t0) / time_budget_s)
         cur = lr * (lr_final_fraction + (1 - lr_final_fraction) * 0.5 * (1 + np.cos(np.pi * frac)))
         for g in opt.param_groups:
             g["lr"] = cur

@@ -46,6 +46,19 @@ def test_replay_backend_and_bad_options(tmp_path):
 
 
 @pytest.mark.slow
+def test_random_agent_takes_the_tip_feature_judge_by_name(tmp_path):
+    out = tmp_path / "run"
+    r = scopenet("autopilot", "--sim", "--hours", "0.1", "--seed", "1", "--agent", "random", "--judge",
+                 "autopilot-judge", "-o", out, "-q", "--no-report")
+    assert r.returncode == 0, r.output
+    ev = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    judged = [e["judge"] for e in ev if e["event"] == "image"]
+    assert judged and all("ghost" in j["features"] for j in judged)  # the tip-feature judge's own features
+    ck = json.loads((out / "checkpoint.json").read_text())
+    assert ck["config"]["good_threshold"] == 0.5  # the tip judge's default, not the classifier's 0.9
+
+
+@pytest.mark.slow
 def test_bench_json_prints_one_object():
     r = scopenet("bench", "autopilot", "--episodes", "2", "--select-episodes", "2", "--json")
     assert r.returncode == 0, r.output

@@ -70,7 +70,8 @@ def register(app: typer.Typer) -> None:
                                   help="shipped agent NAME, a saved agent path, 'random', or 'fixed:A,B,...'"),
         judge: Optional[str] = typer.Option(
             None, "--judge", help="classify model that judges the images: a single-label good/bad model or a "
-                                  "multi-label H:Si model such as hsi-six (default: the agent's own judge)"),
+                                  "multi-label H:Si model such as hsi-six, or the tip-feature judge autopilot-judge "
+                                  "(default: the agent's own judge)"),
         threshold: Optional[float] = typer.Option(
             None, "--threshold", help="good-tip probability at which the judge says good (default: the agent's "
                                       "judge, 0.9 as DeepSPM; about 0.5 suits the hsi-six crowd rule)"),
@@ -84,7 +85,7 @@ def register(app: typer.Typer) -> None:
         with user_errors():
             import time
 
-            from ..autopilot.judge import Judge, judge_from_card
+            from ..autopilot.judge import judge_from_card, make_judge
             from ..autopilot.report import write_report
             from ..autopilot.supervisor import Supervisor, SupervisorConfig
             from ..errors import InputError
@@ -99,7 +100,7 @@ def register(app: typer.Typer) -> None:
             if threshold is not None and not 0 < threshold < 1:
                 raise InputError(f"--threshold must be between 0 and 1, got {threshold}")
             the_judge = (judge_from_card(card, model=judge, threshold=threshold) if card
-                         else Judge(model=judge or "good-bad", threshold=0.9 if threshold is None else threshold))
+                         else make_judge(judge or "good-bad", threshold=threshold))  # None: the judge's own default
             sup = Supervisor(mic, the_judge, pilot, out, SupervisorConfig(hours=hours, max_bad=max_bad,
                                                                      good_threshold=the_judge.threshold))
             if resume and (out / "checkpoint.json").exists():

@@ -167,8 +167,9 @@ def calibrate(stem, n: int = 24, size: int = 192, seed: int = CALIB_SEED, save: 
     est.config.threshold = best[1]
     est.config.sigma_scale = 1.0
     est.config.background_gain = 1.0
+    est.config.background_gain_small = None
     est.config.sigma_floor_px = 0.0
-    err, noise, bg, dose = [], [], [], []
+    err, noise, bg, dose, small = [], [], [], [], []
     for ex, h in zip(exs, heats):
         df = est.locate(ex.image, heat=h)
         rc = df[["y", "x"]].to_numpy()
@@ -178,26 +179,40 @@ def calibrate(stem, n: int = 24, size: int = 192, seed: int = CALIB_SEED, save: 
             noise.append(df["sigma_noise_px"].to_numpy()[m.pairs[:, 1]])
             bg.append(df["sigma_background_px"].to_numpy()[m.pairs[:, 1]])
             dose.append(np.full(m.tp, ex.dose))
-    err, noise, bg, dose = (np.concatenate(v) for v in (err, noise, bg, dose))
+            small.append(np.full(m.tp, df.attrs.get("fit_window_widths", 2.0) < 2.0))
+    err, noise, bg, dose, small = (np.concatenate(v) for v in (err, noise, bg, dose, small))
     good = np.isfinite(noise) & np.isfinite(bg)
-    err, noise, bg, dose = err[good], noise[good], bg[good], dose[good]
-    # both factors at once: 68.3 % of per-axis errors inside 1 sigma in each third of the doses (the noise
-    # term dominates at low dose, the structured background's at high dose)
-    edges = np.quantile(dose, [1 / 3, 2 / 3])
-    bins = np.digitize(dose, edges)
-    best_loss, scale, gain = np.inf, 1.0, 1.0
-    for sc in np.linspace(0.5, 3.0, 51):
-        for g in np.linspace(0.0, 5.0, 51):
-            sig = np.hypot(sc * noise, g * bg)[:, None]
-            inside = (err <= sig).mean(1)
-            loss = sum((inside[bins == b].mean() - 0.6827) ** 2 for b in range(3) if (bins == b).any())
-            if loss < best_loss:
-                best_loss, scale, gain = loss, float(sc), float(g)
+    err, noise, bg, dose, small = err[good], noise[good], bg[good], dose[good], small[good]
+
+    def coverage_loss(sel, scales, gains):
+        """The (scale, gain) of least loss: 68.3 % of per-axis errors inside 1 sigma in each third of the
+        doses of the atoms ``sel`` (the noise term dominates at low dose, the background's at high dose)."""
+        e, nz, b, d = err[sel], noise[sel], bg[sel], dose[sel]
+        bins = np.digitize(d, np.quantile(d, [1 / 3, 2 / 3]))
+        best_fit = (np.inf, 1.0, 1.0)
+        for sc in scales:
+            for g in gains:
+                inside = (e <= np.hypot(sc * nz, g * b)[:, None]).mean(1)
+                loss = sum((inside[bins == k].mean() - 0.6827) ** 2 for k in range(3) if (bins == k).any())
+                if loss < best_fit[0]:
+                    best_fit = (loss, float(sc), float(g))
+        return best_fit
+
+    # the scale and the gain of the usual window first (the noisier images), then the gain of the
+    # adaptive small window with the same scale
+    wide = ~small if (~small).sum() >= 50 else np.ones(len(small), bool)
+    best_loss, scale, gain = coverage_loss(wide, np.linspace(0.5, 3.0, 51), np.linspace(0.0, 5.0, 51))
+    gain_small, loss_small = None, float("nan")
+    if small.sum() >= 50:
+        loss_small, _, gain_small = coverage_loss(small, [scale], np.linspace(0.0, 5.0, 101))
     est.config.sigma_scale = scale
     est.config.background_gain = gain
+    est.config.background_gain_small = gain_small
     est.config.sigma_floor_px = 0.005
     res = {"threshold": best[1], "f1_train_setting": best[0], "sigma_scale": scale, "background_gain": gain,
-           "coverage_rms_deviation": float(np.sqrt(best_loss / 3)), "images": n, "size": size, "seed": seed}
+           "background_gain_small": gain_small, "coverage_rms_deviation": float(np.sqrt(best_loss / 3)),
+           "coverage_rms_deviation_small": float(np.sqrt(loss_small / 3)), "atoms_small_window": int(small.sum()),
+           "images": n, "size": size, "seed": seed}
     if save:
         est.update_card(notes={"calibration": res})
         est.save(stem, overwrite=True)

@@ -270,7 +270,7 @@ class ExitWaveEstimator(Estimator):
                           provenance=lambda: {"model": self.name, "tta": views})
 
 
-def calibrate_confidence(est: ExitWaveEstimator, waves: np.ndarray, *, crop: int = 128, n: int = 256,
+def calibrate_confidence(est: ExitWaveEstimator, waves: np.ndarray, *, crop: int = 128, n: int = 1024,
                          quantile: float = OOD_QUANTILE, seed: int = 0) -> dict[str, float]:
     """The low-confidence threshold of the unfamiliar-input warning, from the training waves.
 

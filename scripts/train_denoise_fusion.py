@@ -152,9 +152,15 @@ def train(cfg: FusionTrainConfig, out: Path) -> None:
     G = torch.from_numpy(_grams(xs, ys))
     opt = torch.optim.Adam(net.mlp.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
+    kinds = np.array(tags)
+
     def loss(idx):
         w = torch.softmax(net.mlp((feats[idx] - net.feature_mean) / net.feature_std), dim=1)
-        return torch.log(torch.einsum("nk,nkl,nl->n", w, G[idx], w) + 1e-6).mean()
+        m = torch.einsum("nk,nkl,nl->n", w, G[idx], w)
+        if cfg.loss == "crop":
+            return torch.log(m + 1e-6).mean()
+        k = kinds[idx.numpy()]
+        return torch.stack([torch.log(m[torch.from_numpy(k == t)].mean() + 1e-6) for t in sorted(set(k))]).mean()
 
     hist = []
     for step in range(cfg.steps):
@@ -169,6 +175,12 @@ def train(cfg: FusionTrainConfig, out: Path) -> None:
             log(f"global step {step + 1} train {hist[-1]:.4f} val {v}")
     with torch.no_grad():
         ref = {c: float(torch.log(G[va][:, k, k] + 1e-6).mean()) for k, c in enumerate(cfg.candidates)} if len(va) else {}
+        for t in sorted(set(tags)):
+            sel = torch.from_numpy(kinds[val_idx] == t)
+            w = torch.softmax(net.mlp((feats[va][sel] - net.feature_mean) / net.feature_std), dim=1)
+            mm = torch.einsum("nk,nkl,nl->n", w, G[va][sel], w).mean()
+            log(f"  val {t}: mean MSE {float(mm) * 1e3:.3f}e-3; input {float(G[va][sel][:, 0, 0].mean()) * 1e3:.3f}e-3; "
+                + ", ".join(f"{c} {float(G[va][sel][:, j, j].mean()) * 1e3:.3f}" for j, c in enumerate(cfg.candidates[1:], 1)))
         v_final = float(loss(va)) if len(va) else None
     log(f"global stage done in {time.perf_counter() - t0:.1f} s; val log-MSE {v_final}; single candidates: "
         + ", ".join(f"{c} {r:.3f}" for c, r in ref.items()))
@@ -202,7 +214,7 @@ def train(cfg: FusionTrainConfig, out: Path) -> None:
                   "config": json.loads(cfg.model_dump_json()), "steps": st["step"], "time_s": round(train_s, 1),
                   "hardware": "CPU, 1 torch thread, shared 2-core machine",
                   "command": "python scripts/train_denoise_fusion.py data|train --config recipes/denoise-fusion.yaml",
-                  "stages": [{"name": "image-wide weights (full-batch, exact Gram loss)", "steps": cfg.steps,
+                  "stages": [{"name": "image-wide weights (full-batch, exact Gram loss)", "steps": cfg.steps, "loss": cfg.loss,
                               "val_log_mse": st["val"], "val_log_mse_single_candidates": st.get("ref", {})},
                              *([{"name": "per-pixel", "steps": st["step"] - cfg.steps}] if st["step"] > cfg.steps
                                else [])]},

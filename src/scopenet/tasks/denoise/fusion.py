@@ -135,6 +135,10 @@ class FusionTrainConfig(_Base):
         The simulated pool (as ``denoise-default``'s, smaller).
     steps, lr, weight_decay : the image-wide stage: full-batch Adam on the MLP over every training crop's
         features, the loss computed exactly from each crop's candidate error Gram matrix (seconds on a CPU).
+    loss : {"crop", "group"}
+        The image-wide stage's loss: the mean over crops of ``log(MSE)`` (every crop by its ratio), or the mean
+        over the kinds of pair (physical TEM/STEM/SEM, Ede low/high) of ``log(mean MSE of the kind)``, as the
+        benchmark scores (a few ruined crops weigh what they cost the mean).
     pixel_steps, pixel_lr, time_budget_s, batch_size, patch, lr_final_fraction : the optional per-pixel stage
         (``arch_config.width > 0``): Adam on random patches, cosine, :func:`train_fusion`.
     val_fraction : float
@@ -161,6 +165,7 @@ class FusionTrainConfig(_Base):
     n_sim_per_kind: int = Field(24, ge=1)
     sim_size: int = Field(256, ge=16)
     steps: int = Field(2000, ge=1)
+    loss: Literal["crop", "group"] = "group"
     lr: float = Field(1e-2, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     pixel_steps: int = Field(0, ge=0)

@@ -165,7 +165,7 @@ class FusionTrainConfig(_Base):
     n_sim_per_kind: int = Field(24, ge=1)
     sim_size: int = Field(256, ge=16)
     steps: int = Field(2000, ge=1)
-    loss: Literal["crop", "group"] = "group"
+    loss: Literal["crop", "group"] = "crop"
     lr: float = Field(1e-2, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     pixel_steps: int = Field(0, ge=0)

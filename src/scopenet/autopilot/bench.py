@@ -11,6 +11,11 @@ a bound on what observing the tip can buy over a fixed sequence. Each episode us
 was trained with (its card's ``predict.judge``: model, auxiliary scores, image statistics). Targets (issue 23): agent median <= 0.7 x random median, and
 below the best fixed sequence's median.
 
+``--real`` also scores each judge against the simulator's truth on ``--sim-frames`` frames of the
+simulated microscope (:func:`~.judge.sim_frames`: half good apexes, half random bad ones after random
+conditioning actions; seeds disjoint from the episodes' and from the tip judge's training frames), with
+the fraction of each kind of bad tip called good.
+
 ``--json`` with no file prints one JSON object on stdout (nothing else); ``--json FILE`` writes the
 harness's JSON report there as every bench does.
 """
@@ -28,6 +33,8 @@ from ..tasks._bench import BenchSpec, Report, Table
 
 EPISODE_SEED_BASE = 1_000_000      # benchmark episodes: 1,000,000 + 10,000 * seed + i
 SELECT_SEED_BASE = 2_000_000       # selection episodes of the fixed sequences
+SIM_FRAMES_SEED_BASE = 3_000_000   # --real's simulated-microscope frames: 3,000,000 + 10,000 * seed + i
+                                   # (the tip judge trains on sim_frames seeds 100,000..101,499)
 
 
 def _candidates() -> list[list[int]]:
@@ -228,11 +235,36 @@ def judge_on_real(judge, shared, n_hsi: int | None = None, labels: Path | None =
     return out
 
 
+def judge_on_sim(judge, n: int, seed: int) -> dict:
+    """The judge against the simulated microscope's truth on ``n`` frames of :func:`~.judge.sim_frames`
+    (seeds ``SIM_FRAMES_SEED_BASE + 10,000 * seed + i``): :func:`_verdict_stats`, plus per defect kind the
+    frames with it and the fraction called good (``called_good``) and unknown."""
+    from .judge import sim_frames
+
+    imgs, truth, defects = sim_frames(n, SIM_FRAMES_SEED_BASE + 10_000 * int(seed))
+    res = judge.judge_many(imgs)
+    out = _verdict_stats(res, truth)
+    v = np.array([r.verdict for r in res])
+    kinds = {}
+    for k in ("blunt", "double", "asymmetric", "adsorbate", "unstable"):
+        m = np.array([k in d for d in defects])
+        if m.any():
+            kinds[k] = {"frames": int(m.sum()), "called_good": round(float((v[m] == "good").mean()), 4),
+                        "unknown": round(float((v[m] == "unknown").mean()), 4)}
+    out["by_defect"] = kinds
+    out["good_tips_called_good"] = round(float((v[truth] == "good").mean()), 4) if truth.any() else None
+    return out
+
+
+#: key of the simulated-microscope row in ``judge_real``
+SIM_TRUTH = "simulated microscope (simulator truth)"
+
+
 def _real_table(real: dict) -> Table:
     """Per judge and surface: images, coverage (fraction not unknown), accuracy on the judged, majority class."""
     tab = Table(["judge", "surface", "images", "good fraction", "coverage", "accuracy (judged)",
                  "majority (judged)", "accuracy p>=0.5 (all)", "majority (all)"],
-                title="Tip verdicts on real STM images (unknown answers excluded from accuracy)")
+                title="Tip verdicts on real STM images and on the simulated microscope (unknown answers excluded from accuracy)")
     for key, per in real.items():
         if key == "crowd_rule_out_of_fold":
             continue
@@ -278,6 +310,8 @@ def _run(a: argparse.Namespace, rep: Report) -> int:
             j = judge if jm is None else make_judge(jm)
             key = jm or judge_name(judge)
             real[key] = judge_on_real(j, shared, a.hsi_limit)
+            if a.sim_frames:
+                real[key][SIM_TRUTH] = judge_on_sim(j, a.sim_frames, a.seed)
             val = (getattr(j, "card", None) or {}).get("metrics", {}).get("validation", {})
             if val:   # the tip judge trains on gordon-hsi: its held-out H:Si figures come from its card
                 real[key]["held_out_validation"] = {k: v for k, v in val.items() if k.startswith("real_")}
@@ -352,6 +386,9 @@ def _options(g) -> None:
                    help="with --real: also score the crowd rule on out-of-fold predictions (the .logits.npz of "
                         "scripts/train_classify.py cv)")
     g.add_argument("--hsi-limit", type=int, default=None, help="with --real: first N gordon-hsi images (default all)")
+    g.add_argument("--sim-frames", type=int, default=400,
+                   help="with --real: also score each judge on this many simulated-microscope frames against the "
+                        "simulator's truth (0: skip)")
     g.add_argument("--real", action="store_true",
                    help="also score the judge on real STM images (../shared: gordon-hsi crowd labels, fixtures); "
                         "with --episodes 0 only that")

@@ -3,13 +3,16 @@
 :class:`FusionDenoiser` computes a bank of *candidates* for each frame (the robust-normalised noisy input,
 Gaussian blurs at three widths, 3x3 and 5x5 medians, the Wiener filter, BayesShrink wavelets, NL-means with
 its own noise estimate, and the outputs of installed denoising networks such as ``denoise-default`` and
-``denoise-high-dose``) and fuses them with :class:`~scopenet.nn.fusion.FusionNet`: per-pixel softmax weights
-over the candidates plus a residual bounded by the candidates' spread. The filters run outside the
+``denoise-high-dose``) and fuses them with :class:`~scopenet.nn.fusion.FusionNet`: softmax weights over the
+candidates from image-wide features, optionally refined per pixel with a residual bounded by the candidates'
+spread. The filters run outside the
 network, here in :meth:`FusionDenoiser.predict`; only the fusion network is trained and saved (the
 networks among the candidates are referenced by name in the card and loaded from the installed weights).
 
 The idea: robust filters behave predictably under noise the networks never saw (scan-line noise,
 spikes, other dose regimes), so a selection learnt over them should transfer better than a raw network.
+Measured (``benchmarks/results/denoise-fusion.md``): it does on the simulated physical set, not on real
+micrographs, so no fusion model is shipped.
 
 >>> import numpy as np
 >>> est = FusionDenoiser(candidates=["input", "gaussian", "median"], arch_config={"width": 4, "dilations": [1]})

@@ -198,3 +198,20 @@ def test_adaptive_window_shrinks_only_when_the_noise_is_low(dose, small):
         assert err_adaptive < 0.9 * err_fixed
     else:
         np.testing.assert_array_equal(fit["positions"], fixed["positions"])
+
+
+def test_atom_table_uses_the_small_window_factors_only_for_small_window_fits():
+    from scopenet.tasks.atoms.config import AtomsConfig
+
+    pos = _grid(9.0, 128, seed=14)
+    heat = render_gaussians((128, 128), pos, np.ones(len(pos)), 1.2)
+    peaks = np.rint(pos).astype(int)
+    conf = np.ones(len(pos))
+    for dose, small in ((2000.0, True), (20.0, False)):
+        clean = render_gaussians((128, 128), pos, np.full(len(pos), dose), 1.6) + 0.05 * dose
+        img = np.random.default_rng(15).poisson(clean).astype(float)
+        base = pp.atom_table(img, heat, peaks, conf, AtomsConfig(sigma_scale=1.0))
+        own = pp.atom_table(img, heat, peaks, conf, AtomsConfig(sigma_scale=1.0, sigma_scale_small=2.0))
+        assert (base["fit_window_widths"] < 2.0) == small
+        ratio = np.nanmedian(own["columns"]["sigma_noise_px"] / base["columns"]["sigma_noise_px"])
+        assert ratio == pytest.approx(2.0 if small else 1.0)

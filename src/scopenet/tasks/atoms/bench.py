@@ -141,9 +141,10 @@ def fit_floor(ex, which: np.ndarray | None = None) -> tuple[float, int]:
 
 def calibrate(stem, n: int = 24, size: int = 192, seed: int = CALIB_SEED, save: bool = True) -> dict:
     """Choose ``threshold`` (best F1), ``sigma_scale`` and ``background_gain`` (68.3 % of per-axis errors
-    inside 1 sigma in each third of the doses) of a saved model on simulated images of the *training*
-    crystals (never the benchmark's held-out ones) and store them in its config (the model files are
-    rewritten when ``save``)."""
+    inside 1 sigma in each third of the doses, on the atoms fitted with the usual window), then
+    ``sigma_scale_small`` and ``background_gain_small`` (the same on the atoms fitted with the adaptive small
+    window) of a saved model on simulated images of the *training* crystals (never the benchmark's
+    held-out ones) and store them in its config (the model files are rewritten when ``save``)."""
     from ...metrics.atoms import match_atoms
     from ...simulate.em.atoms import DOSE_RANGE, atom_image
     from .model import AtomFinder
@@ -168,6 +169,7 @@ def calibrate(stem, n: int = 24, size: int = 192, seed: int = CALIB_SEED, save: 
     est.config.sigma_scale = 1.0
     est.config.background_gain = 1.0
     est.config.background_gain_small = None
+    est.config.sigma_scale_small = None
     est.config.sigma_floor_px = 0.0
     err, noise, bg, dose, small = [], [], [], [], []
     for ex, h in zip(exs, heats):
@@ -198,19 +200,19 @@ def calibrate(stem, n: int = 24, size: int = 192, seed: int = CALIB_SEED, save: 
                     best_fit = (loss, float(sc), float(g))
         return best_fit
 
-    # the scale and the gain of the usual window first (the noisier images), then the gain of the
-    # adaptive small window with the same scale
+    # the scale and the gain of the usual window (the noisier images), then those of the adaptive small window
     wide = ~small if (~small).sum() >= 50 else np.ones(len(small), bool)
     best_loss, scale, gain = coverage_loss(wide, np.linspace(0.5, 3.0, 51), np.linspace(0.0, 5.0, 51))
-    gain_small, loss_small = None, float("nan")
+    scale_small, gain_small, loss_small = None, None, float("nan")
     if small.sum() >= 50:
-        loss_small, _, gain_small = coverage_loss(small, [scale], np.linspace(0.0, 5.0, 101))
+        loss_small, scale_small, gain_small = coverage_loss(small, np.linspace(0.5, 3.0, 51), np.linspace(0.0, 5.0, 51))
     est.config.sigma_scale = scale
     est.config.background_gain = gain
+    est.config.sigma_scale_small = scale_small
     est.config.background_gain_small = gain_small
     est.config.sigma_floor_px = 0.005
     res = {"threshold": best[1], "f1_train_setting": best[0], "sigma_scale": scale, "background_gain": gain,
-           "background_gain_small": gain_small, "coverage_rms_deviation": float(np.sqrt(best_loss / 3)),
+           "sigma_scale_small": scale_small, "background_gain_small": gain_small, "coverage_rms_deviation": float(np.sqrt(best_loss / 3)),
            "coverage_rms_deviation_small": float(np.sqrt(loss_small / 3)), "atoms_small_window": int(small.sum()),
            "images": n, "size": size, "seed": seed}
     if save:

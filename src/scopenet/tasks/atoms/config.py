@@ -49,10 +49,10 @@ class AtomsConfig(BaseModel):
         standard deviation ``s`` measured between the columns, :func:`~scopenet.tasks.atoms.postprocess.structured_sd`)
         is ``background_gain * s / amplitude * width`` px per axis, added in quadrature to the fit's
         calibrated Cramér-Rao bound (calibrated together with ``sigma_scale``).
-    background_gain_small : float or None
-        ``background_gain`` for the fits that used the adaptive small window (little noise; see
-        :func:`~scopenet.tasks.atoms.postprocess.refine_gaussian`), which a structured background moves
-        less. None: ``background_gain``.
+    background_gain_small, sigma_scale_small : float or None
+        ``background_gain`` and ``sigma_scale`` for the fits that used the adaptive small window (little
+        noise; see :func:`~scopenet.tasks.atoms.postprocess.refine_gaussian`), which a structured
+        background moves less (calibrated separately). None: the usual ones.
     n_classes : int or None
         Column classes by intensity (k-means); None chooses 1-3 by the separation of the intensities.
     tile, overlap, max_direct_pixels : int
@@ -76,6 +76,7 @@ class AtomsConfig(BaseModel):
     sigma_floor_px: float = Field(0.005, ge=0)
     background_gain: float = Field(1.2, ge=0)
     background_gain_small: float | None = Field(None, ge=0)
+    sigma_scale_small: float | None = Field(None, gt=0)
     n_classes: int | None = Field(None, ge=1, le=8)
     tile: int = Field(1024, ge=32)
     overlap: int = Field(32, ge=0)

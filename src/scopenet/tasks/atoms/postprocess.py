@@ -852,10 +852,11 @@ def atom_table(img: np.ndarray, heat: np.ndarray, peaks: np.ndarray, confidence:
         pos = np.asarray(peaks, float).reshape(-1, 2)
     # noise (the fit's Cramer-Rao bound, calibrated) and the structured background's share, in quadrature
     amp = np.where(fit["amplitude"] > 0, fit["amplitude"], np.nan)
-    gain = getattr(cfg, "background_gain", STRUCTURED_GAIN)
-    if fit_window < 2.0 and getattr(cfg, "background_gain_small", None) is not None:  # the adaptive small window
-        gain = cfg.background_gain_small
-    noise_px = fit["sigma_pos"] * cfg.sigma_scale
+    gain, scale = getattr(cfg, "background_gain", STRUCTURED_GAIN), cfg.sigma_scale
+    if fit_window < 2.0:  # the adaptive small window has factors of its own
+        gain = gain if getattr(cfg, "background_gain_small", None) is None else cfg.background_gain_small
+        scale = scale if getattr(cfg, "sigma_scale_small", None) is None else cfg.sigma_scale_small
+    noise_px = fit["sigma_pos"] * scale
     sys_px = np.nan_to_num(gain * s_bg * fit["width"] / amp, nan=0.0)
     sig = np.maximum(np.hypot(noise_px, sys_px), cfg.sigma_floor_px)
     inten = fit["amplitude"]

@@ -50,6 +50,14 @@ FORMAT = "scopenet-embed-index/1"
 THUMB = 64
 COLUMNS = ["id", "path", "frame", "modality", "pixel_size_m", "fov_m", "height", "width", "mtime", "bytes"]
 CHUNK = 1 << 18
+#: the arrays of a store are written in blocks of at most this many bytes (and :data:`STREAM_ROWS` rows) when
+#: an update or the save of a memory-mapped index streams them to disk: memory bounded by the block, not N
+STREAM_BYTES = 1 << 24
+STREAM_ROWS = 1 << 16
+#: while an update embeds new files, their rows go to disk every this many rows
+SPILL_ROWS = 4096
+#: the arrays of a store: name -> dtype
+_ARRAYS = {"codes": np.float32, "sigmas": np.float32, "thumbs": np.uint8}
 #: HNSW settings of a new graph (:meth:`Index.build_usearch`): ``connectivity`` (links per node, usearch's
 #: default), ``expansion_add`` (candidate list while inserting) and ``expansion_search`` (candidate list
 #: while searching: recall against latency, see ``docs/tasks/embed.md``; changeable at any time)
@@ -201,15 +209,27 @@ class Index:
     # ------------------------------------------------------------------ building
     @staticmethod
     def _embed_files(files: Sequence[Path], est, tta: int, fit: str, progress: bool, start_id: int,
-                     orient: str = "canonical"):
+                     orient: str = "canonical", flush=None):
+        """Embed ``files``: ``(codes, sigmas, thumbs, items, failed, next_id)``. With ``flush``, every
+        :data:`SPILL_ROWS` rows the arrays so far go to ``flush(codes, sigmas, thumbs)`` instead of the
+        returned ones (which then hold only the rows after the last flush; ``items`` holds them all)."""
         import pandas as pd
         from tqdm.auto import tqdm
 
         from .preprocess import thumbnail
 
+        lat = est.latent
+
+        def arrays():
+            return (np.asarray(codes, np.float32).reshape(-1, lat), np.asarray(sigmas, np.float32).reshape(-1, lat),
+                    np.asarray(thumbs, np.uint8).reshape(-1, THUMB, THUMB))
+
         rows, codes, sigmas, thumbs, failed = [], [], [], [], []
         nid = start_id
         for p in tqdm(files, desc="indexing", unit="file", disable=not progress):
+            if flush is not None and len(codes) >= SPILL_ROWS:
+                flush(*arrays())
+                codes, sigmas, thumbs = [], [], []
             try:
                 frames = read_frames(p)
                 st = p.stat()
@@ -225,10 +245,8 @@ class Index:
             except (ReadError, InputError, OSError, ValueError) as exc:
                 failed.append(f"{p}: {exc}")
                 warnings.warn(f"skipped {p}: {exc}", stacklevel=3)
-        lat = est.latent
         items = pd.DataFrame(rows, columns=COLUMNS)
-        return (np.asarray(codes, np.float32).reshape(-1, lat), np.asarray(sigmas, np.float32).reshape(-1, lat),
-                np.asarray(thumbs, np.uint8).reshape(-1, THUMB, THUMB), items, failed, nid)
+        return (*arrays(), items, failed, nid)
 
     @classmethod
     def build(cls, paths, store: str | os.PathLike | None = None, *, model: Any = "default", tta: int = 1,
@@ -308,6 +326,14 @@ class Index:
         """Bring the index up to date with its roots: embed new files, re-embed changed ones (size or
         modification time), drop deleted ones; saves to :attr:`store` when there is one.
 
+        With a store, the update streams: the new rows go to disk as they are embedded, and the new arrays
+        are written block by block (:data:`STREAM_BYTES`) from the kept rows of the (memory-mapped) old
+        ones and the new rows, in a folder beside the store that then replaces it; the arrays are then
+        memory-mapped from the new store (read into memory if the index was loaded with ``mmap=False``).
+        So an update needs memory for a block and the new files' metadata, not for the store. If nothing
+        was added, changed or removed, nothing is rewritten. If it fails part way, the old store is left as
+        it was (and so is this object). An index without a store is updated in memory.
+
         Returns ``{"added": frames, "changed": frames, "removed": frames, "unchanged": frames}``.
         """
         import pandas as pd
@@ -325,59 +351,157 @@ class Index:
                 keep[i] = False
                 changed_paths.add(p)
         known = set(it["path"])
-        new = [Path(p) for p in now if p not in known or p in changed_paths]
+        new = sorted(Path(p) for p in now if p not in known or p in changed_paths)
         removed_ids = it["id"][~keep].to_numpy()
         n_changed = int(it["path"][~keep].isin(changed_paths).sum())
-        # the graph, loaded into memory (a memory-mapped view is read-only) while it matches the rows
-        g = self._mutable_graph() if (new or len(removed_ids)) else None
-        codes, sigmas, thumbs, items, failed, nid = self._embed_files(sorted(new), self.model, self.tta, self.fit,
-                                                                      progress, self.next_id, self.orient)
-        self.codes = np.concatenate([np.asarray(self.codes)[keep], codes])
-        self.sigmas = np.concatenate([np.asarray(self.sigmas)[keep], sigmas])
-        self.thumbs = np.concatenate([np.asarray(self.thumbs)[keep], thumbs])
-        self.items = pd.concat([it[keep], items], ignore_index=True) if len(items) else it[keep].reset_index(drop=True)
-        self.next_id, self.failed = nid, failed
-        self._norms = None
-        self._key_order = None
-        if g is not None:
-            if len(removed_ids):
-                g.remove(removed_ids.astype(np.uint64))
-            if len(items):
-                g.add(items["id"].to_numpy().astype(np.uint64), codes, threads=0)
-        res = {"added": len(items) - n_changed, "changed": n_changed, "removed": int((~keep).sum()) - n_changed,
-               "unchanged": int(keep.sum())}
-        if self.store is not None:
-            self.save(self.store, overwrite=True)
-        return res
+
+        def counts(n_new: int) -> dict[str, int]:
+            return {"added": n_new - n_changed, "changed": n_changed, "removed": int((~keep).sum()) - n_changed,
+                    "unchanged": int(keep.sum())}
+
+        if self.store is None:
+            codes, sigmas, thumbs, items, failed, nid = None, None, None, it[:0], [], self.next_id
+            if new:
+                codes, sigmas, thumbs, items, failed, nid = self._embed_files(new, self.model, self.tta, self.fit,
+                                                                              progress, self.next_id, self.orient)
+            if len(items) or len(removed_ids):
+                # the graph, loaded into memory (a memory-mapped view is read-only) while it matches the rows
+                g = self._mutable_graph()
+                self.codes = np.concatenate([np.asarray(self.codes)[keep], codes]) if codes is not None \
+                    else np.asarray(self.codes)[keep]
+                self.sigmas = np.concatenate([np.asarray(self.sigmas)[keep], sigmas]) if sigmas is not None \
+                    else np.asarray(self.sigmas)[keep]
+                self.thumbs = np.concatenate([np.asarray(self.thumbs)[keep], thumbs]) if thumbs is not None \
+                    else np.asarray(self.thumbs)[keep]
+                self.items = pd.concat([it[keep], items], ignore_index=True) if len(items) \
+                    else it[keep].reset_index(drop=True)
+                self.next_id = nid
+                self._norms = self._key_order = None
+                if g is not None:
+                    if len(removed_ids):
+                        g.remove(removed_ids.astype(np.uint64))
+                    if len(items):
+                        g.add(items["id"].to_numpy().astype(np.uint64), codes, threads=0)
+            self.failed = failed
+            return counts(len(items))
+
+        store = self.store
+        if not new and not len(removed_ids):
+            if self.failed:  # the files that failed before are gone
+                self._write_meta(store, failed=[])
+            return counts(0)
+        spill = Path(tempfile.mkdtemp(prefix=f".{store.name}.update-", dir=store.parent)) if new else None
+        sink = None
+        try:
+            sink = _Spill(spill, int(np.shape(self.codes)[1])) if spill is not None else None
+            items, failed, nid = it[:0], [], self.next_id
+            if new:
+                *last, items, failed, nid = self._embed_files(new, self.model, self.tta, self.fit, progress,
+                                                              self.next_id, self.orient, flush=sink.write)
+                sink.write(*last)
+            res = counts(len(items))
+            if not len(items) and not len(removed_ids):  # only files that cannot be read: no row changes
+                if failed != self.failed:
+                    self._write_meta(store, failed=failed)
+                    self.failed = failed
+                return res
+            added = sink.arrays() if sink is not None else {}
+            parts = {k: [(getattr(self, k), None if keep.all() else keep)] + ([(added[k], None)] if added else [])
+                     for k in _ARRAYS}
+            rows = pd.concat([it[keep], items], ignore_index=True) if len(items) else it[keep].reset_index(drop=True)
+            touched = []
+
+            def graph():  # called once the arrays are written: the graph, loaded into memory, follows the rows
+                g = self._mutable_graph()
+                if g is None:
+                    return
+                touched.append(g)
+                if len(removed_ids):
+                    g.remove(removed_ids.astype(np.uint64))
+                ids = items["id"].to_numpy().astype(np.uint64)
+                step = _block_rows(added["codes"]) if len(ids) else 1
+                for i in range(0, len(ids), step):
+                    g.add(ids[i:i + step], np.ascontiguousarray(added["codes"][i:i + step], np.float32), threads=0)
+
+            try:
+                self._write(store, parts, rows, next_id=nid, failed=failed, before_graph=graph)
+            except BaseException:
+                if touched:  # the graph in memory no longer matches the (old) store: reopen the saved one
+                    self._usearch, self._usearch_view = None, False
+                raise
+            self.items, self.next_id, self.failed = rows, nid, failed
+            self._norms = self._key_order = None
+            self._open_arrays(store, mmap=self._mmap)
+            return res
+        finally:
+            if spill is not None:
+                if sink is not None:
+                    sink.close()
+                shutil.rmtree(spill, ignore_errors=True)
 
     # ------------------------------------------------------------------ files
     def save(self, store: str | os.PathLike, overwrite: bool = False) -> Path:
-        """Write the index to the folder ``store`` (built beside it, then put in place)."""
+        """Write the index to the folder ``store`` (built beside it, then put in place).
+
+        Memory-mapped arrays (a loaded index) are copied block by block (:data:`STREAM_BYTES`), not read
+        into memory, and are memory-mapped from the new store afterwards."""
         store = Path(store).expanduser().resolve()
         if store.exists() and not (store / "index.json").exists() and any(store.iterdir()):
             raise WriteError(store, "exists and is not an index store")
         if (store / "index.json").exists() and not overwrite and store != self.store:
             raise WriteError(store, "already holds an index (pass overwrite=True, or update() it)")
+        mapped = any(isinstance(getattr(self, k), np.memmap) for k in _ARRAYS)
+        self._write(store, {k: [(getattr(self, k), None)] for k in _ARRAYS}, self.items, next_id=self.next_id,
+                    failed=self.failed)
+        if mapped:
+            self._open_arrays(store, mmap=True)
+        return store
+
+    def _meta(self, n: int, next_id: int, failed: Sequence[str]) -> dict:
+        return {"format": FORMAT, "model": self.model_name, "tta": self.tta, "fit": self.fit,
+                "orient": self.orient, "usearch": self.usearch_settings,
+                "roots": self.roots, "n": int(n), "latent": int(np.shape(self.codes)[1]),
+                "next_id": int(next_id), "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "failed": list(failed)}
+
+    def _write_meta(self, store: Path, failed: Sequence[str]) -> None:
+        """Rewrite only ``index.json`` of ``store`` (a temporary file, then renamed)."""
+        tmp = store / f".index.json.partial-{os.getpid()}"
+        try:
+            tmp.write_text(json.dumps(self._meta(len(self), self.next_id, failed), indent=1))
+            os.replace(tmp, store / "index.json")
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def _write(self, store: Path, parts: dict, items, *, next_id: int, failed: Sequence[str],
+               before_graph=None) -> None:
+        """Write a store to ``store``: a temporary folder beside it, then swapped in. ``parts`` maps each
+        array name (:data:`_ARRAYS`) to ``[(array, row mask or None), ...]``, whose (selected) rows are
+        written in order, block by block; ``before_graph()`` runs once the arrays are written, before the
+        graph is saved. On any error the temporary folder is removed and ``store`` is left as it was."""
         store.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{store.name}.partial-", dir=store.parent))
+        graph = None
         try:
-            np.save(tmp / "codes.npy", np.ascontiguousarray(self.codes, np.float32))
-            np.save(tmp / "sigmas.npy", np.ascontiguousarray(self.sigmas, np.float32))
-            np.save(tmp / "thumbs.npy", np.ascontiguousarray(self.thumbs, np.uint8))
-            self.items.to_csv(tmp / "items.csv", index=False)
-            graph = None
-            if self._usearch is not None:
+            n = None
+            for k, dt in _ARRAYS.items():
+                m = _write_npy(tmp / f"{k}.npy", parts[k], dt)
+                if n is not None and m != n:
+                    raise WriteError(store, f"inconsistent arrays: {m} {k} for {n} codes")
+                n = m
+            if n != len(items):
+                raise WriteError(store, f"inconsistent store: {n} codes, {len(items)} rows")
+            items.to_csv(tmp / "items.csv", index=False)
+            if before_graph is not None:
+                before_graph()
+            if self._usearch is not None and not self._usearch_view:
                 self._usearch.save(str(tmp / "vectors.usearch"))
                 graph = store / "vectors.usearch"
             elif self._usearch_path is not None and self._usearch_path.exists():
                 shutil.copy2(self._usearch_path, tmp / "vectors.usearch")
                 graph = store / "vectors.usearch"
-            meta = {"format": FORMAT, "model": self.model_name, "tta": self.tta, "fit": self.fit,
-                    "orient": self.orient, "usearch": self.usearch_settings,
-                    "roots": self.roots, "n": len(self), "latent": int(np.shape(self.codes)[1]),
-                    "next_id": self.next_id, "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "failed": self.failed}
-            (tmp / "index.json").write_text(json.dumps(meta, indent=1))
+            (tmp / "index.json").write_text(json.dumps(self._meta(n, next_id, failed), indent=1))
             old = None
             if store.exists():
                 old = store.with_name(f".{store.name}.old-{os.getpid()}")
@@ -393,7 +517,11 @@ class Index:
             self._usearch_path = graph
             if self._usearch_view:  # it mapped the replaced file: map the new one on next use
                 self._usearch, self._usearch_view = None, False
-        return store
+
+    def _open_arrays(self, store: Path, mmap: bool) -> None:
+        """Point codes, sigmas and thumbs at the store's files (memory-mapped, or read into memory)."""
+        for k in _ARRAYS:
+            setattr(self, k, np.load(store / f"{k}.npy", mmap_mode="r" if mmap else None))
 
     @classmethod
     def load(cls, store: str | os.PathLike, *, model: Any = None, mmap: bool = True) -> "Index":
@@ -713,6 +841,67 @@ class Index:
             fig.savefig(tmp, format="png", dpi=100)
         plt.close(fig)
         return path
+
+
+def _block_rows(a) -> int:
+    """Rows of ``a`` per block of at most :data:`STREAM_BYTES` (and :data:`STREAM_ROWS` rows)."""
+    row = max(1, int(np.prod(np.shape(a)[1:], dtype=np.int64)) * np.dtype(a.dtype).itemsize)
+    return int(max(1, min(STREAM_ROWS, STREAM_BYTES // row)))
+
+
+def _write_npy(path: Path, parts, dtype) -> int:
+    """Write the rows of ``parts`` (``[(array, row mask or None), ...]``), in order, to the ``.npy`` file
+    ``path`` as ``dtype``, block by block through a memory map of the new file: the memory used is one
+    block, whatever the arrays' sizes (memory-mapped ones are read a block at a time). Returns the rows."""
+    counts = [len(a) if m is None else int(np.count_nonzero(m)) for a, m in parts]
+    n = sum(counts)
+    tail = next((np.shape(a)[1:] for (a, _), c in zip(parts, counts) if c), np.shape(parts[0][0])[1:])
+    for (a, _), c in zip(parts, counts):
+        if c and np.shape(a)[1:] != tail:
+            raise WriteError(path, f"rows of shape {np.shape(a)[1:]} and {tail} cannot share a store")
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(n, *tail))
+    j = 0
+    for (a, m), c in zip(parts, counts):
+        if not c:
+            continue
+        step = _block_rows(a)
+        for i in range(0, len(a), step):
+            blk = a[i:i + step]
+            if m is not None:
+                sel = m[i:i + step]
+                if not sel.all():
+                    blk = blk[sel]
+            out[j:j + len(blk)] = blk
+            j += len(blk)
+    out.flush()
+    del out
+    return n
+
+
+class _Spill:
+    """The rows of newly embedded images, appended to raw files in ``folder`` as they come (bounded
+    memory) and read back memory-mapped by :meth:`arrays`."""
+
+    def __init__(self, folder: Path, latent: int):
+        self.folder, self.n = Path(folder), 0
+        self.tails = {"codes": (latent,), "sigmas": (latent,), "thumbs": (THUMB, THUMB)}
+        self.files = {k: open(self.folder / f"{k}.raw", "wb") for k in _ARRAYS}  # noqa: SIM115
+
+    def write(self, codes: np.ndarray, sigmas: np.ndarray, thumbs: np.ndarray) -> None:
+        for k, a in zip(_ARRAYS, (codes, sigmas, thumbs)):
+            self.files[k].write(np.ascontiguousarray(a, _ARRAYS[k]).tobytes())
+        self.n += len(codes)
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        self.close()
+        if not self.n:
+            return {k: np.zeros((0, *self.tails[k]), dt) for k, dt in _ARRAYS.items()}
+        return {k: np.memmap(self.folder / f"{k}.raw", dtype=dt, mode="r", shape=(self.n, *self.tails[k]))
+                for k, dt in _ARRAYS.items()}
 
 
 def _usearch_index():

@@ -389,6 +389,7 @@ class Index:
         if not new and not len(removed_ids):
             if self.failed:  # the files that failed before are gone
                 self._write_meta(store, failed=[])
+                self.failed = []
             return counts(0)
         spill = Path(tempfile.mkdtemp(prefix=f".{store.name}.update-", dir=store.parent)) if new else None
         sink = None

@@ -507,7 +507,12 @@ class Index:
             if store.exists():
                 old = store.with_name(f".{store.name}.old-{os.getpid()}")
                 os.replace(store, old)
-            os.replace(tmp, store)
+            try:
+                os.replace(tmp, store)
+            except BaseException:
+                if old is not None:  # put the old store back
+                    os.replace(old, store)
+                raise
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
         except BaseException:

@@ -7,7 +7,12 @@ sharpness, autocorrelation ghosts, spectral resolution, noise), trained on
   Cu(111), HOPG, a random 2-D lattice) imaged with good and bad apexes
   (:func:`~scopenet.simulate.spm.probe.random_bad_apex`) through the autopilot's apex-to-image model,
   with domain randomisation (field of view, pixels, noise, glitch lines: several for unstable or
-  adsorbate apexes, at most one for good ones), and
+  adsorbate apexes, at most one for good ones),
+- frames of the autopilot's own simulated microscope (:func:`scopenet.autopilot.judge.sim_frames`: good
+  apexes and random bad ones after random conditioning actions, 8 nm x 64 px frames, the simulator's
+  steps and contamination, no added glitch lines; seeds from ``sim_microscope_seed``), counted
+  ``sim_microscope_weight`` times: without them the judge learnt "bad = glitch lines" and called the
+  simulator's blunt, double and adsorbate tips good (issue 23), and
 - optionally the gordon-hsi crowd verdicts on real H:Si(100) (``../shared/data/gordon-hsi``).
 
 Validation (nothing here looks at the hand-labelled fixture crops; they are scored by
@@ -41,7 +46,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
-from scopenet.autopilot.judge import TIP_FEATURE_NAMES, native_tip_features  # noqa: E402
+from scopenet.autopilot.judge import TIP_FEATURE_NAMES, native_tip_features, sim_frames  # noqa: E402
 from scopenet.simulate.spm.probe import MAX_RADIUS_NM, ApexState, _ghost, random_bad_apex  # noqa: E402
 from scopenet.simulate.spm.scan import flatten_lines, line_offsets, pink_noise, scan_times  # noqa: E402
 from scopenet.simulate.spm.surfaces import height_spectrum, make_surface  # noqa: E402
@@ -58,7 +63,10 @@ DEFAULTS = {
     "white_noise": [0.02, 0.15],
     "pink_noise": [0.02, 0.15],
     "use_hsi": True,
-    "hidden": [32, 16],
+    "sim_microscope": 1500,
+    "sim_microscope_seed": 100000,
+    "sim_microscope_weight": 1,
+    "hidden": [64, 32],
     "epochs": 600,
     "learning_rate": 0.003,
     "weight_decay": 0.0001,
@@ -251,15 +259,31 @@ def main(argv=None) -> int:
             gh = hsi_sessions([r.get("name", "") for r in recs])
         a.cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez(a.cache, Fs=Fs, ys=ys, ss=ss, Fh=Fh, yh=yh, gh=gh)
+    mcache = a.cache.with_name(a.cache.stem + f"-simmic-{cfg['sim_microscope']}-{cfg['sim_microscope_seed']}.npz")
+    if int(cfg["sim_microscope"]) and mcache.exists():
+        z = np.load(mcache)
+        Fm, ym = z["Fm"], z["ym"]
+    elif int(cfg["sim_microscope"]):
+        t = time.time()
+        mim, ym, _ = sim_frames(int(cfg["sim_microscope"]), int(cfg["sim_microscope_seed"]))
+        Fm = features(mim)
+        mcache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(mcache, Fm=Fm, ym=ym)
+        print(f"  {len(Fm)} simulated-microscope frames in {time.time() - t:.0f} s")
+    else:
+        Fm, ym = np.zeros((0, len(TIP_FEATURE_NAMES)), np.float32), np.zeros(0, bool)
+    wm = int(cfg["sim_microscope_weight"])
+    FmW, ymW = np.repeat(Fm, wm, 0), np.repeat(ym, wm)
     t_data = time.time() - t0
-    print(f"{len(Fs)} simulated, {len(Fh)} gordon-hsi feature rows ({t_data:.0f} s)")
+    print(f"{len(Fs)} simulated, {len(Fm)} simulated-microscope, {len(Fh)} gordon-hsi feature rows ({t_data:.0f} s)")
     use_hsi = bool(cfg["use_hsi"]) and len(Fh)
     band = float(cfg["band"])
     val: dict = {}
     # simulation, leave one simulated surface out (sim -> sim)
     for k, s in enumerate(surfaces):
         tr = ss != k
-        pm = fit(Fs[tr], ys[tr], cfg, cfg["seed"])
+        pm = fit(np.concatenate([Fs[tr]] + ([FmW] if s != "hsi100" else [])),
+                 np.concatenate([ys[tr]] + ([ymW] if s != "hsi100" else [])), cfg, cfg["seed"])
         val[f"sim_{s}_held_out"] = acc_report(predict(pm, Fs[~tr]), ys[~tr], band)
         print(f"  sim {s} held out: {val[f'sim_{s}_held_out']}")
     if len(Fh):
@@ -275,29 +299,46 @@ def main(argv=None) -> int:
         p = np.zeros(len(Fh))
         for f in range(5):
             te = folds == f
-            F = np.concatenate([Fs, Fh[~te]]) if use_hsi else Fs
-            y = np.concatenate([ys, yh[~te]]) if use_hsi else ys
+            F = np.concatenate([Fs, FmW, Fh[~te]]) if use_hsi else np.concatenate([Fs, FmW])
+            y = np.concatenate([ys, ymW, yh[~te]]) if use_hsi else np.concatenate([ys, ymW])
             pm = fit(F, y, cfg, cfg["seed"] + f)
             p[te] = predict(pm, Fh[te])
         val["real_hsi_cv5_sessions"] = acc_report(p, yh, band)
         print(f"  real H:Si, 5-fold session CV: {val['real_hsi_cv5_sessions']}")
+    if len(Fm):
+        # the simulated microscope's frames, 5-fold CV (frames are independent microscopes), and without them
+        folds = np.random.default_rng(cfg["seed"]).permutation(np.arange(len(Fm)) % 5)
+        p = np.zeros(len(Fm))
+        for f in range(5):
+            te = folds == f
+            Fw, yw = np.repeat(Fm[~te], wm, 0), np.repeat(ym[~te], wm)
+            pm = fit(np.concatenate([Fs, Fw] + ([Fh] if use_hsi else [])),
+                     np.concatenate([ys, yw] + ([yh] if use_hsi else [])), cfg, cfg["seed"] + f)
+            p[te] = predict(pm, Fm[te])
+        val["sim_microscope_cv5"] = acc_report(p, ym, band)
+        print(f"  simulated microscope, 5-fold CV: {val['sim_microscope_cv5']}")
+        pm = fit(np.concatenate([Fs] + ([Fh] if use_hsi else [])), np.concatenate([ys] + ([yh] if use_hsi else [])),
+                 cfg, cfg["seed"])
+        val["sim_microscope_not_trained_on"] = acc_report(predict(pm, Fm), ym, band)
+        print(f"  simulated microscope, not trained on: {val['sim_microscope_not_trained_on']}")
     t1 = time.time()
-    F = np.concatenate([Fs, Fh]) if use_hsi else Fs
-    y = np.concatenate([ys, yh]) if use_hsi else ys
+    F = np.concatenate([Fs, FmW, Fh]) if use_hsi else np.concatenate([Fs, FmW])
+    y = np.concatenate([ys, ymW, yh]) if use_hsi else np.concatenate([ys, ymW])
     params = fit(F, y, cfg, cfg["seed"])
     t_fit = time.time() - t1
     # the shipped model without any Au(111)/Cu(111) simulation, for the bench's leave-Au-out row
     tr = ~np.isin(ss, [surfaces.index(s) for s in ("au111", "cu111") if s in surfaces])
-    params_no_fcc = fit(np.concatenate([Fs[tr], Fh]) if use_hsi else Fs[tr],
-                        np.concatenate([ys[tr], yh]) if use_hsi else ys[tr], cfg, cfg["seed"])
+    params_no_fcc = fit(np.concatenate([Fs[tr], FmW] + ([Fh] if use_hsi else [])),
+                        np.concatenate([ys[tr], ymW] + ([yh] if use_hsi else [])), cfg, cfg["seed"])
     card = {
-        "name": a.out.stem, "task": "autopilot-judge", "version": 1,
+        "name": a.out.stem, "task": "autopilot-judge", "version": 2,
         "description": "surface-agnostic STM tip judge: an MLP on tip_features (line glitches, lattice-peak "
                        "sharpness, autocorrelation ghosts, spectral resolution, noise) -> good-tip probability, "
                        "with unknown for blank, noise-only, coarse or out-of-domain images and a low-confidence band",
         "training": {"config": cfg, "script": "scripts/train_autopilot_judge.py",
                      "data": f"{len(Fs)} simulated scans ({', '.join(surfaces)}; {cfg['sim_per_surface']} each, "
-                             f"seed {cfg['seed']})" + (f" + {len(Fh)} gordon-hsi H:Si(100) images with the crowd "
+                             f"seed {cfg['seed']}) + {len(Fm)} simulated-microscope frames (sim_frames, seeds "
+                             f"{cfg['sim_microscope_seed']}.., x{wm})" + (f" + {len(Fh)} gordon-hsi H:Si(100) images with the crowd "
                                                         "verdict" if use_hsi else ""),
                      "time_s": round(time.time() - t0, 1), "data_time_s": round(t_data, 1),
                      "fit_time_s": round(t_fit, 2), "hardware": f"1 CPU thread, {platform.machine()}"},

@@ -8,7 +8,7 @@ sharpness, autocorrelation ghosts, spectral resolution, noise), trained on
   (:func:`~scopenet.simulate.spm.probe.random_bad_apex`) through the autopilot's apex-to-image model,
   with domain randomisation (field of view, pixels, noise, glitch lines: several for unstable or
   adsorbate apexes, at most one for good ones),
-- frames of the autopilot's own simulated microscope (:func:`scopenet.autopilot.judge.sim_frames`: good
+- frames of the autopilot's own simulated microscope (:func:`scopenet.autopilot.bench.sim_frames`: good
   apexes and random bad ones after random conditioning actions, 8 nm x 64 px frames, the simulator's
   steps and contamination, no added glitch lines; seeds from ``sim_microscope_seed``), counted
   ``sim_microscope_weight`` times: without them the judge learnt "bad = glitch lines" and called the
@@ -46,7 +46,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
-from scopenet.autopilot.judge import TIP_FEATURE_NAMES, native_tip_features, sim_frames  # noqa: E402
+from scopenet.autopilot.bench import sim_frames  # noqa: E402
+from scopenet.autopilot.judge import TIP_FEATURE_NAMES, native_tip_features  # noqa: E402
 from scopenet.simulate.spm.probe import MAX_RADIUS_NM, ApexState, _ghost, random_bad_apex  # noqa: E402
 from scopenet.simulate.spm.scan import flatten_lines, line_offsets, pink_noise, scan_times  # noqa: E402
 from scopenet.simulate.spm.surfaces import height_spectrum, make_surface  # noqa: E402

@@ -161,7 +161,8 @@ def test_the_shipped_judge_on_the_simulated_microscope(kind, apex, expect):
 
 def test_the_bench_sim_row_scores_against_the_simulator_truth():
     from scopenet.autopilot.bench import judge_on_sim
-    from scopenet.autopilot.judge import JudgeResult, sim_frames
+    from scopenet.autopilot.bench import sim_frames
+    from scopenet.autopilot.judge import JudgeResult
 
     class AlwaysGood:
         def judge_many(self, images):

@@ -12,7 +12,7 @@ was trained with (its card's ``predict.judge``: model, auxiliary scores, image s
 below the best fixed sequence's median.
 
 ``--real`` also scores each judge against the simulator's truth on ``--sim-frames`` frames of the
-simulated microscope (:func:`~.judge.sim_frames`: half good apexes, half random bad ones after random
+simulated microscope (:func:`sim_frames`: half good apexes, half random bad ones after random
 conditioning actions; seeds disjoint from the episodes' and from the tip judge's training frames), with
 the fraction of each kind of bad tip called good.
 
@@ -235,12 +235,56 @@ def judge_on_real(judge, shared, n_hsi: int | None = None, labels: Path | None =
     return out
 
 
+def sim_frames(n: int, seed: int, p_good: float = 0.5, max_actions: int = 6) -> tuple[list, np.ndarray, list]:
+    """Frames of the autopilot's simulated microscope with known tips, for training and scoring tip judges.
+
+    Frame ``i`` comes from its own :class:`~.sim.SimMicroscope` (seed ``seed + i``, so that the sample's cells,
+    steps and contamination differ): with probability ``p_good`` the apex is a good one (radius log-uniform
+    0.35-1.45 nm, near-symmetric, clean, instability 0-0.45), otherwise a random bad apex
+    (:func:`~scopenet.simulate.spm.probe.random_bad_apex`) changed by 0 to ``max_actions`` random
+    conditioning actions (pulses and dips of :data:`~.instrument.ACTIONS`, as an episode would). The frame
+    is the microscope's own scan (``frame_nm`` side, 64 px) at a random spot of the sample.
+
+    Returns
+    -------
+    images : list of Micrograph
+    good : ndarray bool [n]
+        The simulator's truth at the time of the scan (``metadata["tip_good"]``).
+    defects : list of list of str
+        :meth:`~scopenet.simulate.spm.probe.ApexState.defects` of each frame's apex.
+    """
+    from ..simulate.spm.probe import ApexState, apply_dip, apply_pulse, random_bad_apex
+    from .instrument import ACTIONS
+    from .sim import SimMicroscope
+
+    imgs, good, defects = [], [], []
+    for i in range(int(n)):
+        rng = np.random.default_rng([int(seed), i, 23])
+        mic = SimMicroscope(seed=int(seed) + i)
+        if rng.random() < p_good:
+            apex = ApexState(radius_nm=float(np.exp(rng.uniform(np.log(0.35), np.log(1.45)))),
+                             aspect=1.0 + abs(float(rng.normal(0, 0.3))), angle=float(rng.uniform(0, np.pi)),
+                             instability=float(rng.uniform(0, 0.45)))
+        else:
+            apex = random_bad_apex(rng)
+            for _ in range(int(rng.integers(0, max_actions + 1))):
+                act = ACTIONS[int(rng.integers(len(ACTIONS)))]
+                apex = apply_pulse(apex, act.value, rng) if act.kind == "pulse" else apply_dip(apex, act.value, rng)[0]
+        mic.apex = apex
+        lay = mic.config.layout
+        centre = (float(rng.uniform(lay.frame_nm, lay.sample_nm - lay.frame_nm)),
+                  float(rng.uniform(lay.frame_nm, lay.sample_nm - lay.frame_nm)))
+        img = mic.scan(centre, lay.frame_nm, 64)
+        imgs.append(img)
+        good.append(bool(img.metadata["tip_good"]))
+        defects.append(apex.defects())
+    return imgs, np.array(good, bool), defects
+
+
 def judge_on_sim(judge, n: int, seed: int) -> dict:
-    """The judge against the simulated microscope's truth on ``n`` frames of :func:`~.judge.sim_frames`
+    """The judge against the simulated microscope's truth on ``n`` frames of :func:`sim_frames`
     (seeds ``SIM_FRAMES_SEED_BASE + 10,000 * seed + i``): :func:`_verdict_stats`, plus per defect kind the
     frames with it and the fraction called good (``called_good``) and unknown."""
-    from .judge import sim_frames
-
     imgs, truth, defects = sim_frames(n, SIM_FRAMES_SEED_BASE + 10_000 * int(seed))
     res = judge.judge_many(imgs)
     out = _verdict_stats(res, truth)

@@ -506,4 +506,3 @@ def make_judge(model: str = "good-bad", **kw) -> "Judge | TipJudge":
         tk = {k: v for k, v in kw.items() if k in ("threshold", "check_domain") and v is not None}
         return TipJudge(str(p), variant=variant or "judge", **tk)
     return Judge(model=model, **{k: v for k, v in kw.items() if v is not None})
-

@@ -217,3 +217,20 @@ def test_low_confidence_rule_is_calibrated_on_training_crops_and_named_in_the_wa
         calibrate_confidence(est, np.ones((2, 32, 32)))
     with pytest.raises(InputError, match="quantile"):
         calibrate_confidence(est, flat, quantile=1.5)
+
+
+def test_a_training_run_sets_the_low_confidence_rule_from_its_training_crops(tmp_path):
+    from scopenet.simulate.em.exitwave import save_waves
+    from scopenet.tasks.exitwave.config import ExitWaveTrainConfig
+    from scopenet.tasks.exitwave.familiar import calibrate_confidence
+    from scopenet.tasks.exitwave.train import main
+
+    data = save_waves(tmp_path / "w.npz", _waves(6, 32), [])
+    cfg = ExitWaveTrainConfig(workdir=tmp_path / "run", data=[data], channels=4, blocks=1, crop=16, batch_size=2,
+                              max_steps=2, time_budget_s=None, threads=1, accelerator="cpu")
+    stem = main(cfg, progress=False)
+    est = ExitWaveEstimator.load(stem)
+    assert est.config.ood_confidence_quantile == 0.05
+    # the threshold is the 5th percentile of the trained model's confidence on crops of its waves, seed 0
+    expect = calibrate_confidence(est, load_pool([str(data)]), seed=0)["ood_confidence"]
+    assert est.config.ood_confidence == pytest.approx(expect, rel=1e-6)

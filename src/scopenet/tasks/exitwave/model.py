@@ -37,14 +37,13 @@ from ...image.tta import check_views, tta_average
 from ...nn import exitwave as _nn_exitwave  # noqa: F401  (registers exitwave-net)
 from .._estimator import Estimator, cached, map_images, register
 from .config import ExitWaveConfig
-from .familiar import high_frequency_fraction
+from .familiar import OOD_QUANTILE, calibrate_confidence, high_frequency_fraction
 
 __all__ = ["ExitWaveEstimator", "UnfamiliarInputWarning", "exit_wave", "calibrate_confidence", "DEFAULT_MODEL",
            "SINGLE_MODEL", "OOD_QUANTILE"]
 
 DEFAULT_MODEL = "exitwave-restricted"
 SINGLE_MODEL = "exitwave-srtio3"
-OOD_QUANTILE = 0.05
 """Default expected flag rate of the low-confidence rule on inputs like the training waves."""
 
 
@@ -268,55 +267,6 @@ class ExitWaveEstimator(Estimator):
         return map_images(lambda f: self._frame(f, views, "confidence", False), x,
                           operation="exit_wave_confidence", what="amplitude",
                           provenance=lambda: {"model": self.name, "tta": views})
-
-
-def calibrate_confidence(est: ExitWaveEstimator, waves: np.ndarray, *, crop: int = 128, n: int = 1024,
-                         quantile: float = OOD_QUANTILE, seed: int = 0) -> dict[str, float]:
-    """The low-confidence threshold of the unfamiliar-input warning, from the training waves.
-
-    Scores ``n`` random ``crop`` px crops of ``waves`` (random wave, position and flip/rotation, as
-    the bench's "unseen transforms") and returns the ``quantile`` quantile of their mean phase
-    confidence: about that fraction of inputs like the training data is flagged.
-
-    Parameters
-    ----------
-    est : ExitWaveEstimator
-        A trained model (its ``config.input``/``scale`` are applied to each crop's amplitude).
-    waves : ndarray complex (N, H, W)
-        The training waves (:func:`as_waves`); crops are ``min(crop, H, W)`` px.
-    crop, n, quantile, seed : int, int, float, int
-        Crop size (px; the bench scores 128 px crops), number of crops, flag rate, random seed.
-
-    Returns
-    -------
-    dict
-        ``{"ood_confidence": threshold, "ood_confidence_quantile": quantile}``, for ``est.config``.
-
-    Raises
-    ------
-    InputError
-        Real or non-3-D waves; ``quantile`` outside (0, 1); ``n < 1``.
-    """
-    from ...image.tta import dihedral
-
-    w = np.asarray(waves)
-    if w.ndim != 3 or not np.iscomplexobj(w):
-        raise InputError(f"calibrate_confidence needs complex waves (N, H, W), got {w.dtype} {w.shape}")
-    if not 0.0 < quantile < 1.0 or n < 1:
-        raise InputError(f"quantile must be in (0, 1) and n >= 1, got {quantile} and {n}")
-    rng = np.random.default_rng([seed, 24])
-    c = min(int(crop), *w.shape[1:])
-    amps = []
-    for _ in range(int(n)):
-        i, y, x = int(rng.integers(len(w))), int(rng.integers(w.shape[1] - c + 1)), int(rng.integers(w.shape[2] - c + 1))
-        a = np.abs(dihedral(w[i, y:y + c, x:x + c], int(rng.integers(8))))
-        if est.config.input == "intensity":
-            a = a ** 2
-        amps.append(est._scaled(a))
-    amps = np.stack(amps)
-    raw = np.concatenate([est.raw_components(amps[j:j + 16]) for j in range(0, len(amps), 16)])
-    conf = np.clip(np.hypot(raw[:, 0], raw[:, 1]), 0.0, 1.0).mean((1, 2))
-    return {"ood_confidence": float(np.quantile(conf, quantile)), "ood_confidence_quantile": float(quantile)}
 
 
 def exit_wave(img, model: str | ExitWaveEstimator = DEFAULT_MODEL, tta: int = 1, warn: bool = True):

@@ -236,6 +236,9 @@ def main(config: ExitWaveTrainConfig | str | Path, resume: bool = False, *, prog
     est = Est(scale=c.scale, arch_config=dict(net.config))
     est.net_ = net.cpu().eval()
     est.config = est.config.model_copy(update=calibrate(est, pool, c.crop, seed=c.seed))
+    from .familiar import calibrate_confidence  # the low-confidence rule, as fit() and the install script set it
+
+    est.config = est.config.model_copy(update=calibrate_confidence(est, pool, seed=c.seed))
     from ...simulate.em.exitwave import load_waves
 
     sets = [load_waves(p)[2] for p in c.data]

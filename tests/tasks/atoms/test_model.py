@@ -113,3 +113,57 @@ def test_fast_refinement_has_no_uncertainty_but_finds_the_same_atoms(example, ta
     assert fast["sigma_px"].isna().all() and len(fast) > 0
     m = match_atoms(table[["y", "x"]].to_numpy(), fast[["y", "x"]].to_numpy(), 1.0)
     assert m.f1 > 0.97 and m.rms_px < 0.5
+
+
+def _border_lattice(seed=3, spacing=6.0, sigma=1.0, dose=50.0, size=72):
+    """A square lattice with columns on the image's first row and column (Poisson noise, ``dose`` counts)."""
+    rng = np.random.default_rng(seed)
+    g = np.arange(0.0, size, spacing)
+    pos = np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+    yy, xx = np.mgrid[0:size, 0:size]
+    clean = np.full((size, size), 0.1)
+    for y, x in pos:
+        clean += np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * sigma ** 2))
+    return rng.poisson(clean * dose).astype(np.float32), pos
+
+
+def test_mirrored_margin_keeps_border_columns_in_the_heatmap():
+    img, pos = _border_lattice()
+    on_edge = (pos == 0).any(1)
+    ij = pos.astype(int)
+    est = AtomFinder.pretrained()
+    assert est.config.pad > 0
+    heat = est.heatmap(img)
+    assert heat.shape == img.shape and heat.dtype == np.float32
+    plain = AtomFinder.pretrained(pad=0).heatmap(img)
+    # the interior is (almost) the same; the columns on the first row/column are brighter with the margin
+    inner = (slice(24, 48), slice(24, 48))
+    np.testing.assert_allclose(heat[inner], plain[inner], atol=0.05)
+    assert np.median(heat[ij[on_edge, 0], ij[on_edge, 1]]) > np.median(plain[ij[on_edge, 0], ij[on_edge, 1]]) + 0.1
+    df = find_atoms(img)
+    m = match_atoms(pos, df[["y", "x"]].to_numpy(), 0.3 * 6.0)
+    found = np.zeros(len(pos), bool)
+    found[m.pairs[:, 0]] = True
+    assert found[on_edge].mean() >= 0.9 and found[~on_edge].all() and m.precision > 0.97
+    # a margin larger than the image is cut to the image's side less one
+    assert AtomFinder.pretrained(pad=64).heatmap(img[:20, :20]).shape == (20, 20)
+
+
+def test_faint_threshold_reads_peaks_through_the_lattice():
+    from scopenet.simulate.em.lattice import render_gaussians
+
+    g = np.arange(6.0, 60.0, 8.0)
+    bright = np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+    c = np.arange(10.0, 30.0, 8.0)  # a 3 x 3 block of the cell centres (a faint sublattice) and one bump off it
+    block = np.stack(np.meshgrid(c, c, indexing="ij"), -1).reshape(-1, 2)
+    faint = np.concatenate([block, [[41.0, 37.0]]])
+    heat = render_gaussians((64, 64), np.concatenate([bright, faint]),
+                            np.concatenate([np.full(len(bright), 0.8), np.full(len(faint), 0.12)]), 1.0)
+    est = AtomFinder.pretrained()
+    assert est.config.faint_threshold is not None and est.config.faint_threshold < 0.12 < est.config.threshold
+    pk, _, _ = est.peaks(heat)
+    got = set(map(tuple, pk.tolist()))
+    assert set(map(tuple, block.astype(int).tolist())) <= got and (41, 37) not in got
+    assert len(got) == len(bright) + len(block)
+    est.config.faint_threshold = None  # the threshold alone
+    assert len(est.peaks(heat)[0]) == len(bright)

@@ -141,3 +141,24 @@ def test_identical_columns_measured_with_little_noise_stay_one_class():
     lab = intensity_classes(two)
     assert (lab[:32] == 0).all() and (lab[32:] == 1).all()
     assert set(intensity_classes(same, min_contrast=0.0)) == {0, 1}  # the old rule split them
+
+
+def test_faint_peaks_count_only_where_the_lattice_repeats_them():
+    # a confident square lattice (8 px), a faint sublattice at the cell centres, faint bumps off the lattice
+    g = np.arange(8.0, 80.0, 8.0)
+    bright = np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+    sub = bright[(bright < 70).all(1)] + 4.0
+    bumps = np.array([[10.0, 13.0], [45.0, 22.0], [70.0, 59.0]])  # 3 px or more from any lattice site
+    pos = np.concatenate([bright, sub, bumps])
+    val = np.concatenate([np.full(len(bright), 0.8), np.full(len(sub), 0.12), np.full(3, 0.12)])
+    ok = pp.lattice_supported(pos, val, 0.2)
+    assert ok[:len(bright)].all() and ok[len(bright):len(bright) + len(sub)].all() and not ok[-3:].any()
+    # faint columns in a row on the border: three of the four partners (two along the edge, one inward)
+    edge = np.concatenate([bright, [[0.0, 8.0], [0.0, 16.0], [0.0, 24.0]]])
+    ok = pp.lattice_supported(edge, np.append(np.full(len(bright), 0.8), [0.1, 0.1, 0.1]), 0.2)
+    assert ok[-2] and ok[-3] and ok[-1]  # the row's ends have two partners (inward and along the row)
+    assert not pp.lattice_supported(edge, np.append(np.full(len(bright), 0.8), [0.1, 0.1, 0.1]), 0.2,
+                                    min_partners=4)[-3:].any()
+    # too few confident peaks for a lattice: the faint ones are dropped
+    few = pp.lattice_supported(pos[:5], np.array([0.8, 0.8, 0.1, 0.1, 0.1]), 0.2)
+    assert few.tolist() == [True, True, False, False, False]

@@ -155,7 +155,7 @@ def calibrate(stem, n: int = 24, size: int = 192, seed: int = CALIB_SEED, save: 
     exs = [atom_image(rng, size, split="train", dose=float(np.exp(rng.uniform(lo, hi)))) for _ in range(n)]
     heats = [est.heatmap(ex.image) for ex in exs]
     best = (-1.0, est.config.threshold)
-    for t in (0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5):
+    for t in (0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5):
         tp = npred = ntrue = 0
         for ex, h in zip(exs, heats):
             pk, _, _ = est.peaks(h, t)

@@ -21,9 +21,17 @@ class AtomsConfig(BaseModel):
         The network (:func:`scopenet.nn.build_architecture`): a U-Net mapping the normalised image to
         one heatmap channel (logits of a Gaussian of peak 1 at every atom).
     threshold : float
-        Smallest heatmap value (0-1) of a peak that counts as an atom.
+        Smallest heatmap value (0-1) of a peak that counts as an atom by itself.
+    faint_threshold : float or None
+        Peaks between this and ``threshold`` count as atoms where the lattice of the confident peaks repeats
+        them: another peak one lattice vector away (a faint sublattice, faint columns on a strong support,
+        columns at the border), unlike the bumps of an amorphous support. None: ``threshold`` alone.
     min_distance : int
         Smallest distance between two peaks, px (before refinement).
+    pad : int
+        The normalised image is mirrored (reflect) this many px on every side before the network and the
+        heatmap cropped back, so the columns at the border see neighbours as the inner ones do (without it
+        the network's zero padding leaves them faint in the heatmap). 0 turns it off.
     adaptive_distance : bool
         Raise ``min_distance`` to 0.35 x the heatmap's repeat distance (its autocorrelation), so a large
         column gives one peak; refined atoms closer than 0.3 x that distance are merged.
@@ -67,7 +75,9 @@ class AtomsConfig(BaseModel):
     arch_config: dict = Field(default_factory=lambda: {"in_channels": 1, "out_channels": 1, "depth": 4,
                                                        "base_channels": 8, "norm": "none"})
     threshold: float = Field(0.4, gt=0, lt=1)
+    faint_threshold: float | None = Field(None, gt=0, lt=1)
     min_distance: int = Field(2, ge=1)
+    pad: int = Field(16, ge=0)
     adaptive_distance: bool = True
     merge_width: float = Field(1.0, ge=0)
     refine: Literal["gaussian", "com", "heatmap", "none"] = "gaussian"

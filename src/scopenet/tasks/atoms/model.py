@@ -134,7 +134,8 @@ class AtomFinder(Estimator):
         return 1.0 / (1.0 + np.exp(-np.clip(y, -30, 30)))
 
     def heatmap(self, img: Any, *, tta: int = 1) -> np.ndarray:
-        """The network's heatmap (0-1, peaks at atoms) of one 2-D image, tiled when large.
+        """The network's heatmap (0-1, peaks at atoms) of one 2-D image, tiled when large; the image is
+        mirrored by ``config.pad`` px on every side first (border columns), the heatmap cropped back.
 
         Returns
         -------
@@ -148,14 +149,18 @@ class AtomFinder(Estimator):
         cfg = self.config
 
         def run(z):
-            if z.size <= cfg.max_direct_pixels:
+            if a.size <= cfg.max_direct_pixels:  # the image's own size decides (not the mirrored margin)
                 return self._net_batch(z[None])[0]
             from ...image.tiling import predict_tiled
 
             return predict_tiled(z, self._net_batch, tile=cfg.tile, overlap=cfg.overlap, batch_size=1,
                                  batched=True, progress=self.progress, operation=None)
 
-        return np.asarray(tta_average(run, u, views=views), np.float32)
+        pad = min(cfg.pad, min(u.shape) - 1)  # reflect needs pad < side
+        if pad > 0:
+            u = np.pad(u, pad, mode="reflect")
+        heat = np.asarray(tta_average(run, u, views=views), np.float32)
+        return np.ascontiguousarray(heat[pad:-pad, pad:-pad]) if pad > 0 else heat
 
     def predict_proba(self, x: Any, *, tta: int = 1) -> Any:
         """Heatmaps of an image, a stack or a list: ``(N, H, W)`` (a list when the shapes differ)."""
@@ -174,12 +179,20 @@ class AtomFinder(Estimator):
     def peaks(self, heat: np.ndarray, threshold: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
         """Peaks of a heatmap: ``(row, col)`` px ``(k, 2)``, their values, and the distance (px) below which
         refined atoms are merged. With ``config.adaptive_distance`` peaks are at least 0.35 x the heatmap's
-        own repeat distance apart (one peak per column, however large) and atoms closer than 0.3 x it merge."""
+        own repeat distance apart (one peak per column, however large) and atoms closer than 0.3 x it merge.
+        Peaks between ``config.faint_threshold`` and the threshold are kept where the lattice of the confident
+        peaks repeats them (:func:`~scopenet.tasks.atoms.postprocess.lattice_supported`)."""
         cfg = self.config
         t = cfg.threshold if threshold is None else float(threshold)
         sp = pp.estimate_spacing(heat) if cfg.adaptive_distance else float("nan")
         md = max(cfg.min_distance, int(0.35 * sp)) if np.isfinite(sp) else cfg.min_distance
-        pk, conf = pp.heatmap_peaks(heat, t, md)
+        faint = cfg.faint_threshold
+        if faint is not None and faint < t:  # fainter peaks only where the confident peaks' lattice repeats them
+            pk, conf = pp.heatmap_peaks(heat, faint, md)
+            keep = pp.lattice_supported(pk, conf, t)
+            pk, conf = pk[keep], conf[keep]
+        else:
+            pk, conf = pp.heatmap_peaks(heat, t, md)
         return pk, conf, max(1.5, 0.3 * sp) if np.isfinite(sp) else 1.5
 
     def locate(self, img: Any, *, tta: int = 1, pixel_size_m: float | None = None, heat: np.ndarray | None = None):

@@ -72,6 +72,50 @@ def heatmap_peaks(heat: np.ndarray, threshold: float = 0.4, min_distance: int = 
     return pk, val
 
 
+def lattice_supported(peaks: np.ndarray, values: np.ndarray, threshold: float, min_confident: int = 8,
+                      min_partners: int = 2) -> np.ndarray:
+    """Which peaks the lattice of the confident ones supports: ``(k,)`` bool.
+
+    A peak above ``threshold`` is confident (True). A fainter one is True only when other peaks (of any
+    value) lie one lattice vector away in at least ``min_partners`` of the four directions ``+-a1``, ``+-a2``
+    (the confident peaks' two most frequent neighbour vectors, :func:`_reference_vectors`), each within
+    ``1.5 + 0.05 |a|`` px (the rounding of two integer peaks and a few % of lattice distortion): a column
+    of a faint sublattice or a faint column of the lattice repeats (an edge column still has three of
+    the four), a bump of an amorphous support does not. With fewer than ``min_confident`` confident peaks,
+    or no clear lattice, the faint peaks are all False.
+
+    Parameters
+    ----------
+    peaks : ndarray, shape (k, 2)
+        ``(row, col)`` px.
+    values : ndarray, shape (k,)
+        The heatmap at each peak.
+    threshold : float
+        The heatmap value above which a peak needs no support.
+    """
+    from scipy.spatial import cKDTree
+
+    p = np.asarray(peaks, float).reshape(-1, 2)
+    v = np.asarray(values, float).reshape(-1)
+    ok = v > threshold
+    faint = np.flatnonzero(~ok)
+    if len(faint) == 0 or ok.sum() < max(min_confident, 3):
+        return ok
+    nn = float(np.nanmedian(nearest_neighbour_distances(p[ok])))
+    ref = _reference_vectors(p[ok], nn) if np.isfinite(nn) and nn > 0 else None
+    if ref is None:
+        return ok
+    tree = cKDTree(p)
+    partners = np.zeros(len(faint), int)
+    for a in ref:
+        tol = 1.5 + 0.05 * float(np.hypot(*a))
+        for sign in (1.0, -1.0):
+            d, _ = tree.query(p[faint] + sign * a, 1)
+            partners += d <= tol
+    ok[faint[partners >= min_partners]] = True
+    return ok
+
+
 # ------------------------------------------------------------------------------------ patches
 def default_radius(peaks: np.ndarray) -> float:
     """Refinement half-width, px: 0.45 x the median nearest-neighbour distance of ``peaks``, in [1.5, 12]."""

@@ -15,8 +15,8 @@ Two stages, both resumable:
 
 Usage::
 
-    OMP_NUM_THREADS=1 python scripts/train_denoise_fusion.py data --config recipes/denoise-fusion.yaml
-    OMP_NUM_THREADS=1 python scripts/train_denoise_fusion.py train --config recipes/denoise-fusion.yaml \\
+    OMP_NUM_THREADS=1 python scripts/train_denoise_fusion.py data --config recipes/denoise-fusion/fusion.yaml
+    OMP_NUM_THREADS=1 python scripts/train_denoise_fusion.py train --config recipes/denoise-fusion/fusion.yaml \\
         --out src/scopenet/weights/denoise-fusion
 """
 from __future__ import annotations
@@ -213,7 +213,7 @@ def train(cfg: FusionTrainConfig, out: Path) -> None:
                                       "Ede ch. 6 dose noise (low/high, real crops half 2x2-binned)"},
                   "config": json.loads(cfg.model_dump_json()), "steps": st["step"], "time_s": round(train_s, 1),
                   "hardware": "CPU, 1 torch thread, shared 2-core machine",
-                  "command": "python scripts/train_denoise_fusion.py data|train --config recipes/denoise-fusion.yaml",
+                  "command": "python scripts/train_denoise_fusion.py data|train --config recipes/denoise-fusion/fusion.yaml",
                   "stages": [{"name": "image-wide weights (full-batch, exact Gram loss)", "steps": cfg.steps, "loss": cfg.loss,
                               "val_log_mse": st["val"], "val_log_mse_single_candidates": st.get("ref", {})},
                              *([{"name": "per-pixel", "steps": st["step"] - cfg.steps}] if st["step"] > cfg.steps
@@ -231,7 +231,7 @@ def train(cfg: FusionTrainConfig, out: Path) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("stage", choices=["data", "train"])
-    p.add_argument("--config", default="recipes/denoise-fusion.yaml")
+    p.add_argument("--config", default="recipes/denoise-fusion/fusion.yaml")
     p.add_argument("--worker", type=int, default=0)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--out", default="runs/denoise-fusion/model")

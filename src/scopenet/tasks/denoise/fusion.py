@@ -110,7 +110,8 @@ class FusionConfig(_Base):
 
 
 class FusionTrainConfig(_Base):
-    """One training run of the fusion network (``scripts/train_denoise_fusion.py``, ``recipes/denoise-fusion.yaml``).
+    """One training run of the fusion network (``scripts/train_denoise_fusion.py``,
+    ``recipes/denoise-fusion/fusion.yaml``).
 
     Pairs are made from the *training* sources of ``denoise-default`` only
     (:class:`~scopenet.tasks.denoise.train.TrainingPool`: simulated STEM/HRTEM/mesoscale images at seeds

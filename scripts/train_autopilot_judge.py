@@ -36,7 +36,6 @@ import os
 import platform
 import re
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -48,10 +47,10 @@ import torch  # noqa: E402
 
 from scopenet.autopilot.bench import sim_frames  # noqa: E402
 from scopenet.autopilot.judge import TIP_FEATURE_NAMES, native_tip_features  # noqa: E402
-from scopenet.simulate.spm.probe import MAX_RADIUS_NM, ApexState, _ghost, random_bad_apex  # noqa: E402
+from scopenet.simulate.spm.probe import ApexState, random_bad_apex, scan_states  # noqa: E402
 from scopenet.simulate.spm.scan import flatten_lines, line_offsets, pink_noise, scan_times  # noqa: E402
 from scopenet.simulate.spm.surfaces import height_spectrum, make_surface  # noqa: E402
-from scopenet.simulate.spm.tips import MAX_DILATION_PX, dilate_paraboloid, tip_transfer  # noqa: E402
+from scopenet.simulate.spm.tips import dilate_paraboloid, tip_transfer  # noqa: E402
 
 DEFAULTS = {
     "seed": 0,
@@ -106,25 +105,7 @@ def render(surface: str, apex: ApexState, rng: np.random.Generator, size: int, f
            white: float, pink: float, p_steps: float = 0.1) -> np.ndarray:
     """One scan of ``surface`` with ``apex`` (the autopilot's apex-to-image model on any surface), [size, size]."""
     p = fov_m / size
-    states = [apex.tip_state()]
-    switch = None
-    p_switch = min(0.9, 0.5 * apex.adsorbate + max(0.0, 1.5 * (apex.instability - 0.3)))
-    if rng.random() < p_switch:
-        other = ApexState(**asdict(apex))
-        other.radius_nm = min(MAX_RADIUS_NM, other.radius_nm * float(rng.uniform(1.5, 2.5)))
-        if rng.random() < 0.5:
-            _ghost(rng, other)
-        t2 = other.tip_state()
-        t2.z_offset = float(rng.choice([-1, 1]) * rng.uniform(0.5e-10, 3e-10))
-        states.append(t2)
-        switch = float(rng.integers(int(0.15 * size), int(0.85 * size)) + rng.random())
-    reach = 0.0
-    for s in states:
-        r = 3.0 * s.sigma * s.aspect / p + max([np.hypot(g[0], g[1]) / p for g in s.ghosts], default=0.0)
-        if s.radius:
-            r += min(float(MAX_DILATION_PX), np.sqrt(2 * s.radius * 6e-10) / p)
-        reach = max(reach, r)
-    m = int(np.ceil(min(reach, 2 * size))) + 4
+    states, switch, m = scan_states(apex, rng, size, p)
     n = int(2 ** np.ceil(np.log2(size + 2 * m)))
     surf = make_surface(surface, rng, (n, n), p, p_steps=p_steps)
     spec = height_spectrum(surf, np.float32)

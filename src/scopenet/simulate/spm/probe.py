@@ -54,7 +54,7 @@ from .surfaces import height_spectrum, hsi100
 from .tips import MAX_DILATION_PX, TipState, dilate_paraboloid, tip_transfer
 
 __all__ = ["ApexState", "apply_dip", "apply_pulse", "crash_probability", "degrade", "random_bad_apex",
-           "render_scan", "DEFECTS"]
+           "render_scan", "scan_states", "DEFECTS"]
 
 #: names of the defects an apex can have (see :meth:`ApexState.defects`)
 DEFECTS = ("blunt", "double", "asymmetric", "adsorbate", "unstable")
@@ -244,6 +244,36 @@ def degrade(st: ApexState, rng: np.random.Generator) -> ApexState:
 
 # ----------------------------------------------------------------------------- rendering
 
+def scan_states(apex: ApexState, rng: np.random.Generator, size: int, pixel_m: float):
+    """The tip states one scan of ``size`` lines images with ``apex``, at ``pixel_m`` metres per pixel.
+
+    An unstable or adsorbate-carrying apex may switch mid-scan to a blunter (sometimes ghosted) state
+    at a different height. Returns ``(states, switch, margin)``: the :class:`~scopenet.simulate.spm.tips.TipState`
+    list (one, or two after a switch), the scan time (in lines) of the switch or None, and the margin in
+    pixels the canvas needs around the frame for the widest state's reach.
+    """
+    p = pixel_m
+    states = [apex.tip_state()]
+    switch = None
+    p_switch = min(0.9, 0.5 * apex.adsorbate + max(0.0, 1.5 * (apex.instability - 0.3)))
+    if rng.random() < p_switch:
+        other = ApexState(**asdict(apex))
+        other.radius_nm = min(MAX_RADIUS_NM, other.radius_nm * float(rng.uniform(1.5, 2.5)))
+        if rng.random() < 0.5:
+            _ghost(rng, other)
+        t2 = other.tip_state()
+        t2.z_offset = float(rng.choice([-1, 1]) * rng.uniform(0.5e-10, 3e-10))
+        states.append(t2)
+        switch = float(rng.integers(int(0.15 * size), int(0.85 * size)) + rng.random())
+    reach = 0.0
+    for s in states:
+        r = 3.0 * s.sigma * s.aspect / p + max([np.hypot(g[0], g[1]) / p for g in s.ghosts], default=0.0)
+        if s.radius:
+            r += min(float(MAX_DILATION_PX), np.sqrt(2 * s.radius * 6e-10) / p)
+        reach = max(reach, r)
+    return states, switch, int(np.ceil(min(reach, 2 * size))) + 4  # beyond two frames a wider margin changes nothing
+
+
 def render_scan(apex: ApexState, rng: np.random.Generator, *, size: int = 64, fov_m: float = 8e-9,
                 surface_seed: int = 0, p_steps: float = 0.0, adsorbate_density: float = 0.003,
                 white_noise: float = 0.05, pink_noise_level: float = 0.08,
@@ -277,25 +307,7 @@ def render_scan(apex: ApexState, rng: np.random.Generator, *, size: int = 64, fo
         Heights (m) after per-line linear flattening.
     """
     p = fov_m / size
-    states = [apex.tip_state()]
-    switch = None
-    p_switch = min(0.9, 0.5 * apex.adsorbate + max(0.0, 1.5 * (apex.instability - 0.3)))
-    if rng.random() < p_switch:
-        other = ApexState(**asdict(apex))
-        other.radius_nm = min(MAX_RADIUS_NM, other.radius_nm * float(rng.uniform(1.5, 2.5)))
-        if rng.random() < 0.5:
-            _ghost(rng, other)
-        t2 = other.tip_state()
-        t2.z_offset = float(rng.choice([-1, 1]) * rng.uniform(0.5e-10, 3e-10))
-        states.append(t2)
-        switch = float(rng.integers(int(0.15 * size), int(0.85 * size)) + rng.random())
-    reach = 0.0
-    for s in states:
-        r = 3.0 * s.sigma * s.aspect / p + max([np.hypot(g[0], g[1]) / p for g in s.ghosts], default=0.0)
-        if s.radius:
-            r += min(float(MAX_DILATION_PX), np.sqrt(2 * s.radius * 6e-10) / p)
-        reach = max(reach, r)
-    m = int(np.ceil(min(reach, 2 * size))) + 4            # beyond two frames a wider margin changes nothing
+    states, switch, m = scan_states(apex, rng, size, p)
     n = sfft.next_fast_len(size + 2 * m, real=True)
     key = (int(surface_seed), n, float(fov_m), float(p_steps), float(adsorbate_density))
     if spectrum_cache is not None and key in spectrum_cache:

@@ -30,8 +30,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ...errors import InputError
-from ...image.tta import check_views, tta_average
-from .._estimator import Estimator, map_images
+from .._estimator import Estimator
 from . import baselines as B
 
 __all__ = ["FILTERS", "DEFAULT_CANDIDATES", "FusionConfig", "FusionTrainConfig", "FusionDenoiser", "candidate_stack",
@@ -220,16 +219,6 @@ def candidate_stack(u: np.ndarray, candidates: Sequence[str], nets: dict[str, An
     return np.stack(out)
 
 
-def _unit(frame: np.ndarray, normalise: str, percentiles) -> tuple[np.ndarray, float, float]:
-    from ...image.scaling import robust_unit_scale, unit_scale
-
-    if normalise == "robust":
-        u, s = robust_unit_scale(frame, tuple(percentiles))
-    else:
-        u, s = unit_scale(frame)
-    return np.clip(u, 0.0, 1.0).astype(np.float32), s.lo, s.span
-
-
 # ------------------------------------------------------------------------------------- estimator
 class FusionDenoiser(Estimator):
     """Denoiser fusing classical filters and networks per pixel (see the module docstring).
@@ -302,14 +291,9 @@ class FusionDenoiser(Estimator):
 
     def denoise_frame(self, frame: np.ndarray, tta: int = 1) -> np.ndarray:
         """Denoise one 2-D frame in its own units (NaN where the input is not finite)."""
-        from .model import _check_frame
+        from .model import _denoise_in_units
 
-        fr = _check_frame(np.asarray(frame))
-        u, lo, span = _unit(fr, self.config.normalise, self.config.percentiles)
-        y = tta_average(self._unit_frame, u, views=tta)
-        y = y.astype(np.float64) * span + lo
-        y[~np.isfinite(fr)] = np.nan
-        return y.astype(np.float32)
+        return _denoise_in_units(self._unit_frame, frame, self.config.normalise, self.config.percentiles, tta)
 
     def predict(self, img, *, tta: int = 1, dose: float | None = None):
         """Denoise an image, a stack or a list of them (as :meth:`Denoiser.predict`, ``dose`` included).
@@ -319,19 +303,9 @@ class FusionDenoiser(Estimator):
         InputError
             A non-numeric, empty, all-NaN or wrongly shaped input.
         """
-        from .model import _guard_info, _guarded
+        from .model import _denoise_images
 
-        views = check_views(tta)
-        self.net_.eval()
-        weights: list[float] = []
-
-        def one(fr):
-            return _guarded(fr, self.denoise_frame(fr, views), dose, weights)
-
-        return map_images(one, img, operation="denoise", what="denoising input",
-                          provenance=lambda: {"model": self.card_.name if self.card_.name != "untrained"
-                                              else self.config.arch, "tta": views,
-                                              "candidates": list(self.config.candidates), **_guard_info(dose, weights)})
+        return _denoise_images(self, img, tta, dose, candidates=list(self.config.candidates))
 
     # ----------------------------------------------------------------- training
     def prepare_pair(self, noisy: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -43,6 +43,40 @@ def _unit(frame: np.ndarray) -> tuple[np.ndarray, float, float]:
     return u, s.lo, s.lo + s.span
 
 
+def _denoise_in_units(unit_fn, frame, normalise: str, percentiles, tta: int) -> np.ndarray:
+    """``unit_fn`` (a [0, 1] frame -> its denoised [0, 1] frame) applied to one 2-D frame in its own units:
+    scaled by min and max, or by robust percentiles (clipped to [0, 1]) when ``normalise == "robust"``,
+    averaged over ``tta`` views, scaled back; NaN where the input is not finite."""
+    fr = _check_frame(np.asarray(frame))
+    if normalise == "robust":
+        from ...image.scaling import robust_unit_scale
+
+        u, s = robust_unit_scale(fr, tuple(percentiles))
+        lo, hi = s.lo, s.lo + s.span
+    else:
+        u, lo, hi = _unit(fr)
+    y = tta_average(unit_fn, u, views=tta)
+    y = y.astype(np.float64) * (hi - lo) + lo
+    y[~np.isfinite(fr)] = np.nan
+    return y.astype(np.float32)
+
+
+def _denoise_images(est, img, tta: int, dose: float | None, **provenance):
+    """``est.denoise_frame`` over an image, stack, Micrograph or list, each frame guarded by the known
+    ``dose`` (:func:`_guarded`); ``provenance`` adds entries after ``model`` and ``tta``."""
+    views = check_views(tta)
+    est.net_.eval()
+    weights: list[float] = []
+
+    def one(fr):
+        return _guarded(fr, est.denoise_frame(fr, views), dose, weights)
+
+    return map_images(one, img, operation="denoise", what="denoising input",
+                      provenance=lambda: {"model": est.card_.name if est.card_.name != "untrained"
+                                          else est.config.arch, "tta": views, **provenance,
+                                          **_guard_info(dose, weights)})
+
+
 def estimate_dose(noisy, denoised) -> dict[str, float]:
     """Estimate the electron dose of a shot-noise-limited image from its denoised version.
 
@@ -163,18 +197,7 @@ class Denoiser(Estimator):
 
         With ``config.normalise == "robust"`` the frame is scaled by robust percentiles and clipped to
         [0, 1] (:func:`scopenet.image.scaling.robust_unit_scale`) instead of by its min and max."""
-        fr = _check_frame(np.asarray(frame))
-        if self.config.normalise == "robust":
-            from ...image.scaling import robust_unit_scale
-
-            u, s = robust_unit_scale(fr, tuple(self.config.percentiles))
-            lo, hi = s.lo, s.lo + s.span
-        else:
-            u, lo, hi = _unit(fr)
-        y = tta_average(self._frame, u, views=tta)
-        y = y.astype(np.float64) * (hi - lo) + lo
-        y[~np.isfinite(fr)] = np.nan
-        return y.astype(np.float32)
+        return _denoise_in_units(self._frame, frame, self.config.normalise, self.config.percentiles, tta)
 
     def predict(self, img, *, tta: int = 1, dose: float | None = None):
         """Denoise an image, a stack or a list of them, of any size.
@@ -205,16 +228,7 @@ class Denoiser(Estimator):
         InputError
             A non-numeric, empty, all-NaN or wrongly shaped input.
         """
-        views = check_views(tta)
-        self.net_.eval()
-        weights: list[float] = []
-
-        def one(fr):
-            return _guarded(fr, self.denoise_frame(fr, views), dose, weights)
-
-        return map_images(one, img, operation="denoise", what="denoising input",
-                          provenance=lambda: {"model": self.card_.name if self.card_.name != "untrained"
-                                              else self.config.arch, "tta": views, **_guard_info(dose, weights)})
+        return _denoise_images(self, img, tta, dose)
 
     # ----------------------------------------------------------------- training
     def fit(self, images, mode: str = "supervised", targets=None, settings: FitSettings | None = None,

@@ -72,7 +72,6 @@ def install(stem, recipe: str, bench_json: Path | None = None, note: str | None 
     from scopenet.tasks.exitwave import ExitWaveEstimator
 
     from scopenet.tasks.exitwave.config import ExitWaveTrainConfig
-    from scopenet.tasks.exitwave.model import calibrate_confidence
     from scopenet.tasks.exitwave.train import calibrate, load_pool
 
     est = ExitWaveEstimator.load(stem)
@@ -80,7 +79,6 @@ def install(stem, recipe: str, bench_json: Path | None = None, note: str | None 
     if all(Path(p).exists() for p in cfg.data):  # the unfamiliar-input thresholds, from the training waves
         pool = load_pool([str(p) for p in cfg.data])
         est.config = est.config.model_copy(update=calibrate(est, pool, cfg.crop, seed=cfg.seed))
-        est.config = est.config.model_copy(update=calibrate_confidence(est, pool, seed=cfg.seed))
     if bench_json is not None:
         b = json.loads(Path(bench_json).read_text())
         flag = "" if cfg.name == "exitwave-restricted" else " --model single"

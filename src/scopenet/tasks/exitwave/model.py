@@ -159,7 +159,6 @@ class ExitWaveEstimator(Estimator):
         self.history_ = train(self.net_, pool, cfg, device=str(resolve_device(self.device)))
         self.net_.eval()
         self.config = self.config.model_copy(update=calibrate(self, pool, cfg.crop, seed=cfg.seed))
-        self.config = self.config.model_copy(update=calibrate_confidence(self, pool, seed=cfg.seed))
         return self
 
     # ---------------------------------------------------------------------------- prediction

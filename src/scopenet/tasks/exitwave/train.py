@@ -197,19 +197,18 @@ def _run(net, data, config, *, device=None, progress=False, resume=False, callba
 
 
 def calibrate(est, pool: np.ndarray, crop: int, n: int = 32, seed: int = 0) -> dict:
-    """Unfamiliar-input thresholds from the training distribution: ``ood_confidence`` (0.8 times the
-    lowest mean confidence of ``n`` training crops), ``amplitude_sd_range`` (the crops' amplitude
-    sd range widened by a factor 1.5 each way) and ``high_frequency_max`` (1.25 times the largest
-    fraction of variance above 2/3 of Nyquist, at least 0.01)."""
-    from .familiar import high_frequency_fraction
+    """Unfamiliar-input thresholds from the training distribution: ``ood_confidence`` and
+    ``ood_confidence_quantile`` (the low-confidence rule, :func:`~.familiar.calibrate_confidence`),
+    ``amplitude_sd_range`` (the amplitude sd range of ``n`` training crops widened by a factor 1.5 each
+    way) and ``high_frequency_max`` (1.25 times the largest fraction of variance above 2/3 of Nyquist,
+    at least 0.01)."""
+    from .familiar import calibrate_confidence, high_frequency_fraction
 
     rng = np.random.default_rng([seed, 7])
     amps, _ = make_batch(pool, min(crop, *pool.shape[1:]), n, rng, est.config.scale)
-    raw = np.concatenate([est.raw_components(amps[i:i + 8, 0]) for i in range(0, n, 8)])
-    conf = np.clip(np.hypot(raw[:, 0], raw[:, 1]), 0, 1).mean((1, 2))
     sds = amps[:, 0].std((1, 2))
     hf = max(high_frequency_fraction(a) for a in amps[:, 0])
-    return {"ood_confidence": float(np.clip(0.8 * conf.min(), 0.0, 1.0)),
+    return {**calibrate_confidence(est, pool, seed=seed),
             "amplitude_sd_range": (float(sds.min() / 1.5), float(sds.max() * 1.5)),
             "high_frequency_max": float(np.clip(max(1.25 * hf, 0.01), 0.0, 1.0))}
 
@@ -236,9 +235,6 @@ def main(config: ExitWaveTrainConfig | str | Path, resume: bool = False, *, prog
     est = Est(scale=c.scale, arch_config=dict(net.config))
     est.net_ = net.cpu().eval()
     est.config = est.config.model_copy(update=calibrate(est, pool, c.crop, seed=c.seed))
-    from .familiar import calibrate_confidence  # the low-confidence rule, as fit() and the install script set it
-
-    est.config = est.config.model_copy(update=calibrate_confidence(est, pool, seed=c.seed))
     from ...simulate.em.exitwave import load_waves
 
     sets = [load_waves(p)[2] for p in c.data]

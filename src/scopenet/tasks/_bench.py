@@ -61,6 +61,8 @@ REGISTRY: dict[str, BenchEntry] = {e.name: e for e in (
     BenchEntry("segment", "scopenet.tasks.segment.bench", "particle segmentation vs Otsu and local thresholds"),
     BenchEntry("track", "scopenet.tasks.track.bench", "particle tracking and drift correction on simulated movies"),
     BenchEntry("atoms", "scopenet.tasks.atoms.bench", "atom finding on held-out crystals vs LoG and atomap-style maxima"),
+    BenchEntry("atoms-abtem", "scopenet.tasks.atoms.bench_abtem", "atom finding on abTEM-simulated HAADF images "
+               "(a second simulator)"),
     BenchEntry("adaptive-scan", "scopenet.tasks.adaptive_scan.bench", "RL-steered scan paths vs fixed spiral and grid"),
     BenchEntry("exitwave", "scopenet.tasks.exitwave.bench", "exit-wave phase from the amplitude vs random phases "
                "(Ede ch. 7)"),

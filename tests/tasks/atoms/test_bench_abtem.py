@@ -1,0 +1,47 @@
+"""The second-simulator atom bench: detections on faint real columns are neither right nor wrong."""
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+
+from scopenet.simulate.em.atoms import atom_image
+from scopenet.tasks.atoms.bench_abtem import _drop_faint, score_images
+
+
+def test_a_detection_on_a_faint_column_is_dropped_but_not_one_on_a_visible_column_or_on_nothing():
+    ex = SimpleNamespace(atoms=np.array([[10.0, 10.0], [10.0, 20.0]]), spacing_px=10.0,
+                         params={"faint_columns": np.array([[20.0, 15.0]])})
+    rc = np.array([[10.2, 10.1], [20.5, 15.2], [30.0, 30.0]])
+    kept, sigma, n = _drop_faint(rc, ex, np.array([0.1, 0.2, 0.3]))
+    assert n == 1
+    assert np.array_equal(kept, rc[[0, 2]]) and np.array_equal(sigma, [0.1, 0.3])
+    kept, sigma, n = _drop_faint(rc, SimpleNamespace(atoms=ex.atoms, spacing_px=10.0, params={}), None)
+    assert n == 0 and sigma is None and len(kept) == 3
+
+
+class _Perfect:
+    """Predicts the truth of the one image it is given, plus one atom on a faint column and one on nothing."""
+
+    def __init__(self, ex):
+        self.ex = ex
+
+    def predict(self, image):
+        rc = np.vstack([self.ex.atoms, self.ex.params["faint_columns"][:1], [[1.0, 1.0]]])
+        return pd.DataFrame({"y": rc[:, 0], "x": rc[:, 1], "sigma_px": np.full(len(rc), 0.1)})
+
+
+def test_score_images_pools_and_counts_faint_detections():
+    ex = atom_image(np.random.default_rng(0), 96, split="held_out", dose=1000)
+    ex.params["faint_columns"] = np.array([[50.0, 50.0]]) + 0.37 * ex.spacing_px  # away from every true column
+    ex.params["structure"] = "test"
+    # keep the faint column clear of the truth and of the (1, 1) false atom
+    d = np.hypot(*(ex.atoms - ex.params["faint_columns"][0]).T)
+    ex.atoms = ex.atoms[d > 0.31 * ex.spacing_px]
+    ex.atoms = ex.atoms[np.hypot(*(ex.atoms - 1.0).T) > 0.31 * ex.spacing_px]
+    res, per_image = score_images(_Perfect(ex), [ex])
+    m = res["AtomFinder"]
+    assert m["on_faint_columns"] == 1
+    assert m["recall"] == 1.0 and m["precision"] == len(ex.atoms) / (len(ex.atoms) + 1)
+    assert m["rms_px"] == 0.0
+    assert per_image[0]["structure"] == "test" and per_image[0]["tp"] == len(ex.atoms)
+    assert {"LoG + CoM", "maxima + Gaussian"} <= set(res)

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..tasks._bench import BenchSpec, Report, Table
+from .judge_train import sim_frames  # noqa: F401 - part of this module's API (judge_on_sim, tests)
 
 EPISODE_SEED_BASE = 1_000_000      # benchmark episodes: 1,000,000 + 10,000 * seed + i
 SELECT_SEED_BASE = 2_000_000       # selection episodes of the fixed sequences
@@ -235,52 +236,6 @@ def judge_on_real(judge, shared, n_hsi: int | None = None, labels: Path | None =
     return out
 
 
-def sim_frames(n: int, seed: int, p_good: float = 0.5, max_actions: int = 6) -> tuple[list, np.ndarray, list]:
-    """Frames of the autopilot's simulated microscope with known tips, for training and scoring tip judges.
-
-    Frame ``i`` comes from its own :class:`~.sim.SimMicroscope` (seed ``seed + i``, so that the sample's cells,
-    steps and contamination differ): with probability ``p_good`` the apex is a good one (radius log-uniform
-    0.35-1.45 nm, near-symmetric, clean, instability 0-0.45), otherwise a random bad apex
-    (:func:`~scopenet.simulate.spm.probe.random_bad_apex`) changed by 0 to ``max_actions`` random
-    conditioning actions (pulses and dips of :data:`~.instrument.ACTIONS`, as an episode would). The frame
-    is the microscope's own scan (``frame_nm`` side, 64 px) at a random spot of the sample.
-
-    Returns
-    -------
-    images : list of Micrograph
-    good : ndarray bool [n]
-        The simulator's truth at the time of the scan (``metadata["tip_good"]``).
-    defects : list of list of str
-        :meth:`~scopenet.simulate.spm.probe.ApexState.defects` of each frame's apex.
-    """
-    from ..simulate.spm.probe import ApexState, apply_dip, apply_pulse, random_bad_apex
-    from .instrument import ACTIONS
-    from .sim import SimMicroscope
-
-    imgs, good, defects = [], [], []
-    for i in range(int(n)):
-        rng = np.random.default_rng([int(seed), i, 23])
-        mic = SimMicroscope(seed=int(seed) + i)
-        if rng.random() < p_good:
-            apex = ApexState(radius_nm=float(np.exp(rng.uniform(np.log(0.35), np.log(1.45)))),
-                             aspect=1.0 + abs(float(rng.normal(0, 0.3))), angle=float(rng.uniform(0, np.pi)),
-                             instability=float(rng.uniform(0, 0.45)))
-        else:
-            apex = random_bad_apex(rng)
-            for _ in range(int(rng.integers(0, max_actions + 1))):
-                act = ACTIONS[int(rng.integers(len(ACTIONS)))]
-                apex = apply_pulse(apex, act.value, rng) if act.kind == "pulse" else apply_dip(apex, act.value, rng)[0]
-        mic.apex = apex
-        lay = mic.config.layout
-        centre = (float(rng.uniform(lay.frame_nm, lay.sample_nm - lay.frame_nm)),
-                  float(rng.uniform(lay.frame_nm, lay.sample_nm - lay.frame_nm)))
-        img = mic.scan(centre, lay.frame_nm, 64)
-        imgs.append(img)
-        good.append(bool(img.metadata["tip_good"]))
-        defects.append(apex.defects())
-    return imgs, np.array(good, bool), defects
-
-
 def judge_on_sim(judge, n: int, seed: int) -> dict:
     """The judge against the simulated microscope's truth on ``n`` frames of :func:`sim_frames`
     (seeds ``SIM_FRAMES_SEED_BASE + 10,000 * seed + i``): :func:`_verdict_stats`, plus per defect kind the
@@ -298,6 +253,131 @@ def judge_on_sim(judge, n: int, seed: int) -> dict:
     out["by_defect"] = kinds
     out["good_tips_called_good"] = round(float((v[truth] == "good").mean()), 4) if truth.any() else None
     return out
+
+
+def real_crop_evidence(judge, shared, labels: Path | None = None) -> dict[str, dict]:
+    """What a :class:`~.judge.TipJudge` reads from the labelled fixture crops, by surface.
+
+    Returns ``{surface: {"F": [N, 10], "flags": [N, 3], "y": [N] bool}}`` (:meth:`~.judge.TipJudge.image_evidence`)
+    for the ``good``/``bad`` rows of ``labels`` (default ``benchmarks/autopilot-real-labels.csv``), and
+    ``"no_verdict_possible"`` for the ``none`` rows (``y`` all false). Unreadable files are skipped.
+    """
+    import csv
+
+    labels = Path(labels or REAL_LABELS)
+    out: dict = {}
+    if not (labels.exists() and (Path(shared) / "fixtures").exists()):
+        return out
+    rows = list(csv.DictReader(line for line in labels.read_text().splitlines() if not line.startswith("#")))
+    groups: dict = {}
+    for r in rows:
+        try:
+            z = _read_fixture_image(Path(shared), r["file"], int(r["channel"]))
+        except Exception:  # noqa: BLE001 - a missing reader: the crop is skipped (judge_on_real reports it)
+            continue
+        n = int(r["size_px"])
+        if n:
+            z = _crop(z, int(r["y0"]), int(r["x0"]), n)
+        key = "no_verdict_possible" if r["label"] == "none" else r["surface"]
+        groups.setdefault(key, []).append((z, r["label"] == "good"))
+    for key, items in groups.items():
+        F, flags = judge.image_evidence([i[0] for i in items])
+        out[key] = {"F": F, "flags": flags, "y": np.array([i[1] for i in items], bool)}
+    return out
+
+
+def _rule_stats(params: dict, F: np.ndarray, flags: np.ndarray, y: np.ndarray) -> dict:
+    """A tip judge's verdicts on feature rows without and with the familiarity rule: coverage (share judged),
+    accuracy on the judged, majority-class accuracy (of all and of the judged), share turned unknown by it."""
+    from .judge import TipJudge
+
+    j = TipJudge(params)
+    res = j.judge_features(F, flags)
+    j.reference = None
+    res0 = j.judge_features(F, flags)
+    out = {"images": int(len(y)), "good_fraction": round(float(y.mean()), 4) if len(y) else None,
+           "majority_accuracy": round(float(max(y.mean(), 1 - y.mean())), 4) if len(y) else None}
+    for tag, rr in (("", res0), ("familiar_", res)):
+        judged = np.array([r.verdict in ("good", "bad") for r in rr])
+        pred = np.array([r.verdict == "good" for r in rr])
+        out[f"{tag}coverage"] = round(float(judged.mean()), 4) if len(y) else None
+        out[f"{tag}accuracy_judged"] = round(float((pred == y)[judged].mean()), 4) if judged.any() else None
+        out[f"{tag}majority_judged"] = (round(float(max(y[judged].mean(), 1 - y[judged].mean())), 4)
+                                        if judged.any() else None)
+        out[f"{tag}unknown"] = round(float(1 - judged.mean()), 4) if len(y) else None
+    unf = np.array([r.reason == "unfamiliar" for r in res])
+    out["turned_unfamiliar"] = round(float(unf.mean()), 4) if len(y) else None
+    return out
+
+
+def judge_loso(shared, cache_dir: Path | None = None, config: dict | None = None, log=print) -> dict:
+    """Leave-one-surface-out validation of the tip judge's recipe (issue 23).
+
+    For each family of :data:`~.judge_train.SURFACE_FAMILIES`, the recipe (default: the shipped
+    ``autopilot-judge`` card's training config) is re-fitted without the family's training sources and scored
+    on the family's real images (gordon-hsi crowd verdicts; labelled fixture crops) and simulated scans, with
+    and without the familiarity rule (:class:`~.judge.TipJudge`, ``unfamiliar``). ``"all surfaces"`` rows
+    score the full recipe (nothing held out; gordon-hsi in-sample) to show what the rule costs in domain.
+    Feature rows are cached (:func:`~.judge_train.training_sources`).
+    """
+    from .judge import TipJudge
+    from .judge_train import DEFAULTS, SURFACE_FAMILIES, fit, stack, training_sources
+
+    shipped = TipJudge("autopilot-judge")
+    cfg = {**DEFAULTS, **(config or shipped.card.get("training", {}).get("config", {}))}
+    cfg.setdefault("familiarity_k", DEFAULTS["familiarity_k"])
+    t0 = time.time()
+    src = training_sources(cfg, Path(shared), cache_dir, log=log)
+    real = real_crop_evidence(shipped, shared)
+    if "gordon" in src:
+        real["gordon"] = {"F": src["gordon"]["F"], "flags": np.zeros((len(src["gordon"]["F"]), 3), bool),
+                          "y": src["gordon"]["y"]}
+    out: dict = {"config": {k: cfg[k] for k in ("familiarity_k", "familiarity_quantile", "familiarity_reference")},
+                 "families": {}}
+    families = dict(SURFACE_FAMILIES)
+    families["all surfaces (nothing held out)"] = {"drop": [], "real": [k for k in real if k != "no_verdict_possible"],
+                                                   "sim": []}
+    fitted: dict = {}
+    for fam, spec in families.items():
+        keep = tuple(n for n in src if n not in spec["drop"])
+        if keep not in fitted:
+            t = time.time()
+            fitted[keep] = fit(*stack(src, keep), cfg, int(cfg["seed"]))
+            log(f"  fitted without {spec['drop'] or 'nothing'} in {time.time() - t:.0f} s")
+        params = fitted[keep]
+        rows = {}
+        for name in spec["real"]:
+            if name in real:
+                rows["gordon-hsi H:Si(100) (real)" if name == "gordon" else f"{name} (real crops)"] = \
+                    _rule_stats(params, real[name]["F"], real[name]["flags"], real[name]["y"])
+        for name in spec["sim"]:
+            rows[f"{name} (simulated scans)"] = _rule_stats(params, src[name]["F"], None, src[name]["y"])
+        if not spec["drop"] and "no_verdict_possible" in real:
+            v = real["no_verdict_possible"]
+            rows["no verdict possible (expect unknown)"] = _rule_stats(params, v["F"], v["flags"], v["y"])
+        out["families"][fam] = {"held_out_sources": list(spec["drop"]), "familiarity_threshold":
+                                round(float(params.get("familiarity_threshold", np.nan)), 4), "scored": rows}
+    out["wall_s"] = round(time.time() - t0, 1)
+    return out
+
+
+def _loso_table(lo: dict) -> Table:
+    tab = Table(["held-out family", "scored on", "images", "majority (all)", "judged", "accuracy (judged)",
+                 "majority (judged)", "judged + familiarity", "accuracy (judged + familiarity)",
+                 "turned unknown by familiarity"],
+                title="Tip judge, leave one surface family out: trained without it, scored on it")
+    for fam, v in lo["families"].items():
+        for name, r in v["scored"].items():
+            tab.add(fam, name, r["images"], r["majority_accuracy"], r["coverage"], r["accuracy_judged"],
+                    r["majority_judged"], r["familiar_coverage"], r["familiar_accuracy_judged"],
+                    r["turned_unfamiliar"])
+    c = lo["config"]
+    tab.notes.append(f"judged = share not answered unknown by the shipped rules (not a topograph, coarse, blank, noise, "
+                     f"Mahalanobis out of domain, |p - 0.5| < 0.1); + familiarity: also unknown when the "
+                     f"{c['familiarity_k']}-NN distance to (a {c['familiarity_reference']}-row sample of) the training "
+                     f"features exceeds its {c['familiarity_quantile']} leave-one-out quantile. 'all surfaces' rows: "
+                     f"the full recipe (gordon-hsi in-sample there); 'no verdict possible': the share judged should be 0")
+    return tab
 
 
 #: key of the simulated-microscope row in ``judge_real``
@@ -371,8 +451,19 @@ def _run(a: argparse.Namespace, rep: Report) -> int:
             real["crowd_rule_out_of_fold"] = crowd_rule_out_of_fold(a.cv_logits, shared)
             say("crowd rule on out-of-fold gordon-hsi predictions: " + json.dumps(real["crowd_rule_out_of_fold"]))
         rep.data["judge_real"] = real
-        if n == 0:
-            return 0
+    if a.loso:
+        import os
+
+        shared = Path(os.environ.get("SCOPENET_SHARED", Path.cwd().parent / "shared"))
+        lo = judge_loso(shared, Path(a.loso_cache), log=say)
+        tab = _loso_table(lo)
+        if quiet:
+            rep.parts.append(tab)
+        else:
+            rep.table(tab)
+        rep.data["judge_loso"] = lo
+    if (a.real or a.loso) and n == 0:
+        return 0
     seeds = [EPISODE_SEED_BASE + 10_000 * a.seed + i for i in range(n)]
     t0 = time.time()
     say(f"autopilot bench: {n} episodes (seeds {seeds[0]}..{seeds[-1]}), judge {judge_name(judge)} p >= "
@@ -433,6 +524,12 @@ def _options(g) -> None:
     g.add_argument("--sim-frames", type=int, default=400,
                    help="with --real: also score each judge on this many simulated-microscope frames against the "
                         "simulator's truth (0: skip)")
+    g.add_argument("--loso", action="store_true",
+                   help="also validate the tip judge's recipe leaving one surface family out (re-fitted without "
+                        "it, scored on its real images), with and without the familiarity rule; with --episodes 0 "
+                        "only the judge benches")
+    g.add_argument("--loso-cache", default="runs/autopilot-judge",
+                   help="with --loso: folder of cached training feature rows (computed on first use, ~4 min)")
     g.add_argument("--real", action="store_true",
                    help="also score the judge on real STM images (../shared: gordon-hsi crowd labels, fixtures); "
                         "with --episodes 0 only that")

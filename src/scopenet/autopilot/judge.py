@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # torch and the classifier load on first use (the supervisor 
     from ..tasks.classify import TipClassifier
 
 __all__ = ["FEATURE_NAMES", "HSI_RULE_CATEGORIES", "Judge", "JudgeResult", "TIP_FEATURE_NAMES", "TipJudge",
-           "hsi_crowd_rule", "image_features", "judge_from_card", "make_judge", "native_tip_features", "tip_features"]
+           "hsi_crowd_rule", "image_features", "judge_from_card", "knn_distance", "make_judge", "native_tip_features", "tip_features"]
 
 #: names of :func:`image_features` columns
 FEATURE_NAMES = ("hf_noise", "line_switch", "hf_power", "mid_power")
@@ -119,7 +119,10 @@ class JudgeResult:
         :func:`image_features` by name (empty unless the judge has ``features=True``).
     reason : str
         Why the verdict is ``"unknown"`` (:class:`TipJudge`: ``not_topograph``, ``blank``, ``noise``, ``coarse``,
-        ``out_of_domain``, ``low_confidence``); empty otherwise.
+        ``out_of_domain``, ``unfamiliar``, ``low_confidence``); empty otherwise.
+    detail : str
+        The quantity behind ``reason``, its value and the threshold (e.g. ``"5-NN distance to the training
+        features 4.12 > 3.30"``); empty when there is none.
     """
 
     p_good: float
@@ -130,6 +133,7 @@ class JudgeResult:
     embedding: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     features: dict = field(default_factory=dict)
     reason: str = ""
+    detail: str = ""
 
     def to_dict(self, embedding: bool = False) -> dict:
         d = {"p_good": round(float(self.p_good), 5), "verdict": self.verdict,
@@ -139,6 +143,8 @@ class JudgeResult:
             d["features"] = {k: round(float(v), 4) for k, v in self.features.items()}
         if self.reason:
             d["reason"] = self.reason
+        if self.detail:
+            d["detail"] = self.detail
         if embedding:
             d["embedding"] = [round(float(v), 5) for v in self.embedding]
         return d
@@ -356,6 +362,23 @@ def native_tip_features(images, max_size: int = 128) -> np.ndarray:
     return np.asarray(out, np.float32).reshape(len(out), len(TIP_FEATURE_NAMES))
 
 
+def knn_distance(ref: np.ndarray, Z: np.ndarray, k: int, leave_one_out: bool = False, chunk: int = 512) -> np.ndarray:
+    """Euclidean distance of each row of ``Z`` [N, D] to its ``k``-th nearest row of ``ref`` [M, D], float64 [N].
+
+    ``leave_one_out``: ``Z`` is ``ref`` itself and each row's own zero distance is skipped.
+    """
+    ref = np.asarray(ref, np.float64)
+    Z = np.asarray(Z, np.float64)
+    rn = (ref ** 2).sum(1)
+    out = np.empty(len(Z))
+    kk = int(k) + (1 if leave_one_out else 0)
+    for i in range(0, len(Z), chunk):
+        z = Z[i:i + chunk]
+        d2 = np.maximum((z ** 2).sum(1)[:, None] + rn[None] - 2 * z @ ref.T, 0.0)
+        out[i:i + chunk] = np.sqrt(np.partition(d2, kk - 1, axis=1)[:, kk - 1])
+    return out
+
+
 #: signal units of a topograph (a calibrated image in any other unit, e.g. A or Hz, is not judged)
 LENGTH_UNITS = ("m", "mm", "um", "µm", "nm", "pm", "A", "Å")
 
@@ -401,7 +424,13 @@ class TipJudge:
     - ``noise``: ``hf_noise`` above ``max_hf_noise`` (no structure above white noise);
     - ``out_of_domain``: the Mahalanobis distance of the features from the training set above the
       training set's ``domain_threshold`` quantile;
+    - ``unfamiliar``: the distance of the standardised feature vector to its ``familiarity_k``-th nearest
+      training row above ``familiarity_threshold`` (the ``familiarity_quantile`` of the training rows' own
+      leave-one-out distances; parameters without a reference set skip the rule);
     - ``low_confidence``: ``|p_good - threshold| < band``.
+
+    ``JudgeResult.detail`` names the quantity, its value and the threshold behind an ``out_of_domain``,
+    ``unfamiliar``, ``noise`` or ``low_confidence`` answer.
 
     Parameters
     ----------
@@ -445,6 +474,10 @@ class TipJudge:
         self.threshold = float(threshold)
         self.check_domain = bool(check_domain)
         self.feature_names = list(params.get("feature_names", TIP_FEATURE_NAMES))
+        ref = params.get("familiarity_reference")
+        self.reference = None if ref is None else np.asarray(ref, np.float64)
+        self.familiarity_k = int(params.get("familiarity_k", 5))
+        self.familiarity_threshold = float(params.get("familiarity_threshold", np.inf))
         self.aux_categories: list = []
         self.embedding_dim = len(self.mean)
 
@@ -462,36 +495,71 @@ class TipJudge:
         z = (np.asarray(F, np.float64) - self.mean) / self.std
         return np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", z, self.precision, z), 0.0))
 
+    def familiarity_distance(self, F: np.ndarray) -> np.ndarray:
+        """Distance of standardised feature rows [N, F] to their ``familiarity_k``-th nearest training row [N]
+        (NaN without a reference set)."""
+        F = np.asarray(F, np.float64)
+        if self.reference is None:
+            return np.full(len(F), np.nan)
+        return knn_distance(self.reference, (F - self.mean) / self.std, self.familiarity_k)
+
     def __call__(self, image) -> JudgeResult:
         """Judge one image (Micrograph or 2-D array)."""
         return self.judge_many([image])[0]
 
-    def judge_many(self, images) -> list[JudgeResult]:
-        """Judge a list of images (Micrographs or 2-D arrays of any size)."""
+    @staticmethod
+    def image_evidence(images) -> tuple[np.ndarray, np.ndarray]:
+        """What the judge reads from images: (:func:`native_tip_features` float32 [N, 10], flags bool [N, 3]:
+        not a topograph, coarse pixels, blank). Judge the result with :meth:`judge_features`."""
         raws = [_raw(im) for im in images]
         if not raws:
-            return []
+            return np.zeros((0, len(TIP_FEATURE_NAMES)), np.float32), np.zeros((0, 3), bool)
         blank = np.array([(z.std() <= 1e-9 * max(abs(z).max(), 1e-300)) or len(np.unique(z[:64, :64])) < 16
                           for z, _, _ in raws])
         coarse = np.array([ps is not None and ps > MAX_PIXEL_M for _, ps, _ in raws])
         other = np.array([not h for _, _, h in raws])
         zs = [z if not b else z + np.random.default_rng(0).standard_normal(z.shape) for (z, _, _), b in zip(raws, blank)]
-        F = native_tip_features(zs)
+        return native_tip_features(zs), np.column_stack([other, coarse, blank])
+
+    def judge_many(self, images) -> list[JudgeResult]:
+        """Judge a list of images (Micrographs or 2-D arrays of any size)."""
+        return self.judge_features(*self.image_evidence(images))
+
+    def judge_features(self, F: np.ndarray, flags: np.ndarray | None = None) -> list[JudgeResult]:
+        """Verdicts from :meth:`image_evidence`: feature rows [N, 10] and flags [N, 3] (not a topograph,
+        coarse, blank; default none set)."""
+        F = np.asarray(F, np.float32).reshape(-1, len(self.mean))
+        flags = np.zeros((len(F), 3), bool) if flags is None else np.asarray(flags, bool)
+        other, coarse, blank = flags.T
         p = self.proba(F)
         d = self.domain_score(F)
+        fam = self.familiarity_distance(F) if self.check_domain else np.full(len(F), np.nan)
         hf = F[:, self.feature_names.index("hf_noise")]
         emb = ((F - self.mean) / self.std).astype(np.float32)
         out = []
         for i in range(len(F)):
-            reason = ""
+            reason, detail = "", ""
             if self.check_domain:
-                reason = ("not_topograph" if other[i] else "coarse" if coarse[i] else "blank" if blank[i] else "noise" if hf[i] > self.max_hf_noise
-                          else "out_of_domain" if d[i] > self.domain_threshold
-                          else "low_confidence" if abs(p[i] - self.threshold) < self.band else "")
+                if other[i]:
+                    reason = "not_topograph"
+                elif coarse[i]:
+                    reason, detail = "coarse", f"pixel > {MAX_PIXEL_M * 1e9:g} nm"
+                elif blank[i]:
+                    reason = "blank"
+                elif hf[i] > self.max_hf_noise:
+                    reason, detail = "noise", f"hf_noise {hf[i]:.3f} > {self.max_hf_noise:.3f}"
+                elif d[i] > self.domain_threshold:
+                    reason, detail = "out_of_domain", f"Mahalanobis distance {d[i]:.2f} > {self.domain_threshold:.2f}"
+                elif fam[i] > self.familiarity_threshold:
+                    reason = "unfamiliar"
+                    detail = (f"{self.familiarity_k}-NN distance to the training features {fam[i]:.2f} > "
+                              f"{self.familiarity_threshold:.2f}")
+                elif abs(p[i] - self.threshold) < self.band:
+                    reason, detail = "low_confidence", f"|p_good - {self.threshold:g}| = {abs(p[i] - self.threshold):.3f} < {self.band:g}"
             verdict = "unknown" if reason else ("good" if p[i] >= self.threshold else "bad")
             inside = reason in ("", "low_confidence")
             out.append(JudgeResult(float(p[i]), verdict, float(d[i]), inside, {}, emb[i],
-                                   dict(zip(self.feature_names, (float(v) for v in F[i]))), reason))
+                                   dict(zip(self.feature_names, (float(v) for v in F[i]))), reason, detail))
         return out
 
 

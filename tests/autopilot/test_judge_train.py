@@ -107,3 +107,27 @@ def test_surface_families_name_training_sources():
         assert set(spec["drop"]) <= sources, fam
         assert set(spec["sim"]) <= set(spec["drop"]), fam
     assert hsi_sessions(["x_2017Jan05-120000_1", "y_2017Jan05-120000_2", "other"]).tolist() == [0, 0, 1]
+
+
+def test_leave_one_surface_out_refits_without_the_family_and_scores_it(tmp_path):
+    from scopenet.autopilot.bench import _loso_table, judge_loso
+
+    cfg = {**DEFAULTS, "sim_per_surface": 6, "pixels": [48, 56], "sim_microscope": 4, "epochs": 20, "hidden": [8],
+           "familiarity_reference": 40}
+    logs = []
+    lo = judge_loso(tmp_path / "no-shared", tmp_path / "cache", config=cfg, seeds=2, log=logs.append)
+    assert lo["seeds"] == [0, 1]
+    fam = lo["families"]["fcc(111) (Au, Cu)"]
+    assert fam["held_out_sources"] == ["sim_au111", "sim_cu111"]
+    row = fam["scored"]["sim_au111 (simulated scans)"]
+    assert row["images"] == 6 and len(row["accuracy_judged_seeds"]) == 2
+    assert 0.0 <= row["coverage"] <= 1.0 and row["familiar_coverage"] <= row["coverage"]
+    # no real data here: the real rows are absent, the simulated ones present for every family with a sim source
+    assert "I/Au(111) (real crops)" not in fam["scored"]
+    assert lo["families"]["Si(111)-7x7 (never trained on)"]["scored"] == {}
+    # features were cached: a second run reads them (no "cached" log line) and gives the same answer
+    again = judge_loso(tmp_path / "no-shared", tmp_path / "cache", config=cfg, seeds=2, log=logs.append)
+    assert sum("cached" in m for m in logs) == 2
+    assert again["families"]["fcc(111) (Au, Cu)"]["scored"] == fam["scored"]
+    tab = _loso_table(lo)
+    assert len(tab.rows) == sum(len(v["scored"]) for v in lo["families"].values())

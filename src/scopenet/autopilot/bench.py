@@ -310,7 +310,7 @@ def _rule_stats(params: dict, F: np.ndarray, flags: np.ndarray, y: np.ndarray) -
     return out
 
 
-def judge_loso(shared, cache_dir: Path | None = None, config: dict | None = None, log=print) -> dict:
+def judge_loso(shared, cache_dir: Path | None = None, config: dict | None = None, seeds: int = 1, log=print) -> dict:
     """Leave-one-surface-out validation of the tip judge's recipe (issue 23).
 
     For each family of :data:`~.judge_train.SURFACE_FAMILIES`, the recipe (default: the shipped
@@ -318,7 +318,10 @@ def judge_loso(shared, cache_dir: Path | None = None, config: dict | None = None
     on the family's real images (gordon-hsi crowd verdicts; labelled fixture crops) and simulated scans, with
     and without the familiarity rule (:class:`~.judge.TipJudge`, ``unfamiliar``). ``"all surfaces"`` rows
     score the full recipe (nothing held out; gordon-hsi in-sample) to show what the rule costs in domain.
-    Feature rows are cached (:func:`~.judge_train.training_sources`).
+    Feature rows are cached (:func:`~.judge_train.training_sources`). With ``seeds > 1`` the MLP is also fitted
+    with seeds ``seed + 1 ..`` and each row gets the accuracy on the judged of every seed
+    (``accuracy_judged_seeds``, ``familiar_accuracy_judged_seeds``): the fit is chaotic enough that a few dozen
+    crops of one frame move by several points between seeds.
     """
     from .judge import TipJudge
     from .judge_train import DEFAULTS, SURFACE_FAMILIES, fit, stack, training_sources
@@ -338,45 +341,55 @@ def judge_loso(shared, cache_dir: Path | None = None, config: dict | None = None
     families["all surfaces (nothing held out)"] = {"drop": [], "real": [k for k in real if k != "no_verdict_possible"],
                                                    "sim": []}
     fitted: dict = {}
+    out["seeds"] = [int(cfg["seed"]) + i for i in range(max(1, int(seeds)))]
     for fam, spec in families.items():
         keep = tuple(n for n in src if n not in spec["drop"])
-        if keep not in fitted:
-            t = time.time()
-            fitted[keep] = fit(*stack(src, keep), cfg, int(cfg["seed"]))
-            log(f"  fitted without {spec['drop'] or 'nothing'} in {time.time() - t:.0f} s")
-        params = fitted[keep]
+        for sd in out["seeds"]:
+            if (keep, sd) not in fitted:
+                t = time.time()
+                fitted[keep, sd] = fit(*stack(src, keep), cfg, sd)
+                log(f"  fitted without {spec['drop'] or 'nothing'} (seed {sd}) in {time.time() - t:.0f} s")
         rows = {}
-        for name in spec["real"]:
-            if name in real:
-                rows["gordon-hsi H:Si(100) (real)" if name == "gordon" else f"{name} (real crops)"] = \
-                    _rule_stats(params, real[name]["F"], real[name]["flags"], real[name]["y"])
-        for name in spec["sim"]:
-            rows[f"{name} (simulated scans)"] = _rule_stats(params, src[name]["F"], None, src[name]["y"])
+        sets = {("gordon-hsi H:Si(100) (real)" if name == "gordon" else f"{name} (real crops)"):
+                (real[name]["F"], real[name]["flags"], real[name]["y"]) for name in spec["real"] if name in real}
+        sets.update({f"{name} (simulated scans)": (src[name]["F"], None, src[name]["y"]) for name in spec["sim"]})
         if not spec["drop"] and "no_verdict_possible" in real:
             v = real["no_verdict_possible"]
-            rows["no verdict possible (expect unknown)"] = _rule_stats(params, v["F"], v["flags"], v["y"])
+            sets["no verdict possible (expect unknown)"] = (v["F"], v["flags"], v["y"])
+        for name, (F, flags, y) in sets.items():
+            per = [_rule_stats(fitted[keep, sd], F, flags, y) for sd in out["seeds"]]
+            rows[name] = {**per[0], "accuracy_judged_seeds": [r["accuracy_judged"] for r in per],
+                          "familiar_accuracy_judged_seeds": [r["familiar_accuracy_judged"] for r in per],
+                          "coverage_seeds": [r["coverage"] for r in per]}
+        params = fitted[keep, out["seeds"][0]]
         out["families"][fam] = {"held_out_sources": list(spec["drop"]), "familiarity_threshold":
                                 round(float(params.get("familiarity_threshold", np.nan)), 4), "scored": rows}
     out["wall_s"] = round(time.time() - t0, 1)
     return out
 
 
+def _span(values) -> str:
+    v = [x for x in values if x is not None]
+    return "" if len(values) < 2 or not v else f"{min(v):.3f}-{max(v):.3f}"
+
+
 def _loso_table(lo: dict) -> Table:
     tab = Table(["held-out family", "scored on", "images", "majority (all)", "judged", "accuracy (judged)",
                  "majority (judged)", "judged + familiarity", "accuracy (judged + familiarity)",
-                 "turned unknown by familiarity"],
+                 "turned unknown by familiarity", "accuracy (judged), seeds min-max"],
                 title="Tip judge, leave one surface family out: trained without it, scored on it")
     for fam, v in lo["families"].items():
         for name, r in v["scored"].items():
             tab.add(fam, name, r["images"], r["majority_accuracy"], r["coverage"], r["accuracy_judged"],
                     r["majority_judged"], r["familiar_coverage"], r["familiar_accuracy_judged"],
-                    r["turned_unfamiliar"])
+                    r["turned_unfamiliar"], _span(r["accuracy_judged_seeds"]))
     c = lo["config"]
     tab.notes.append(f"judged = share not answered unknown by the shipped rules (not a topograph, coarse, blank, noise, "
                      f"Mahalanobis out of domain, |p - 0.5| < 0.1); + familiarity: also unknown when the "
                      f"{c['familiarity_k']}-NN distance to (a {c['familiarity_reference']}-row sample of) the training "
                      f"features exceeds its {c['familiarity_quantile']} leave-one-out quantile. 'all surfaces' rows: "
-                     f"the full recipe (gordon-hsi in-sample there); 'no verdict possible': the share judged should be 0")
+                     f"the full recipe (gordon-hsi in-sample there); 'no verdict possible': the share judged should be 0; "
+                     f"columns before the last: seed {lo['seeds'][0]}; last: the MLP fitted with seeds {lo['seeds']}")
     return tab
 
 
@@ -455,7 +468,7 @@ def _run(a: argparse.Namespace, rep: Report) -> int:
         import os
 
         shared = Path(os.environ.get("SCOPENET_SHARED", Path.cwd().parent / "shared"))
-        lo = judge_loso(shared, Path(a.loso_cache), log=say)
+        lo = judge_loso(shared, Path(a.loso_cache), seeds=a.loso_seeds, log=say)
         tab = _loso_table(lo)
         if quiet:
             rep.parts.append(tab)
@@ -530,6 +543,8 @@ def _options(g) -> None:
                         "only the judge benches")
     g.add_argument("--loso-cache", default="runs/autopilot-judge",
                    help="with --loso: folder of cached training feature rows (computed on first use, ~4 min)")
+    g.add_argument("--loso-seeds", type=int, default=3,
+                   help="with --loso: fit each held-out model with this many seeds (accuracy range reported)")
     g.add_argument("--real", action="store_true",
                    help="also score the judge on real STM images (../shared: gordon-hsi crowd labels, fixtures); "
                         "with --episodes 0 only that")

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from scopenet.simulate.em.lattice import gaussian_random_field, render_gaussians
+from scopenet.errors import InputError
 from scopenet.tasks.atoms import postprocess as pp
 
 
@@ -177,27 +178,51 @@ def test_subpixel_shift_on_a_sloped_background_is_recovered_with_the_plane():
     assert np.abs(fit["positions"] - pos)[inner].max() < 0.02
 
 
-@pytest.mark.parametrize("dose,small", [(20.0, False), (2000.0, True)])
-def test_adaptive_window_shrinks_only_when_the_noise_is_low(dose, small):
-    """With little noise the error is the structured background's (here a support field of the columns'
-    width, 10 % of their peak): the tighter window then lowers it; with much noise the window stays."""
-    pos = _grid(9.0, 160, seed=12)
+@pytest.mark.parametrize("dose,support,width,window", [
+    (20.0, 0.1, 1.6, 2.0),     # noise and support alike
+    (2000.0, 0.1, 1.6, 1.25),  # little noise: the support's error (the ratio 9)
+    (20.0, 0.0, 1.6, 2.5),     # no support: the noise alone, the widest window
+    (100.0, 0.1, 4.0, 1.25),   # wide columns: the support's error grows with the width, the noise's does not
+    (30.0, 0.02, 1.0, 2.5),    # narrow noisy columns on a faint support
+])
+def test_the_window_follows_the_ratio_of_background_to_noise_and_is_the_best_of_the_three(dose, support, width,
+                                                                                          window):
+    """The window after the first joint pass is chosen by the ratio of the structured background's
+    position error to the noise's: on each of these lattices (a support field of the columns' width) the
+    chosen one is the most accurate of the fixed windows 1.25, 2 and 2.5 widths."""
+    pos = _grid(9.0 if width < 3 else 20.0, 160, seed=12)
     rng = np.random.default_rng(13)
-    support = 0.1 * dose * (1 + gaussian_random_field((160, 160), rng, 1.6))
-    clean = render_gaussians((160, 160), pos, np.full(len(pos), dose), 1.6) + 0.05 * dose + support
+    field = support * dose * (1 + gaussian_random_field((160, 160), rng, width))
+    clean = render_gaussians((160, 160), pos, np.full(len(pos), dose), width) + 0.05 * dose + field
     img = rng.poisson(np.clip(clean, 0, None)).astype(float)
-    fit = pp.refine_gaussian(img, np.rint(pos), pp.default_radius(pos))
-    assert (fit["first_pass_sigma_px"] < 0.065) == small
-    assert fit["window"] == (1.25 if small else 2.0)
-    fixed = pp.refine_gaussian(img, np.rint(pos), pp.default_radius(pos), small_window=None)
-    assert fixed["window"] == 2.0
     inner = ((pos > 8) & (pos < 152)).all(1)
-    err_adaptive = np.sqrt(np.mean((fit["positions"] - pos)[inner] ** 2))
-    err_fixed = np.sqrt(np.mean((fixed["positions"] - pos)[inner] ** 2))
-    if small:
-        assert err_adaptive < 0.9 * err_fixed
-    else:
-        np.testing.assert_array_equal(fit["positions"], fixed["positions"])
+
+    def rms(fit):
+        return np.sqrt(np.mean((fit["positions"] - pos)[inner] ** 2))
+
+    fit = pp.refine_gaussian(img, np.rint(pos), pp.default_radius(pos))
+    assert fit["window"] == window
+    fixed = {w: rms(pp.refine_gaussian(img, np.rint(pos), pp.default_radius(pos), windows=(w,), window_thresholds=()))
+             for w in (1.25, 2.0, 2.5)}
+    assert rms(fit) == pytest.approx(fixed[window])
+    assert rms(fit) == pytest.approx(min(fixed.values()))
+    legacy = pp.refine_gaussian(img, np.rint(pos), pp.default_radius(pos), windows=None)  # the noise-only rule
+    assert legacy["window"] == (1.25 if legacy["first_pass_sigma_px"] < 0.065 else 2.0)
+
+
+def test_window_settings_are_checked():
+    from pydantic import ValidationError
+
+    from scopenet.tasks.atoms.config import AtomsConfig
+
+    pos = _grid(9.0, 64, seed=1)
+    img = render_gaussians((64, 64), pos, np.full(len(pos), 100.0), 1.5)
+    with pytest.raises(InputError, match="one entry more"):
+        pp.refine_gaussian(img, pos, 4.0, windows=(2.0, 1.25), window_thresholds=())
+    with pytest.raises(ValidationError, match="one entry more"):
+        AtomsConfig(windows=[2.0], window_thresholds=[1.0])
+    with pytest.raises(ValidationError, match="increase"):
+        AtomsConfig(windows=[2.5, 2.0, 1.0], window_thresholds=[1.0, 0.5])
 
 
 def test_atom_table_uses_the_small_window_factors_only_for_small_window_fits():
@@ -210,8 +235,8 @@ def test_atom_table_uses_the_small_window_factors_only_for_small_window_fits():
     for dose, small in ((2000.0, True), (20.0, False)):
         clean = render_gaussians((128, 128), pos, np.full(len(pos), dose), 1.6) + 0.05 * dose
         img = np.random.default_rng(15).poisson(clean).astype(float)
-        base = pp.atom_table(img, heat, peaks, conf, AtomsConfig(sigma_scale=1.0))
-        own = pp.atom_table(img, heat, peaks, conf, AtomsConfig(sigma_scale=1.0, sigma_scale_small=2.0))
+        base = pp.atom_table(img, heat, peaks, conf, AtomsConfig(sigma_scale=1.0, windows=None))  # noise rule
+        own = pp.atom_table(img, heat, peaks, conf, AtomsConfig(sigma_scale=1.0, sigma_scale_small=2.0, windows=None))
         assert (base["fit_window_widths"] < 2.0) == small
         ratio = np.nanmedian(own["columns"]["sigma_noise_px"] / base["columns"]["sigma_noise_px"])
         assert ratio == pytest.approx(2.0 if small else 1.0)

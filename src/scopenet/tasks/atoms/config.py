@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ...training.config import TrainConfig
 
@@ -43,6 +43,12 @@ class AtomsConfig(BaseModel):
         subtracted (:func:`~scopenet.tasks.atoms.postprocess.refine_gaussian`), the image's centre of
         mass, the centroid of the heatmap, or the pixel. Only ``"gaussian"`` gives an uncertainty
         (``sigma_px``, NaN otherwise); the others are faster.
+    windows, window_thresholds : list of float
+        The fit window (in column widths) of the joint passes after the first: ``windows[i]``, ``i`` the
+        number of ``window_thresholds`` at or below the ratio of the structured background's position error
+        to the noise's after the first pass (:func:`~scopenet.tasks.atoms.postprocess.refine_gaussian`;
+        chosen on the training crystals: 2.5 widths below 0.5, 2 up to 1.2, 1.25 above). ``windows=None``:
+        the older rule, 1.25 widths when the first pass's median Cramér-Rao bound is below 0.065 px.
     refine_radius : float or None
         Radius of the first, one-column-at-a-time fits (which give the shared column width) and of the
         centre-of-mass window, px (None: 0.45 x the median nearest-neighbour distance,
@@ -57,10 +63,29 @@ class AtomsConfig(BaseModel):
         standard deviation ``s`` measured between the columns, :func:`~scopenet.tasks.atoms.postprocess.structured_sd`)
         is ``background_gain * s / amplitude * width`` px per axis, added in quadrature to the fit's
         calibrated Cramér-Rao bound (calibrated together with ``sigma_scale``).
+    mismatch_fraction : float
+        A third term of the uncertainty, in quadrature: ``mismatch_fraction`` x the fitted column width, px
+        (what the Gaussian model misses: the tails of columns too faint to find, the scan's line jitter
+        blurring a column's shape; calibrated with ``sigma_scale``).
+    mismatch_fraction_small : float or None
+        ``mismatch_fraction`` for the fits that used the adaptive small window. None: the usual one.
     background_gain_small, sigma_scale_small : float or None
         ``background_gain`` and ``sigma_scale`` for the fits that used the adaptive small window (little
         noise; see :func:`~scopenet.tasks.atoms.postprocess.refine_gaussian`), which a structured
         background moves less (calibrated separately). None: the usual ones.
+    lattice_prior : bool
+        Combine each fitted position with the prediction of its same-class neighbours (the midpoints of
+        the neighbour pairs that bracket it; exact for a uniformly strained lattice) by inverse variance,
+        the prediction's variance including the per-column displacements the data show nearby
+        (:func:`~scopenet.tasks.atoms.postprocess.lattice_prior`): below the error of a fit of one
+        column on a regular lattice, while strain, rotation, shifted sublattices or regions and
+        displacements beyond ``prior_gate`` sigma are kept; a real displacement of a single column within
+        a few sigma is shrunk with the noise. Gaussian refinement only.
+    prior_gate : float
+        Atoms whose distance from the lattice's prediction exceeds this many standard deviations are kept
+        as measured.
+    prior_sigma_scale : float
+        Calibration factor of the combined uncertainty (``sigma_px`` with the lattice prior).
     n_classes : int or None
         Column classes by intensity (k-means); None chooses 1-3 by the separation of the intensities.
     tile, overlap, max_direct_pixels : int
@@ -81,17 +106,36 @@ class AtomsConfig(BaseModel):
     adaptive_distance: bool = True
     merge_width: float = Field(1.0, ge=0)
     refine: Literal["gaussian", "com", "heatmap", "none"] = "gaussian"
+    windows: list[float] | None = Field(default_factory=lambda: [2.5, 2.0, 1.25])
+    window_thresholds: list[float] = Field(default_factory=lambda: [0.5, 1.2])
     refine_radius: float | None = Field(None, gt=0)
     sigma_scale: float = Field(1.0, gt=0)
     sigma_floor_px: float = Field(0.005, ge=0)
     background_gain: float = Field(1.2, ge=0)
     background_gain_small: float | None = Field(None, ge=0)
     sigma_scale_small: float | None = Field(None, gt=0)
+    mismatch_fraction: float = Field(0.0, ge=0)
+    mismatch_fraction_small: float | None = Field(None, ge=0)
+    lattice_prior: bool = False
+    prior_gate: float = Field(3.0, gt=0)
+    prior_sigma_scale: float = Field(1.0, gt=0)
     n_classes: int | None = Field(None, ge=1, le=8)
     tile: int = Field(1024, ge=32)
     overlap: int = Field(32, ge=0)
     max_direct_pixels: int = Field(2048 * 2048, ge=1)
     ood_confidence: float = Field(0.6, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _check_windows(self):
+        if self.windows is not None:
+            if len(self.windows) != len(self.window_thresholds) + 1:
+                raise ValueError(f"windows needs one entry more than window_thresholds, got {len(self.windows)} "
+                                 f"and {len(self.window_thresholds)}")
+            if min(self.windows) <= 0:
+                raise ValueError("windows must be positive")
+        if list(self.window_thresholds) != sorted(self.window_thresholds):
+            raise ValueError("window_thresholds must increase")
+        return self
 
 
 # ------------------------------------------------------------------------------ training (scripts/train_atoms.py)

@@ -14,7 +14,8 @@ from ...errors import InputError
 
 __all__ = ["normalise", "heatmap_peaks", "merge_close", "atom_table", "estimate_spacing", "refine_gaussian",
            "refine_com", "refine_heatmap", "intensity_classes", "structured_sd", "counts_like",
-           "nearest_neighbour_distances", "local_strain", "strain_map", "default_radius"]
+           "nearest_neighbour_distances", "local_strain", "strain_map", "default_radius", "lattice_prediction",
+           "lattice_prior"]
 
 
 def normalise(img: np.ndarray) -> np.ndarray:
@@ -114,6 +115,167 @@ def lattice_supported(peaks: np.ndarray, values: np.ndarray, threshold: float, m
             partners += d <= tol
     ok[faint[partners >= min_partners]] = True
     return ok
+
+
+# ------------------------------------------------------------------------------------ lattice prior
+def lattice_prediction(positions: np.ndarray, classes: np.ndarray | None = None, sigma: np.ndarray | None = None,
+                       reach: float = 1.6, tolerance: float = 0.2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where the local lattice puts each atom, from its neighbours alone (leave-one-out).
+
+    For every atom ``i`` and every pair of neighbours ``j``, ``l`` of the same class on either side of it
+    (``p_l`` within ``tolerance`` x the median nearest-neighbour distance of the mirror point
+    ``2 p_i - p_j``; the pair's span ``|p_j - p_l| / 2`` at most ``reach`` x the shortest such span of atom
+    ``i``), the midpoint ``(p_j + p_l) / 2`` predicts ``p_i``: exactly for any affine (uniformly strained,
+    rotated, sheared) lattice, and with an error of half the displacement field's second derivative times
+    the squared span otherwise. The midpoints are averaged with inverse-variance weights (the neighbours'
+    ``sigma``; equal weights without it).
+
+    Parameters
+    ----------
+    positions : ndarray, shape (k, 2)
+        ``(row, col)`` px.
+    classes : ndarray of int, shape (k,), optional
+        Column classes (sublattices / species): only same-class neighbours predict an atom, so a
+        sublattice shifted against another keeps its shift.
+    sigma : ndarray, shape (k,), optional
+        Per-axis position uncertainty of each atom, px (for the weights and the prediction's variance).
+    reach, tolerance : float
+        See above.
+
+    Returns
+    -------
+    prediction : ndarray, shape (k, 2)
+        NaN where no pair of neighbours brackets the atom (the border, isolated atoms).
+    variance : ndarray, shape (k,)
+        Per-axis variance of the prediction from the neighbours' ``sigma``, px^2 (NaN without a prediction).
+    pairs : ndarray of int, shape (k,)
+        Number of neighbour pairs used.
+    """
+    from scipy.spatial import cKDTree
+
+    p = np.asarray(positions, float).reshape(-1, 2)
+    k = len(p)
+    pred, var, npairs = np.full((k, 2), np.nan), np.full(k, np.nan), np.zeros(k, int)
+    if k < 3:
+        return pred, var, npairs
+    cls = np.zeros(k, int) if classes is None else np.asarray(classes).reshape(-1)
+    s2 = np.ones(k) if sigma is None else np.asarray(sigma, float).reshape(-1) ** 2
+    s2 = np.where(np.isfinite(s2) & (s2 > 0), s2, np.inf)
+    nn = float(np.nanmedian(nearest_neighbour_distances(p)))
+    if not np.isfinite(nn) or nn <= 0:
+        return pred, var, npairs
+    tree = cKDTree(p)
+    kq = min(k, 25)
+    dist, idx = tree.query(p, kq, distance_upper_bound=3.0 * nn)
+    dist, idx = dist.reshape(k, -1)[:, 1:], idx.reshape(k, -1)[:, 1:]  # (k, K): the atom itself dropped
+    have = idx < k
+    jj = np.where(have, idx, 0)
+    mirror = 2 * p[:, None, :] - p[jj]  # (k, K, 2)
+    dm, ll = tree.query(mirror.reshape(-1, 2), 1)
+    dm, ll = dm.reshape(jj.shape), ll.reshape(jj.shape)
+    ll = np.where(ll < k, ll, 0)
+    ok = have & (dm <= tolerance * nn) & (ll != np.arange(k)[:, None]) & (ll != jj)
+    ok &= (cls[jj] == cls[:, None]) & (cls[ll] == cls[:, None]) & (jj < ll)  # each pair once
+    span = np.where(ok, dist, np.inf)
+    shortest = span.min(1)
+    ok &= span <= reach * shortest[:, None]
+    ok &= np.isfinite(s2[jj]) & np.isfinite(s2[ll])
+    vt = np.where(ok, (s2[jj] + s2[ll]) / 4.0, np.inf)  # each midpoint's per-axis variance
+    wt = np.where(ok, 1.0 / np.where(ok, vt, 1.0), 0.0)
+    wsum = wt.sum(1)
+    got = wsum > 0
+    mid = (p[jj] + p[ll]) / 2.0
+    pred[got] = (wt[got, :, None] * mid[got]).sum(1) / wsum[got, None]
+    var[got] = 1.0 / wsum[got]
+    npairs = ok.sum(1)
+    return pred, var, npairs
+
+
+def lattice_prior(positions: np.ndarray, sigma: np.ndarray, classes: np.ndarray | None = None,
+                  neighbourhood: float = 2.5, gate: float = 3.0, reach: float = 1.6,
+                  tolerance: float = 0.2) -> dict:
+    """Combine each measured position with the local lattice's prediction of it (empirical Bayes).
+
+    The measurement ``p_i`` (per-axis uncertainty ``s_i``) and the prediction of its same-class neighbours
+    (:func:`lattice_prediction`, variance ``v_i``) are combined by inverse variance, where the
+    prediction's variance also holds ``t_i^2``, the real per-column displacement from the local lattice
+    that the data show: the mean excess of the squared residuals ``|p - prediction|^2 / 2`` over
+    ``s^2 + v`` among the atoms within ``neighbourhood`` x the spacing (at least zero). So
+
+    ``p_new = prediction + w (p - prediction)``, ``w = (v + t^2) / (s^2 + v + t^2)``,
+    ``s_new = s sqrt(w)``:
+
+    a regular lattice measured with much noise is pulled toward its neighbours (below the error of any fit
+    of one column, e.g. on an amorphous support), while genuine displacements are kept: a uniform strain,
+    rotation or shear, and a shift of a whole sublattice or region, are predicted by the neighbours
+    themselves (the midpoint rule is exact for affine fields; only the same class predicts); displacements
+    that vary from column to column raise ``t`` and so lower the pull; and an atom whose residual is beyond
+    ``gate`` standard deviations (chi-squared with 2 degrees of freedom) is left as measured (a defect,
+    a dopant's relaxation). What it cannot keep is a real displacement of a single column smaller than
+    about ``gate`` x its uncertainty: it is shrunk toward the lattice like the noise is.
+
+    Parameters
+    ----------
+    positions : ndarray, shape (k, 2)
+        Measured ``(row, col)`` px.
+    sigma : ndarray, shape (k,)
+        Their calibrated per-axis 1-sigma uncertainty, px (atoms with a non-finite one are left alone and
+        predict nothing).
+    classes : ndarray of int, shape (k,), optional
+        Column classes (:func:`intensity_classes`).
+    neighbourhood, gate, reach, tolerance : float
+        See above (``reach``, ``tolerance``: :func:`lattice_prediction`).
+
+    Returns
+    -------
+    dict
+        ``positions`` (k, 2), ``sigma`` (k,) (the combined per-axis uncertainty), ``weight`` (k,) the
+        measurement's weight ``w`` (1: as measured), ``prediction`` (k, 2), ``displacement_sd`` (k,) ``t``, px.
+    """
+    from scipy.spatial import cKDTree
+
+    p = np.asarray(positions, float).reshape(-1, 2)
+    s = np.asarray(sigma, float).reshape(-1)
+    k = len(p)
+    out = {"positions": p.copy(), "sigma": s.copy(), "weight": np.ones(k), "prediction": np.full((k, 2), np.nan),
+           "displacement_sd": np.full(k, np.nan)}
+    if k < 3:
+        return out
+    pred, v, _ = lattice_prediction(p, classes, s, reach=reach, tolerance=tolerance)
+    out["prediction"] = pred
+    good = np.isfinite(pred[:, 0]) & np.isfinite(s) & (s > 0) & np.isfinite(v)
+    if not good.any():
+        return out
+    r2 = np.where(good, ((p - pred) ** 2).sum(1) / 2.0, 0.0)  # per axis
+    expect = np.where(good, s ** 2 + v, 0.0)
+    nn = float(np.nanmedian(nearest_neighbour_distances(p)))
+    cls = np.zeros(k, int) if classes is None else np.asarray(classes).reshape(-1)
+    # the local excess of the residuals over their expected variance: the atom and its same-class
+    # neighbours within ``neighbourhood`` spacings (at most 24)
+    _, j = cKDTree(p).query(p, min(k, 25), distance_upper_bound=neighbourhood * nn)
+    j = j.reshape(k, -1)
+    use = j < k
+    j = np.where(use, j, 0)
+    use &= good[j] & (cls[j] == cls[:, None])
+    cnt = use.sum(1)
+    t2 = np.where(cnt > 0, (np.where(use, r2[j] - expect[j], 0.0)).sum(1) / np.maximum(cnt, 1), np.nan)
+    t2 = np.where(good, np.maximum(t2, 0.0), np.nan)
+    tot = np.where(good, s ** 2 + v + t2, np.inf)
+    w = np.where(good, (v + t2) / tot, 1.0)
+    w = np.where(good & (2.0 * r2 / tot > _chi2_2dof(gate)), 1.0, w)  # an outlier: kept as measured
+    out["positions"] = np.where(good[:, None], pred + w[:, None] * (p - pred), p)
+    out["sigma"] = np.where(good, s * np.sqrt(w), s)
+    out["weight"] = w
+    out["displacement_sd"] = np.sqrt(t2)
+    return out
+
+
+def _chi2_2dof(n_sigma: float) -> float:
+    """The chi-squared (2 degrees of freedom) value with the two-sided tail of ``n_sigma`` of a normal."""
+    from math import erfc, sqrt
+
+    tail = erfc(n_sigma / sqrt(2.0))
+    return float(-2.0 * np.log(max(tail, 1e-300)))
 
 
 # ------------------------------------------------------------------------------------ patches
@@ -338,7 +500,9 @@ def counts_like(img: np.ndarray) -> bool:
 def refine_gaussian(img: np.ndarray, peaks: np.ndarray, radius: float, sigma0: float | None = None,
                     iterations: int = 4, passes: int = 3, plane: bool = False, shared_width: bool = True,
                     window: float = 2.0, weights: str = "auto", com_start: bool = True,
-                    max_move: float = 1.0, small_window: float | None = 1.25, switch_px: float = 0.065) -> dict:
+                    max_move: float = 1.0, small_window: float | None = 1.25, switch_px: float = 0.065,
+                    windows: tuple[float, ...] | None = (2.5, 2.0, 1.25),
+                    window_thresholds: tuple[float, ...] = (0.5, 1.2)) -> dict:
     """Fit 2-D Gaussians to the image at every peak (vectorised least squares; Poisson-weighted for counts).
 
     A first pass fits each column alone (amplitude, position, width and a constant background in the
@@ -382,6 +546,16 @@ def refine_gaussian(img: np.ndarray, peaks: np.ndarray, radius: float, sigma0: f
         little noise the error is the structured background's (an amorphous support, the neighbours'
         tails), which a tighter window sees less of; with much noise the wider window's extra pixels
         matter more. None: always ``window``.
+    windows, window_thresholds : tuple of float, optional
+        The window (in widths) of the passes after the first, chosen by the ratio of the structured
+        background's position error to the noise's after the first joint pass (medians over the atoms of
+        ``STRUCTURED_GAIN * structured_sd / amplitude * width`` and of the Cramér-Rao bound):
+        ``windows[i]`` where ``i`` is the number of ``window_thresholds`` (increasing) at or below the
+        ratio (default: 2.5 widths below 0.5, 2 up to 1.2, 1.25 above). A structured background the width of
+        the columns moves a column by an amount proportional to its width while the noise's error does not
+        grow with it, so wide columns on a support want a tight window and narrow noisy ones a wide one
+        (the ratio is in ``background_noise_ratio``). ``windows=None``: the older rule of ``small_window``
+        and ``switch_px``, on the noise alone.
     weights : {"auto", "poisson", "uniform"}
     com_start : bool
         Start from the centre of mass in ``radius`` (False: the given ``peaks``, already sub-pixel).
@@ -409,10 +583,14 @@ def refine_gaussian(img: np.ndarray, peaks: np.ndarray, radius: float, sigma0: f
     start = refine_com(img, pos, radius, iterations=2) if com_start else pos.copy()
     s0 = float(sigma0) if sigma0 else max(0.6, radius / 2)
     free = np.array([1, 1, 1, 1, 1, plane, plane], float)
-    big = int(np.ceil(max(radius, 1.5, 2 * window * s0, window * radius)))
+    wmax = max([window] + [float(wd) for wd in (windows or ())])
+    if windows is not None and len(windows) != len(window_thresholds) + 1:
+        raise InputError(f"windows needs one entry more than window_thresholds, got {len(windows)} and "
+                         f"{len(window_thresholds)}")
+    big = int(np.ceil(max(radius, 1.5, 2 * wmax * s0, wmax * radius)))
     padded = (np.pad(img.astype(np.float32), big, mode="constant", constant_values=np.nan), big)
 
-    def windows(centres, rad):
+    def cut(centres, rad):
         r = int(np.ceil(rad))
         patch, c, d = _patches(img, centres, r, padded)
         yy, xx = d[None, :, None] + 0.0, d[None, None, :] + 0.0
@@ -421,7 +599,7 @@ def refine_gaussian(img: np.ndarray, peaks: np.ndarray, radius: float, sigma0: f
         return patch, c, d, yy, xx, oy, ox, disk
 
     # pass 0: every column alone, free width, uniform weights (on many atoms: a sample for the shared width)
-    patch, c, d, yy, xx, oy, ox, disk = windows(start, radius)
+    patch, c, d, yy, xx, oy, ox, disk = cut(start, radius)
     flat = np.where(disk, patch, np.nan).reshape(k, -1)
     lo, hi = np.nanmin(flat, 1), np.nanmax(flat, 1)
     lo, hi = np.nan_to_num(lo), np.nan_to_num(hi)
@@ -461,13 +639,13 @@ def refine_gaussian(img: np.ndarray, peaks: np.ndarray, radius: float, sigma0: f
         fixed = free.copy()
         fixed[3] = 0.0
         nb = None
-        adapt = small_window is not None and passes >= 2
+        adapt = (small_window is not None or windows is not None) and passes >= 2
         window0 = window
         for it in range(passes):
             sig = np.exp(ls)
             rad = np.maximum(SMALL_MIN_PX if window != window0 else 1.5, window * sig)
             rw = float(np.max(rad))
-            patch, c, d, yy, xx, oy, ox, disk = windows(cur, rw)
+            patch, c, d, yy, xx, oy, ox, disk = cut(cur, rw)
             disk &= (yy - oy[:, None, None]) ** 2 + (xx - ox[:, None, None]) ** 2 <= rad[:, None, None] ** 2
             reach = rw + 4.0 * float(np.max(sig))
             if nb is None or reach > nb[1]:  # positions move little between passes: one list, with slack
@@ -500,7 +678,18 @@ def refine_gaussian(img: np.ndarray, peaks: np.ndarray, radius: float, sigma0: f
             if probe:  # the noise after one joint pass chooses the window of the next ones
                 sv = np.sqrt(np.clip((vy + vx) / 2, 0, None))[good & np.isfinite(vy) & np.isfinite(vx)]
                 out["first_pass_sigma_px"] = float(np.median(sv)) if len(sv) else float("inf")
-                if out["first_pass_sigma_px"] < switch_px:
+                if windows is not None:
+                    sel = good & (amp > 0)
+                    ratio = float("nan")
+                    if sel.sum() >= 3 and len(sv):
+                        s_bg = structured_sd(img, cur[sel], amp[sel], sig[sel])
+                        bg_px = STRUCTURED_GAIN * s_bg * float(np.median(sig[sel] / amp[sel]))
+                        ratio = bg_px / max(out["first_pass_sigma_px"], 1e-12)
+                    out["background_noise_ratio"] = ratio
+                    if np.isfinite(ratio):
+                        window = float(windows[int(np.searchsorted(np.asarray(window_thresholds, float), ratio,
+                                                                       side="right"))])
+                elif out["first_pass_sigma_px"] < switch_px:
                     window = float(small_window)
         theta = np.concatenate([amp[:, None], cur, ls[:, None], bg[:, None], th[:, 5:]], 1)
     pos = np.where(ok[:, None], theta[:, 1:3], start)
@@ -863,12 +1052,16 @@ def atom_table(img: np.ndarray, heat: np.ndarray, peaks: np.ndarray, confidence:
     radius = cfg.refine_radius or default_radius(peaks)
     start = refine_heatmap(heat, peaks, 1.5)
     s_bg = 0.0
-    fit_window = float("nan")
+    fit_window = ratio = float("nan")
     if cfg.refine == "gaussian":
-        fit = refine_gaussian(img, start, radius, com_start=False)  # the heatmap's centroids: steadier at low dose
+        wins = getattr(cfg, "windows", (2.5, 2.0, 1.25))
+        fit = refine_gaussian(img, start, radius, com_start=False,  # the heatmap's centroids: steadier at low dose
+                              windows=None if wins is None else tuple(wins),
+                              window_thresholds=tuple(getattr(cfg, "window_thresholds", (0.5, 1.2))))
         bm = fit.pop("background_model")
         fit_window = fit.pop("window", float("nan"))
         fit.pop("first_pass_sigma_px", None)
+        ratio = fit.pop("background_noise_ratio", float("nan"))
         if bm is not None:
             s_bg = structured_sd(img, *bm)
     else:  # fast modes: no fit, so no uncertainty (NaN); the intensity is the image at the peak
@@ -897,14 +1090,22 @@ def atom_table(img: np.ndarray, heat: np.ndarray, peaks: np.ndarray, confidence:
     # noise (the fit's Cramer-Rao bound, calibrated) and the structured background's share, in quadrature
     amp = np.where(fit["amplitude"] > 0, fit["amplitude"], np.nan)
     gain, scale = getattr(cfg, "background_gain", STRUCTURED_GAIN), cfg.sigma_scale
+    mismatch = getattr(cfg, "mismatch_fraction", 0.0)
     if fit_window < 2.0:  # the adaptive small window has factors of its own
         gain = gain if getattr(cfg, "background_gain_small", None) is None else cfg.background_gain_small
         scale = scale if getattr(cfg, "sigma_scale_small", None) is None else cfg.sigma_scale_small
+        mismatch = mismatch if getattr(cfg, "mismatch_fraction_small", None) is None else cfg.mismatch_fraction_small
     noise_px = fit["sigma_pos"] * scale
     sys_px = np.nan_to_num(gain * s_bg * fit["width"] / amp, nan=0.0)
-    sig = np.maximum(np.hypot(noise_px, sys_px), cfg.sigma_floor_px)
+    model_px = mismatch * fit["width"]
+    sig = np.maximum(np.sqrt(noise_px ** 2 + sys_px ** 2 + model_px ** 2), cfg.sigma_floor_px)
     inten = fit["amplitude"]
     cls = intensity_classes(inten, cfg.n_classes)
+    weight = np.ones(k)
+    if getattr(cfg, "lattice_prior", False) and cfg.refine == "gaussian" and k >= 3:
+        prior = lattice_prior(pos, sig, cls, gate=cfg.prior_gate)
+        pos, weight = prior["positions"], prior["weight"]
+        sig = np.where(weight < 1, np.maximum(prior["sigma"] * cfg.prior_sigma_scale, cfg.sigma_floor_px), sig)
     nn = nearest_neighbour_distances(pos)
     strain = local_strain(pos)
     y, x = (pos[:, 0], pos[:, 1]) if k else (np.zeros(0), np.zeros(0))
@@ -916,7 +1117,8 @@ def atom_table(img: np.ndarray, heat: np.ndarray, peaks: np.ndarray, confidence:
             "sigma_m": sig * pixel_size_m if pixel_size_m else nanv.copy(),
             "intensity": inten, "width_px": fit["width"], "nn_px": nn,
             "exx": strain["exx"], "eyy": strain["eyy"], "exy": strain["exy"], "rotation": strain["rotation"],
-            "sigma_noise_px": noise_px, "sigma_background_px": sys_px, "fit_ok": fit["ok"]}
+            "sigma_noise_px": noise_px, "sigma_background_px": sys_px, "sigma_model_px": model_px, "fit_ok": fit["ok"],
+            "prior_weight": weight}
     med_conf = float(np.median(confidence)) if k else 0.0
     spacing = float(np.nanmedian(nn)) if k > 1 else float("nan")
     reasons = []
@@ -930,7 +1132,7 @@ def atom_table(img: np.ndarray, heat: np.ndarray, peaks: np.ndarray, confidence:
         reasons.append(f"{(~fit['ok']).mean():.0%} of the Gaussian fits failed")
     return {"columns": cols, "ood": bool(reasons), "ood_reasons": reasons, "median_confidence": med_conf,
             "spacing_px": spacing, "refine_radius_px": float(radius), "structured_background_sd": s_bg,
-            "fit_window_widths": fit_window,
+            "fit_window_widths": fit_window, "background_noise_ratio": ratio,
             "reference_vectors_px": None if strain["reference"] is None else strain["reference"].tolist()}
 
 

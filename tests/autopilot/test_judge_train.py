@@ -99,6 +99,12 @@ def test_fit_learns_a_separable_rule_and_calibrates_familiarity():
     assert 0.03 < np.mean(d > j.familiarity_threshold) < 0.2
     assert np.all(j.familiarity_distance(F[:20] + 8.0) > j.familiarity_threshold)
     assert "familiarity_reference" not in fit(F, y, {**cfg, "familiarity_k": 0}, seed=0)
+    # an ensemble averages its members; its first member is the single MLP of the same seed
+    pe = fit(F, y, {**cfg, "ensemble": 3, "familiarity_k": 0}, seed=0)
+    je = TipJudge(pe)
+    assert len(je.members) == 3 and pe["layers"] == p["layers"]
+    assert je.proba(F) == pytest.approx(je.member_proba(F).mean(0))
+    assert je.member_proba(F)[0] == pytest.approx(j.proba(F))
 
 
 def test_surface_families_name_training_sources():
@@ -113,7 +119,7 @@ def test_leave_one_surface_out_refits_without_the_family_and_scores_it(tmp_path)
     from scopenet.autopilot.bench import _loso_table, judge_loso
 
     cfg = {**DEFAULTS, "sim_per_surface": 6, "pixels": [48, 56], "sim_microscope": 4, "epochs": 20, "hidden": [8],
-           "familiarity_reference": 40}
+           "familiarity_reference": 40, "ensemble": 2}
     logs = []
     lo = judge_loso(tmp_path / "no-shared", tmp_path / "cache", config=cfg, seeds=2, log=logs.append)
     assert lo["seeds"] == [0, 1]
@@ -121,7 +127,8 @@ def test_leave_one_surface_out_refits_without_the_family_and_scores_it(tmp_path)
     assert fam["held_out_sources"] == ["sim_au111", "sim_cu111"]
     row = fam["scored"]["sim_au111 (simulated scans)"]
     assert row["images"] == 6 and len(row["accuracy_judged_seeds"]) == 2
-    assert 0.0 <= row["coverage"] <= 1.0 and row["familiar_coverage"] <= row["coverage"]
+    assert 0.0 <= row["coverage"] <= 1.0 and row["agree_coverage"] <= row["familiar_coverage"] <= row["coverage"]
+    assert row["members"] == 2
     # no real data here: the real rows are absent, the simulated ones present for every family with a sim source
     assert "I/Au(111) (real crops)" not in fam["scored"]
     assert lo["families"]["Si(111)-7x7 (never trained on)"]["scored"] == {}

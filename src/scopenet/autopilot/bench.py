@@ -307,6 +307,13 @@ def _rule_stats(params: dict, F: np.ndarray, flags: np.ndarray, y: np.ndarray) -
         out[f"{tag}unknown"] = round(float(1 - judged.mean()), 4) if len(y) else None
     unf = np.array([r.reason == "unfamiliar" for r in res])
     out["turned_unfamiliar"] = round(float(unf.mean()), 4) if len(y) else None
+    # ensemble agreement (not a shipped rule; measured): judged and every member on the same side of 0.5
+    P = j.member_proba(F) if len(y) else np.zeros((1, 0))
+    agree = np.array([r.verdict in ("good", "bad") for r in res]) & ((P >= j.threshold).all(0) | (P < j.threshold).all(0))
+    pred = np.array([r.verdict == "good" for r in res])
+    out["members"] = int(len(P))
+    out["agree_coverage"] = round(float(agree.mean()), 4) if len(y) else None
+    out["agree_accuracy_judged"] = round(float((pred == y)[agree].mean()), 4) if agree.any() else None
     return out
 
 
@@ -376,20 +383,24 @@ def _span(values) -> str:
 def _loso_table(lo: dict) -> Table:
     tab = Table(["held-out family", "scored on", "images", "majority (all)", "judged", "accuracy (judged)",
                  "majority (judged)", "judged + familiarity", "accuracy (judged + familiarity)",
-                 "turned unknown by familiarity", "accuracy (judged), seeds min-max"],
+                 "turned unknown by familiarity", "judged + familiarity + members agree",
+                 "accuracy (judged + familiarity + members agree)", "accuracy (judged), seeds min-max"],
                 title="Tip judge, leave one surface family out: trained without it, scored on it")
     for fam, v in lo["families"].items():
         for name, r in v["scored"].items():
             tab.add(fam, name, r["images"], r["majority_accuracy"], r["coverage"], r["accuracy_judged"],
                     r["majority_judged"], r["familiar_coverage"], r["familiar_accuracy_judged"],
-                    r["turned_unfamiliar"], _span(r["accuracy_judged_seeds"]))
+                    r["turned_unfamiliar"], r["agree_coverage"], r["agree_accuracy_judged"],
+                    _span(r["accuracy_judged_seeds"]))
     c = lo["config"]
     tab.notes.append(f"judged = share not answered unknown by the shipped rules (not a topograph, coarse, blank, noise, "
                      f"Mahalanobis out of domain, |p - 0.5| < 0.1); + familiarity: also unknown when the "
                      f"{c['familiarity_k']}-NN distance to (a {c['familiarity_reference']}-row sample of) the training "
                      f"features exceeds its {c['familiarity_quantile']} leave-one-out quantile. 'all surfaces' rows: "
                      f"the full recipe (gordon-hsi in-sample there); 'no verdict possible': the share judged should be 0; "
-                     f"columns before the last: seed {lo['seeds'][0]}; last: the MLP fitted with seeds {lo['seeds']}")
+                     f"members agree: also unknown unless every MLP of the ensemble is on the same side of 0.5 (measured, "
+                     f"not a shipped rule); columns before the last: seed {lo['seeds'][0]}; last: the recipe fitted with "
+                     f"seeds {lo['seeds']}")
     return tab
 
 
@@ -528,8 +539,7 @@ def _options(g) -> None:
     g.add_argument("--no-oracle", action="store_true", help="skip the oracle row (it reads the simulator's latent tip)")
     g.add_argument("--judge", default=None,
                    help="with --real: judges to score on real images, comma-separated: classify models "
-                        "(good-bad, hsi-six...) or tip-feature judges (autopilot-judge, "
-                        "autopilot-judge:judge_without_fcc111) (default: the agent's judge)")
+                        "(good-bad, hsi-six...) or tip-feature judges (autopilot-judge) (default: the agent's judge)")
     g.add_argument("--cv-logits", default=None,
                    help="with --real: also score the crowd rule on out-of-fold predictions (the .logits.npz of "
                         "scripts/train_classify.py cv)")
@@ -543,7 +553,7 @@ def _options(g) -> None:
                         "only the judge benches")
     g.add_argument("--loso-cache", default="runs/autopilot-judge",
                    help="with --loso: folder of cached training feature rows (computed on first use, ~4 min)")
-    g.add_argument("--loso-seeds", type=int, default=3,
+    g.add_argument("--loso-seeds", type=int, default=1,
                    help="with --loso: fit each held-out model with this many seeds (accuracy range reported)")
     g.add_argument("--real", action="store_true",
                    help="also score the judge on real STM images (../shared: gordon-hsi crowd labels, fixtures); "

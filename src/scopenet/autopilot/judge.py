@@ -442,8 +442,8 @@ class TipJudge:
     check_domain : bool
         Apply the ``unknown`` rules (the low-confidence band included).
     variant : str
-        Key of the parameters in the JSON (``"judge"``; ``"judge_without_fcc111"`` is the same recipe without
-        simulated Au/Cu(111), kept for the leave-Au-out bench row).
+        Key of the parameters in the JSON (``"judge"``). Leave-one-surface-out models are re-fitted by
+        ``scopenet bench autopilot --loso`` instead of shipped.
     """
 
     def __init__(self, params: str | dict = "autopilot-judge", threshold: float = 0.5, check_domain: bool = True,
@@ -466,7 +466,9 @@ class TipJudge:
         self.name = str(self.card.get("name", "tip-judge")) + ("" if variant == "judge" else f":{variant}")
         self.mean = np.asarray(params["mean"], np.float64)
         self.std = np.asarray(params["std"], np.float64)
-        self.layers = [(np.asarray(w, np.float64), np.asarray(b, np.float64)) for w, b in params["layers"]]
+        self.members = [[(np.asarray(w, np.float64), np.asarray(b, np.float64)) for w, b in layers]
+                        for layers in params.get("members", [params["layers"]])]
+        self.layers = self.members[0]
         self.precision = np.asarray(params["precision"], np.float64)
         self.domain_threshold = float(params["domain_threshold"])
         self.band = float(params.get("band", 0.1))
@@ -481,14 +483,23 @@ class TipJudge:
         self.aux_categories: list = []
         self.embedding_dim = len(self.mean)
 
+    def member_proba(self, F: np.ndarray) -> np.ndarray:
+        """Good-tip probability of each ensemble member (MLPs fitted with different seeds), [M, N]."""
+        z = (np.asarray(F, np.float64) - self.mean) / self.std
+        out = []
+        for layers in self.members:
+            h = z
+            for i, (w, b) in enumerate(layers):
+                h = h @ w.T + b
+                if i < len(layers) - 1:
+                    h = np.maximum(h, 0.0)
+            out.append(1.0 / (1.0 + np.exp(-h[:, 0])))
+        return np.asarray(out)
+
     def proba(self, F: np.ndarray) -> np.ndarray:
-        """Good-tip probability from :func:`tip_features` rows [N, F] -> [N]."""
-        h = (np.asarray(F, np.float64) - self.mean) / self.std
-        for i, (w, b) in enumerate(self.layers):
-            h = h @ w.T + b
-            if i < len(self.layers) - 1:
-                h = np.maximum(h, 0.0)
-        return 1.0 / (1.0 + np.exp(-h[:, 0]))
+        """Good-tip probability from :func:`tip_features` rows [N, F] -> [N]: the mean over the ensemble members
+        (parameters ``members``; a single MLP, ``layers``, otherwise)."""
+        return self.member_proba(F).mean(0)
 
     def domain_score(self, F: np.ndarray) -> np.ndarray:
         """Mahalanobis distance of feature rows from the training set (standardised units) [N]."""

@@ -52,6 +52,7 @@ DEFAULTS = {
     "sim_microscope_seed": 100000,
     "sim_microscope_weight": 1,
     "hidden": [64, 32],
+    "ensemble": 1,
     "epochs": 600,
     "learning_rate": 0.003,
     "weight_decay": 0.0001,
@@ -303,38 +304,45 @@ def familiarity(Z: np.ndarray, k: int = 5, quantile: float = 0.99, n_ref: int = 
 def fit(F: np.ndarray, y: np.ndarray, cfg: dict, seed: int) -> dict:
     """Standardise, train the MLP (balanced BCE, full-batch Adam), fit the domain and familiarity rules.
 
-    Returns the :class:`~.judge.TipJudge` parameter dict.
+    With ``cfg["ensemble"] = M > 1``, M MLPs are trained with seeds ``seed .. seed + M - 1`` (``members``; the
+    judge averages their probabilities): one MLP's verdicts on a few dozen real crops move by tens of points
+    between seeds. Returns the :class:`~.judge.TipJudge` parameter dict.
     """
     import torch
 
     from ..nn.qnet import QMLP
 
     c = {**DEFAULTS, **cfg}
-    torch.manual_seed(seed)
     F = np.asarray(F, np.float32)
     mu, sd = F.mean(0), F.std(0) + 1e-6
     Z = torch.from_numpy(((F - mu) / sd).astype(np.float32))
     t = torch.from_numpy(np.asarray(y, np.float32))
-    net = QMLP(F.shape[1], c["hidden"], 1)
-    opt = torch.optim.Adam(net.parameters(), lr=c["learning_rate"], weight_decay=c["weight_decay"])
     pos = float(t.mean())
     wts = torch.where(t > 0.5, 0.5 / max(pos, 1e-3), 0.5 / max(1 - pos, 1e-3))
-    for _ in range(int(c["epochs"])):
-        opt.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(Z)[:, 0], t, weight=wts)
-        loss.backward()
-        opt.step()
+    members, losses = [], []
+    for m in range(max(1, int(c.get("ensemble", 1)))):
+        torch.manual_seed(seed + m)
+        net = QMLP(F.shape[1], c["hidden"], 1)
+        opt = torch.optim.Adam(net.parameters(), lr=c["learning_rate"], weight_decay=c["weight_decay"])
+        for _ in range(int(c["epochs"])):
+            opt.zero_grad()
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(net(Z)[:, 0], t, weight=wts)
+            loss.backward()
+            opt.step()
+        members.append([[q.weight.detach().numpy().tolist(), q.bias.detach().numpy().tolist()]
+                        for q in net if isinstance(q, torch.nn.Linear)])
+        losses.append(float(loss.detach()))
     # domain: Mahalanobis distance in standardised feature space (shrunk covariance)
     Zn = Z.numpy().astype(np.float64)
     C = np.cov(Zn.T)
     C = 0.9 * C + 0.1 * np.eye(len(C))
     P = np.linalg.inv(C)
     d = np.sqrt(np.einsum("ij,jk,ik->i", Zn, P, Zn))
-    layers = [[m.weight.detach().numpy().tolist(), m.bias.detach().numpy().tolist()]
-              for m in net if isinstance(m, torch.nn.Linear)]
-    out = {"feature_names": list(TIP_FEATURE_NAMES), "mean": mu.tolist(), "std": sd.tolist(), "layers": layers,
+    out = {"feature_names": list(TIP_FEATURE_NAMES), "mean": mu.tolist(), "std": sd.tolist(), "layers": members[0],
            "precision": P.tolist(), "domain_threshold": float(np.quantile(d, c["domain_quantile"])),
-           "band": float(c["band"]), "max_hf_noise": float(c["max_hf_noise"]), "final_loss": float(loss.detach())}
+           "band": float(c["band"]), "max_hf_noise": float(c["max_hf_noise"]), "final_loss": float(np.mean(losses))}
+    if len(members) > 1:
+        out["members"] = members
     if int(c.get("familiarity_k", 0)):
         out.update(familiarity(Zn, int(c["familiarity_k"]), float(c["familiarity_quantile"]),
                                int(c["familiarity_reference"]), seed))

@@ -71,3 +71,14 @@ def test_crystals_are_not_training_structures_and_bad_names_fail():
         projected_scene("Unobtainium [111]")
     with pytest.raises(InputError, match="at least 16"):
         abtem_atom_image(np.random.default_rng(0), 8, name="Cu [100]")
+
+
+def test_light_columns_between_heavy_ones_are_faint_not_truth():
+    # BaTiO3 [100]: Ba and Ti-O columns are the truth; the pure-O columns, lifted by their neighbours'
+    # tails but with little contrast of their own, are listed as faint
+    ex = abtem_atom_image(np.random.default_rng(8), 96, name="BaTiO3 [100]", dose=500, spacing_px=8, distortion=False)
+    faint = ex.params["faint_columns"]
+    assert len(faint) > 0.8 * len(ex.atoms)
+    # every column is at a multiple of a / 2 = 2.0 Å = 8 px from its neighbours; truth and faint columns interleave
+    d = np.hypot(*(faint[:, None, :] - ex.atoms[None, :, :]).transpose(2, 0, 1)).min(1)
+    assert np.median(d) == pytest.approx(8.0, abs=0.5)

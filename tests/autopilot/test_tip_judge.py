@@ -111,7 +111,10 @@ def test_the_shipped_judge_loads_and_says_unknown_on_blank_and_noise():
     assert [r.verdict for r in res] == ["unknown"] * 3
     assert res[0].reason == "blank" and res[1].reason == "noise"
     assert "validation" in j.card["metrics"] and j.card["training"]["time_s"] > 0
-    assert make_judge("autopilot-judge:judge_without_fcc111").name.endswith("judge_without_fcc111")
+    # an ensemble of MLPs (issue 23: one MLP's real-crop verdicts swing with its seed) and the familiarity rule
+    assert len(j.members) == j.card["training"]["config"]["ensemble"] > 1
+    assert j.reference is not None and j.reference.shape[1] == len(TIP_FEATURE_NAMES)
+    assert np.isfinite(j.familiarity_threshold) and j.familiarity_k == j.card["training"]["config"]["familiarity_k"]
 
 
 def test_the_shipped_judge_on_a_labelled_real_crop():
@@ -125,8 +128,9 @@ def test_the_shipped_judge_on_a_labelled_real_crop():
     bad = j(_crop(au, 0, 0, 75))           # labelled bad: several glitch lines
     assert 0 <= good.p_good <= 1 and good.verdict == "good"
     # the bad crop (glitch lines) was called bad until the simulated-microscope frames joined training
-    # (issue 23); it is now called good (p 0.98): the simulator renders no glitch lines, so the judge weighs
-    # them less. Kept visible here, not asserted: see docs/tasks/autopilot.md, Limits.
+    # (issue 23); it is now called good (p 0.98 with one MLP, 0.60 with the five-member ensemble): the
+    # simulator renders no glitch lines, so the judge weighs them less. Kept visible here, not asserted:
+    # see docs/tasks/autopilot.md, Limits.
     assert 0 <= bad.p_good <= 1
     coarse = j(_read_fixture_image(SHARED, "sxm/Si_7x7_012.sxm", 0))   # a 200 nm frame
     assert coarse.verdict == "unknown"

@@ -71,6 +71,10 @@ def test_crystals_are_not_training_structures_and_bad_names_fail():
         projected_scene("Unobtainium [111]")
     with pytest.raises(InputError, match="at least 16"):
         abtem_atom_image(np.random.default_rng(0), 8, name="Cu [100]")
+    with pytest.raises(InputError, match="dose must be"):
+        abtem_atom_image(np.random.default_rng(0), 64, name="Cu [100]", dose=float("nan"))
+    with pytest.raises(InputError, match="spacing_px must be"):
+        abtem_atom_image(np.random.default_rng(0), 64, name="Cu [100]", spacing_px=40)
 
 
 def test_light_columns_between_heavy_ones_are_faint_not_truth():

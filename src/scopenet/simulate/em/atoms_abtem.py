@@ -266,6 +266,10 @@ def abtem_atom_image(rng: np.random.Generator, size: int = 256, *, name: str | N
 
     if size < 16:
         raise InputError(f"image size must be at least 16 px, got {size}")
+    if dose is not None and not (np.isfinite(dose) and dose > 0):
+        raise InputError(f"dose must be a positive number of counts, got {dose}")
+    if spacing_px is not None and not (np.isfinite(spacing_px) and 1.0 <= spacing_px <= size / 2):
+        raise InputError(f"spacing_px must be between 1 and half the image size ({size / 2:g} px), got {spacing_px}")
     name = name if name is not None else str(rng.choice(list(CRYSTALS)))
     dose = float(dose) if dose is not None else float(math.exp(rng.uniform(math.log(10), math.log(1000))))
     spacing_px = float(spacing_px) if spacing_px is not None else float(math.exp(rng.uniform(math.log(4), math.log(30))))

@@ -340,9 +340,12 @@ def judge_loso(shared, cache_dir: Path | None = None, config: dict | None = None
     src = training_sources(cfg, Path(shared), cache_dir, log=log)
     real = real_crop_evidence(shipped, shared)
     if "gordon" in src:
-        real["gordon"] = {"F": src["gordon"]["F"], "flags": np.zeros((len(src["gordon"]["F"]), 3), bool),
-                          "y": src["gordon"]["y"]}
-    out: dict = {"config": {k: cfg[k] for k in ("familiarity_k", "familiarity_quantile", "familiarity_reference")},
+        from .replay import load_recorded
+
+        him, _ = load_recorded(Path(shared) / "data" / "gordon-hsi")
+        real["gordon"] = {"F": src["gordon"]["F"], "flags": shipped.image_flags(him), "y": src["gordon"]["y"]}
+    out: dict = {"config": {k: cfg.get(k) for k in ("familiarity_k", "familiarity_quantile", "familiarity_reference",
+                                                    "ensemble")},
                  "families": {}}
     families = dict(SURFACE_FAMILIES)
     families["all surfaces (nothing held out)"] = {"drop": [], "real": [k for k in real if k != "no_verdict_possible"],
@@ -433,8 +436,8 @@ def _real_table(real: dict) -> Table:
     tab.notes.append("coverage on the none rows = fraction answered unknown; H:Si good = crowd verdict; other "
                      "surfaces: benchmarks/autopilot-real-labels.csv (labelled by eye). A judge trained on "
                      "gordon-hsi (hsi-six, autopilot-judge) is scored in-sample on it here; the autopilot-judge's "
-                     "held-out H:Si rows come from its card (5-fold CV with sessions held out; and with H:Si "
-                     "left out of training altogether)")
+                     "held-out H:Si row comes from its card (5-fold CV with sessions held out); surfaces left out "
+                     "of training altogether: --loso")
     return tab
 
 
@@ -479,7 +482,12 @@ def _run(a: argparse.Namespace, rep: Report) -> int:
         import os
 
         shared = Path(os.environ.get("SCOPENET_SHARED", Path.cwd().parent / "shared"))
-        lo = judge_loso(shared, Path(a.loso_cache), seeds=a.loso_seeds, log=say)
+        cfg = None
+        if a.loso_ensemble:
+            from .judge import TipJudge
+
+            cfg = {**TipJudge("autopilot-judge").card["training"]["config"], "ensemble": int(a.loso_ensemble)}
+        lo = judge_loso(shared, Path(a.loso_cache), config=cfg, seeds=a.loso_seeds, log=say)
         tab = _loso_table(lo)
         if quiet:
             rep.parts.append(tab)
@@ -555,6 +563,8 @@ def _options(g) -> None:
                    help="with --loso: folder of cached training feature rows (computed on first use, ~4 min)")
     g.add_argument("--loso-seeds", type=int, default=1,
                    help="with --loso: fit each held-out model with this many seeds (accuracy range reported)")
+    g.add_argument("--loso-ensemble", type=int, default=None,
+                   help="with --loso: MLPs per judge (default: the shipped recipe's ensemble; 1: a single MLP)")
     g.add_argument("--real", action="store_true",
                    help="also score the judge on real STM images (../shared: gordon-hsi crowd labels, fixtures); "
                         "with --episodes 0 only that")

@@ -525,12 +525,22 @@ class TipJudge:
         raws = [_raw(im) for im in images]
         if not raws:
             return np.zeros((0, len(TIP_FEATURE_NAMES)), np.float32), np.zeros((0, 3), bool)
-        blank = np.array([(z.std() <= 1e-9 * max(abs(z).max(), 1e-300)) or len(np.unique(z[:64, :64])) < 16
-                          for z, _, _ in raws])
-        coarse = np.array([ps is not None and ps > MAX_PIXEL_M for _, ps, _ in raws])
-        other = np.array([not h for _, _, h in raws])
-        zs = [z if not b else z + np.random.default_rng(0).standard_normal(z.shape) for (z, _, _), b in zip(raws, blank)]
-        return native_tip_features(zs), np.column_stack([other, coarse, blank])
+        flags = TipJudge._flags(raws)
+        zs = [z if not b else z + np.random.default_rng(0).standard_normal(z.shape)
+              for (z, _, _), b in zip(raws, flags[:, 2])]
+        return native_tip_features(zs), flags
+
+    @staticmethod
+    def image_flags(images) -> np.ndarray:
+        """The flags of :meth:`image_evidence` alone (no features), bool [N, 3]."""
+        return TipJudge._flags([_raw(im) for im in images])
+
+    @staticmethod
+    def _flags(raws) -> np.ndarray:
+        blank = [(z.std() <= 1e-9 * max(abs(z).max(), 1e-300)) or len(np.unique(z[:64, :64])) < 16 for z, _, _ in raws]
+        coarse = [ps is not None and ps > MAX_PIXEL_M for _, ps, _ in raws]
+        other = [not h for _, _, h in raws]
+        return np.column_stack([other, coarse, blank]).astype(bool).reshape(len(raws), 3)
 
     def judge_many(self, images) -> list[JudgeResult]:
         """Judge a list of images (Micrographs or 2-D arrays of any size)."""

@@ -12,7 +12,9 @@ table gets nearest-neighbour distances, a per-atom strain and an out-of-distribu
 
 The table (one row per atom) has the columns ``x``, ``y`` (px; x = column, y = row, pixel centres at
 integers), ``x_m``, ``y_m`` (metres from pixel (0, 0); only for a calibrated Micrograph), ``sigma_px``
-(1-sigma position uncertainty along each axis, px; its parts ``sigma_noise_px`` and ``sigma_background_px``),
+(1-sigma position uncertainty along each axis, px; its parts ``sigma_noise_px``, ``sigma_background_px`` and
+``sigma_model_px``, the model mismatch), ``prior_weight`` (with ``lattice_prior=True``, the weight of the
+measured position against the neighbours' prediction, :func:`~.postprocess.lattice_prior`; 1 otherwise),
 ``sigma_m`` (when calibrated), ``class``,
 ``confidence`` (the heatmap's peak, 0-1), ``intensity`` (fitted peak height above the local
 background, image units), ``nn_px`` (distance to the nearest other atom, px) and, when the lattice is

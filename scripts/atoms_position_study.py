@@ -1,0 +1,114 @@
+"""Where the atom finder's position error comes from, on simulated images of the *training* crystals.
+
+The study behind issue #21's second round (``benchmarks/results/atoms.md``): the shipped ``atoms-default``
+(or settings given as JSON) on ``held_out_images(n, dose, 256, seed, split="train")`` at 15, 50, 200 and
+1000 counts, never the benchmark's held-out crystals or seed. Prints per dose the RMS (2-D, px), the
+fraction inside 1 sigma, the fit floor (the refinement on the noise-free image started at the truth) and
+the error split by category: distance to the border, true sublattice, dopants, faint peaks, support
+strength, column width, and the share of the squared error that is a common bias per image and class::
+
+    OMP_NUM_THREADS=1 python scripts/atoms_position_study.py [--seed 31337] [--per-dose 16]
+        [--settings '{"windows": null}'] [--compare '{"lattice_prior": true}']
+
+``--compare`` runs the same images a second time with other settings and prints both RMS and coverages.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+
+def collect(est, n: int, seed: int, doses=(15.0, 50.0, 200.0, 1000.0), floor: bool = True) -> dict:
+    """Per matched atom: dose, image, errors (y, x), fit-floor errors, sigma and the categories."""
+    from scopenet.metrics.atoms import match_atoms
+    from scopenet.tasks.atoms.bench import TOLERANCE, held_out_images
+    from scopenet.tasks.atoms.postprocess import default_radius, refine_gaussian
+
+    rows: dict[str, list] = {}
+
+    def add(**kw):
+        for k, v in kw.items():
+            rows.setdefault(k, []).append(np.asarray(v, float).reshape(-1))
+
+    for dose in doses:
+        for i, ex in enumerate(held_out_images(n, dose, 256, seed=seed, split="train")):
+            df = est.predict(ex.image)
+            rc = df[["y", "x"]].to_numpy()
+            m = match_atoms(ex.atoms, rc, TOLERANCE * ex.spacing_px)
+            ti, pi = m.pairs[:, 0], m.pairs[:, 1]
+            t = ex.atoms[ti]
+            fl = refine_gaussian(ex.clean, ex.atoms, default_radius(ex.atoms), com_start=False)["positions"][ti] \
+                if floor else np.full_like(t, np.nan)
+            h, w = ex.image.shape
+            k = len(ti)
+            add(dose=np.full(k, dose), img=np.full(k, i), ey=rc[pi, 0] - t[:, 0], ex=rc[pi, 1] - t[:, 1],
+                fy=fl[:, 0] - t[:, 0], fx=fl[:, 1] - t[:, 1], sigma=df["sigma_px"].to_numpy()[pi],
+                border=np.minimum.reduce([t[:, 0], t[:, 1], h - 1 - t[:, 0], w - 1 - t[:, 1]]),
+                cls=ex.classes[ti], dopant=ex.dopant[ti], confidence=df["confidence"].to_numpy()[pi],
+                support=np.full(k, ex.params["support"]), width=np.full(k, ex.sigma_px),
+                window=np.full(k, df.attrs.get("fit_window_widths", np.nan)))
+    return {k: np.concatenate(v) for k, v in rows.items()}
+
+
+def _rms(c, m, floor=False):
+    e2 = (c["fy"] ** 2 + c["fx"] ** 2) if floor else (c["ey"] ** 2 + c["ex"] ** 2)
+    return float(np.sqrt(e2[m].mean())) if m.any() else float("nan")
+
+
+def _inside(c, m):
+    return float(np.mean(np.r_[np.abs(c["ey"][m]) <= c["sigma"][m], np.abs(c["ex"][m]) <= c["sigma"][m]]))
+
+
+def report(c: dict, breakdown: bool = True) -> None:
+    for dose in np.unique(c["dose"]):
+        m = c["dose"] == dose
+        e2 = c["ey"] ** 2 + c["ex"] ** 2
+        print(f"dose {dose:g}: atoms {m.sum()}, RMS {_rms(c, m):.3f} px, fit floor {_rms(c, m, True):.3f}, "
+              f"inside 1 sigma {_inside(c, m):.3f}")
+        if not breakdown:
+            continue
+        cats = {"border < 2 px": c["border"] < 2, "border >= 5 px": c["border"] >= 5, "class 0": c["cls"] == 0,
+                "class 1": c["cls"] == 1, "dopant": c["dopant"] > 0, "confidence < 0.2": c["confidence"] < 0.2,
+                "support < 0.05": c["support"] < 0.05, "support >= 0.05": c["support"] >= 0.05,
+                "width < 1 px": c["width"] < 1, "width 1-2 px": (c["width"] >= 1) & (c["width"] < 2),
+                "width 2-4 px": (c["width"] >= 2) & (c["width"] < 4), "width >= 4 px": c["width"] >= 4}
+        for name, sel in cats.items():
+            s = m & sel
+            if s.any():
+                print(f"    {name:18s} atoms {s.sum():6d}  RMS {_rms(c, s):.3f}  floor {_rms(c, s, True):.3f}  "
+                      f"share of squared error {e2[s].sum() / e2[m].sum():.2f}  inside 1 sigma {_inside(c, s):.2f}")
+        bias = 0.0
+        for i in np.unique(c["img"][m]):
+            for k in np.unique(c["cls"][m & (c["img"] == i)]):
+                s = m & (c["img"] == i) & (c["cls"] == k)
+                bias += s.sum() * (c["ey"][s].mean() ** 2 + c["ex"][s].mean() ** 2)
+        print(f"    share of the squared error that is a common bias per image and class: {bias / e2[m].sum():.3f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    from scopenet.tasks.atoms.model import AtomFinder
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seed", type=int, default=31337)
+    p.add_argument("--per-dose", type=int, default=16)
+    p.add_argument("--settings", default="{}", help="AtomsConfig overrides, JSON")
+    p.add_argument("--compare", default=None, help="a second set of overrides (JSON), same images")
+    p.add_argument("--threads", type=int, default=1)
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    est = AtomFinder.pretrained("default", **json.loads(a.settings))
+    print(f"training crystals, {a.per_dose} images of 256 px per dose, seed {a.seed}, settings {a.settings}")
+    report(collect(est, a.per_dose, a.seed))
+    if a.compare:
+        print(f"\nthe same images, settings {a.compare}")
+        est2 = AtomFinder.pretrained("default", **{**json.loads(a.settings), **json.loads(a.compare)})
+        report(collect(est2, a.per_dose, a.seed, floor=False), breakdown=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

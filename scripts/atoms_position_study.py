@@ -10,7 +10,9 @@ strength, column width, and the share of the squared error that is a common bias
     OMP_NUM_THREADS=1 python scripts/atoms_position_study.py [--seed 31337] [--per-dose 16]
         [--settings '{"windows": null}'] [--compare '{"lattice_prior": true}']
 
-``--compare`` runs the same images a second time with other settings and prints both RMS and coverages.
+``--compare`` runs the same images a second time with other settings and prints both RMS and coverages;
+``--abtem`` compares the settings before issue #21's second round, the shipped ones and the lattice prior on the
+images of ``scopenet bench atoms-abtem`` (a second simulator; needs abTEM).
 """
 from __future__ import annotations
 
@@ -87,6 +89,36 @@ def report(c: dict, breakdown: bool = True) -> None:
         print(f"    share of the squared error that is a common bias per image and class: {bias / e2[m].sum():.3f}")
 
 
+#: the settings before issue #21's second round (the noise-only window rule and the older calibration)
+BEFORE = {"windows": None, "sigma_scale": 1.3, "background_gain": 1.1, "sigma_scale_small": 1.2,
+          "background_gain_small": 0.9, "mismatch_fraction_small": None}
+
+
+def abtem_compare(variants: dict, per_dose: int = 8, size: int = 256) -> None:
+    """RMS, 1-sigma coverage and F1 of the model under several settings on the same images of the second
+    simulator (``scopenet bench atoms-abtem``'s images and seed; detections on faint real columns left out)."""
+    from scopenet.tasks.atoms.bench import DOSES, score
+    from scopenet.tasks.atoms.bench_abtem import _drop_faint, abtem_images
+    from scopenet.tasks.atoms.model import AtomFinder
+
+    models = {name: AtomFinder.pretrained("default", **kw) for name, kw in variants.items()}
+    print(f"abTEM images (scopenet bench atoms-abtem's), {per_dose} of {size} px per dose")
+    for dose in DOSES:
+        images = abtem_images(per_dose, dose, size)
+        for name, est in models.items():
+            tp = n_true = n_pred = 0
+            sq = inside = axes = 0.0
+            for ex in images:
+                df = est.predict(ex.image)
+                rc, sig, _ = _drop_faint(df[["y", "x"]].to_numpy().reshape(-1, 2), ex, df["sigma_px"].to_numpy())
+                r = score(rc, ex, sig)
+                tp, n_true, n_pred, sq = tp + r["tp"], n_true + r["n_true"], n_pred + r["n_pred"], sq + r["sq_err"]
+                inside, axes = inside + r.get("inside", 0.0), axes + r.get("axes", 0.0)
+            p, rec = tp / max(n_pred, 1), tp / max(n_true, 1)
+            print(f"  dose {dose:g} {name:28s} F1 {2 * p * rec / max(p + rec, 1e-12):.4f}  RMS {np.sqrt(sq / max(tp, 1)):.3f} px  "
+                  f"inside 1 sigma {inside / max(axes, 1):.3f}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
 
@@ -98,8 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--settings", default="{}", help="AtomsConfig overrides, JSON")
     p.add_argument("--compare", default=None, help="a second set of overrides (JSON), same images")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--abtem", action="store_true", help="compare the settings before this round, the shipped ones "
+                   "and the lattice prior on the second simulator's images instead")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
+    if a.abtem:
+        abtem_compare({"before (noise-only window)": BEFORE, "shipped": {}, "shipped + lattice_prior": {"lattice_prior": True}})
+        return 0
     est = AtomFinder.pretrained("default", **json.loads(a.settings))
     print(f"training crystals, {a.per_dose} images of 256 px per dose, seed {a.seed}, settings {a.settings}")
     report(collect(est, a.per_dose, a.seed))

@@ -12,7 +12,8 @@ strength, column width, and the share of the squared error that is a common bias
 
 ``--compare`` runs the same images a second time with other settings and prints both RMS and coverages;
 ``--abtem`` compares the settings before issue #21's second round, the shipped ones and the lattice prior on the
-images of ``scopenet bench atoms-abtem`` (a second simulator; needs abTEM).
+images of ``scopenet bench atoms-abtem`` (a second simulator; needs abTEM); ``--timing --threads 2`` times the
+bench's 2048 px image with those three settings in turn (twice).
 """
 from __future__ import annotations
 
@@ -119,6 +120,22 @@ def abtem_compare(variants: dict, per_dose: int = 8, size: int = 256) -> None:
                   f"inside 1 sigma {inside / max(axes, 1):.3f}", flush=True)
 
 
+def timing_compare(repeats: int = 2) -> None:
+    """Seconds and CPU seconds of ``find_atoms`` on the bench's 2048 px image (:func:`~scopenet.tasks.atoms.bench.
+    time_large`) with the window rule before this round, the shipped settings and the lattice prior, in turn."""
+    import os
+
+    from scopenet.tasks.atoms.bench import time_large
+    from scopenet.tasks.atoms.model import AtomFinder
+
+    for _ in range(repeats):
+        for name, kw in (("before (noise-only window)", {"windows": None}), ("shipped", {}),
+                         ("shipped + lattice_prior", {"lattice_prior": True})):
+            g = time_large(AtomFinder.pretrained("default", **kw))["modes"]["gaussian"]
+            print(f"{name:28s} {g['seconds']:.2f} s wall, {g['cpu_seconds']:.2f} CPU-s, {g['atoms_found']} atoms, "
+                  f"F1 {g['f1']:.4f}, RMS {g['rms_px']:.4f} px, load {os.getloadavg()[0]:.1f}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     import torch
 
@@ -132,8 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--abtem", action="store_true", help="compare the settings before this round, the shipped ones "
                    "and the lattice prior on the second simulator's images instead")
+    p.add_argument("--timing", action="store_true", help="time the 2048 px image with the same three settings instead")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
+    if a.timing:
+        timing_compare()
+        return 0
     if a.abtem:
         abtem_compare({"before (noise-only window)": BEFORE, "shipped": {}, "shipped + lattice_prior": {"lattice_prior": True}})
         return 0

@@ -45,3 +45,22 @@ def test_score_images_pools_and_counts_faint_detections():
     assert m["rms_px"] == 0.0
     assert per_image[0]["structure"] == "test" and per_image[0]["tp"] == len(ex.atoms)
     assert {"LoG + CoM", "maxima + Gaussian"} <= set(res)
+
+
+def test_training_width_range_is_validated_and_reaches_the_simulator():
+    import pytest
+
+    from scopenet.tasks.atoms.config import AtomsTrainConfig
+    from scopenet.tasks.atoms.train import simulated_batch
+
+    with pytest.raises(ValueError, match="sigma_frac"):
+        AtomsTrainConfig(sigma_frac=(0.3, 0.2))
+    assert AtomsTrainConfig().sigma_frac is None
+    # the default range draws the same batch as before the option existed (no extra random numbers)
+    a = simulated_batch(np.random.default_rng(1), 2, 64, 0.0)
+    b = simulated_batch(np.random.default_rng(1), 2, 64, 0.0, sigma_frac=None)
+    assert np.array_equal(a[0], b[0])
+    # wide columns: the heatmap keeps its width (set by the spacing) but the image's columns are wider
+    narrow = simulated_batch(np.random.default_rng(2), 1, 96, 0.0, sigma_frac=(0.12, 0.12))[0][0, 0]
+    wide = simulated_batch(np.random.default_rng(2), 1, 96, 0.0, sigma_frac=(0.40, 0.40))[0][0, 0]
+    assert np.abs(np.diff(wide, axis=1)).mean() < np.abs(np.diff(narrow, axis=1)).mean()

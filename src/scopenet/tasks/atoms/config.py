@@ -153,6 +153,9 @@ class AtomsTrainConfig(TrainConfig):
         The U-Net (no normalisation layers, so a single tile or a whole image gives the same result).
     spm_fraction : float
         Share of SPM-like surfaces in a batch.
+    sigma_frac : (float, float) or None
+        Range of the column width as a fraction of the smallest spacing, drawn uniformly per image
+        (None: the simulator's default, 0.12-0.28). Dumbbells under a wide probe are wider than 0.28.
     """
 
     task: Literal["atoms"] = "atoms"
@@ -162,6 +165,7 @@ class AtomsTrainConfig(TrainConfig):
     batch_size: int = Field(8, ge=1)
     patch: int = Field(128, ge=16)
     spm_fraction: float = Field(0.15, ge=0, le=1)
+    sigma_frac: tuple[float, float] | None = None
     lr: float = Field(2e-3, gt=0)
     lr_final_fraction: float = Field(0.05, ge=0, le=1)
     grad_clip: float | None = Field(1.0, gt=0)
@@ -170,3 +174,11 @@ class AtomsTrainConfig(TrainConfig):
     checkpoint_every_n_steps: int | None = Field(100, ge=1)
     checkpoint_every_s: float | None = Field(None, gt=0)
     threads: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _width_range(self):
+        if self.sigma_frac is not None:
+            lo, hi = self.sigma_frac
+            if not 0.0 < lo <= hi <= 1.0:
+                raise ValueError(f"sigma_frac must be (lo, hi) with 0 < lo <= hi <= 1, got {self.sigma_frac}")
+        return self

@@ -36,8 +36,10 @@ def default_config() -> AtomsTrainConfig:
 
 
 def simulated_batch(rng: np.random.Generator, batch_size: int, patch: int, spm_fraction: float = 0.15,
-                    split: str = "train") -> tuple[np.ndarray, np.ndarray]:
-    """A batch of simulated images and target heatmaps.
+                    split: str = "train", sigma_frac: tuple[float, float] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """A batch of simulated images and target heatmaps (column widths drawn from ``sigma_frac`` x the
+    spacing when given, else the simulator's default range).
 
     Returns
     -------
@@ -46,7 +48,11 @@ def simulated_batch(rng: np.random.Generator, batch_size: int, patch: int, spm_f
     """
     xs, ys = [], []
     for _ in range(batch_size):
-        a = spm_atom_image(rng, patch) if rng.random() < spm_fraction else atom_image(rng, patch, split=split)
+        if rng.random() < spm_fraction:
+            a = spm_atom_image(rng, patch)
+        else:
+            sf = None if sigma_frac is None else float(rng.uniform(*sigma_frac))
+            a = atom_image(rng, patch, split=split, sigma_frac=sf)
         xs.append(normalise(a.image))
         ys.append(heatmap(a.image.shape, a.atoms, heat_sigma(a.spacing_px)))
     return np.stack(xs)[:, None].astype(np.float32), np.stack(ys)[:, None].astype(np.float32)
@@ -82,7 +88,7 @@ class AtomsModule(AdamCosineModule):
         c = config
         if make is None:
             def make(rng):
-                return simulated_batch(rng, c.batch_size, c.patch, c.spm_fraction)
+                return simulated_batch(rng, c.batch_size, c.patch, c.spm_fraction, sigma_frac=c.sigma_frac)
 
         def to_torch(rng):
             x, y = make(rng)

@@ -68,6 +68,33 @@ def score(pred_rc: np.ndarray, ex, sigma: np.ndarray | None = None) -> dict:
     return out
 
 
+def pool_add(acc: dict, name: str, r: dict, dt: float) -> dict:
+    """Add one image's :func:`score` ``r`` (and its time ``dt``, s) to the pooled counts of ``name`` in
+    ``acc``; returns that method's entry (callers may keep extra counts in it)."""
+    a = acc.setdefault(name, {"tp": 0, "n_true": 0, "n_pred": 0, "sq_err": 0.0, "inside": 0.0, "axes": 0.0,
+                              "time": [], "f1_images": []})
+    for k in ("tp", "n_true", "n_pred", "sq_err", "inside", "axes"):
+        a[k] += r.get(k, 0)
+    a["time"].append(dt)
+    a["f1_images"].append(r["f1"])
+    return a
+
+
+def pooled(acc: dict) -> dict:
+    """``{method: {metric: value}}`` from the counts of :func:`pool_add`: F1, precision and recall over all
+    atoms, RMS over all matched atoms, 1-sigma coverage, time per image, the worst image's F1."""
+    out = {}
+    for name, a in acc.items():
+        p = a["tp"] / a["n_pred"] if a["n_pred"] else 1.0
+        r = a["tp"] / a["n_true"] if a["n_true"] else 1.0
+        out[name] = {"f1": 2 * p * r / (p + r) if p + r else 0.0, "precision": p, "recall": r,
+                     "rms_px": float(np.sqrt(a["sq_err"] / a["tp"])) if a["tp"] else float("nan"),
+                     "inside_1sigma": a["inside"] / a["axes"] if a["axes"] else float("nan"),
+                     "s_per_image": float(np.mean(a["time"])), "n_atoms": a["n_true"],
+                     "f1_min_image": float(np.min(a["f1_images"]))}
+    return out
+
+
 def evaluate(model, images, methods: dict | None = None) -> dict:
     """Scores of the model and the baselines over ``images``: ``{method: {metric: value}}`` (F1 etc.
     pooled over the images' atoms, RMS over all matched atoms, time per image)."""
@@ -75,12 +102,7 @@ def evaluate(model, images, methods: dict | None = None) -> dict:
     acc: dict = {}
 
     def add(name, r, dt):
-        a = acc.setdefault(name, {"tp": 0, "n_true": 0, "n_pred": 0, "sq_err": 0.0, "inside": 0.0, "axes": 0.0,
-                                  "time": [], "f1_images": []})
-        for k in ("tp", "n_true", "n_pred", "sq_err", "inside", "axes"):
-            a[k] += r.get(k, 0)
-        a["time"].append(dt)
-        a["f1_images"].append(r["f1"])
+        pool_add(acc, name, r, dt)
 
     parts: dict = {}  # the model's squared errors split by the support's strength, and the fit floor
 
@@ -105,15 +127,7 @@ def evaluate(model, images, methods: dict | None = None) -> dict:
         for name, fn in methods.items():
             rc, dt = timed(fn, ex.image, spacing_px=ex.spacing_px)
             add(name, score(rc, ex), dt)
-    out = {}
-    for name, a in acc.items():
-        p = a["tp"] / a["n_pred"] if a["n_pred"] else 1.0
-        r = a["tp"] / a["n_true"] if a["n_true"] else 1.0
-        out[name] = {"f1": 2 * p * r / (p + r) if p + r else 0.0, "precision": p, "recall": r,
-                     "rms_px": float(np.sqrt(a["sq_err"] / a["tp"])) if a["tp"] else float("nan"),
-                     "inside_1sigma": a["inside"] / a["axes"] if a["axes"] else float("nan"),
-                     "s_per_image": float(np.mean(a["time"])), "n_atoms": a["n_true"],
-                     "f1_min_image": float(np.min(a["f1_images"]))}
+    out = pooled(acc)
     if "AtomFinder" in out:
         for key, (sq, n) in parts.items():
             out["AtomFinder"][f"rms_px_{key}"] = float(np.sqrt(sq / n)) if n else float("nan")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._bench import BenchSpec, Report, Table
-from .bench import DOSES, TOLERANCE, score
+from .bench import DOSES, TOLERANCE, pool_add, pooled, score
 
 EVAL_SEED = 515_151
 
@@ -77,24 +77,13 @@ def score_images(model, images) -> tuple[dict, list]:
                 sigma = None
             rc, sigma, dropped = _drop_faint(np.asarray(rc, float).reshape(-1, 2), ex, sigma)
             r = score(rc, ex, sigma)
-            a = acc.setdefault(name, {"tp": 0, "n_true": 0, "n_pred": 0, "sq_err": 0.0, "inside": 0.0, "axes": 0.0,
-                                      "time": [], "f1_images": [], "on_faint": 0})
-            for k in ("tp", "n_true", "n_pred", "sq_err", "inside", "axes"):
-                a[k] += r.get(k, 0)
-            a["time"].append(dt)
-            a["f1_images"].append(r["f1"])
-            a["on_faint"] += dropped
+            a = pool_add(acc, name, r, dt)
+            a["on_faint"] = a.get("on_faint", 0) + dropped
             if fn is None:
                 per_image.append({"structure": ex.params["structure"], "f1": r["f1"], "sq_err": r["sq_err"], "tp": r["tp"]})
-    out = {}
+    out = pooled(acc)
     for name, a in acc.items():
-        p = a["tp"] / a["n_pred"] if a["n_pred"] else 1.0
-        r = a["tp"] / a["n_true"] if a["n_true"] else 1.0
-        out[name] = {"f1": 2 * p * r / (p + r) if p + r else 0.0, "precision": p, "recall": r,
-                     "rms_px": float(np.sqrt(a["sq_err"] / a["tp"])) if a["tp"] else float("nan"),
-                     "inside_1sigma": a["inside"] / a["axes"] if a["axes"] else float("nan"),
-                     "s_per_image": float(np.mean(a["time"])), "n_atoms": a["n_true"],
-                     "f1_min_image": float(np.min(a["f1_images"])), "on_faint_columns": a["on_faint"]}
+        out[name]["on_faint_columns"] = a["on_faint"]
     return out, per_image
 
 

@@ -23,7 +23,7 @@ Ground truth: the projected positions of the slab's columns (atoms within 0.2 Å
 projection share a column), converted to scan pixels with the same distortion as the image, kept when
 their noise-free peak is at least :data:`~.atoms.VISIBLE_FRACTION` of the brightest columns' typical
 peak (the rule of :func:`~.atoms.atom_image`) and their centre lies inside the image.
-A column's peak here is its contrast (:func:`_contrast`: its value minus the lowest value around it),
+A column's peak here is its contrast (:func:`_column_values`: its value minus the lowest value around it),
 because the tails of heavy neighbours lift a light column's value without making it visible. The fainter
 columns (light atoms such as oxygen) are real but below that rule, and a column that the probe does not
 resolve (no local maximum of the noise-free image near it: a shoulder on a heavier neighbour, or two
@@ -193,10 +193,11 @@ def _column_sigma(probe: np.ndarray, step: tuple[float, float], sig: float, pix:
     return math.sqrt(var + 0.1 ** 2) / pix
 
 
-def _contrast(clean_fine: np.ndarray, step: tuple[float, float], cols: np.ndarray, dmin: float) -> np.ndarray:
-    """Each column's contrast: its value in the noise-free image minus the lowest value on a circle of
-    radius 0.5 x the smallest spacing around it (the tails of heavier neighbours lift a light column's
-    value, not its contrast)."""
+def _column_values(clean_fine: np.ndarray, step: tuple[float, float], cols: np.ndarray, dmin: float
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's value in the noise-free image, and its contrast: the value minus the lowest value on a
+    circle of radius 0.5 x the smallest spacing around it (the tails of heavier neighbours lift a light
+    column's value, not its contrast)."""
     from scipy.ndimage import map_coordinates
 
     a = np.linspace(0, 2 * math.pi, 32, endpoint=False)
@@ -204,7 +205,7 @@ def _contrast(clean_fine: np.ndarray, step: tuple[float, float], cols: np.ndarra
     grid = lambda yx: np.stack([yx[..., 0] / step[0], yx[..., 1] / step[1]]).reshape(2, -1)  # noqa: E731
     centre = map_coordinates(clean_fine, grid(cols), order=3, mode="grid-wrap")
     low = map_coordinates(clean_fine, grid(ring), order=3, mode="grid-wrap").reshape(len(cols), -1).min(1)
-    return centre - low
+    return centre, centre - low
 
 
 def _resolved(clean_fine: np.ndarray, step: tuple[float, float], cols: np.ndarray, cell: np.ndarray, dmin: float,
@@ -324,16 +325,13 @@ def abtem_atom_image(rng: np.random.Generator, size: int = 256, *, name: str | N
     rec[:, 1] -= sm
     keep = (rec[:, 0] >= 0) & (rec[:, 0] <= size - 1) & (rec[:, 1] >= 0) & (rec[:, 1] <= size - 1)
     rec = rec[keep]
-    col_yx = allc[inside][keep]
-    peak = map_coordinates(clean_fine, np.stack([col_yx[:, 0] / step[0], col_yx[:, 1] / step[1]]), order=3,
-                           mode="grid-wrap")
-    contrast = _contrast(clean_fine, step, cols, dmin)
-    typical = float(np.percentile(contrast, 90))
-    visible = contrast[np.flatnonzero(inside)[keep] % len(cols)] >= VISIBLE_FRACTION * typical
-    typical = float(np.percentile(map_coordinates(clean_fine, np.stack([cols[:, 0] / step[0], cols[:, 1] / step[1]]),
-                                                  order=3, mode="grid-wrap"), 90))
+    base = np.flatnonzero(inside)[keep] % len(cols)  # the supercell column each recorded column copies
+    value, contrast = _column_values(clean_fine, step, cols, dmin)
+    peak = value[base]
+    visible = contrast[base] >= VISIBLE_FRACTION * float(np.percentile(contrast, 90))
+    typical = float(np.percentile(value, 90))
     resolved, blobs = _resolved(clean_fine, step, cols, cell, dmin, 0.5 * VISIBLE_FRACTION * typical)
-    merged = visible & ~resolved[np.flatnonzero(inside)[keep] % len(cols)]
+    merged = visible & ~resolved[base]
     ball = (blobs[None, :, :] + reps[:, None, :]).reshape(-1, 2)
     bpx = ((ball - origin) @ inv.T) / pix
     bpx = bpx[(bpx >= 0).all(1) & (bpx <= size - 1).all(1)]

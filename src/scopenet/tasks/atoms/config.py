@@ -156,6 +156,10 @@ class AtomsTrainConfig(TrainConfig):
     sigma_frac : (float, float) or None
         Range of the column width as a fraction of the smallest spacing, drawn uniformly per image
         (None: the simulator's default, 0.12-0.28). Dumbbells under a wide probe are wider than 0.28.
+    sigma_frac_p : float
+        Share of the STEM images whose width is drawn from ``sigma_frac``; the others use the simulator's
+        default range (1: all of them). A mixture keeps the default widths' precision while the network
+        learns wider columns.
     """
 
     task: Literal["atoms"] = "atoms"
@@ -166,6 +170,7 @@ class AtomsTrainConfig(TrainConfig):
     patch: int = Field(128, ge=16)
     spm_fraction: float = Field(0.15, ge=0, le=1)
     sigma_frac: tuple[float, float] | None = None
+    sigma_frac_p: float = Field(1.0, ge=0, le=1)
     lr: float = Field(2e-3, gt=0)
     lr_final_fraction: float = Field(0.05, ge=0, le=1)
     grad_clip: float | None = Field(1.0, gt=0)

@@ -36,10 +36,10 @@ def default_config() -> AtomsTrainConfig:
 
 
 def simulated_batch(rng: np.random.Generator, batch_size: int, patch: int, spm_fraction: float = 0.15,
-                    split: str = "train", sigma_frac: tuple[float, float] | None = None
-                    ) -> tuple[np.ndarray, np.ndarray]:
+                    split: str = "train", sigma_frac: tuple[float, float] | None = None,
+                    sigma_frac_p: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """A batch of simulated images and target heatmaps (column widths drawn from ``sigma_frac`` x the
-    spacing when given, else the simulator's default range).
+    spacing when given, for a share ``sigma_frac_p`` of the STEM images; else the simulator's default range).
 
     Returns
     -------
@@ -51,7 +51,8 @@ def simulated_batch(rng: np.random.Generator, batch_size: int, patch: int, spm_f
         if rng.random() < spm_fraction:
             a = spm_atom_image(rng, patch)
         else:
-            sf = None if sigma_frac is None else float(rng.uniform(*sigma_frac))
+            wide = sigma_frac is not None and (sigma_frac_p >= 1.0 or rng.random() < sigma_frac_p)
+            sf = float(rng.uniform(*sigma_frac)) if wide else None
             a = atom_image(rng, patch, split=split, sigma_frac=sf)
         xs.append(normalise(a.image))
         ys.append(heatmap(a.image.shape, a.atoms, heat_sigma(a.spacing_px)))
@@ -88,7 +89,8 @@ class AtomsModule(AdamCosineModule):
         c = config
         if make is None:
             def make(rng):
-                return simulated_batch(rng, c.batch_size, c.patch, c.spm_fraction, sigma_frac=c.sigma_frac)
+                return simulated_batch(rng, c.batch_size, c.patch, c.spm_fraction, sigma_frac=c.sigma_frac,
+                                       sigma_frac_p=c.sigma_frac_p)
 
         def to_torch(rng):
             x, y = make(rng)

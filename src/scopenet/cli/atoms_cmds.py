@@ -1,10 +1,13 @@
-"""CLI command: ``scopenet atoms IMAGE... -o positions.csv [--overlay DIR] [--model NAME] [--tta N]``.
+"""CLI command: ``scopenet atoms IMAGE... -o positions.csv [--overlay DIR] [--model NAME] [--tta N]
+[--lattice-prior]``.
 
 Every image's atoms (:func:`scopenet.find_atoms`) go into one CSV table, one row per atom, with the
 columns ``file``, ``frame`` (for stacks), ``x``, ``y`` (px; x = column, y = row, pixel centres at
 integers), ``x_m``, ``y_m`` (metres, empty when the file has no pixel size), ``sigma_px``, ``class``,
 ``confidence`` and the rest of the table (intensity, neighbour distance, strain). ``--overlay DIR`` also
-writes ``DIR/<stem>-atoms.png`` (the image with its atoms coloured by class). The CSV is written to a
+writes ``DIR/<stem>-atoms.png`` (the image with its atoms coloured by class). ``--lattice-prior`` pulls each
+position towards the midpoints of its same-class neighbour pairs (:func:`~scopenet.tasks.atoms.postprocess.lattice_prior`:
+smaller errors on a regular lattice, but single-column displacements within about 3 sigma are shrunk too). The CSV is written to a
 temporary name and renamed, and an existing one is kept unless ``--overwrite``. A file that cannot be
 read is reported at the end and the others are still done (exit code 1 if any failed)."""
 from __future__ import annotations
@@ -58,6 +61,9 @@ def atoms_cmd(
     tta: int = typer.Option(1, "--tta", min=1, max=8, help="Flipped/rotated views averaged in the heatmap."),
     threshold: Optional[float] = typer.Option(None, "--threshold", min=0.01, max=0.99,
                                               help="Heatmap threshold (default: the model's)."),
+    lattice_prior: bool = typer.Option(False, "--lattice-prior", help="Combine each position with its same-class "
+                                       "neighbours' prediction (regular lattices; shrinks small single-column "
+                                       "displacements)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing CSV and overlays."),
     quiet: bool = quiet_option(),
 ):
@@ -81,6 +87,8 @@ def atoms_cmd(
         est = sn.AtomFinder.pretrained(model)
         if threshold is not None:
             est.config.threshold = threshold
+        if lattice_prior:
+            est.config.lattice_prior = True
 
     tables: list = []
 

@@ -43,5 +43,12 @@ def test_cli_writes_positions_and_overlays(tmp_path):
     r = _run("cu.tif", "junk.tif", "-o", "both.csv", cwd=tmp_path)  # one bad file: reported, the rest written
     assert r.returncode == 1 and "junk.tif" in r.stderr
     assert set(pd.read_csv(tmp_path / "both.csv")["file"]) == {"cu.tif"}
+    r = _run("cu.tif", "-o", "prior.csv", "--lattice-prior", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    prior = pd.read_csv(tmp_path / "prior.csv")
+    assert len(prior) == len(df) and (df["prior_weight"] == 1.0).all()
+    w = prior["prior_weight"]  # the neighbours' prediction takes part: weights below 1, positions moved a little
+    assert (w < 1).mean() > 0.5 and w.between(0, 1).all()
+    assert 0 < np.abs(prior["x"] - df["x"]).max() < 0.5
     r = _run("cu.tif", "-o", "pos.txt", cwd=tmp_path)
     assert r.returncode != 0 and ".csv" in r.stderr

@@ -105,6 +105,7 @@ def evaluate(model, images, methods: dict | None = None) -> dict:
         pool_add(acc, name, r, dt)
 
     parts: dict = {}  # the model's squared errors split by the support's strength, and the fit floor
+    cover: dict = {}  # the model's 1-sigma coverage split by the support's strength: [inside, axes]
 
     def part(key, sq, n):
         a = parts.setdefault(key, [0.0, 0])
@@ -119,6 +120,9 @@ def evaluate(model, images, methods: dict | None = None) -> dict:
             add("AtomFinder", r, dt)
             weak = ex.params.get("support", 0.0) < WEAK_SUPPORT
             part("weak" if weak else "strong", r["sq_err"], r["tp"])
+            c = cover.setdefault("weak" if weak else "strong", [0.0, 0.0])
+            c[0] += r.get("inside", 0.0)
+            c[1] += r.get("axes", 0.0)
             sq, n = fit_floor(ex, r["matched_true"])
             part("floor", sq, n)
             amp = df["intensity"].to_numpy()[r["matched_pred"]] if len(df) else np.zeros(0)
@@ -132,6 +136,8 @@ def evaluate(model, images, methods: dict | None = None) -> dict:
         for key, (sq, n) in parts.items():
             out["AtomFinder"][f"rms_px_{key}"] = float(np.sqrt(sq / n)) if n else float("nan")
             out["AtomFinder"][f"n_{key}"] = int(n)
+        for key, (inside, axes) in cover.items():
+            out["AtomFinder"][f"inside_1sigma_{key}"] = inside / axes if axes else float("nan")
     return out
 
 
@@ -392,13 +398,15 @@ def run(a, report: Report) -> int:
                        f"({'above' if res['AtomFinder']['f1'] > best_base else 'NOT above'} every baseline)")
         report.table(t)
     t = Table(["peak dose", "RMS px", f"RMS, support < {WEAK_SUPPORT:g}", f"RMS, support >= {WEAK_SUPPORT:g}",
-               "fit floor", f"floor, support >= {WEAK_SUPPORT:g}", "Poisson bound", "inside 1 sigma"],
+               "fit floor", f"floor, support >= {WEAK_SUPPORT:g}", "Poisson bound", "inside 1 sigma",
+               "inside 1 sigma, weak / strong support"],
               title="AtomFinder position error by source (atoms: weak / strong support)")
     for dose, res in results["per_dose"].items():
         m = res["AtomFinder"]
         t.add(dose, m["rms_px"], f"{m.get('rms_px_weak', float('nan')):.3f} ({m.get('n_weak', 0)})",
               f"{m.get('rms_px_strong', float('nan')):.3f} ({m.get('n_strong', 0)})", m.get("rms_px_floor", float("nan")),
-              m.get("rms_px_floor_strong", float("nan")), m.get("rms_px_bound", float("nan")), m["inside_1sigma"])
+              m.get("rms_px_floor_strong", float("nan")), m.get("rms_px_bound", float("nan")), m["inside_1sigma"],
+              f"{m.get('inside_1sigma_weak', float('nan')):.3f} / {m.get('inside_1sigma_strong', float('nan')):.3f}")
     t.notes.append("fit floor: the Gaussian refinement on the noise-free image started at the true positions (same "
                    "atoms as the RMS), i.e. the error of the simulated amorphous support (a random field with the "
                    "columns' own width), line jitter and faint unresolved columns, which no fit on the image removes")

@@ -7,6 +7,14 @@ The run (:mod:`scopenet.tasks.atoms.train`) writes ``<workdir>/model.*``; the un
 (:func:`scopenet.tasks.atoms.bench.calibrate`) and stored in the model's config. ``--install`` copies the
 result to ``src/scopenet/weights/atoms-default.*`` (check it first with
 ``scopenet bench atoms --model <workdir>/model``).
+
+A run that continues the shipped model (``init_from``, e.g. ``recipes/atoms-v2.yaml``) is turned into a
+candidate with the shipped post-processing settings and calibrated on training crystals::
+
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/train_atoms.py --candidate runs/atoms-v2 --out runs/atoms-v2/cand-b \
+        [--choose-threshold]
+
+then judged with ``scopenet bench atoms --model runs/atoms-v2/cand-b`` and ``scopenet bench atoms-abtem --model ...``.
 """
 from __future__ import annotations
 
@@ -28,7 +36,14 @@ def main(argv=None) -> int:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--no-calibrate", action="store_true")
     p.add_argument("--install", action="store_true")
+    p.add_argument("--candidate", default=None, help="a finished run's folder: build a calibrated candidate")
+    p.add_argument("--out", default=None, help="with --candidate: the candidate's file stem")
+    p.add_argument("--choose-threshold", action="store_true", help="with --candidate: re-choose the threshold")
     a = p.parse_args(argv)
+    if a.candidate:
+        out = a.out or str(Path(a.candidate) / "candidate")
+        build_candidate(a.candidate, out, choose_threshold=a.choose_threshold)
+        return 0
     cfg = AtomsTrainConfig.from_yaml(a.recipe)
     update = {k: v for k, v in (("time_budget_s", a.budget), ("workdir", a.workdir)) if v is not None}
     cfg = AtomsTrainConfig.model_validate({**cfg.model_dump(), **update}) if update else cfg
@@ -43,6 +58,29 @@ def main(argv=None) -> int:
     if a.install:
         install(stem)
     return 0
+
+
+def build_candidate(run_dir, out, base: str = "default", choose_threshold: bool = False) -> dict:
+    """The network of the run in ``run_dir`` (``model.safetensors``) in the shipped model ``base``'s settings
+    (threshold, faint-peak rule, fit windows, tiling), saved at ``out`` and calibrated on training crystals
+    (:func:`scopenet.tasks.atoms.bench.calibrate`, 48 images; the threshold re-chosen when
+    ``choose_threshold``); returns the calibration."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from scopenet.tasks.atoms.bench import calibrate
+    from scopenet.tasks.atoms.model import AtomFinder
+
+    run_dir = Path(run_dir)
+    est = AtomFinder.pretrained(base)
+    est.net_.load_state_dict(load_file(str(run_dir / "model.safetensors")))
+    run_card = json.loads((run_dir / "model.json").read_text())
+    est.update_card(training=run_card.get("training", {}))
+    est.save(out, overwrite=True)
+    cal = calibrate(out, n=48, choose_threshold=choose_threshold)
+    print("candidate", out, "calibrated", cal)
+    return cal
 
 
 def install(stem, name: str = "atoms-default", metrics: dict | None = None) -> Path:

@@ -6,7 +6,7 @@ import pytest
 from scipy.spatial import cKDTree
 
 from scopenet.errors import InputError
-from scopenet.simulate.em.atoms import (HELD_OUT_STRUCTURES, atom_image, heatmap, render_columns, spm_atom_image,
+from scopenet.simulate.em.atoms import (HELD_OUT_STRUCTURES, atom_image, detector_noise, heatmap, render_columns, spm_atom_image,
                                         structures)
 
 
@@ -90,3 +90,25 @@ def test_heatmap_has_unit_peaks_at_atoms():
     h = heatmap((32, 32), np.array([[10.0, 12.0], [20.0, 5.0]]), 1.0)
     assert h.dtype == np.float32 and h.max() <= 1.0
     assert h[10, 12] == pytest.approx(1.0) and h[20, 5] == pytest.approx(1.0) and h[0, 31] == 0.0
+
+
+def test_detector_noise_smears_along_the_fast_scan_and_keeps_the_truth():
+    cell = next(c for c in structures("train") if c.name == "SrTiO3 [100]")
+    kw = dict(cell=cell, spacing_px=8.0, sigma_frac=0.2, region="full", distortion=0.0, jitter_px=0.0,
+              support=0.0, dose=200.0)
+    plain = atom_image(np.random.default_rng(11), 96, **kw)
+    det = atom_image(np.random.default_rng(11), 96, detector=True, **kw)
+    np.testing.assert_array_equal(det.atoms, plain.atoms)  # a symmetric smear moves no column
+    np.testing.assert_array_equal(det.clean, plain.clean)
+    assert "fast_scan_sigma_px" not in plain.params and {"line_offset", "line_gain", "read_noise"} <= set(det.params)
+    assert not np.array_equal(det.image, np.round(det.image))  # no longer counts
+    # on a flat field the noise is correlated along x (the fast scan), as the smear says, and not along y
+    rng = np.random.default_rng(4)
+    flat, p = detector_noise(rng, rng.poisson(100.0, (128, 128)).astype(np.float32), 100.0)
+    r = flat.astype(float) - flat.mean(1, keepdims=True)  # the per-line offsets removed
+    cx = np.mean(r[:, 1:] * r[:, :-1]) / np.mean(r * r)
+    cy = np.mean(r[1:] * r[:-1]) / np.mean(r * r)
+    assert p["fast_scan_sigma_px"] > 1.0 and cx > 0.5 and abs(cy) < 0.05
+    # without the detector nothing extra is drawn: the same seed gives the same shot-noise image as before
+    again = atom_image(np.random.default_rng(11), 96, **kw)
+    np.testing.assert_array_equal(again.image, plain.image)

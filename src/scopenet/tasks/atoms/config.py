@@ -160,6 +160,10 @@ class AtomsTrainConfig(TrainConfig):
         Share of the STEM images whose width is drawn from ``sigma_frac``; the others use the simulator's
         default range (1: all of them). A mixture keeps the default widths' precision while the network
         learns wider columns.
+    detector_p : float
+        Share of the STEM images given a random detector and scan-electronics model
+        (:func:`~scopenet.simulate.em.atoms.detector_noise`: fast-scan smear, line flicker, read noise), as
+        real ADF images at short dwell times show (0: shot noise only, as ``atoms-default`` v1 was trained).
     """
 
     task: Literal["atoms"] = "atoms"
@@ -171,6 +175,7 @@ class AtomsTrainConfig(TrainConfig):
     spm_fraction: float = Field(0.15, ge=0, le=1)
     sigma_frac: tuple[float, float] | None = None
     sigma_frac_p: float = Field(1.0, ge=0, le=1)
+    detector_p: float = Field(0.0, ge=0, le=1)
     lr: float = Field(2e-3, gt=0)
     lr_final_fraction: float = Field(0.05, ge=0, le=1)
     grad_clip: float | None = Field(1.0, gt=0)

@@ -63,6 +63,8 @@ REGISTRY: dict[str, BenchEntry] = {e.name: e for e in (
     BenchEntry("atoms", "scopenet.tasks.atoms.bench", "atom finding on held-out crystals vs LoG and atomap-style maxima"),
     BenchEntry("atoms-abtem", "scopenet.tasks.atoms.bench_abtem", "atom finding on abTEM-simulated HAADF images "
                "(a second simulator)"),
+    BenchEntry("atoms-real", "scopenet.tasks.atoms.bench_real", "atom finding on real HAADF-STEM crops against "
+               "columns a person marked (needs ../shared)"),
     BenchEntry("adaptive-scan", "scopenet.tasks.adaptive_scan.bench", "RL-steered scan paths vs fixed spiral and grid"),
     BenchEntry("exitwave", "scopenet.tasks.exitwave.bench", "exit-wave phase from the amplitude vs random phases "
                "(Ede ch. 7)"),

@@ -99,12 +99,15 @@ def test_detector_noise_smears_along_the_fast_scan_and_keeps_the_truth():
     plain = atom_image(np.random.default_rng(11), 96, **kw)
     det = atom_image(np.random.default_rng(11), 96, detector=True, **kw)
     np.testing.assert_array_equal(det.atoms, plain.atoms)  # a symmetric smear moves no column
-    np.testing.assert_array_equal(det.clean, plain.clean)
-    assert "fast_scan_sigma_px" not in plain.params and {"line_offset", "line_gain", "read_noise"} <= set(det.params)
+    # the pedestal: a diffuse background under the columns, with its shot noise
+    np.testing.assert_allclose(det.clean, plain.clean + det.params["pedestal"] * 200.0, rtol=1e-5)
+    assert "pedestal" not in plain.params and {"line_offset", "line_gain", "read_noise", "scan_axis"} <= set(det.params)
     assert not np.array_equal(det.image, np.round(det.image))  # no longer counts
     # on a flat field the noise is correlated along x (the fast scan), as the smear says, and not along y
-    rng = np.random.default_rng(4)
+    rng = np.random.default_rng(8)
     flat, p = detector_noise(rng, rng.poisson(100.0, (128, 128)).astype(np.float32), 100.0)
+    assert p["scan_axis"] == 0 and p["read_noise"] < 0.1  # a transposed scan: the fast scan runs along y
+    flat = flat.T
     r = flat.astype(float) - flat.mean(1, keepdims=True)  # the per-line offsets removed
     cx = np.mean(r[:, 1:] * r[:, :-1]) / np.mean(r * r)
     cy = np.mean(r[1:] * r[:-1]) / np.mean(r * r)

@@ -210,9 +210,11 @@ def atom_image(rng: np.random.Generator, size: int = 128, *, split: str = "train
         Amorphous support amplitude relative to a column peak (default uniform 0-0.15; the shipped
         model trained with 0-0.3).
     detector : bool
-        Add a random detector and scan-electronics model after the shot noise (:func:`detector_noise`:
-        noise and signal smeared along the fast scan, per-line offset and gain flicker, Gaussian read
-        noise); the image is then no longer in counts. Default off (and no random numbers drawn for it).
+        Add a diffuse background under the columns with its shot noise (``pedestal``, 0.02-5 x a column's
+        peak, log-uniform: thickness and amorphous layers, as real images show from 0.4 to 70 times) and a
+        random detector and scan-electronics model after the shot noise (:func:`detector_noise`: noise and
+        signal smeared along the fast scan, per-line offset and gain flicker, Gaussian read noise); the image
+        is then no longer in counts. Default off (and no random numbers drawn for it).
 
     Returns
     -------
@@ -260,11 +262,15 @@ def atom_image(rng: np.random.Generator, size: int = 128, *, split: str = "train
         clean = clean + supp * (0.5 + 0.5 * gaussian_random_field((size, size), rng, max(sigma, 1.0)))
         clean = clean + supp * 0.3 * gaussian_random_field((size, size), rng, size / 6)
     clean = np.clip(clean, 0, None)
-    expected = clean * dose
-    img = rng.poisson(expected).astype(np.float32)
     det: dict = {}
     if detector:
-        img, det = detector_noise(rng, img, dose)
+        det["pedestal"] = float(_loguniform(rng, 0.02, 5.0))
+        clean = clean + det["pedestal"]
+    expected = clean * dose
+    img = rng.poisson(expected).astype(np.float32)
+    if detector:
+        img, more = detector_noise(rng, img, dose)
+        det.update(more)
     inside = ((recorded >= 0) & (recorded <= size - 1)).all(1) & visible
     params = dict(scene.params, kind="stem", sigma_px=float(sigma), spacing_px=float(spacing), dose=float(dose),
                   support=float(supp), jitter_px=float(jit_sd), distortion=float(strength), **dparams,
@@ -274,18 +280,21 @@ def atom_image(rng: np.random.Generator, size: int = 128, *, split: str = "train
 
 
 def detector_noise(rng: np.random.Generator, img: np.ndarray, dose: float) -> tuple[np.ndarray, dict]:
-    """A random detector and scan-electronics model applied to a shot-noise image of counts (rows are scan
-    lines, x the fast scan); returns the image (float32) and its parameters.
+    """A random detector and scan-electronics model applied to a shot-noise image of counts; returns the image
+    (float32) and its parameters.
 
     Real ADF images at short dwell times are not white Poisson noise: the detector and amplifier bandwidth
     smear signal and noise along the fast scan (``fast_scan_sigma_px``, a symmetric Gaussian of 0-2.5 px, so
     a column's centre stays where it is and its recorded position is unchanged), the scan lines flicker
     (an offset of ``line_offset`` x the mean level's shot noise and a gain of 1 +- ``line_gain`` per line),
-    and the electronics add Gaussian read noise (``read_noise`` x the shot noise at the peak dose).
+    and the electronics add Gaussian read noise (``read_noise`` x the shot noise at the peak dose). The fast
+    scan runs along x (``scan_axis`` 1) or, in a quarter of the images (a rotated or transposed scan), along y.
     """
     from scipy.ndimage import gaussian_filter1d
 
+    axis = 1 if rng.random() < 0.75 else 0
     a = np.asarray(img, np.float64)
+    a = a if axis == 1 else a.T
     h = a.shape[0]
     fs = float(rng.uniform(0.0, 2.5))
     if fs > 0.2:
@@ -296,7 +305,9 @@ def detector_noise(rng: np.random.Generator, img: np.ndarray, dose: float) -> tu
     level = max(float(a.mean()), 1e-6)
     a = a * (1.0 + gain * rng.standard_normal(h))[:, None] + off * np.sqrt(level) * rng.standard_normal(h)[:, None]
     a = a + read * np.sqrt(max(dose, 1.0)) * rng.standard_normal(a.shape)
-    return a.astype(np.float32), {"fast_scan_sigma_px": fs, "line_offset": off, "line_gain": gain, "read_noise": read}
+    a = a if axis == 1 else a.T
+    return a.astype(np.float32), {"fast_scan_sigma_px": fs, "line_offset": off, "line_gain": gain, "read_noise": read,
+                                  "scan_axis": axis}
 
 
 def _lattice_positions(rng, size: int, a1: np.ndarray, a2: np.ndarray, basis: np.ndarray):

@@ -59,3 +59,20 @@ def test_bench_skips_with_a_reason_without_the_real_images(tmp_path):
                         str(tmp_path / "out.json")], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "skipped" in r.stdout and json.loads((tmp_path / "out.json").read_text())["skipped"] is True
+
+
+def test_image_statistics_measure_pedestal_and_contrast():
+    from scipy.ndimage import gaussian_filter1d
+
+    from scopenet.simulate.em.lattice import render_gaussians
+    from scopenet.tasks.atoms.bench_real import image_statistics
+
+    ref = _ref()
+    cols = ref["columns"][ref["kind"] == "column"]
+    clean = 100.0 * render_gaussians((200, 200), cols, np.ones(len(cols)), 3.0) + 300.0  # pedestal 3
+    rng = np.random.default_rng(0)
+    st = image_statistics(clean + rng.normal(0, 10.0, clean.shape), ref)
+    assert st["pedestal"] == pytest.approx(3.0, rel=0.1) and st["contrast"] == pytest.approx(100.0, rel=0.1)
+    assert st["noise"] == pytest.approx(10.0, rel=0.1) and st["cnr_per_px"] == pytest.approx(10.0, rel=0.15)
+    smeared = image_statistics(clean + gaussian_filter1d(rng.normal(0, 10.0, clean.shape), 2.0, axis=1), ref)
+    assert smeared["noise"] < 0.5 * st["noise"]  # a noise smeared along the scan reads low

@@ -115,10 +115,11 @@ def test_fast_refinement_has_no_uncertainty_but_finds_the_same_atoms(example, ta
     assert m.f1 > 0.97 and m.rms_px < 0.5
 
 
-def _border_lattice(seed=3, spacing=6.0, sigma=1.0, dose=50.0, size=72):
-    """A square lattice with columns on the image's first row and column (Poisson noise, ``dose`` counts)."""
+def _border_lattice(seed=3, spacing=6.0, sigma=1.0, dose=50.0, size=72, start=0.0):
+    """A square lattice with columns on the image's first row and column (``start`` px from the first pixel
+    centre; Poisson noise, ``dose`` counts)."""
     rng = np.random.default_rng(seed)
-    g = np.arange(0.0, size, spacing)
+    g = np.arange(start, size, spacing)
     pos = np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
     yy, xx = np.mgrid[0:size, 0:size]
     clean = np.full((size, size), 0.1)
@@ -128,8 +129,8 @@ def _border_lattice(seed=3, spacing=6.0, sigma=1.0, dose=50.0, size=72):
 
 
 def test_mirrored_margin_keeps_border_columns_in_the_heatmap():
-    img, pos = _border_lattice()
-    on_edge = (pos == 0).any(1)
+    img, pos = _border_lattice(start=0.6)
+    on_edge = (pos < 1).any(1)
     ij = pos.astype(int)
     est = AtomFinder.pretrained()
     assert est.config.pad > 0
@@ -145,6 +146,17 @@ def test_mirrored_margin_keeps_border_columns_in_the_heatmap():
     found = np.zeros(len(pos), bool)
     found[m.pairs[:, 0]] = True
     assert found[on_edge].mean() >= 0.9 and found[~on_edge].all() and m.precision > 0.97
+    # a column centred on the first pixel (within edge_margin, 0.25 px) is not reported: a column cut by the
+    # border, its centre outside, is mirrored into the same place; edge_margin=-0.5 keeps it
+    img0, pos0 = _border_lattice()
+    edge0 = (pos0 == 0).any(1)
+    for margin, share in ((None, 0.35), (-0.5, 0.9)):
+        df0 = find_atoms(img0) if margin is None else find_atoms(img0, edge_margin=margin)
+        m0 = match_atoms(pos0, df0[["y", "x"]].to_numpy(), 0.3 * 6.0)
+        hit = np.zeros(len(pos0), bool)
+        hit[m0.pairs[:, 0]] = True
+        assert (hit[edge0].mean() < share) if margin is None else (hit[edge0].mean() >= share), margin
+        assert hit[~edge0].all()
     # a margin larger than the image is cut to the image's side less one
     assert AtomFinder.pretrained(pad=64).heatmap(img[:20, :20]).shape == (20, 20)
 

@@ -105,6 +105,7 @@ class AtomsConfig(BaseModel):
     pad: int = Field(16, ge=0)
     adaptive_distance: bool = True
     merge_width: float = Field(1.0, ge=0)
+    edge_margin: float = Field(0.25, ge=-0.5, le=2.0)
     refine: Literal["gaussian", "com", "heatmap", "none"] = "gaussian"
     windows: list[float] | None = Field(default_factory=lambda: [2.5, 2.0, 1.25])
     window_thresholds: list[float] = Field(default_factory=lambda: [0.5, 1.2])

@@ -1048,7 +1048,8 @@ def atom_table(img: np.ndarray, heat: np.ndarray, peaks: np.ndarray, confidence:
                pixel_size_m: float | None = None, merge_px: float = 1.5) -> dict:
     """Refine, class and describe the atoms at ``peaks``; returns ``{"columns": {...}, attrs...}`` for a
     DataFrame (see :mod:`scopenet.tasks.atoms.model`). Refined atoms closer than ``merge_px`` are merged
-    (the more confident kept) and atoms refined outside the image (beyond half a pixel) dropped."""
+    (the more confident kept) and atoms refined outside the image, or within ``cfg.edge_margin`` px of its
+    first or last pixel centre (a column cut by the border), dropped."""
     radius = cfg.refine_radius or default_radius(peaks)
     start = refine_heatmap(heat, peaks, 1.5)
     s_bg = 0.0
@@ -1075,7 +1076,8 @@ def atom_table(img: np.ndarray, heat: np.ndarray, peaks: np.ndarray, confidence:
     if fit["ok"].sum() >= 3 and cfg.merge_width > 0:  # two columns closer than ~1 width are not resolved
         merge_px = max(merge_px, cfg.merge_width * float(np.median(fit["width"][fit["ok"]])))
     keep = merge_close(p, np.asarray(confidence, float) + fit["ok"], merge_px)
-    keep = keep[(p[keep] >= -0.5).all(1) & (p[keep, 0] <= h - 0.5) & (p[keep, 1] <= w - 0.5)]
+    m = float(getattr(cfg, "edge_margin", -0.5))
+    keep = keep[(p[keep] >= m).all(1) & (p[keep, 0] <= h - 1 - m) & (p[keep, 1] <= w - 1 - m)]
     peaks, confidence, start = np.asarray(peaks)[keep], np.asarray(confidence)[keep], start[keep]
     fit = {k: v[keep] for k, v in fit.items()}
     k = len(peaks)

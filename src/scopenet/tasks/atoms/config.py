@@ -92,6 +92,12 @@ class AtomsConfig(BaseModel):
         Images with more than ``max_direct_pixels`` pixels go through the network in ``tile`` px tiles.
     ood_confidence : float
         The out-of-distribution flag is raised when the median peak confidence falls below this.
+    bin_above_px : float or None
+        When the image's repeat distance (its autocorrelation, :func:`~.postprocess.estimate_spacing`) is
+        above this, the network sees the image binned 2 x 2 and its heatmap is interpolated back (the
+        refinement still fits the full image): wide columns in real images, smeared along the scan and under
+        a thick background, break into several peaks at full size, and the binning halves their width and
+        the noise. None: never.
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -125,6 +131,7 @@ class AtomsConfig(BaseModel):
     overlap: int = Field(32, ge=0)
     max_direct_pixels: int = Field(2048 * 2048, ge=1)
     ood_confidence: float = Field(0.6, ge=0, le=1)
+    bin_above_px: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
     def _check_windows(self):

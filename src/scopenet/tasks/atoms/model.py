@@ -147,8 +147,23 @@ class AtomFinder(Estimator):
         a, _ = _frame(img)
         self._check_fitted()
         self.net_.eval()
-        u = pp.normalise(a)
+        if self.binning(a) > 1:
+            return _unbin(self._heatmap(_bin2(a), views), a.shape)
+        return self._heatmap(a, views)
+
+    def binning(self, a: np.ndarray) -> int:
+        """2 when the network should see ``a`` binned 2 x 2 (its repeat distance above
+        ``config.bin_above_px``), else 1."""
+        above = self.config.bin_above_px
+        if above is None or min(a.shape) < 32:
+            return 1
+        sp = pp.estimate_spacing(a)
+        return 2 if np.isfinite(sp) and sp > above else 1
+
+    def _heatmap(self, a: np.ndarray, views) -> np.ndarray:
+        """The network's heatmap of ``a`` as it is (mirrored margin, tiling, flipped views)."""
         cfg = self.config
+        u = pp.normalise(a)
 
         def run(z):
             if a.size <= cfg.max_direct_pixels:  # the image's own size decides (not the mirrored margin)
@@ -209,6 +224,7 @@ class AtomFinder(Estimator):
         res = pp.atom_table(a, heat, peaks, conf, cfg, pixel_size_m=px, merge_px=merge_px)
         df = pd.DataFrame(res.pop("columns"))
         df.attrs.update(res)
+        df.attrs["heatmap_binning"] = self.binning(a) if cfg.bin_above_px is not None else 1
         df.attrs["model"] = self.name
         return df
 
@@ -301,6 +317,23 @@ class AtomFinder(Estimator):
         self.history_ = train(self.net_, cfg, make, device=str(resolve_device(self.device)), callback=callback)
         self.net_.eval()
         return self
+
+
+def _bin2(a: np.ndarray) -> np.ndarray:
+    """``a`` binned 2 x 2 (means; an odd last row or column left out)."""
+    h, w = (a.shape[0] // 2) * 2, (a.shape[1] // 2) * 2
+    return np.asarray(a, np.float64)[:h, :w].reshape(h // 2, 2, w // 2, 2).mean((1, 3))
+
+
+def _unbin(heat: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A heatmap of the 2 x 2-binned image interpolated (bilinear) back to ``shape``: full-size pixel ``y``
+    lies at ``(y - 0.5) / 2`` of the binned grid."""
+    from scipy import ndimage as ndi
+
+    yy = (np.arange(shape[0]) - 0.5) / 2.0
+    xx = (np.arange(shape[1]) - 0.5) / 2.0
+    grid = np.meshgrid(yy, xx, indexing="ij")
+    return ndi.map_coordinates(np.asarray(heat, np.float32), grid, order=1, mode="nearest").astype(np.float32)
 
 
 def find_atoms(img: Any, model: str | AtomFinder = DEFAULT_MODEL, *, tta: int = 1, **settings: Any):

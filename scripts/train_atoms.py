@@ -39,10 +39,12 @@ def main(argv=None) -> int:
     p.add_argument("--candidate", default=None, help="a finished run's folder: build a calibrated candidate")
     p.add_argument("--out", default=None, help="with --candidate: the candidate's file stem")
     p.add_argument("--choose-threshold", action="store_true", help="with --candidate: re-choose the threshold")
+    p.add_argument("--bin-above", type=float, default=None, help="with --candidate: bin_above_px")
     a = p.parse_args(argv)
     if a.candidate:
         out = a.out or str(Path(a.candidate) / "candidate")
-        build_candidate(a.candidate, out, choose_threshold=a.choose_threshold)
+        build_candidate(a.candidate, out, choose_threshold=a.choose_threshold, bin_above_px=a.bin_above,
+                        calibrate_it=not a.no_calibrate)
         return 0
     cfg = AtomsTrainConfig.from_yaml(a.recipe)
     update = {k: v for k, v in (("time_budget_s", a.budget), ("workdir", a.workdir)) if v is not None}
@@ -60,9 +62,11 @@ def main(argv=None) -> int:
     return 0
 
 
-def build_candidate(run_dir, out, base: str = "default", choose_threshold: bool = False) -> dict:
+def build_candidate(run_dir, out, base: str = "default", choose_threshold: bool = False,
+                    bin_above_px: float | None = None, calibrate_it: bool = True) -> dict:
     """The network of the run in ``run_dir`` (``model.safetensors``) in the shipped model ``base``'s settings
-    (threshold, faint-peak rule, fit windows, tiling), saved at ``out`` and calibrated on training crystals
+    (threshold, faint-peak rule, fit windows, tiling; ``bin_above_px`` set, chosen by
+    ``scripts/atoms_binning_study.py``), saved at ``out`` and calibrated on training crystals
     (:func:`scopenet.tasks.atoms.bench.calibrate`, 48 images; the threshold re-chosen when
     ``choose_threshold``); returns the calibration."""
     import json
@@ -77,7 +81,10 @@ def build_candidate(run_dir, out, base: str = "default", choose_threshold: bool 
     est.net_.load_state_dict(load_file(str(run_dir / "model.safetensors")))
     run_card = json.loads((run_dir / "model.json").read_text())
     est.update_card(training=run_card.get("training", {}))
+    est.config.bin_above_px = bin_above_px
     est.save(out, overwrite=True)
+    if not calibrate_it:
+        return {}
     cal = calibrate(out, n=48, choose_threshold=choose_threshold)
     print("candidate", out, "calibrated", cal)
     return cal

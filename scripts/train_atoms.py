@@ -90,9 +90,13 @@ def build_candidate(run_dir, out, base: str = "default", choose_threshold: bool 
     return cal
 
 
-def install(stem, name: str = "atoms-default", metrics: dict | None = None) -> Path:
+def install(stem, name: str = "atoms-default", metrics: dict | None = None, notes: dict | None = None) -> Path:
     """Save the model at ``stem`` as the shipped ``src/scopenet/weights/<name>.*`` (card name ``name``),
-    with ``metrics`` (the card's metrics section: headline, command, values) when given."""
+    with ``metrics`` (the card's metrics section: headline, command, values) and ``notes`` when given. The
+    model it replaces is recorded in ``previous_versions`` with its figures and settings, and the version
+    number goes up by one."""
+    import json
+
     from scopenet.tasks.atoms.model import AtomFinder
 
     est = AtomFinder.load(stem)
@@ -101,8 +105,17 @@ def install(stem, name: str = "atoms-default", metrics: dict | None = None) -> P
         setattr(est.config, k, getattr(defaults, k))
     est.update_card(description="U-Net heatmap of atomic columns (HAADF-STEM) and surface atoms (SPM), peaks "
                                 "refined by 2-D Gaussian fits on the image; trained on simulated lattices",
-                    **({"metrics": metrics} if metrics else {}))
+                    **({"metrics": metrics} if metrics else {}), **({"notes": notes} if notes else {}))
     out = ROOT / "src" / "scopenet" / "weights" / name
+    old_card = Path(f"{out}.json")
+    if old_card.exists():  # the replaced model's figures and settings stay in the card
+        old = json.loads(old_card.read_text())
+        tr = old.get("training") or {}
+        entry = {"version": old.get("version", 1), "created": old.get("created"), "metrics": old.get("metrics"),
+                 "config": old.get("config"), "steps": tr.get("steps"), "time_s": tr.get("time_s"),
+                 "data": tr.get("data")}
+        est.update_card(version=int(old.get("version", 1)) + 1,
+                        previous_versions=list(old.get("previous_versions") or []) + [entry])
     est.save(out, overwrite=True)
     print("installed", out)
     return out

@@ -181,7 +181,7 @@ def calibrate(stem, n: int = 24, size: int = 192, seed: int = CALIB_SEED, save: 
     exs = [atom_image(rng, size, split="train", dose=float(np.exp(rng.uniform(lo, hi)))) for _ in range(n)]
     heats = [est.heatmap(ex.image) for ex in exs]
     best = (float("nan"), est.config.threshold)
-    for t in (0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5) if choose_threshold else ():
+    for t in (0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7) if choose_threshold else ():
         tp = npred = ntrue = 0
         for ex, h in zip(exs, heats):
             pk, _, _ = est.peaks(h, t)

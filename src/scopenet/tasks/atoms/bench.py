@@ -68,6 +68,22 @@ def score(pred_rc: np.ndarray, ex, sigma: np.ndarray | None = None) -> dict:
     return out
 
 
+def nearest_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance from each point of ``a`` ``(k, 2)`` to the nearest of ``b`` (inf where ``b`` is empty)."""
+    a, b = np.asarray(a, float).reshape(-1, 2), np.asarray(b, float).reshape(-1, 2)
+    if not len(b):
+        return np.full(len(a), np.inf)
+    if not len(a):
+        return np.zeros(0)
+    return np.hypot(*(a[:, None, :] - b[None, :, :]).transpose(2, 0, 1)).min(1)
+
+
+def on_faint(pred: np.ndarray, faint: np.ndarray, visible: np.ndarray, tol: float) -> np.ndarray:
+    """Which predictions sit on a real column too faint to be truth (within ``tol`` of one of ``faint`` and
+    not of a ``visible`` column): detections there are neither right nor wrong."""
+    return (nearest_distance(pred, faint) < tol) & (nearest_distance(pred, visible) >= tol)
+
+
 def pool_add(acc: dict, name: str, r: dict, dt: float) -> dict:
     """Add one image's :func:`score` ``r`` (and its time ``dt``, s) to the pooled counts of ``name`` in
     ``acc``; returns that method's entry (callers may keep extra counts in it)."""

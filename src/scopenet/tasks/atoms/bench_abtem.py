@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._bench import BenchSpec, Report, Table
-from .bench import DOSES, TOLERANCE, pool_add, pooled, score
+from .bench import DOSES, TOLERANCE, on_faint, pool_add, pooled, score
 
 EVAL_SEED = 515_151
 
@@ -46,14 +46,7 @@ def _drop_faint(rc: np.ndarray, ex, sigma: np.ndarray | None):
     faint = np.asarray(ex.params.get("faint_columns", np.zeros((0, 2))), float).reshape(-1, 2)
     if not len(faint) or not len(rc):
         return rc, sigma, 0
-    tol = TOLERANCE * ex.spacing_px
-
-    def nearest(a, b):
-        if not len(b):
-            return np.full(len(a), np.inf)
-        return np.hypot(*(a[:, None, :] - b[None, :, :]).transpose(2, 0, 1)).min(1)
-
-    drop = (nearest(rc, faint) < tol) & (nearest(rc, ex.atoms) >= tol)
+    drop = on_faint(rc, faint, ex.atoms, TOLERANCE * ex.spacing_px)
     return rc[~drop], (None if sigma is None else np.asarray(sigma)[~drop]), int(drop.sum())
 
 

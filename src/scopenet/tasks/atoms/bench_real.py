@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .._bench import BenchSpec, Report, Table, timed
-from .bench import TOLERANCE, pool_add, pooled
+from .bench import TOLERANCE, nearest_distance, on_faint, pool_add, pooled
 
 
 def data_folder() -> Path | None:
@@ -97,16 +97,8 @@ def score_crop(pred_rc: np.ndarray, ref: dict) -> dict:
     faint = cols[kind == "faint"]
     pred = np.asarray(pred_rc, float).reshape(-1, 2)
     # candidates: inside the inner region, or within the tolerance of a counted column just across its edge
-    near = inner(pred)
-    if len(real) and len(pred):
-        d = np.hypot(*(pred[:, None, :] - real[None, :, :]).transpose(2, 0, 1)).min(1)
-        near |= d <= tol
-    pred = pred[near]
-    if len(faint) and len(pred):
-        on_faint = np.hypot(*(pred[:, None, :] - faint[None, :, :]).transpose(2, 0, 1)).min(1) <= tol
-        on_real = np.hypot(*(pred[:, None, :] - real[None, :, :]).transpose(2, 0, 1)).min(1) <= tol \
-            if len(real) else np.zeros(len(pred), bool)
-        pred = pred[~(on_faint & ~on_real)]
+    pred = pred[inner(pred) | (nearest_distance(pred, real) <= tol)]
+    pred = pred[~on_faint(pred, faint, real, tol)]
     mt = match_atoms(real, pred, tol)
     # outside the inner region only matched detections count (the unmatched ones there are the next columns')
     unmatched = np.setdiff1d(np.arange(len(pred)), mt.pairs[:, 1])

@@ -145,9 +145,13 @@ class AtomFinder(Estimator):
         """
         views = check_views(tta)
         a, _ = _frame(img)
+        return self._heatmap_binned(a, views, self.binning(a))
+
+    def _heatmap_binned(self, a: np.ndarray, views, binning: int) -> np.ndarray:
+        """The heatmap of ``a``, the network run on it binned ``binning`` x ``binning`` (1 or 2)."""
         self._check_fitted()
         self.net_.eval()
-        if self.binning(a) > 1:
+        if binning > 1:
             return _unbin(self._heatmap(_bin2(a), views), a.shape)
         return self._heatmap(a, views)
 
@@ -219,12 +223,14 @@ class AtomFinder(Estimator):
         a, px = _frame(img)
         px = pixel_size_m if pixel_size_m is not None else px
         cfg = self.config
-        heat = self.heatmap(a, tta=tta) if heat is None else heat
+        binning = self.binning(a)
+        if heat is None:
+            heat = self._heatmap_binned(a, check_views(tta), binning)
         peaks, conf, merge_px = self.peaks(heat)
         res = pp.atom_table(a, heat, peaks, conf, cfg, pixel_size_m=px, merge_px=merge_px)
         df = pd.DataFrame(res.pop("columns"))
         df.attrs.update(res)
-        df.attrs["heatmap_binning"] = self.binning(a) if cfg.bin_above_px is not None else 1
+        df.attrs["heatmap_binning"] = binning
         df.attrs["model"] = self.name
         return df
 

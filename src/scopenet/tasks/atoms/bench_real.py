@@ -164,6 +164,11 @@ def _picture(img: np.ndarray, ref: dict, found: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def _brief(r: dict) -> dict:
+    """The per-image figures of a :func:`score_crop` result."""
+    return {k: r[k] for k in ("f1", "precision", "recall", "tp", "n_true", "n_pred")}
+
+
 def run(a, report: Report) -> int:
     from .baselines import BASELINES
     from .model import AtomFinder
@@ -177,10 +182,8 @@ def run(a, report: Report) -> int:
         report.data["skipped"] = True
         return 0
     refs = read_references(refs_path)
-    models = {}
-    for name in [m.strip() for m in a.model.split(",") if m.strip()]:
-        est = AtomFinder.pretrained(name)
-        models[name if len(a.model.split(",")) > 1 else "AtomFinder"] = est
+    model_names = [m.strip() for m in a.model.split(",") if m.strip()]
+    models = {name if len(model_names) > 1 else "AtomFinder": AtomFinder.pretrained(name) for name in model_names}
     report.line(f"atom finding on {len(refs)} real HAADF-STEM images (crops) against columns marked by a person; "
                 f"models {', '.join(m.name for m in models.values())}; match within {TOLERANCE} x spacing")
     acc: dict = {}
@@ -199,8 +202,7 @@ def run(a, report: Report) -> int:
             found[name] = rc
             r = score_crop(rc, ref)
             pool_add(acc, name, r, dt)
-            per_image[image_id][name] = {k: r[k] for k in ("f1", "precision", "recall", "tp", "n_true", "n_pred")}
-            per_image[image_id][name]["ood"] = bool(df.attrs.get("ood", False))
+            per_image[image_id][name] = {**_brief(r), "ood": bool(df.attrs.get("ood", False))}
         auto = estimate_spacing(img)
         for base, fn in BASELINES.items():
             for name, sp in ((base, spacing), (f"{base}, own spacing", auto)):
@@ -208,7 +210,7 @@ def run(a, report: Report) -> int:
                 found[name] = rc
                 r = score_crop(rc, ref)
                 pool_add(acc, name, r, dt)
-                per_image[image_id][name] = {k: r[k] for k in ("f1", "precision", "recall", "tp", "n_true", "n_pred")}
+                per_image[image_id][name] = _brief(r)
         stats[image_id] = image_statistics(img, ref)
         if a.pictures:
             _picture(img, ref, found, Path(a.pictures) / f"{image_id}.png")

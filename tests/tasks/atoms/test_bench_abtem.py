@@ -1,22 +1,29 @@
-"""The second-simulator atom bench: detections on faint real columns are neither right nor wrong."""
+"""The atom benches: detections on faint real columns are neither right nor wrong (and counted for the strict
+figures)."""
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from scopenet.simulate.em.atoms import atom_image
-from scopenet.tasks.atoms.bench_abtem import _drop_faint, score_images
+from scopenet.tasks.atoms.bench import pool_add, pooled, score
+from scopenet.tasks.atoms.bench_abtem import score_images
 
 
-def test_a_detection_on_a_faint_column_is_dropped_but_not_one_on_a_visible_column_or_on_nothing():
-    ex = SimpleNamespace(atoms=np.array([[10.0, 10.0], [10.0, 20.0]]), spacing_px=10.0,
+def test_a_detection_on_a_faint_column_is_left_out_but_not_one_on_a_visible_column_or_on_nothing():
+    ex = SimpleNamespace(atoms=np.array([[10.0, 10.0], [10.0, 20.0]]), spacing_px=10.0, image=np.zeros((40, 40)),
                          params={"faint_columns": np.array([[20.0, 15.0]])})
     rc = np.array([[10.2, 10.1], [20.5, 15.2], [30.0, 30.0]])
-    kept, sigma, n = _drop_faint(rc, ex, np.array([0.1, 0.2, 0.3]))
-    assert n == 1
-    assert np.array_equal(kept, rc[[0, 2]]) and np.array_equal(sigma, [0.1, 0.3])
-    kept, sigma, n = _drop_faint(rc, SimpleNamespace(atoms=ex.atoms, spacing_px=10.0, params={}), None)
-    assert n == 0 and sigma is None and len(kept) == 3
+    r = score(rc, ex, np.array([0.1, 0.2, 0.3]))
+    assert r["on_faint"] == 1 and r["tp"] == 1 and r["n_pred"] == 2 and r["n_true"] == 2
+    assert list(r["matched_pred"]) == [0]  # indices into the predictions as given
+    assert r["inside"] == 1.0 and r["axes"] == 2.0  # (0.2, 0.1) px inside sigma 0.1 on one axis only
+    plain = score(rc, SimpleNamespace(atoms=ex.atoms, spacing_px=10.0, image=ex.image, params={}))
+    assert plain["on_faint"] == 0 and plain["n_pred"] == 3
+    m = pooled({"a": pool_add({}, "a", r, 0.0)})["a"]  # strict: the faint detection counted as false
+    assert m["on_faint_columns"] == 1 and m["precision"] == 0.5 and m["precision_strict"] == pytest.approx(1 / 3)
+    assert m["f1_strict"] == pytest.approx(2 * (1 / 3) * 0.5 / (1 / 3 + 0.5))
 
 
 class _Perfect:

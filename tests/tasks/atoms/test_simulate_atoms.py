@@ -115,3 +115,20 @@ def test_detector_noise_smears_along_the_fast_scan_and_keeps_the_truth():
     # without the detector nothing extra is drawn: the same seed gives the same shot-noise image as before
     again = atom_image(np.random.default_rng(11), 96, **kw)
     np.testing.assert_array_equal(again.image, plain.image)
+
+
+def test_faint_rendered_columns_are_recorded_apart_from_the_truth():
+    from scopenet.simulate.em.atoms import VISIBLE_FRACTION, structures
+
+    gan = next(c for c in structures("held_out") if c.name == "GaN [110]")
+    ex = atom_image(np.random.default_rng(3), 96, cell=gan, spacing_px=8.0, dose=1000, support=0.0, region="full")
+    faint = ex.params["faint_columns"]
+    assert faint.dtype == np.float64 and faint.shape[1] == 2 and abs(len(faint) - len(ex.atoms)) <= 3  # one N per Ga
+    assert ((faint >= 0) & (faint <= 95)).all()
+    d = np.hypot(*(faint[:, None, :] - ex.atoms[None, :, :]).transpose(2, 0, 1)).min(1)
+    assert d.min() > 0.3 * ex.spacing_px  # N columns: apart from every Ga column
+    # rendered (no support: half the image is 0), by less than VISIBLE_FRACTION of a Ga column's peak
+    ij = np.rint(faint).astype(int)
+    peak = float(np.median(ex.clean[tuple(np.rint(ex.atoms).astype(int).T)]))
+    lift = ex.clean[ij[:, 0], ij[:, 1]]
+    assert np.median(ex.clean) < 0.01 * peak and 0.03 * peak < np.median(lift) < VISIBLE_FRACTION * peak

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._bench import BenchSpec, Report, Table
-from .bench import DOSES, TOLERANCE, on_faint, pool_add, pooled, score
+from .bench import DOSES, TOLERANCE, pool_add, pooled, score
 
 EVAL_SEED = 515_151
 
@@ -39,20 +39,9 @@ def _options(p) -> None:
     p.add_argument("--size", type=int, default=None, help="image side, px (default 256; --quick 128)")
 
 
-def _drop_faint(rc: np.ndarray, ex, sigma: np.ndarray | None):
-    """Remove predictions that sit on a real column fainter than the truth's visibility rule (within the
-    match tolerance of one of ``ex.params["faint_columns"]`` and not of a visible column): a detection there
-    is neither right nor wrong. Returns ``(rc, sigma, n_dropped)``."""
-    faint = np.asarray(ex.params.get("faint_columns", np.zeros((0, 2))), float).reshape(-1, 2)
-    if not len(faint) or not len(rc):
-        return rc, sigma, 0
-    drop = on_faint(rc, faint, ex.atoms, TOLERANCE * ex.spacing_px)
-    return rc[~drop], (None if sigma is None else np.asarray(sigma)[~drop]), int(drop.sum())
-
-
 def score_images(model, images) -> tuple[dict, list]:
     """Pooled scores per method (as :func:`.bench.evaluate`) and the model's per-image scores, with
-    detections on faint real columns left out (:func:`_drop_faint`)."""
+    detections on faint real columns left out (:func:`.bench.score`)."""
     from .._bench import timed
     from .baselines import BASELINES
 
@@ -68,16 +57,11 @@ def score_images(model, images) -> tuple[dict, list]:
             else:
                 rc, dt = timed(fn, ex.image, spacing_px=ex.spacing_px)
                 sigma = None
-            rc, sigma, dropped = _drop_faint(np.asarray(rc, float).reshape(-1, 2), ex, sigma)
             r = score(rc, ex, sigma)
-            a = pool_add(acc, name, r, dt)
-            a["on_faint"] = a.get("on_faint", 0) + dropped
+            pool_add(acc, name, r, dt)
             if fn is None:
                 per_image.append({"structure": ex.params["structure"], "f1": r["f1"], "sq_err": r["sq_err"], "tp": r["tp"]})
-    out = pooled(acc)
-    for name, a in acc.items():
-        out[name]["on_faint_columns"] = a["on_faint"]
-    return out, per_image
+    return pooled(acc), per_image
 
 
 def run(a, report: Report) -> int:

@@ -98,7 +98,8 @@ def score_crop(pred_rc: np.ndarray, ref: dict) -> dict:
     pred = np.asarray(pred_rc, float).reshape(-1, 2)
     # candidates: inside the inner region, or within the tolerance of a counted column just across its edge
     pred = pred[inner(pred) | (nearest_distance(pred, real) <= tol)]
-    pred = pred[~on_faint(pred, faint, real, tol)]
+    neutral = on_faint(pred, faint, real, tol)
+    pred = pred[~neutral]
     mt = match_atoms(real, pred, tol)
     # outside the inner region only matched detections count (the unmatched ones there are the next columns')
     unmatched = np.setdiff1d(np.arange(len(pred)), mt.pairs[:, 1])
@@ -107,7 +108,8 @@ def score_crop(pred_rc: np.ndarray, ref: dict) -> dict:
         pred = np.delete(pred, drop, axis=0)
         mt = match_atoms(real, pred, tol)
     return {"f1": mt.f1, "precision": mt.precision, "recall": mt.recall, "tp": mt.tp, "n_true": mt.n_true,
-            "n_pred": mt.n_pred, "sq_err": float(np.sum(mt.distances_px ** 2)), "spacing_px": spacing}
+            "n_pred": mt.n_pred, "sq_err": float(np.sum(mt.distances_px ** 2)), "spacing_px": spacing,
+            "on_faint": int(neutral.sum())}
 
 
 def image_statistics(img: np.ndarray, ref: dict) -> dict:

@@ -162,3 +162,24 @@ def test_faint_peaks_count_only_where_the_lattice_repeats_them():
     # too few confident peaks for a lattice: the faint ones are dropped
     few = pp.lattice_supported(pos[:5], np.array([0.8, 0.8, 0.1, 0.1, 0.1]), 0.2)
     assert few.tolist() == [True, True, False, False, False]
+
+
+def test_faint_peaks_far_from_every_confident_peak_are_dropped_with_a_reach():
+    # a confident square lattice (8 px) with a faint sublattice at the cell centres, and away from it (a
+    # particle's surroundings) a patch of faint support bumps that happen to repeat at the lattice vectors
+    g = np.arange(8.0, 48.0, 8.0)
+    bright = np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+    sub = bright[(bright < 40).all(1)] + 4.0
+    h = np.arange(80.0, 104.0, 8.0)
+    bumps = np.stack(np.meshgrid(h, h, indexing="ij"), -1).reshape(-1, 2) + 0.7
+    pos = np.concatenate([bright, sub, bumps])
+    val = np.concatenate([np.full(len(bright), 0.8), np.full(len(sub), 0.1), np.full(len(bumps), 0.1)])
+    s = slice(len(bright), len(bright) + len(sub))
+    ok = pp.lattice_supported(pos, val, 0.2)
+    assert ok[s].all() and ok[-len(bumps):].all()  # without a reach the bumps support each other
+    ok = pp.lattice_supported(pos, val, 0.2, reach=1.0)  # the sublattice is 0.71 nn from a confident peak
+    assert ok[:len(bright)].all() and ok[s].all() and not ok[-len(bumps):].any()
+    # three partners: the bump patch's corners (two partners) go, its centre (four) stays
+    ok = pp.lattice_supported(pos, val, 0.2, min_partners=3)
+    centre = len(pos) - len(bumps) + 4
+    assert ok[centre] and not ok[len(pos) - len(bumps)]

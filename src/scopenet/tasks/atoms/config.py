@@ -26,6 +26,13 @@ class AtomsConfig(BaseModel):
         Peaks between this and ``threshold`` count as atoms where the lattice of the confident peaks repeats
         them: another peak one lattice vector away (a faint sublattice, faint columns on a strong support,
         columns at the border), unlike the bumps of an amorphous support. None: ``threshold`` alone.
+    faint_partners : int
+        How many of the four lattice-vector neighbours (``+-a1``, ``+-a2``) a faint peak needs (2: an edge
+        column of a faint sublattice still has 3).
+    faint_reach : float or None
+        A faint peak farther than this many nearest-neighbour distances from every confident peak is
+        dropped, however many partners it has (bumps of a support around a particle support each other
+        by chance; a faint column sits within a cell of a confident one). None: no such rule.
     min_distance : int
         Smallest distance between two peaks, px (before refinement).
     pad : int
@@ -107,6 +114,8 @@ class AtomsConfig(BaseModel):
                                                        "base_channels": 8, "norm": "none"})
     threshold: float = Field(0.4, gt=0, lt=1)
     faint_threshold: float | None = Field(None, gt=0, lt=1)
+    faint_partners: int = Field(2, ge=1, le=4)
+    faint_reach: float | None = Field(None, gt=0)
     min_distance: int = Field(2, ge=1)
     pad: int = Field(16, ge=0)
     adaptive_distance: bool = True

@@ -210,7 +210,7 @@ class AtomFinder(Estimator):
         faint = cfg.faint_threshold
         if faint is not None and faint < t:  # fainter peaks only where the confident peaks' lattice repeats them
             pk, conf = pp.heatmap_peaks(heat, faint, md)
-            keep = pp.lattice_supported(pk, conf, t)
+            keep = pp.lattice_supported(pk, conf, t, min_partners=cfg.faint_partners, reach=cfg.faint_reach)
             pk, conf = pk[keep], conf[keep]
         else:
             pk, conf = pp.heatmap_peaks(heat, t, md)

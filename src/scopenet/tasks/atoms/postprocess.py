@@ -74,7 +74,7 @@ def heatmap_peaks(heat: np.ndarray, threshold: float = 0.4, min_distance: int = 
 
 
 def lattice_supported(peaks: np.ndarray, values: np.ndarray, threshold: float, min_confident: int = 8,
-                      min_partners: int = 2) -> np.ndarray:
+                      min_partners: int = 2, reach: float | None = None) -> np.ndarray:
     """Which peaks the lattice of the confident ones supports: ``(k,)`` bool.
 
     A peak above ``threshold`` is confident (True). A fainter one is True only when other peaks (of any
@@ -83,7 +83,9 @@ def lattice_supported(peaks: np.ndarray, values: np.ndarray, threshold: float, m
     ``1.5 + 0.05 |a|`` px (the rounding of two integer peaks and a few % of lattice distortion): a column
     of a faint sublattice or a faint column of the lattice repeats (an edge column still has three of
     the four), a bump of an amorphous support does not. With fewer than ``min_confident`` confident peaks,
-    or no clear lattice, the faint peaks are all False.
+    or no clear lattice, the faint peaks are all False. With ``reach``, a faint peak farther than ``reach`` x
+    the confident peaks' nearest-neighbour distance from every confident peak is False (support bumps around a
+    particle, which support each other by chance).
 
     Parameters
     ----------
@@ -113,7 +115,11 @@ def lattice_supported(peaks: np.ndarray, values: np.ndarray, threshold: float, m
         for sign in (1.0, -1.0):
             d, _ = tree.query(p[faint] + sign * a, 1)
             partners += d <= tol
-    ok[faint[partners >= min_partners]] = True
+    good = partners >= min_partners
+    if reach is not None:
+        d, _ = cKDTree(p[ok]).query(p[faint], 1)
+        good &= d <= reach * nn
+    ok[faint[good]] = True
     return ok
 
 

@@ -177,6 +177,12 @@ def test_faint_threshold_reads_peaks_through_the_lattice():
     got = set(map(tuple, pk.tolist()))
     assert set(map(tuple, block.astype(int).tolist())) <= got and (41, 37) not in got
     assert len(got) == len(bright) + len(block)
+    est.config.faint_partners = 4  # the block's edge columns have fewer: only its centre stays
+    got = set(map(tuple, est.peaks(heat)[0].tolist()))
+    assert len(got) == len(bright) + 1 and (18, 18) in got
+    est.config.faint_partners, est.config.faint_reach = 2, 0.5  # the block is 0.71 nn from the bright lattice
+    assert len(est.peaks(heat)[0]) == len(bright)
+    est.config.faint_reach = None
     est.config.faint_threshold = None  # the threshold alone
     assert len(est.peaks(heat)[0]) == len(bright)
 

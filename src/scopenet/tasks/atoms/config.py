@@ -181,6 +181,9 @@ class AtomsTrainConfig(TrainConfig):
         Share of the STEM images given a random detector and scan-electronics model
         (:func:`~scopenet.simulate.em.atoms.detector_noise`: fast-scan smear, line flicker, read noise), as
         real ADF images at short dwell times show (0: shot noise only, as ``atoms-default`` v1 was trained).
+    support_max : float or None
+        Amorphous support amplitude drawn uniformly from 0 to this (x a column's peak) for the STEM images
+        (None: the simulator's default, 0-0.15; ``atoms-default`` v1 was trained when that default was 0-0.3).
     """
 
     task: Literal["atoms"] = "atoms"
@@ -193,6 +196,7 @@ class AtomsTrainConfig(TrainConfig):
     sigma_frac: tuple[float, float] | None = None
     sigma_frac_p: float = Field(1.0, ge=0, le=1)
     detector_p: float = Field(0.0, ge=0, le=1)
+    support_max: float | None = Field(None, ge=0, le=1)
     lr: float = Field(2e-3, gt=0)
     lr_final_fraction: float = Field(0.05, ge=0, le=1)
     grad_clip: float | None = Field(1.0, gt=0)

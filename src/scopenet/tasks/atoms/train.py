@@ -37,10 +37,12 @@ def default_config() -> AtomsTrainConfig:
 
 def simulated_batch(rng: np.random.Generator, batch_size: int, patch: int, spm_fraction: float = 0.15,
                     split: str = "train", sigma_frac: tuple[float, float] | None = None,
-                    sigma_frac_p: float = 1.0, detector_p: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                    sigma_frac_p: float = 1.0, detector_p: float = 0.0,
+                    support_max: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A batch of simulated images and target heatmaps (column widths drawn from ``sigma_frac`` x the
     spacing when given, for a share ``sigma_frac_p`` of the STEM images; else the simulator's default range; a
-    share ``detector_p`` of them with the detector and scan-electronics model).
+    share ``detector_p`` of them with the detector and scan-electronics model; the support's amplitude from 0 to
+    ``support_max`` when given, else the simulator's default).
 
     Returns
     -------
@@ -55,7 +57,8 @@ def simulated_batch(rng: np.random.Generator, batch_size: int, patch: int, spm_f
             wide = sigma_frac is not None and (sigma_frac_p >= 1.0 or rng.random() < sigma_frac_p)
             sf = float(rng.uniform(*sigma_frac)) if wide else None
             det = detector_p > 0 and rng.random() < detector_p
-            a = atom_image(rng, patch, split=split, sigma_frac=sf, detector=det)
+            supp = float(rng.uniform(0.0, support_max)) if support_max is not None else None
+            a = atom_image(rng, patch, split=split, sigma_frac=sf, detector=det, support=supp)
         xs.append(normalise(a.image))
         ys.append(heatmap(a.image.shape, a.atoms, heat_sigma(a.spacing_px)))
     return np.stack(xs)[:, None].astype(np.float32), np.stack(ys)[:, None].astype(np.float32)
@@ -92,7 +95,8 @@ class AtomsModule(AdamCosineModule):
         if make is None:
             def make(rng):
                 return simulated_batch(rng, c.batch_size, c.patch, c.spm_fraction, sigma_frac=c.sigma_frac,
-                                       sigma_frac_p=c.sigma_frac_p, detector_p=c.detector_p)
+                                       sigma_frac_p=c.sigma_frac_p, detector_p=c.detector_p,
+                                       support_max=c.support_max)
 
         def to_torch(rng):
             x, y = make(rng)

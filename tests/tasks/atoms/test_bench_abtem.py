@@ -71,3 +71,24 @@ def test_training_width_range_is_validated_and_reaches_the_simulator():
     narrow = simulated_batch(np.random.default_rng(2), 1, 96, 0.0, sigma_frac=(0.12, 0.12))[0][0, 0]
     wide = simulated_batch(np.random.default_rng(2), 1, 96, 0.0, sigma_frac=(0.40, 0.40))[0][0, 0]
     assert np.abs(np.diff(wide, axis=1)).mean() < np.abs(np.diff(narrow, axis=1)).mean()
+
+
+def test_training_support_range_reaches_the_simulator(monkeypatch):
+    import scopenet.tasks.atoms.train as tr
+    from scopenet.tasks.atoms.config import AtomsTrainConfig
+
+    seen = []
+    real = tr.atom_image
+
+    def spy(*a, **kw):
+        seen.append(kw.get("support"))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(tr, "atom_image", spy)
+    tr.simulated_batch(np.random.default_rng(0), 4, 32, 0.0, support_max=0.02)
+    assert len(seen) == 4 and all(0.0 <= s <= 0.02 for s in seen) and len(set(seen)) == 4
+    seen.clear()
+    tr.simulated_batch(np.random.default_rng(0), 2, 32, 0.0)
+    assert seen == [None, None]  # the simulator's own default, no extra random numbers
+    with pytest.raises(ValueError):
+        AtomsTrainConfig(support_max=1.5)

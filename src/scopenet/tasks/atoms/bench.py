@@ -77,12 +77,14 @@ def score(pred_rc: np.ndarray, ex, sigma: np.ndarray | None = None) -> dict:
 
 def nearest_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Distance from each point of ``a`` ``(k, 2)`` to the nearest of ``b`` (inf where ``b`` is empty)."""
+    from scipy.spatial import cKDTree
+
     a, b = np.asarray(a, float).reshape(-1, 2), np.asarray(b, float).reshape(-1, 2)
     if not len(b):
         return np.full(len(a), np.inf)
     if not len(a):
         return np.zeros(0)
-    return np.hypot(*(a[:, None, :] - b[None, :, :]).transpose(2, 0, 1)).min(1)
+    return cKDTree(b).query(a, 1)[0]  # not a (k, n) distance matrix: thousands of detections x columns
 
 
 def on_faint(pred: np.ndarray, faint: np.ndarray, visible: np.ndarray, tol: float) -> np.ndarray:

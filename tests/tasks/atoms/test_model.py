@@ -76,6 +76,14 @@ def test_noise_is_flagged_out_of_distribution():
     assert df.attrs["ood"] is True and df.attrs["ood_reasons"]
 
 
+def test_an_image_without_atoms_gives_an_empty_flagged_table():
+    # a smooth gradient: no heatmap peak at all (the refinement once failed on the empty list)
+    yy, xx = np.mgrid[0:96, 0:96]
+    df = find_atoms((xx / 96.0).astype(np.float32))
+    assert len(df) == 0 and list(df.columns[:len(COLUMNS)]) == COLUMNS
+    assert df.attrs["ood"] is True and "only 0 atoms found" in df.attrs["ood_reasons"]
+
+
 @pytest.mark.parametrize("bad", [np.zeros((4, 4)), np.full((16, 16), np.nan), "x.tif", np.zeros((2, 2, 2, 2))])
 def test_bad_input_is_an_input_error(bad):
     with pytest.raises(InputError):

@@ -33,6 +33,25 @@ def test_drift_of_a_shifted_frame_is_recovered_to_a_tenth_of_a_pixel():
         frame_shift(a, a[:50])
 
 
+def test_a_blank_frame_keeps_the_previous_drift():
+    a = _texture((96, 96))
+    frames = np.stack([a, shift_image(a, 1.5, -1.0), np.full_like(a, 0.3), shift_image(a, 3.0, -2.0)])
+    with pytest.warns(UserWarning, match="1 of 4 frames have no contrast"):
+        d = estimate_drift(frames)
+    np.testing.assert_allclose(d, [[0, 0], [1.5, -1.0], [1.5, -1.0], [3.0, -2.0]], atol=0.1)
+    with pytest.warns(UserWarning):
+        assert np.all(estimate_drift(np.zeros((3, 32, 32))) == 0)
+
+
+@pytest.mark.slow  # the first trackpy import takes seconds
+def test_a_movie_without_particles_gives_empty_tracks():
+    with pytest.warns(UserWarning):
+        df = track(np.ones((4, 48, 48), np.float32))
+    assert len(df) == 0 and list(df.columns[:6]) == ["frame", "particle", "x", "y", "vx", "vy"]
+    assert np.all(np.asarray(df.attrs["drift"]) == 0)
+    assert len(msd(df)) == 0 and list(msd(df).columns) == ["lag", "lag_t", "msd_px2", "msd_m2", "n"]
+
+
 @pytest.mark.slow  # the first trackpy import takes seconds
 def test_three_particles_are_linked_correctly():
     m = simulate_movie(n_frames=8, size=96, n_particles=3, step=0.7, drift=(0.5, -0.4), drift_jitter=0.1, seed=3)

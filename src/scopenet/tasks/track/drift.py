@@ -123,13 +123,22 @@ def estimate_drift(frames, *, reference: Literal["first", "previous"] = "first",
         raise InputError(f"drift needs a (T, H, W) stack of frames, got shape {f.shape}")
     if reference not in ("first", "previous"):
         raise InputError(f"reference must be 'first' or 'previous', got {reference!r}")
+    # a frame without contrast (blank, saturated) holds no drift: it keeps the previous frame's
+    flat = f.std(axis=(1, 2)) <= 1e-6 * (np.abs(f).mean(axis=(1, 2)) + 1e-30)
+    if flat.any():
+        import warnings
+
+        warnings.warn(f"{int(flat.sum())} of {len(f)} frames have no contrast; their drift is not measured "
+                      "(each keeps the previous frame's)", stacklevel=2)
     if highpass:
         from scipy import ndimage
 
         f = f - ndimage.gaussian_filter(f, (0, float(highpass), float(highpass)))
     d = np.zeros((len(f), 2))
     for t in range(1, len(f)):
-        if reference == "first":
+        if flat[t] or flat[0 if reference == "first" else t - 1]:
+            d[t] = d[t - 1]
+        elif reference == "first":
             d[t] = frame_shift(f[0], f[t], upsample=upsample, window=window, guess=d[t - 1], max_step=max_step)
         else:
             d[t] = d[t - 1] + frame_shift(f[t - 1], f[t], upsample=upsample, window=window, max_step=max_step)

@@ -152,6 +152,8 @@ def locate(frames: np.ndarray, config: TrackConfig | None = None, **overrides: A
         f = f.max() - f
     d = int(c.diameter) | 1
     feats = tp.batch(list(f), d, minmass=0, processes=1, engine="python")  # no numba compile on each run
+    if len(feats) == 0 or "frame" not in feats:  # nothing in any frame (trackpy's empty table has no columns)
+        return pd.DataFrame({"frame": np.zeros(0, int), "y": np.zeros(0), "x": np.zeros(0), "mass": np.zeros(0)})
     minmass = c.minmass if c.minmass is not None else _auto_minmass(feats.loc[feats["frame"] < 3, "mass"])
     feats = feats[feats["mass"] >= minmass]
     return feats[["frame", "y", "x", "mass"]].reset_index(drop=True)
@@ -279,6 +281,8 @@ def msd(tracks, max_lag: int | None = None, pixel_size: float | None = None):
     if not need <= set(tracks.columns):
         raise InputError(f"msd needs columns {sorted(need)}, got {list(tracks.columns)}")
     px = pixel_size if pixel_size is not None else tracks.attrs.get("pixel_size_m")
+    if len(tracks) == 0:
+        return pd.DataFrame(columns=["lag", "lag_t", "msd_px2", "msd_m2", "n"])
     x = tracks.pivot_table(index="frame", columns="particle", values="x")
     y = tracks.pivot_table(index="frame", columns="particle", values="y")
     full = np.arange(int(x.index.min()), int(x.index.max()) + 1)

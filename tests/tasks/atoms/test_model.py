@@ -76,6 +76,20 @@ def test_noise_is_flagged_out_of_distribution():
     assert df.attrs["ood"] is True and df.attrs["ood_reasons"]
 
 
+def test_a_texture_without_a_lattice_is_flagged_and_a_crystal_is_not(table):
+    # bumps of an atom's size and contrast (the network is confident on them) that form no lattice
+    from scipy import ndimage as ndi
+
+    tex = ndi.gaussian_filter(np.random.default_rng(1).normal(size=(160, 160)), 2.0)
+    df = find_atoms(tex)
+    assert len(df) > 50 and df.attrs["median_confidence"] > 0.5  # the confidence alone does not see it
+    assert df.attrs["ood"] is True and df.attrs["lattice_share"] < 0.2
+    assert any("lattice" in r for r in df.attrs["ood_reasons"])
+    assert table.attrs["lattice_share"] > 0.9 and table.attrs["ood"] is False
+    # the check can be turned off
+    assert find_atoms(tex, ood_lattice=0.0).attrs["ood"] is False
+
+
 def test_an_image_without_atoms_gives_an_empty_flagged_table():
     # a smooth gradient: no heatmap peak at all (the refinement once failed on the empty list)
     yy, xx = np.mgrid[0:96, 0:96]

@@ -183,3 +183,28 @@ def test_faint_peaks_far_from_every_confident_peak_are_dropped_with_a_reach():
     ok = pp.lattice_supported(pos, val, 0.2, min_partners=3)
     centre = len(pos) - len(bumps) + 4
     assert ok[centre] and not ok[len(pos) - len(bumps)]
+
+
+def _grid(a1, a2, n, basis=((0.0, 0.0),), origin=(200.0, 200.0)):
+    i, j = np.meshgrid(np.arange(-n, n + 1), np.arange(-n, n + 1), indexing="ij")
+    cells = i.reshape(-1, 1) * np.asarray(a1) + j.reshape(-1, 1) * np.asarray(a2)
+    return np.concatenate([cells + np.asarray(b) for b in basis]) + np.asarray(origin)
+
+
+def test_lattice_share_tells_crystals_from_random_bumps():
+    rng = np.random.default_rng(3)
+    square = _grid((10.0, 0.0), (0.0, 10.0), 8) + rng.normal(0, 0.3, (289, 2))
+    hexa = 10.0 * np.array([[1.0, 0.0], [0.5, np.sqrt(3) / 2]])
+    honeycomb = _grid(hexa[0], hexa[1], 8, basis=((0.0, 0.0), (5.0, 10 / (2 * np.sqrt(3)))))  # no centre of symmetry
+    dumbbells = _grid((14.0, 0.0), (0.0, 20.0), 6, basis=((0.0, 0.0), (0.0, 3.5)))
+    rot = np.array([[np.cos(0.5), -np.sin(0.5)], [np.sin(0.5), np.cos(0.5)]])
+    grain = _grid((10.0, 0.0), (0.0, 10.0), 8)
+    bicrystal = np.concatenate([grain[grain[:, 1] < 200], (grain[grain[:, 1] >= 200] - 200) @ rot.T + 200])
+    for name, p in (("square", square), ("honeycomb", honeycomb), ("dumbbells", dumbbells)):
+        assert pp.lattice_share(p) > 0.95, name
+    assert pp.lattice_share(bicrystal) > 0.8
+    random = rng.uniform(0, 400, (1500, 2))
+    assert pp.lattice_share(random) < 0.1
+    # the vectors of a lattice spread by a large jitter leave their modes
+    assert pp.lattice_share(_grid((10.0, 0.0), (0.0, 10.0), 8) + rng.normal(0, 2.5, (289, 2))) < 0.5
+    assert np.isnan(pp.lattice_share(square[:3]))

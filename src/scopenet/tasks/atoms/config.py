@@ -99,6 +99,10 @@ class AtomsConfig(BaseModel):
         Images with more than ``max_direct_pixels`` pixels go through the network in ``tile`` px tiles.
     ood_confidence : float
         The out-of-distribution flag is raised when the median peak confidence falls below this.
+    ood_lattice : float
+        ... or when the share of the atoms' neighbour vectors that fall in a sharp mode
+        (:func:`~.postprocess.lattice_share`) is below this: peaks on noise, a texture or an amorphous
+        support do not form a lattice. 0 turns the check off.
     bin_above_px : float or None
         When the image's repeat distance (its autocorrelation, :func:`~.postprocess.estimate_spacing`) is
         above this, the network sees the image binned 2 x 2 and its heatmap is interpolated back (the
@@ -140,6 +144,7 @@ class AtomsConfig(BaseModel):
     overlap: int = Field(32, ge=0)
     max_direct_pixels: int = Field(2048 * 2048, ge=1)
     ood_confidence: float = Field(0.6, ge=0, le=1)
+    ood_lattice: float = Field(0.0, ge=0, le=1)
     bin_above_px: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")

@@ -19,7 +19,7 @@ measured position against the neighbours' prediction, :func:`~.postprocess.latti
 ``confidence`` (the heatmap's peak, 0-1), ``intensity`` (fitted peak height above the local
 background, image units), ``nn_px`` (distance to the nearest other atom, px) and, when the lattice is
 regular enough, ``exx``, ``eyy``, ``exy``, ``rotation`` (:func:`~.postprocess.local_strain`). The
-table's ``attrs`` hold ``ood`` (bool), ``ood_reasons``, ``median_confidence``, ``spacing_px``,
+table's ``attrs`` hold ``ood`` (bool), ``ood_reasons``, ``median_confidence``, ``lattice_share``, ``spacing_px``,
 ``structured_background_sd`` and ``model``.
 
 >>> import scopenet as sn                              # doctest: +SKIP

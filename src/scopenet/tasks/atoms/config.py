@@ -45,6 +45,13 @@ class AtomsConfig(BaseModel):
     merge_width : float
         Refined atoms closer than this many fitted column widths (the median Gaussian sigma) are merged
         (the more confident kept): such columns are not resolved. 0 turns it off.
+    edge_margin : float
+        Atoms refined within this many px of the first or last pixel centre are not reported (a column cut by
+        the border, its centre outside, is mirrored by ``pad`` into a peak at the edge).
+    edge_fit_px : float or None
+        Atoms within this many px of the border whose Gaussian fit failed are not reported: the fit of a
+        column whose centre lies outside leaves the image, and the heatmap's peak at the edge would stand in
+        for it. None: kept (with the heatmap's position). Gaussian refinement only.
     refine : {"gaussian", "com", "heatmap", "none"}
         Sub-pixel refinement: 2-D Gaussians fitted to the image jointly, each column's neighbours
         subtracted (:func:`~scopenet.tasks.atoms.postprocess.refine_gaussian`), the image's centre of
@@ -125,6 +132,7 @@ class AtomsConfig(BaseModel):
     adaptive_distance: bool = True
     merge_width: float = Field(1.0, ge=0)
     edge_margin: float = Field(0.25, ge=-0.5, le=2.0)
+    edge_fit_px: float | None = Field(None, gt=0)
     refine: Literal["gaussian", "com", "heatmap", "none"] = "gaussian"
     windows: list[float] | None = Field(default_factory=lambda: [2.5, 2.0, 1.25])
     window_thresholds: list[float] = Field(default_factory=lambda: [0.5, 1.2])

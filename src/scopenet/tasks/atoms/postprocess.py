@@ -1094,7 +1094,8 @@ def atom_table(img: np.ndarray, heat: np.ndarray, peaks: np.ndarray, confidence:
     """Refine, class and describe the atoms at ``peaks``; returns ``{"columns": {...}, attrs...}`` for a
     DataFrame (see :mod:`scopenet.tasks.atoms.model`). Refined atoms closer than ``merge_px`` are merged
     (the more confident kept) and atoms refined outside the image, or within ``cfg.edge_margin`` px of its
-    first or last pixel centre (a column cut by the border), dropped."""
+    first or last pixel centre (a column cut by the border), dropped, and so are atoms within
+    ``cfg.edge_fit_px`` px of the border whose Gaussian fit failed."""
     radius = cfg.refine_radius or default_radius(peaks)
     start = refine_heatmap(heat, peaks, 1.5)
     s_bg = 0.0
@@ -1123,6 +1124,11 @@ def atom_table(img: np.ndarray, heat: np.ndarray, peaks: np.ndarray, confidence:
     keep = merge_close(p, np.asarray(confidence, float) + fit["ok"], merge_px)
     m = float(getattr(cfg, "edge_margin", -0.5))
     keep = keep[(p[keep] >= m).all(1) & (p[keep, 0] <= h - 1 - m) & (p[keep, 1] <= w - 1 - m)]
+    eb = getattr(cfg, "edge_fit_px", None)
+    if eb and cfg.refine == "gaussian" and len(keep):  # a failed fit at the border: a column centred outside
+        q = p[keep]
+        border = np.minimum(np.minimum(q[:, 0], h - 1 - q[:, 0]), np.minimum(q[:, 1], w - 1 - q[:, 1]))
+        keep = keep[~((border < eb) & ~fit["ok"][keep])]
     peaks, confidence, start = np.asarray(peaks)[keep], np.asarray(confidence)[keep], start[keep]
     fit = {k: v[keep] for k, v in fit.items()}
     k = len(peaks)

@@ -168,16 +168,17 @@ def test_mirrored_margin_keeps_border_columns_in_the_heatmap():
     found = np.zeros(len(pos), bool)
     found[m.pairs[:, 0]] = True
     assert found[on_edge].mean() >= 0.9 and found[~on_edge].all() and m.precision > 0.97
-    # a column centred on the first pixel (within edge_margin, 0.25 px) is not reported: a column cut by the
-    # border, its centre outside, is mirrored into the same place; edge_margin=-0.5 keeps it
+    # a column centred on the first pixel: v2-v3's edge_margin 0.25 px dropped it (a column cut by the border,
+    # its centre outside, is mirrored into the same place); the shipped rule (edge_margin -0.5, edge_fit_px 1:
+    # only border atoms whose fit failed are dropped) keeps it, its fit being sound
     img0, pos0 = _border_lattice()
     edge0 = (pos0 == 0).any(1)
-    for margin, share in ((None, 0.35), (-0.5, 0.9)):
-        df0 = find_atoms(img0) if margin is None else find_atoms(img0, edge_margin=margin)
+    for settings, found_share in (({"edge_margin": 0.25, "edge_fit_px": None}, (0.0, 0.35)), ({}, (0.9, 1.0))):
+        df0 = find_atoms(img0, **settings)
         m0 = match_atoms(pos0, df0[["y", "x"]].to_numpy(), 0.3 * 6.0)
         hit = np.zeros(len(pos0), bool)
         hit[m0.pairs[:, 0]] = True
-        assert (hit[edge0].mean() < share) if margin is None else (hit[edge0].mean() >= share), margin
+        assert found_share[0] <= hit[edge0].mean() <= found_share[1], settings
         assert hit[~edge0].all()
     # a margin larger than the image is cut to the image's side less one
     assert AtomFinder.pretrained(pad=64).heatmap(img[:20, :20]).shape == (20, 20)
@@ -245,3 +246,29 @@ def test_binning_finds_wide_smeared_columns_once():
     # at full size the network breaks these columns into several peaks each
     full = AtomFinder.pretrained(bin_above_px=None).predict(img)
     assert match_atoms(pos, full[["y", "x"]].to_numpy(), 0.3 * 24.0).precision < 0.6
+
+
+def test_edge_fit_px_drops_border_atoms_whose_fit_failed(monkeypatch):
+    from scopenet.tasks.atoms import postprocess as pp
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:96, 0:96].astype(float)
+    img = np.full((96, 96), 5.0)
+    for y in np.arange(8, 96, 10.0):
+        for x in np.arange(0.4, 96, 10.0):
+            img += 100 * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * 1.6 ** 2))
+    img = rng.poisson(img).astype(float)
+    real = pp.refine_gaussian
+
+    def failing_at_the_left_border(image, peaks, *a, **kw):  # as for a column whose centre lies outside
+        out = real(image, peaks, *a, **kw)
+        out["ok"] = out["ok"] & (out["positions"][:, 1] > 1.0)
+        return out
+
+    base = AtomFinder.pretrained(edge_margin=-0.5, edge_fit_px=None).predict(img)
+    assert (base["x"] < 1.0).sum() == 9 and base["fit_ok"].all()  # the left column, fitted near x = 0.4
+    monkeypatch.setattr(pp, "refine_gaussian", failing_at_the_left_border)
+    kept = AtomFinder.pretrained(edge_margin=-0.5, edge_fit_px=None).predict(img)
+    dropped = AtomFinder.pretrained(edge_margin=-0.5, edge_fit_px=1.0).predict(img)
+    assert (kept["x"] < 1.5).sum() == 9 and not kept.loc[kept["x"] < 1.5, "fit_ok"].any()
+    assert (dropped["x"] < 1.5).sum() == 0 and len(dropped) == len(kept) - 9

@@ -52,6 +52,11 @@ class AtomsConfig(BaseModel):
         Atoms within this many px of the border whose Gaussian fit failed are not reported: the fit of a
         column whose centre lies outside leaves the image, and the heatmap's peak at the edge would stand in
         for it. None: kept (with the heatmap's position). Gaussian refinement only.
+    residual_contrast : float or None
+        A second look for columns the heatmap missed (a faint column on the shoulder of a bright one's heatmap
+        blob): maxima of the image less the fitted atoms (:func:`~.postprocess.residual_columns`) at least this
+        fraction of the atoms' median peak, significant and repeated by the lattice, are added and all refitted.
+        None: no second look. Gaussian refinement only.
     refine : {"gaussian", "com", "heatmap", "none"}
         Sub-pixel refinement: 2-D Gaussians fitted to the image jointly, each column's neighbours
         subtracted (:func:`~scopenet.tasks.atoms.postprocess.refine_gaussian`), the image's centre of
@@ -133,6 +138,7 @@ class AtomsConfig(BaseModel):
     merge_width: float = Field(1.0, ge=0)
     edge_margin: float = Field(0.25, ge=-0.5, le=2.0)
     edge_fit_px: float | None = Field(None, gt=0)
+    residual_contrast: float | None = Field(None, gt=0)
     refine: Literal["gaussian", "com", "heatmap", "none"] = "gaussian"
     windows: list[float] | None = Field(default_factory=lambda: [2.5, 2.0, 1.25])
     window_thresholds: list[float] = Field(default_factory=lambda: [0.5, 1.2])

@@ -228,6 +228,16 @@ class AtomFinder(Estimator):
             heat = self._heatmap_binned(a, check_views(tta), binning)
         peaks, conf, merge_px = self.peaks(heat)
         res = pp.atom_table(a, heat, peaks, conf, cfg, pixel_size_m=px, merge_px=merge_px)
+        rc = cfg.residual_contrast
+        if rc and cfg.refine == "gaussian" and len(res["columns"]["x"]) >= 8:  # columns the heatmap missed
+            c = res["columns"]
+            extra = pp.residual_columns(a, np.stack([c["y"], c["x"]], 1), c["intensity"], c["width_px"], contrast=rc)
+            if len(extra):
+                ij = np.clip(np.rint(extra).astype(int), 0, np.array(a.shape) - 1)
+                res = pp.atom_table(a, heat, np.concatenate([peaks, ij]),
+                                    np.concatenate([conf, heat[ij[:, 0], ij[:, 1]]]), cfg, pixel_size_m=px,
+                                    merge_px=merge_px)
+            res["residual_columns"] = int(len(extra))
         df = pd.DataFrame(res.pop("columns"))
         df.attrs.update(res)
         df.attrs["heatmap_binning"] = binning

@@ -74,7 +74,8 @@ def heatmap_peaks(heat: np.ndarray, threshold: float = 0.4, min_distance: int = 
 
 
 def lattice_supported(peaks: np.ndarray, values: np.ndarray, threshold: float, min_confident: int = 8,
-                      min_partners: int = 2, reach: float | None = None) -> np.ndarray:
+                      min_partners: int = 2, reach: float | None = None,
+                      reference: np.ndarray | None = None) -> np.ndarray:
     """Which peaks the lattice of the confident ones supports: ``(k,)`` bool.
 
     A peak above ``threshold`` is confident (True). A fainter one is True only when other peaks (of any
@@ -85,7 +86,7 @@ def lattice_supported(peaks: np.ndarray, values: np.ndarray, threshold: float, m
     the four), a bump of an amorphous support does not. With fewer than ``min_confident`` confident peaks,
     or no clear lattice, the faint peaks are all False. With ``reach``, a faint peak farther than ``reach`` x
     the confident peaks' nearest-neighbour distance from every confident peak is False (support bumps around a
-    particle, which support each other by chance).
+    particle, which support each other by chance). ``reference`` gives the two lattice vectors ``(2, 2)`` instead.
 
     Parameters
     ----------
@@ -105,7 +106,8 @@ def lattice_supported(peaks: np.ndarray, values: np.ndarray, threshold: float, m
     if len(faint) == 0 or ok.sum() < max(min_confident, 3):
         return ok
     nn = float(np.nanmedian(nearest_neighbour_distances(p[ok])))
-    ref = _reference_vectors(p[ok], nn) if np.isfinite(nn) and nn > 0 else None
+    ref = reference if reference is not None else (_reference_vectors(p[ok], nn) if np.isfinite(nn) and nn > 0
+                                                   else None)
     if ref is None:
         return ok
     tree = cKDTree(p)
@@ -812,6 +814,64 @@ def _render(shape: tuple[int, int], positions: np.ndarray, amplitude: np.ndarray
         sel = sigma == s
         out += render_gaussians(shape, positions[sel], amplitude[sel], float(s), truncate=4.0)
     return out
+
+def residual_columns(img: np.ndarray, positions: np.ndarray, amplitude: np.ndarray, width: np.ndarray,
+                     contrast: float = 0.3, significance: float = 5.0, min_partners: int = 2,
+                     reach: float = 1.5) -> np.ndarray:
+    """Columns the heatmap missed, found in what the fitted atoms leave of the image: ``(k, 2)`` ``(row, col)`` px.
+
+    A faint column a lattice vector's fraction from a bright one (P beside In in InP [110] at a few px) can sit on
+    the bright column's heatmap blob as a shoulder, not a peak. The fitted Gaussians of the atoms found are
+    subtracted from the image, and so is a smooth background (the rest blurred over the atoms' spacing); the
+    remainder is filtered with a Gaussian of the atoms' median width (a matched filter: a column of peak ``A``
+    gives ``A / 2``). A maximum of it is a column when its peak (twice the filtered value) is at least
+    ``contrast`` x the atoms' median peak (the benches' visibility rule is 0.2 of the brightest columns), at least
+    ``significance`` x the filtered remainder's noise (its median absolute deviation), at least two widths and
+    0.3 spacings from every atom, and where the atoms' lattice repeats it
+    (:func:`lattice_supported`: ``min_partners`` of the four directions, within ``reach`` spacings of an atom), as a
+    sublattice does and a support's bumps do not.
+    """
+    from scipy import ndimage as ndi
+    from scipy.spatial import cKDTree
+
+    p = np.asarray(positions, float).reshape(-1, 2)
+    amp = np.asarray(amplitude, float).reshape(-1)
+    wid = np.asarray(width, float).reshape(-1)
+    good = np.isfinite(amp) & (amp > 0) & np.isfinite(wid) & (wid > 0)
+    if good.sum() < 8:
+        return np.zeros((0, 2))
+    a = np.asarray(img, np.float64)
+    w0 = float(np.median(wid[good]))
+    nn = float(np.nanmedian(nearest_neighbour_distances(p)))
+    if not (np.isfinite(nn) and nn > 0):
+        return np.zeros((0, 2))
+    rest = a - _render(a.shape, p[good], amp[good], np.full(good.sum(), w0))
+    rest = rest - ndi.gaussian_filter(rest, max(nn, 3 * w0), mode="reflect")
+    f = ndi.gaussian_filter(rest, w0, mode="reflect")
+    noise = 1.4826 * float(np.median(np.abs(f - np.median(f))))
+    level = max(0.5 * contrast * float(np.median(amp[good])), 0.5 * significance * noise)
+    r = max(1, int(round(2 * w0)))
+    mx = ndi.maximum_filter(f, size=2 * r + 1, mode="nearest")
+    cand = np.argwhere((f >= mx) & (f >= level)).astype(float)
+    if len(cand) == 0:
+        return np.zeros((0, 2))
+    d, _ = cKDTree(p).query(cand, 1)
+    cand = cand[d >= max(2 * w0, 0.3 * nn)]
+    if len(cand) == 0:
+        return np.zeros((0, 2))
+    allp = np.concatenate([p, cand])
+    vals = np.concatenate([np.ones(len(p)), np.zeros(len(cand))])
+    # the lattice of the atoms; where the nearest neighbours are pairs (dumbbells), its vectors are longer
+    ref = None
+    for scale in (1.0, 2.0, 3.0):
+        ref = _reference_vectors(p, scale * nn)
+        if ref is not None:
+            break
+    if ref is None:
+        return np.zeros((0, 2))
+    ok = lattice_supported(allp, vals, 0.5, min_partners=min_partners, reach=reach, reference=ref)
+    return cand[ok[len(p):]]
+
 
 # ------------------------------------------------------------------------------------ analysis
 def _kmeans_1d(v: np.ndarray, k: int, iterations: int = 100) -> np.ndarray:

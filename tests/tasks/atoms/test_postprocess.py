@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.spatial import cKDTree
 
 from scopenet.errors import InputError
 from scopenet.metrics.atoms import match_atoms
@@ -208,3 +209,26 @@ def test_lattice_share_tells_crystals_from_random_bumps():
     # the vectors of a lattice spread by a large jitter leave their modes
     assert pp.lattice_share(_grid((10.0, 0.0), (0.0, 10.0), 8) + rng.normal(0, 2.5, (289, 2))) < 0.5
     assert np.isnan(pp.lattice_share(square[:3]))
+
+
+def test_residual_columns_finds_a_faint_sublattice_but_not_random_bumps():
+    rng = np.random.default_rng(5)
+    bright = _grid((12.0, 0.0), (0.0, 12.0), 5, origin=(66.0, 66.0))
+    bright = bright[(bright >= 4).all(1) & (bright <= 127).all(1)]
+    faint = bright + np.array([0.0, 4.0])
+    faint = faint[faint[:, 1] <= 127]
+    clean = 10 + render_gaussians((132, 132), np.concatenate([bright, faint]),
+                                  np.concatenate([np.full(len(bright), 200.0), np.full(len(faint), 70.0)]), 1.0)
+    img = rng.poisson(clean).astype(float)
+    amp, wid = np.full(len(bright), 200.0), np.full(len(bright), 1.0)
+    got = pp.residual_columns(img, bright, amp, wid, contrast=0.2)
+    m = match_atoms(faint, got, 1.0)
+    assert m.recall > 0.9 and m.precision > 0.95
+    assert len(pp.residual_columns(img, bright, amp, wid, contrast=0.5)) == 0  # 70 / 200 = 0.35 < 0.5
+    # the same bumps at random places: no lattice repeats them
+    bumps = rng.uniform(4, 127, (len(faint), 2))
+    bumps = bumps[cKDTree(bright).query(bumps)[0] > 3]
+    clean = 10 + render_gaussians((132, 132), np.concatenate([bright, bumps]),
+                                  np.concatenate([np.full(len(bright), 200.0), np.full(len(bumps), 70.0)]), 1.0)
+    got = pp.residual_columns(rng.poisson(clean).astype(float), bright, amp, wid, contrast=0.2)
+    assert len(got) <= 0.1 * len(bumps)

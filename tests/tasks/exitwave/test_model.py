@@ -78,19 +78,24 @@ def test_fit_learns_a_phase_that_depends_on_the_amplitude_and_flags_strangers(tm
     est.fit(train, max_steps=150, crop=32, batch_size=8, lr=3e-3, lr_halvings=1)
     assert len(est.history_) == 150 and np.mean(est.history_[-10:]) < np.mean(est.history_[:10])
     test = _waves(4, 32, seed=1)
-    maes, zero = [], []
+    maes, zero, flagged = [], [], 0
     for w in test:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", UnfamiliarInputWarning)  # like the training data: no warning
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UnfamiliarInputWarning)
             pred = components(est.predict(np.abs(w)))
+        flagged += any(issubclass(c.category, UnfamiliarInputWarning) for c in caught)
         maes.append(phase_mae(pred, components(w)))
         zero.append(phase_mae(zero_phase(w.shape), components(w)))
     assert np.mean(maes) < 0.4 < 0.7 < np.mean(zero)  # 150 steps: about 0.29 against 0.78 for zero phase
+    # like the training data: the threshold is the 5th percentile of the training crops, so one wave of four
+    # may fall below it by chance (it did on one numpy/torch build, 0.53 against 0.54), not more
+    assert flagged <= 1
     # an amplitude with far more contrast than any training wave is flagged
     stranger = 1.0 + 0.9 * np.abs(np.random.default_rng(5).normal(size=(32, 32)))
     with pytest.warns(UnfamiliarInputWarning, match="unlike the training data"):
         est.predict(stranger)
-    assert not est.assess(stranger)["familiar"] and est.assess(np.abs(test[0]))["familiar"]
+    assert not est.assess(stranger)["familiar"]
+    assert sum(est.assess(np.abs(w))["familiar"] for w in test) >= 3
     # the thresholds travel with the model
     est.save(tmp_path / "m")
     back = ExitWaveEstimator.load(tmp_path / "m")

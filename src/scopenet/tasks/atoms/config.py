@@ -57,6 +57,11 @@ class AtomsConfig(BaseModel):
         blob): maxima of the image less the fitted atoms (:func:`~.postprocess.residual_columns`) at least this
         fraction of the atoms' median peak, significant and repeated by the lattice, are added and all refitted.
         None: no second look. Gaussian refinement only.
+    residual_significance : float
+        ... and at least this many times the filtered remainder's noise.
+    residual_min_share : float
+        The second look adds its columns only when they are at least this share of the atoms found (a missed
+        sublattice is many columns; a few maxima are noise or support).
     refine : {"gaussian", "com", "heatmap", "none"}
         Sub-pixel refinement: 2-D Gaussians fitted to the image jointly, each column's neighbours
         subtracted (:func:`~scopenet.tasks.atoms.postprocess.refine_gaussian`), the image's centre of
@@ -139,6 +144,8 @@ class AtomsConfig(BaseModel):
     edge_margin: float = Field(0.25, ge=-0.5, le=2.0)
     edge_fit_px: float | None = Field(None, gt=0)
     residual_contrast: float | None = Field(None, gt=0)
+    residual_significance: float = Field(5.0, gt=0)
+    residual_min_share: float = Field(0.0, ge=0, le=1)
     refine: Literal["gaussian", "com", "heatmap", "none"] = "gaussian"
     windows: list[float] | None = Field(default_factory=lambda: [2.5, 2.0, 1.25])
     window_thresholds: list[float] = Field(default_factory=lambda: [0.5, 1.2])

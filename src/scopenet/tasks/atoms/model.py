@@ -231,13 +231,15 @@ class AtomFinder(Estimator):
         rc = cfg.residual_contrast
         if rc and cfg.refine == "gaussian" and len(res["columns"]["x"]) >= 8:  # columns the heatmap missed
             c = res["columns"]
-            extra = pp.residual_columns(a, np.stack([c["y"], c["x"]], 1), c["intensity"], c["width_px"], contrast=rc)
-            if len(extra):
+            extra = pp.residual_columns(a, np.stack([c["y"], c["x"]], 1), c["intensity"], c["width_px"], contrast=rc,
+                                        significance=cfg.residual_significance)
+            added = len(extra) > 0 and len(extra) >= cfg.residual_min_share * len(c["x"])
+            if added:
                 ij = np.clip(np.rint(extra).astype(int), 0, np.array(a.shape) - 1)
                 res = pp.atom_table(a, heat, np.concatenate([peaks, ij]),
                                     np.concatenate([conf, heat[ij[:, 0], ij[:, 1]]]), cfg, pixel_size_m=px,
                                     merge_px=merge_px)
-            res["residual_columns"] = int(len(extra))
+            res["residual_columns"] = int(len(extra)) if added else 0
         df = pd.DataFrame(res.pop("columns"))
         df.attrs.update(res)
         df.attrs["heatmap_binning"] = binning

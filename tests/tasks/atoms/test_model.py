@@ -272,3 +272,33 @@ def test_edge_fit_px_drops_border_atoms_whose_fit_failed(monkeypatch):
     dropped = AtomFinder.pretrained(edge_margin=-0.5, edge_fit_px=1.0).predict(img)
     assert (kept["x"] < 1.5).sum() == 9 and not kept.loc[kept["x"] < 1.5, "fit_ok"].any()
     assert (dropped["x"] < 1.5).sum() == 0 and len(dropped) == len(kept) - 9
+
+
+def test_the_second_look_adds_residual_columns_only_when_they_are_many(monkeypatch):
+    from scopenet.simulate.em.lattice import render_gaussians
+    from scopenet.tasks.atoms import postprocess as pp
+
+    rng = np.random.default_rng(2)
+    g = np.stack(np.meshgrid(np.arange(1, 10), np.arange(1, 10), indexing="ij"), -1).reshape(-1, 2) * 11.0
+    faint = g + np.array([0.0, 4.5])
+    img = rng.poisson(20 + render_gaussians((110, 110), np.concatenate([g, faint]),
+                                            np.r_[np.full(len(g), 300.0), np.full(len(faint), 90.0)], 1.2))
+    img = img.astype(np.float32)
+    base = AtomFinder.pretrained(residual_contrast=None).predict(img)
+    m = match_atoms(faint, base[["y", "x"]].to_numpy(), 1.5)
+    missed = np.setdiff1d(np.arange(len(faint)), m.pairs[:, 0])
+    assert len(missed) > 40  # the faint sublattice sits on the bright columns' heatmap blobs
+    # the second look itself finds them all
+    full = AtomFinder.pretrained(residual_contrast=0.2, residual_min_share=0.01).predict(img)
+    both = np.concatenate([g, faint])
+    mf = match_atoms(both, full[["y", "x"]].to_numpy(), 1.5)
+    assert mf.f1 == 1.0 and full.attrs["residual_columns"] == len(missed)
+    extra = np.rint(faint[missed] + rng.normal(0, 0.3, (len(missed), 2)))  # whole pixels, as the second look gives
+    monkeypatch.setattr(pp, "residual_columns", lambda *a, **kw: extra)
+    few = AtomFinder.pretrained(residual_contrast=0.2, residual_min_share=1.0).predict(img)
+    assert few.attrs["residual_columns"] == 0 and len(few) == len(base)
+    added = AtomFinder.pretrained(residual_contrast=0.2, residual_min_share=0.0).predict(img)
+    assert added.attrs["residual_columns"] == len(missed)
+    m2 = match_atoms(faint, added[["y", "x"]].to_numpy(), 1.5)
+    assert m2.recall == 1.0 and m2.rms_px < 0.3  # refitted onto the faint columns
+    assert len(added) == len(base) + len(missed)

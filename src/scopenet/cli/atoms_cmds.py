@@ -20,8 +20,9 @@ import typer
 from ._common import check_absent, check_writable, pick_image, quiet_option, run_batch, signal_option, user_errors
 
 
-def overlay_png(image, table, path: Path, overwrite: bool = False, title: str = "") -> Path:
-    """Write a PNG of ``image`` (2-D) with the atoms of ``table`` marked, coloured by class."""
+def overlay_png(image, table, path: Path, overwrite: bool = False, title: str = "", warning: str = "") -> Path:
+    """Write a PNG of ``image`` (2-D) with the atoms of ``table`` marked, coloured by class; ``warning`` (the
+    out-of-distribution flag's reasons) is written on it in orange."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -44,6 +45,12 @@ def overlay_png(image, table, path: Path, overwrite: bool = False, title: str = 
         ax.legend(loc="upper right", fontsize=7, framealpha=0.6)
     if title:
         ax.text(0.01, 0.01, title, transform=ax.transAxes, color="yellow", fontsize=7, va="bottom")
+    if warning:
+        import textwrap
+
+        ax.text(0.01, 0.99, "\n".join(textwrap.wrap(f"unlike the training data: {warning}", 90)),
+                transform=ax.transAxes, color="orange", fontsize=7, va="top",
+                bbox={"facecolor": "black", "alpha": 0.6, "linewidth": 0})
     ax.set_axis_off()
     with atomic_output(path, overwrite=overwrite) as tmp:
         fig.savefig(tmp, format="png")
@@ -109,7 +116,8 @@ def atoms_cmd(
                 o = overlay / f"{src.stem}{f'-{i}' if len(frames) > 1 else ''}-atoms.png"
                 check_absent(o, overwrite)
                 frame = img[i] if len(frames) > 1 else img
-                overlay_png(frame, df, o, overwrite=overwrite, title=f"{src.name}: {len(df)} atoms")
+                overlay_png(frame, df, o, overwrite=overwrite, title=f"{src.name}: {len(df)} atoms",
+                            warning="; ".join(df.attrs.get("ood_reasons", [])) if df.attrs.get("ood") else "")
 
     def write():
         if not tables:

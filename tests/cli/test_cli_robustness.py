@@ -106,6 +106,16 @@ def test_unwritable_output_is_one_line_naming_the_path(files, blocker, cmd):
     _one_line_error(r, "/proc")
 
 
+@pytest.mark.parametrize("cmd", ["segment", "denoise"])
+def test_an_output_format_without_a_writer_is_refused_before_any_work(tmp_path, cmd):
+    img = tmp_path / "in.tif"
+    sn.write(sn.Micrograph(np.random.default_rng(0).random((32, 32)).astype(np.float32)), img)
+    r = scopenet(cmd, img, "-o", tmp_path / "out.csv")
+    _one_line_error(r, "out.csv")
+    assert "no writer for extension '.csv'" in r.stderr and "in.tif" not in r.stderr  # refused, not read
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
 def test_unwritable_output_folder_for_a_batch(files, blocker):
     a, _, c = files
     r = scopenet("flatten", a, c, "-o", blocker / "flat")

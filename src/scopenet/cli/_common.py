@@ -120,10 +120,16 @@ def output_targets(inputs: Sequence[Path], output: Path, tag: str, ext: str) -> 
     """Pair each input with its output: one input and ``-o`` with an extension (not a folder) is that
     file; otherwise ``-o`` is a folder and each output is ``<stem><tag><ext>`` inside it.
 
-    Returns the pairs and whether ``-o`` is a folder. Nothing is created here.
+    Returns the pairs and whether ``-o`` is a folder. Nothing is created here; an output file of a format
+    scopenet cannot write is refused now, before any work.
     """
     inputs = [Path(p) for p in inputs]
     if len(inputs) == 1 and not output.is_dir() and output.suffix:
+        from ..io.registry import find_format, supported_extensions
+
+        if output.suffix.lower() != ".zarr" and find_format(output, for_writing=True) is None:
+            raise WriteError(output, f"no writer for extension '{output.suffix}'; scopenet writes "
+                                     f"{', '.join(supported_extensions(for_writing=True))}")
         return [(inputs[0], output)], False
     if output.exists() and not output.is_dir():
         raise InputError(f"{output}: with several inputs, -o must be a folder")

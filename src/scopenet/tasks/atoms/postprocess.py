@@ -815,6 +815,7 @@ def _render(shape: tuple[int, int], positions: np.ndarray, amplitude: np.ndarray
         out += render_gaussians(shape, positions[sel], amplitude[sel], float(s), truncate=4.0)
     return out
 
+
 def residual_columns(img: np.ndarray, positions: np.ndarray, amplitude: np.ndarray, width: np.ndarray,
                      contrast: float = 0.3, significance: float = 5.0, min_partners: int = 2,
                      reach: float = 1.5) -> np.ndarray:

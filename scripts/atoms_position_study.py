@@ -8,7 +8,7 @@ the error split by category: distance to the border, true sublattice, dopants, f
 strength, column width, and the share of the squared error that is a common bias per image and class::
 
     OMP_NUM_THREADS=1 python scripts/atoms_position_study.py [--seed 31337] [--per-dose 16]
-        [--settings '{"windows": null}'] [--compare '{"lattice_prior": true}']
+        [--settings '{"windows": null}'] [--compare '{"lattice_prior": true}'] [--support 0]
 
 ``--compare`` runs the same images a second time with other settings and prints both RMS and coverages;
 ``--abtem`` compares the settings before issue #21's second round, the shipped ones and the lattice prior on the
@@ -23,7 +23,8 @@ import json
 import numpy as np
 
 
-def collect(est, n: int, seed: int, doses=(15.0, 50.0, 200.0, 1000.0), floor: bool = True) -> dict:
+def collect(est, n: int, seed: int, doses=(15.0, 50.0, 200.0, 1000.0), floor: bool = True,
+            support: float | None = None) -> dict:
     """Per matched atom: dose, image, errors (y, x), fit-floor errors, sigma and the categories."""
     from scopenet.metrics.atoms import match_atoms
     from scopenet.tasks.atoms.bench import TOLERANCE, held_out_images
@@ -36,7 +37,7 @@ def collect(est, n: int, seed: int, doses=(15.0, 50.0, 200.0, 1000.0), floor: bo
             rows.setdefault(k, []).append(np.asarray(v, float).reshape(-1))
 
     for dose in doses:
-        for i, ex in enumerate(held_out_images(n, dose, 256, seed=seed, split="train")):
+        for i, ex in enumerate(held_out_images(n, dose, 256, seed=seed, split="train", support=support)):
             df = est.predict(ex.image)
             rc = df[["y", "x"]].to_numpy()
             m = match_atoms(ex.atoms, rc, TOLERANCE * ex.spacing_px)
@@ -147,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--settings", default="{}", help="AtomsConfig overrides, JSON")
     p.add_argument("--compare", default=None, help="a second set of overrides (JSON), same images")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--support", type=float, default=None, help="the amorphous support's amplitude for every image "
+                   "(default random, 0-0.15; 0: none)")
     p.add_argument("--abtem", action="store_true", help="compare the settings before this round, the shipped ones "
                    "and the lattice prior on the second simulator's images instead")
     p.add_argument("--timing", action="store_true", help="time the 2048 px image with the same three settings instead")
@@ -160,11 +163,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     est = AtomFinder.pretrained("default", **json.loads(a.settings))
     print(f"training crystals, {a.per_dose} images of 256 px per dose, seed {a.seed}, settings {a.settings}")
-    report(collect(est, a.per_dose, a.seed))
+    report(collect(est, a.per_dose, a.seed, support=a.support))
     if a.compare:
         print(f"\nthe same images, settings {a.compare}")
         est2 = AtomFinder.pretrained("default", **{**json.loads(a.settings), **json.loads(a.compare)})
-        report(collect(est2, a.per_dose, a.seed, floor=False), breakdown=False)
+        report(collect(est2, a.per_dose, a.seed, floor=False, support=a.support), breakdown=False)
     return 0
 
 

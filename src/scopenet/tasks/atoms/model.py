@@ -232,7 +232,8 @@ class AtomFinder(Estimator):
         if rc and cfg.refine == "gaussian" and len(res["columns"]["x"]) >= 8:  # columns the heatmap missed
             c = res["columns"]
             extra = pp.residual_columns(a, np.stack([c["y"], c["x"]], 1), c["intensity"], c["width_px"], contrast=rc,
-                                        significance=cfg.residual_significance)
+                                        significance=cfg.residual_significance,
+                                        min_distance=cfg.residual_min_distance)
             added = len(extra) > 0 and len(extra) >= cfg.residual_min_share * len(c["x"])
             if added:
                 ij = np.clip(np.rint(extra).astype(int), 0, np.array(a.shape) - 1)

@@ -63,7 +63,9 @@ class AtomsConfig(BaseModel):
         The second look adds its columns only when they are at least this share of the atoms found (a missed
         sublattice is many columns; a few maxima are noise or support).
     residual_min_distance : float
-        ... and only maxima at least this many nearest-neighbour distances (and two widths) from every atom.
+        ... and only maxima at least this many nearest-neighbour distances from every atom,
+    residual_min_widths : float
+        ... and at least this many fitted column widths (Gaussian sigma).
     refine : {"gaussian", "com", "heatmap", "none"}
         Sub-pixel refinement: 2-D Gaussians fitted to the image jointly, each column's neighbours
         subtracted (:func:`~scopenet.tasks.atoms.postprocess.refine_gaussian`), the image's centre of
@@ -149,6 +151,7 @@ class AtomsConfig(BaseModel):
     residual_significance: float = Field(5.0, gt=0)
     residual_min_share: float = Field(0.0, ge=0, le=1)
     residual_min_distance: float = Field(0.3, ge=0, le=1)
+    residual_min_widths: float = Field(2.0, ge=0)
     refine: Literal["gaussian", "com", "heatmap", "none"] = "gaussian"
     windows: list[float] | None = Field(default_factory=lambda: [2.5, 2.0, 1.25])
     window_thresholds: list[float] = Field(default_factory=lambda: [0.5, 1.2])

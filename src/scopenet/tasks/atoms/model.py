@@ -233,7 +233,8 @@ class AtomFinder(Estimator):
             c = res["columns"]
             extra = pp.residual_columns(a, np.stack([c["y"], c["x"]], 1), c["intensity"], c["width_px"], contrast=rc,
                                         significance=cfg.residual_significance,
-                                        min_distance=cfg.residual_min_distance)
+                                        min_distance=cfg.residual_min_distance,
+                                        min_widths=cfg.residual_min_widths)
             added = len(extra) > 0 and len(extra) >= cfg.residual_min_share * len(c["x"])
             if added:
                 ij = np.clip(np.rint(extra).astype(int), 0, np.array(a.shape) - 1)

@@ -818,7 +818,7 @@ def _render(shape: tuple[int, int], positions: np.ndarray, amplitude: np.ndarray
 
 def residual_columns(img: np.ndarray, positions: np.ndarray, amplitude: np.ndarray, width: np.ndarray,
                      contrast: float = 0.3, significance: float = 5.0, min_partners: int = 2,
-                     reach: float = 1.5, min_distance: float = 0.3) -> np.ndarray:
+                     reach: float = 1.5, min_distance: float = 0.3, min_widths: float = 2.0) -> np.ndarray:
     """Columns the heatmap missed, found in what the fitted atoms leave of the image: ``(k, 2)`` ``(row, col)`` px.
 
     A faint column a lattice vector's fraction from a bright one (P beside In in InP [110] at a few px) can sit on
@@ -827,8 +827,8 @@ def residual_columns(img: np.ndarray, positions: np.ndarray, amplitude: np.ndarr
     remainder is filtered with a Gaussian of the atoms' median width (a matched filter: a column of peak ``A``
     gives ``A / 2``). A maximum of it is a column when its peak (twice the filtered value) is at least
     ``contrast`` x the atoms' median peak (the benches' visibility rule is 0.2 of the brightest columns), at least
-    ``significance`` x the filtered remainder's noise (its median absolute deviation), at least two widths and
-    ``min_distance`` nearest-neighbour distances from every atom, and where the atoms' lattice repeats it
+    ``significance`` x the filtered remainder's noise (its median absolute deviation), at least ``min_widths``
+    column widths and ``min_distance`` nearest-neighbour distances from every atom, and where the atoms' lattice repeats it
     (:func:`lattice_supported`: ``min_partners`` of the four directions, within ``reach`` spacings of an atom), as a
     sublattice does and a support's bumps do not.
     """
@@ -857,7 +857,7 @@ def residual_columns(img: np.ndarray, positions: np.ndarray, amplitude: np.ndarr
     if len(cand) == 0:
         return np.zeros((0, 2))
     d, _ = cKDTree(p).query(cand, 1)
-    cand = cand[d >= max(2 * w0, min_distance * nn)]
+    cand = cand[d >= max(min_widths * w0, min_distance * nn)]
     if len(cand) == 0:
         return np.zeros((0, 2))
     allp = np.concatenate([p, cand])

@@ -12,11 +12,9 @@ rule of best pooled F1 (ties: the earlier, simpler rule)::
 import argparse
 import itertools
 
-import numpy as np
 
-from scopenet.simulate.em.atoms import atom_image
 from scopenet.tasks.atoms import AtomFinder
-from scopenet.tasks.atoms.bench import CALIB_SEED, DOSES, score
+from scopenet.tasks.atoms.bench import settings_f1, training_sets
 
 RULES = [(None, 2, None)] + [(ft, pa, re) for ft, pa, re in
                              itertools.product((0.03, 0.05, 0.1, 0.15, 0.2), (2, 3), (None, 1.5, 1.0))]
@@ -28,14 +26,7 @@ def main(argv=None) -> int:
     ap.add_argument("--per-dose", type=int, default=12)
     a = ap.parse_args(argv)
     est = AtomFinder.pretrained(a.model)
-    sets = []
-    for dose in DOSES:
-        for detector in (False, True):
-            rng = np.random.default_rng([CALIB_SEED, int(dose), int(detector)])
-            for _ in range(a.per_dose):
-                ex = atom_image(rng, 256, split="train", dose=dose, detector=detector)
-                heat = est.heatmap(ex.image)
-                sets.append((dose, detector, ex, heat))
+    sets = training_sets(est, a.per_dose)
     cfg0 = est.config.model_copy()
     print(f"model {est.name}: threshold {cfg0.threshold}, shipped rule ({cfg0.faint_threshold}, "
           f"{cfg0.faint_partners}, {cfg0.faint_reach}); {len(sets)} training-crystal images", flush=True)
@@ -44,14 +35,7 @@ def main(argv=None) -> int:
         if ft is not None and ft >= cfg0.threshold:
             continue
         est.config.faint_threshold, est.config.faint_partners, est.config.faint_reach = ft, pa, re
-        acc: dict = {}
-        for dose, detector, ex, heat in sets:
-            df = est.locate(ex.image, heat=heat)
-            r = score(df[["y", "x"]].to_numpy(), ex)
-            for key in (f"{dose:g}", "detector" if detector else "plain", "all"):
-                v = acc.setdefault(key, [0, 0, 0])
-                v[0], v[1], v[2] = v[0] + r["tp"], v[1] + r["n_pred"], v[2] + r["n_true"]
-        f1 = {k: 2 * v[0] / (v[1] + v[2]) for k, v in acc.items()}
+        f1 = settings_f1(est, sets, by_detector=True)
         print(f"faint_threshold {ft}, partners {pa}, reach {re}: "
               + ", ".join(f"{k} {v:.4f}" for k, v in f1.items()), flush=True)
         if best is None or f1["all"] > best[0] + 1e-9:

@@ -15,11 +15,9 @@ import argparse
 import itertools
 import json
 
-import numpy as np
 
-from scopenet.simulate.em.atoms import atom_image
 from scopenet.tasks.atoms import AtomFinder
-from scopenet.tasks.atoms.bench import CALIB_SEED, DOSES, score
+from scopenet.tasks.atoms.bench import settings_f1, training_sets
 
 
 def main(argv=None) -> int:
@@ -30,13 +28,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     grid = json.loads(a.grid)
     est = AtomFinder.pretrained(a.model)
-    sets = []
-    for dose in DOSES:
-        for detector in (False, True):
-            rng = np.random.default_rng([CALIB_SEED, int(dose), int(detector)])
-            for _ in range(a.per_dose):
-                ex = atom_image(rng, 256, split="train", dose=dose, detector=detector)
-                sets.append((dose, ex, est.heatmap(ex.image)))
+    sets = training_sets(est, a.per_dose)
     shipped = {k: getattr(est.config, k) for k in grid}
     combos = [dict(zip(grid, v)) for v in itertools.product(*grid.values())]
     combos = [shipped] + [c for c in combos if c != shipped]
@@ -45,13 +37,7 @@ def main(argv=None) -> int:
     for setting in combos:
         for k, v in setting.items():
             setattr(est.config, k, v)
-        acc: dict = {}
-        for dose, ex, heat in sets:
-            r = score(est.locate(ex.image, heat=heat)[["y", "x"]].to_numpy(), ex)
-            for key in (f"{dose:g}", "all"):
-                v = acc.setdefault(key, [0, 0, 0])
-                v[0], v[1], v[2] = v[0] + r["tp"], v[1] + r["n_pred"], v[2] + r["n_true"]
-        f1 = {k: 2 * v[0] / (v[1] + v[2]) for k, v in acc.items()}
+        f1 = settings_f1(est, sets)
         print(f"{setting}: " + ", ".join(f"{k} {v:.4f}" for k, v in f1.items()), flush=True)
         if best is None or f1["all"] > best[0] + 1e-9:
             best = (f1["all"], setting)

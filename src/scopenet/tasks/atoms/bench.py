@@ -193,6 +193,34 @@ def fit_floor(ex, which: np.ndarray | None = None) -> tuple[float, int]:
     return float(np.sum(err ** 2)), int(len(which))
 
 
+def training_sets(model, per_dose: int, size: int = 256, seed: int = CALIB_SEED) -> list:
+    """Images of the *training* crystals to choose settings on: ``per_dose`` per bench dose, once without and once
+    with the detector model, each with the model's heatmap (computed once): ``[(dose, detector, AtomImage, heat)]``."""
+    from ...simulate.em.atoms import atom_image
+
+    out = []
+    for dose in DOSES:
+        for detector in (False, True):
+            rng = np.random.default_rng([seed, int(dose), int(detector)])
+            for _ in range(per_dose):
+                ex = atom_image(rng, size, split="train", dose=dose, detector=detector)
+                out.append((dose, detector, ex, model.heatmap(ex.image)))
+    return out
+
+
+def settings_f1(model, sets: list, by_detector: bool = False) -> dict:
+    """Pooled F1 of ``model``'s current settings on :func:`training_sets` (scored as :func:`score` scores), per dose
+    (``"15"``...), with ``by_detector`` per ``"plain"`` / ``"detector"``, and over all (``"all"``)."""
+    acc: dict = {}
+    for dose, detector, ex, heat in sets:
+        r = score(model.locate(ex.image, heat=heat)[["y", "x"]].to_numpy(), ex)
+        keys = [f"{dose:g}"] + (["detector" if detector else "plain"] if by_detector else []) + ["all"]
+        for key in keys:
+            v = acc.setdefault(key, [0, 0, 0])
+            v[0], v[1], v[2] = v[0] + r["tp"], v[1] + r["n_pred"], v[2] + r["n_true"]
+    return {k: 2 * v[0] / (v[1] + v[2]) for k, v in acc.items()}
+
+
 def calibrate(stem, n: int = 24, size: int = 192, seed: int = CALIB_SEED, save: bool = True,
               choose_threshold: bool = True) -> dict:
     """Choose ``threshold`` (best F1; kept with ``choose_threshold=False``), ``sigma_scale``,

@@ -100,7 +100,7 @@ def abtem_compare(variants: dict, per_dose: int = 8, size: int = 256) -> None:
     """RMS, 1-sigma coverage and F1 of the model under several settings on the same images of the second
     simulator (``scopenet bench atoms-abtem``'s images and seed; detections on faint real columns left out)."""
     from scopenet.tasks.atoms.bench import DOSES, score
-    from scopenet.tasks.atoms.bench_abtem import _drop_faint, abtem_images
+    from scopenet.tasks.atoms.bench_abtem import abtem_images
     from scopenet.tasks.atoms.model import AtomFinder
 
     models = {name: AtomFinder.pretrained("default", **kw) for name, kw in variants.items()}
@@ -112,8 +112,7 @@ def abtem_compare(variants: dict, per_dose: int = 8, size: int = 256) -> None:
             sq = inside = axes = 0.0
             for ex in images:
                 df = est.predict(ex.image)
-                rc, sig, _ = _drop_faint(df[["y", "x"]].to_numpy().reshape(-1, 2), ex, df["sigma_px"].to_numpy())
-                r = score(rc, ex, sig)
+                r = score(df[["y", "x"]].to_numpy().reshape(-1, 2), ex, df["sigma_px"].to_numpy())
                 tp, n_true, n_pred, sq = tp + r["tp"], n_true + r["n_true"], n_pred + r["n_pred"], sq + r["sq_err"]
                 inside, axes = inside + r.get("inside", 0.0), axes + r.get("axes", 0.0)
             p, rec = tp / max(n_pred, 1), tp / max(n_true, 1)

@@ -113,6 +113,26 @@ def test_structured_background_is_measured_between_the_columns():
     assert pp.structured_sd(cols, pos[:2], amp[:2], np.full(2, sigma)) == 0.0
 
 
+def test_structured_background_leaves_out_what_repeats_with_the_lattice():
+    # a probe's ring that the Gaussian misses repeats at every column and moves none of them; a support does not
+    rng = np.random.default_rng(5)
+    g = np.arange(-36, 292, 12.0)
+    yy, xx = np.meshgrid(g, g, indexing="ij")
+    every = np.stack([yy.ravel(), xx.ravel()], 1) + rng.uniform(-0.5, 0.5, (len(g) ** 2, 2))
+    pos = every[((every >= 0) & (every <= 255)).all(1)]  # the columns found; those outside still shine in
+    sigma, amp, width = 2.4, np.ones(len(pos)), np.full(len(pos), 2.4)
+    ones = np.ones(len(every))
+    cols = render_gaussians((256, 256), every, ones, sigma)
+    ring = render_gaussians((256, 256), every, 0.2 * ones, 2 * sigma) - render_gaussians((256, 256), every, 0.2 * ones, sigma)
+    support = 0.08 * gaussian_random_field((256, 256), rng, sigma)
+    plain = pp.structured_sd(cols, pos, amp, width)  # what the border's cut columns leave
+    assert pp.structured_sd(cols + ring, pos, amp, width, locked=False) > plain + 0.005  # counted before
+    assert abs(pp.structured_sd(cols + ring, pos, amp, width) - plain) < 0.001
+    with_support = pp.structured_sd(cols + support, pos, amp, width)
+    assert 0.05 < with_support < 0.1  # the support's 0.08
+    assert abs(pp.structured_sd(cols + ring + support, pos, amp, width) - with_support) < 0.002
+
+
 def test_weights_setting_is_checked():
     from scopenet.errors import InputError
 

@@ -77,6 +77,11 @@ class AtomsConfig(BaseModel):
         to the noise's after the first pass (:func:`~scopenet.tasks.atoms.postprocess.refine_gaussian`;
         chosen on the training crystals: 2.5 widths below 0.5, 2 up to 1.2, 1.25 above). ``windows=None``:
         the older rule, 1.25 widths when the first pass's median Cramér-Rao bound is below 0.065 px.
+    structured_locked : bool
+        The structured background (the window rule's ratio and the uncertainty's background term) leaves out
+        what repeats at every column of a class (:func:`~scopenet.tasks.atoms.postprocess.structured_sd`): a
+        probe's tails and rings, faint columns at fixed places in the cell. False: everything left between
+        the columns counts (version 4 and before).
     refine_radius : float or None
         Radius of the first, one-column-at-a-time fits (which give the shared column width) and of the
         centre-of-mass window, px (None: 0.45 x the median nearest-neighbour distance,
@@ -154,6 +159,7 @@ class AtomsConfig(BaseModel):
     residual_min_widths: float = Field(2.0, ge=0)
     refine: Literal["gaussian", "com", "heatmap", "none"] = "gaussian"
     windows: list[float] | None = Field(default_factory=lambda: [2.5, 2.0, 1.25])
+    structured_locked: bool = True
     window_thresholds: list[float] = Field(default_factory=lambda: [0.5, 1.2])
     refine_radius: float | None = Field(None, gt=0)
     sigma_scale: float = Field(1.0, gt=0)

@@ -510,7 +510,7 @@ def refine_gaussian(img: np.ndarray, peaks: np.ndarray, radius: float, sigma0: f
                     window: float = 2.0, weights: str = "auto", com_start: bool = True,
                     max_move: float = 1.0, small_window: float | None = 1.25, switch_px: float = 0.065,
                     windows: tuple[float, ...] | None = (2.5, 2.0, 1.25),
-                    window_thresholds: tuple[float, ...] = (0.5, 1.2)) -> dict:
+                    window_thresholds: tuple[float, ...] = (0.5, 1.2), locked: bool = True) -> dict:
     """Fit 2-D Gaussians to the image at every peak (vectorised least squares; Poisson-weighted for counts).
 
     A first pass fits each column alone (amplitude, position, width and a constant background in the
@@ -564,6 +564,8 @@ def refine_gaussian(img: np.ndarray, peaks: np.ndarray, radius: float, sigma0: f
         grow with it, so wide columns on a support want a tight window and narrow noisy ones a wide one
         (the ratio is in ``background_noise_ratio``). ``windows=None``: the older rule of ``small_window``
         and ``switch_px``, on the noise alone.
+    locked : bool
+        :func:`structured_sd` leaves out what repeats at every column (its ``locked``).
     weights : {"auto", "poisson", "uniform"}
     com_start : bool
         Start from the centre of mass in ``radius`` (False: the given ``peaks``, already sub-pixel).
@@ -691,7 +693,7 @@ def refine_gaussian(img: np.ndarray, peaks: np.ndarray, radius: float, sigma0: f
                     sel = good & (amp > 0)
                     ratio = float("nan")
                     if sel.sum() >= 3 and len(sv):
-                        s_bg = structured_sd(img, cur[sel], amp[sel], sig[sel])
+                        s_bg = structured_sd(img, cur[sel], amp[sel], sig[sel], locked=locked)
                         bg_px = STRUCTURED_GAIN * s_bg * float(np.median(sig[sel] / amp[sel]))
                         ratio = bg_px / max(out["first_pass_sigma_px"], 1e-12)
                     out["background_noise_ratio"] = ratio
@@ -718,7 +720,7 @@ SMALL_MIN_PX = 2.0
 
 
 def structured_sd(img: np.ndarray, positions: np.ndarray, amplitude: np.ndarray, width: np.ndarray,
-                  max_side: int = 1024) -> float:
+                  max_side: int = 1024, locked: bool = True) -> float:
     """Standard deviation of the image's *structured* background at the scale of the columns (an amorphous
     support, contamination, unresolved light columns), in image units.
 
@@ -726,6 +728,11 @@ def structured_sd(img: np.ndarray, positions: np.ndarray, amplitude: np.ndarray,
     what is left, white noise of variance ``v`` and a smooth field of variance ``s^2`` with the columns'
     width ``w``, the variance is ``v + s^2``, and after smoothing by the column's Gaussian
     ``v / (4 pi w^2) + s^2 / 2``; the two give ``s``. At most a ``max_side`` px central crop is used.
+
+    With ``locked`` (default) what repeats at every column of an intensity class is taken out first (per
+    class, the median of what is left around the columns, within 0.75 nearest-neighbour distances): a residual that repeats with the lattice (a probe's tails and rings that the Gaussian misses, faint
+    columns at fixed places in the cell) is symmetric about the columns or the same for every column, and
+    moves none of them differently, while an amorphous support is different under every column.
 
     Returns
     -------
@@ -745,12 +752,44 @@ def structured_sd(img: np.ndarray, positions: np.ndarray, amplitude: np.ndarray,
     res = crop - _render(crop.shape, pos[sel] - [y0, x0], np.asarray(amplitude)[sel], np.full(sel.sum(), w))
     res = res - ndi.gaussian_filter(res, 4 * w, mode="nearest")
     m = max(1, int(np.ceil(4 * w)))
+    if locked:
+        res = res - _locked_part(res, np.rint(pos[sel] - [y0, x0]).astype(int), np.asarray(amplitude, float)[sel],
+                                 float(np.median(nearest_neighbour_distances(pos))), 2 * m)
     core = (slice(m, -m), slice(m, -m)) if min(res.shape) > 4 * m else (slice(None), slice(None))
     v_all = float(np.var(res[core]))
     v_smooth = float(np.var(ndi.gaussian_filter(res, w, mode="nearest")[core]))
     f = 1.0 / (4 * np.pi * w * w)
     s2 = (v_smooth - f * v_all) / max(0.5 - f, 0.05)
     return float(np.sqrt(max(s2, 0.0)))
+
+
+def _locked_part(res: np.ndarray, q: np.ndarray, amplitude: np.ndarray, nn: float, margin: int) -> np.ndarray:
+    """The part of ``res`` that repeats at every column of an intensity class: per class, the median of ``res``
+    around the columns at least ``margin`` px inside (offsets within 0.75 nearest-neighbour distances of the
+    integer pixel ``q``), put back at every column and averaged where two overlap (zero where none reaches)."""
+    h, w = res.shape
+    out, count = np.zeros_like(res), np.zeros_like(res)
+    if not np.isfinite(nn) or nn <= 0 or len(q) < 3:
+        return out
+    r = max(1.0, 0.75 * nn)
+    d = np.arange(-int(r), int(r) + 1)
+    dy, dx = np.meshgrid(d, d, indexing="ij")
+    disk = dy ** 2 + dx ** 2 <= r * r
+    dy, dx = dy[disk], dx[disk]
+    iy, ix = q[:, 0:1] + dy, q[:, 1:2] + dx
+    e = max(margin, int(r) + 1)
+    inner = (q >= e).all(1) & (q[:, 0] < h - e) & (q[:, 1] < w - e)
+    fits = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+    cls = intensity_classes(amplitude)
+    for c in np.unique(cls):
+        template = cls == c
+        if (template & inner).sum() < 3:
+            continue
+        t = np.median(res[iy[template & inner], ix[template & inner]], 0)
+        np.add.at(out, (iy[template][fits[template]], ix[template][fits[template]]),
+                  np.broadcast_to(t, iy[template].shape)[fits[template]])
+        np.add.at(count, (iy[template][fits[template]], ix[template][fits[template]]), 1.0)
+    return np.where(count > 0, out / np.maximum(count, 1.0), 0.0)
 
 
 def _model_patch(th: np.ndarray, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
@@ -1163,15 +1202,16 @@ def atom_table(img: np.ndarray, heat: np.ndarray, peaks: np.ndarray, confidence:
     fit_window = ratio = float("nan")
     if cfg.refine == "gaussian":
         wins = getattr(cfg, "windows", (2.5, 2.0, 1.25))
+        locked = bool(getattr(cfg, "structured_locked", True))
         fit = refine_gaussian(img, start, radius, com_start=False,  # the heatmap's centroids: steadier at low dose
-                              windows=None if wins is None else tuple(wins),
+                              windows=None if wins is None else tuple(wins), locked=locked,
                               window_thresholds=tuple(getattr(cfg, "window_thresholds", (0.5, 1.2))))
         bm = fit.pop("background_model")
         fit_window = fit.pop("window", float("nan"))
         fit.pop("first_pass_sigma_px", None)
         ratio = fit.pop("background_noise_ratio", float("nan"))
         if bm is not None:
-            s_bg = structured_sd(img, *bm)
+            s_bg = structured_sd(img, *bm, locked=locked)
     else:  # fast modes: no fit, so no uncertainty (NaN); the intensity is the image at the peak
         n0 = len(start)
         ij = np.clip(np.rint(start).astype(int), 0, np.array(img.shape) - 1) if n0 else np.zeros((0, 2), int)

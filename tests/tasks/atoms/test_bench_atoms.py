@@ -25,3 +25,23 @@ def test_evaluate_splits_error_and_coverage_by_support():
     rms = np.array([m["rms_px_weak"], m["rms_px_strong"]])
     assert m["rms_px"] == pytest.approx(float(np.sqrt(n @ rms ** 2 / n.sum())))
     assert m["rms_px_strong"] > m["rms_px_weak"]  # the same columns, moved by the support's bumps
+
+
+def test_noise_bound_is_the_cramer_rao_bound_of_a_gaussian_column():
+    from types import SimpleNamespace
+
+    from scopenet.simulate.em.lattice import render_gaussians
+    from scopenet.tasks.atoms.bench import noise_bound
+
+    g = np.arange(14.0, 80.0, 16.0)
+    atoms = np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2) + [0.3, -0.2]  # 2 px wide, 16 apart: alone
+    peaks = np.where(np.arange(len(atoms)) % 2, 100.0, 400.0)
+    clean = render_gaussians((88, 88), atoms, peaks, 2.0, truncate=6.0)
+    ex = SimpleNamespace(atoms=atoms, clean=clean, sigma_px=2.0)
+    sq, n = noise_bound(ex)
+    assert n == len(atoms)
+    # per axis 1 / (2 pi A) for a Gaussian of peak A on no background; 2-D twice that
+    assert sq == pytest.approx(float(np.sum(2 / (2 * np.pi * peaks))), rel=0.03)
+    ex.clean = clean + 50.0  # a background's shot noise raises it
+    assert noise_bound(ex)[0] > 1.5 * sq
+    assert noise_bound(ex, np.array([1]))[1] == 1

@@ -133,6 +133,31 @@ def test_structured_background_leaves_out_what_repeats_with_the_lattice():
     assert abs(pp.structured_sd(cols + ring + support, pos, amp, width) - with_support) < 0.002
 
 
+def test_locked_part_keeps_two_species_apart_when_their_intensities_are_close():
+    # two sublattices, 0.8 and 1.0 bright, each with its own misfit ring; at this noise intensity_classes sees
+    # one species, and one median template for both leaves their difference behind; three k-means classes are
+    # mostly one species each
+    g = np.arange(16, 240, 16.0)
+    yy, xx = np.meshgrid(g, g, indexing="ij")
+    pos = np.stack([yy.ravel(), xx.ravel()], 1)
+    bright = (np.arange(len(pos)) + (np.arange(len(pos)) // len(g))) % 2 == 0  # a checkerboard
+
+    def ring(a):
+        return render_gaussians((256, 256), pos[a], np.ones(a.sum()), 4.0) - \
+            render_gaussians((256, 256), pos[a], np.ones(a.sum()), 2.0)
+
+    res = 0.1 * ring(bright) - 0.1 * ring(~bright)
+    q = np.rint(pos).astype(int)
+    core = (slice(20, -20), slice(20, -20))
+    one, three = [], []
+    for seed in range(6):
+        amp = np.where(bright, 1.0, 0.8) + 0.1 * np.random.default_rng(seed).standard_normal(len(pos))
+        assert len(np.unique(pp.intensity_classes(amp))) == 1
+        one.append(np.std((res - pp._locked_part(res, q, amp, 16.0, 10, classes=None))[core]))
+        three.append(np.std((res - pp._locked_part(res, q, amp, 16.0, 10))[core]))
+    assert np.mean(three) < 0.9 * np.mean(one)
+
+
 def test_weights_setting_is_checked():
     from scopenet.errors import InputError
 

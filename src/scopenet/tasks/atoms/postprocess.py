@@ -458,10 +458,10 @@ THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaf
 WIDTH_SAMPLE = 1024
 
 
-def _fit(p, yy, xx, wf, t0, iterations, free, poisson, covariance=True):
+def _fit(p, yy, xx, wf, t0, iterations, free, poisson, covariance=True, with_rss=False):
     """Fit in chunks (on up to :data:`THREADS` threads: NumPy releases the GIL); returns the parameters,
     the row and column variances of the position (inf without ``covariance``) and the number of pixels of
-    each fit."""
+    each fit (and, ``with_rss``, the weighted residual sum of squares)."""
     k = len(p)
     th, vy, vx, rss = np.empty((k, 7)), np.empty(k), np.empty(k), np.empty(k)
     eye = np.eye(7)[None]
@@ -493,6 +493,8 @@ def _fit(p, yy, xx, wf, t0, iterations, free, poisson, covariance=True):
     # Poisson weights: the inverse Fisher matrix is the Cramer-Rao bound itself (structured misfit is
     # accounted for separately, :func:`structured_sd`); uniform weights: scaled by the residual variance
     scale = np.ones(k) if poisson else np.maximum(rss / dof, 1e-300)
+    if with_rss:
+        return th, vy * scale, vx * scale, n, rss
     return th, vy * scale, vx * scale, n
 
 
@@ -620,7 +622,17 @@ def refine_gaussian(img: np.ndarray, peaks: np.ndarray, radius: float, sigma0: f
         sample = np.unique(np.linspace(0, k - 1, WIDTH_SAMPLE).astype(int))
     p = np.where(disk[sample], patch[sample], 0.0)
     wf = disk[sample].astype(np.float64)
-    th_s, vy_s, vx_s, n_s = _fit(p, yy, xx, wf, t0[sample], iterations, free, False)
+    th_s, vy_s, vx_s, n_s, rss_s = _fit(p, yy, xx, wf, t0[sample], iterations, free, False, with_rss=True)
+    if s0 / 3 >= 0.6 and PASS0_SECOND_START and len(sample) >= 2:
+        # sparse columns: radius / 2 is far wider than a column, and a few steps from it can end far from its
+        # width; a second start at a third of it, kept for the whole image when its median misfit is lower (per
+        # column, a bright column's fit could jump to its faint partner and back between the two)
+        t1 = t0[sample].copy()
+        t1[:, 3] = np.log(s0 / 3)
+        alt = _fit(p, yy, xx, wf, t1, iterations, free, False, with_rss=True)
+        fine = np.isfinite(alt[4]) & np.isfinite(rss_s)
+        if fine.sum() >= 2 and np.median(alt[4][fine]) < np.median(rss_s[fine]) * (1 - 1e-6):
+            th_s, vy_s, vx_s, n_s, rss_s = alt
 
     def check(th, vy, vx, n, oy, ox, fixed_width):
         moved = np.hypot(th[:, 1] - oy, th[:, 2] - ox)
@@ -717,6 +729,9 @@ def refine_gaussian(img: np.ndarray, peaks: np.ndarray, radius: float, sigma0: f
 #: atoms``; about 1.2, see :func:`structured_sd`)
 STRUCTURED_GAIN = 1.2
 SMALL_MIN_PX = 2.0
+#: the first, one-column-at-a-time pass also starts from a third of its default width, kept for the whole image
+#: when its median misfit is lower
+PASS0_SECOND_START = True
 
 
 def structured_sd(img: np.ndarray, positions: np.ndarray, amplitude: np.ndarray, width: np.ndarray,
@@ -763,10 +778,14 @@ def structured_sd(img: np.ndarray, positions: np.ndarray, amplitude: np.ndarray,
     return float(np.sqrt(max(s2, 0.0)))
 
 
-def _locked_part(res: np.ndarray, q: np.ndarray, amplitude: np.ndarray, nn: float, margin: int) -> np.ndarray:
+def _locked_part(res: np.ndarray, q: np.ndarray, amplitude: np.ndarray, nn: float, margin: int,
+                 classes: int | None = 3) -> np.ndarray:
     """The part of ``res`` that repeats at every column of an intensity class: per class, the median of ``res``
     around the columns at least ``margin`` px inside (offsets within 0.75 nearest-neighbour distances of the
-    integer pixel ``q``), put back at every column and averaged where two overlap (zero where none reaches)."""
+    integer pixel ``q``), put back at every column and averaged where two overlap (zero where none reaches).
+    The classes: ``classes`` by k-means on ``amplitude`` from 30 columns (splitting a species costs a template
+    a third of its columns, while merging two, which :func:`intensity_classes`' own choice can do as the noise
+    falls, leaves their difference in the residual); None, or fewer columns: :func:`intensity_classes`."""
     h, w = res.shape
     out, count = np.zeros_like(res), np.zeros_like(res)
     if not np.isfinite(nn) or nn <= 0 or len(q) < 3:
@@ -780,7 +799,7 @@ def _locked_part(res: np.ndarray, q: np.ndarray, amplitude: np.ndarray, nn: floa
     e = max(margin, int(r) + 1)
     inner = (q >= e).all(1) & (q[:, 0] < h - e) & (q[:, 1] < w - e)
     fits = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
-    cls = intensity_classes(amplitude)
+    cls = intensity_classes(amplitude, n_classes=classes) if classes and len(q) >= 30 else intensity_classes(amplitude)
     for c in np.unique(cls):
         template = cls == c
         if (template & inner).sum() < 3:

@@ -516,7 +516,9 @@ def refine_gaussian(img: np.ndarray, peaks: np.ndarray, radius: float, sigma0: f
     """Fit 2-D Gaussians to the image at every peak (vectorised least squares; Poisson-weighted for counts).
 
     A first pass fits each column alone (amplitude, position, width and a constant background in the
-    disk of ``radius`` px around its centre of mass, as atomap does). With ``passes`` > 0, every column
+    disk of ``radius`` px around its centre of mass, as atomap does), from a width of ``sigma0`` and, when
+    :data:`PASS0_SECOND_START`, also from a third of it (the start of lower median misfit kept: sparse
+    columns are far narrower than the disk). With ``passes`` > 0, every column
     then shares the median fitted width (``shared_width``), and ``passes`` joint passes follow: the fitted
     Gaussians of all *other* columns are rendered and subtracted, and each column's amplitude, position
     and local background are refitted in a disk of ``window`` fitted widths (at least 1.5 px). Each pass is
@@ -745,9 +747,11 @@ def structured_sd(img: np.ndarray, positions: np.ndarray, amplitude: np.ndarray,
     ``v / (4 pi w^2) + s^2 / 2``; the two give ``s``. At most a ``max_side`` px central crop is used.
 
     With ``locked`` (default) what repeats at every column of an intensity class is taken out first (per
-    class, the median of what is left around the columns, within 0.75 nearest-neighbour distances): a residual that repeats with the lattice (a probe's tails and rings that the Gaussian misses, faint
-    columns at fixed places in the cell) is symmetric about the columns or the same for every column, and
-    moves none of them differently, while an amorphous support is different under every column.
+    class, the median of what is left around the columns, within 0.75 nearest-neighbour distances,
+    :func:`_locked_part`): a residual that repeats with the lattice (a probe's tails and rings that the
+    Gaussian misses, faint columns at fixed places in the cell) is symmetric about the columns or the same
+    for every column, and moves none of them differently, while an amorphous support is different under
+    every column.
 
     Returns
     -------

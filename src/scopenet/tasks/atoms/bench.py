@@ -154,14 +154,13 @@ def evaluate(model, images, methods: dict | None = None) -> dict:
             c = cover.setdefault("weak" if weak else "strong", [0.0, 0.0])
             c[0] += r.get("inside", 0.0)
             c[1] += r.get("axes", 0.0)
-            sq, n = fit_floor(ex, r["matched_true"])
+            clean = clean_fit(ex)
+            sq, n = fit_floor(ex, r["matched_true"], clean)
             part("floor", sq, n)
-            amp = df["intensity"].to_numpy()[r["matched_pred"]] if len(df) else np.zeros(0)
-            if len(amp):  # a true column has at least 0.2 of the brightest's contrast (as in noise_bound)
-                amp = np.maximum(np.nan_to_num(amp), 0.2 * float(np.percentile(np.nan_to_num(amp), 90)))
+            amp = visible_amplitudes(df["intensity"].to_numpy()[r["matched_pred"]] if len(df) else np.zeros(0))
             part("bound", float(np.sum(1.0 / (np.pi * np.maximum(amp, 1e-9)))), len(amp))
             part("floor_weak" if weak else "floor_strong", sq, n)
-            part("noise_bound", *noise_bound(ex, r["matched_true"]))
+            part("noise_bound", *noise_bound(ex, r["matched_true"], clean))
         for name, fn in methods.items():
             rc, dt = timed(fn, ex.image, spacing_px=ex.spacing_px)
             add(name, score(rc, ex), dt)
@@ -182,17 +181,33 @@ def poisson_bound_note() -> str:
             "background (a lower bound; the images' background raises it)")
 
 
-def fit_floor(ex, which: np.ndarray | None = None) -> tuple[float, int]:
-    """The position error the noise does not cause: the Gaussian refinement run on the *noise-free* image,
-    started at the true positions (what is left is the amorphous support, line jitter and unresolved faint
-    columns). Returns the summed squared error (px^2) over the true atoms ``which`` (default all) and
-    their number."""
+def clean_fit(ex) -> dict | None:
+    """The Gaussian refinement run on the *noise-free* image of ``ex``, started at the true positions (what
+    :func:`fit_floor` and :func:`noise_bound` both read); None with fewer than two atoms."""
     from .postprocess import default_radius, refine_gaussian
 
+    if len(ex.atoms) < 2:
+        return None
+    return refine_gaussian(ex.clean, ex.atoms, default_radius(ex.atoms), com_start=False)
+
+
+def visible_amplitudes(amp: np.ndarray) -> np.ndarray:
+    """``amp`` raised to at least 0.2 of its 90th percentile: a true column has at least 0.2 of the brightest
+    columns' contrast (the truth's visibility rule), so a fit that gives one next to nothing (one column of a
+    dumbbell) does not make a bound on it huge."""
+    amp = np.nan_to_num(np.asarray(amp, float))
+    return np.maximum(amp, 0.2 * float(np.percentile(amp, 90))) if len(amp) else amp
+
+
+def fit_floor(ex, which: np.ndarray | None = None, fit: dict | None = None) -> tuple[float, int]:
+    """The position error the noise does not cause: the Gaussian refinement run on the *noise-free* image,
+    started at the true positions (what is left is the amorphous support, line jitter and unresolved faint
+    columns; :func:`clean_fit`, or ``fit`` when given). Returns the summed squared error (px^2) over the true
+    atoms ``which`` (default all) and their number."""
     which = np.arange(len(ex.atoms)) if which is None else np.asarray(which, int)
     if len(ex.atoms) < 2 or len(which) == 0:
         return 0.0, 0
-    fit = refine_gaussian(ex.clean, ex.atoms, default_radius(ex.atoms), com_start=False)
+    fit = clean_fit(ex) if fit is None else fit
     err = (fit["positions"] - ex.atoms)[which]
     return float(np.sum(err ** 2)), int(len(which))
 
@@ -202,31 +217,25 @@ NOISE_BOUND_NOTE = ("noise bound: the 2-D Cramer-Rao RMS of each matched column'
                     "bound for any estimator that uses no lattice prior")
 
 
-def noise_bound(ex, which: np.ndarray | None = None) -> tuple[float, int]:
+def noise_bound(ex, which: np.ndarray | None = None, fit: dict | None = None) -> tuple[float, int]:
     """The position error the shot noise alone forces on any unbiased estimator: per true atom the 2-D
     Cramer-Rao bound of its position for Poisson noise about the noise-free image ``ex.clean`` (the image's
     own background, support and neighbours included), the column's shape known (the Gaussian fitted to the
-    noise-free image) and only its position unknown, so a lower bound. Returns the summed squared bound
-    (px^2) over the true atoms ``which`` (default all) and their number."""
+    noise-free image, :func:`clean_fit` or ``fit``) and only its position unknown, so a lower bound. Returns the
+    summed squared bound (px^2) over the true atoms ``which`` (default all) and their number."""
     which = np.arange(len(ex.atoms)) if which is None else np.asarray(which, int)
     if len(ex.atoms) < 2 or len(which) == 0:
         return 0.0, 0
-    return float(np.sum(noise_bounds(ex)[which])), int(len(which))
+    return float(np.sum(noise_bounds(ex, fit)[which])), int(len(which))
 
 
-def noise_bounds(ex) -> np.ndarray:
+def noise_bounds(ex, fit: dict | None = None) -> np.ndarray:
     """Per true atom of ``ex`` the squared 2-D bound of :func:`noise_bound`, px^2."""
-    from .postprocess import default_radius, refine_gaussian
-
-    fit = refine_gaussian(ex.clean, ex.atoms, default_radius(ex.atoms), com_start=False)
+    fit = clean_fit(ex) if fit is None else fit
     mu = np.maximum(np.asarray(ex.clean, np.float64), 1e-6)
     h, w = mu.shape
     out = np.zeros(len(ex.atoms))
-    amp = np.where(np.isfinite(fit["amplitude"]), fit["amplitude"], 0.0)
-    # a true column has at least 0.2 of the brightest columns' contrast (the truth's visibility rule); a fit on
-    # the noise-free image that gives one of a dumbbell's columns next to nothing would make the bound huge
-    low = 0.2 * float(np.percentile(amp, 90)) if len(amp) else 0.0
-    for j, ((y0, x0), a, s) in enumerate(zip(ex.atoms, np.maximum(amp, low), fit["width"])):
+    for j, ((y0, x0), a, s) in enumerate(zip(ex.atoms, visible_amplitudes(fit["amplitude"]), fit["width"])):
         if not (a > 0 and s > 0):
             a, s = float(np.max(ex.clean)), float(ex.sigma_px)
         r = int(np.ceil(4 * s)) + 1

@@ -458,10 +458,10 @@ THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaf
 WIDTH_SAMPLE = 1024
 
 
-def _fit(p, yy, xx, wf, t0, iterations, free, poisson, covariance=True, with_rss=False):
+def _fit(p, yy, xx, wf, t0, iterations, free, poisson, covariance=True):
     """Fit in chunks (on up to :data:`THREADS` threads: NumPy releases the GIL); returns the parameters,
     the row and column variances of the position (inf without ``covariance``) and the number of pixels of
-    each fit (and, ``with_rss``, the weighted residual sum of squares)."""
+    each fit and the weighted residual sum of squares."""
     k = len(p)
     th, vy, vx, rss = np.empty((k, 7)), np.empty(k), np.empty(k), np.empty(k)
     eye = np.eye(7)[None]
@@ -493,9 +493,7 @@ def _fit(p, yy, xx, wf, t0, iterations, free, poisson, covariance=True, with_rss
     # Poisson weights: the inverse Fisher matrix is the Cramer-Rao bound itself (structured misfit is
     # accounted for separately, :func:`structured_sd`); uniform weights: scaled by the residual variance
     scale = np.ones(k) if poisson else np.maximum(rss / dof, 1e-300)
-    if with_rss:
-        return th, vy * scale, vx * scale, n, rss
-    return th, vy * scale, vx * scale, n
+    return th, vy * scale, vx * scale, n, rss
 
 
 def counts_like(img: np.ndarray) -> bool:
@@ -516,9 +514,8 @@ def refine_gaussian(img: np.ndarray, peaks: np.ndarray, radius: float, sigma0: f
     """Fit 2-D Gaussians to the image at every peak (vectorised least squares; Poisson-weighted for counts).
 
     A first pass fits each column alone (amplitude, position, width and a constant background in the
-    disk of ``radius`` px around its centre of mass, as atomap does), from a width of ``sigma0`` and, when
-    :data:`PASS0_SECOND_START`, also from a third of it (the start of lower median misfit kept: sparse
-    columns are far narrower than the disk). With ``passes`` > 0, every column
+    disk of ``radius`` px around its centre of mass, as atomap does), from a width of ``sigma0`` and from a third of
+    it (the start of lower median misfit kept: sparse columns are far narrower than the disk). With ``passes`` > 0, every column
     then shares the median fitted width (``shared_width``), and ``passes`` joint passes follow: the fitted
     Gaussians of all *other* columns are rendered and subtracted, and each column's amplitude, position
     and local background are refitted in a disk of ``window`` fitted widths (at least 1.5 px). Each pass is
@@ -624,14 +621,14 @@ def refine_gaussian(img: np.ndarray, peaks: np.ndarray, radius: float, sigma0: f
         sample = np.unique(np.linspace(0, k - 1, WIDTH_SAMPLE).astype(int))
     p = np.where(disk[sample], patch[sample], 0.0)
     wf = disk[sample].astype(np.float64)
-    th_s, vy_s, vx_s, n_s, rss_s = _fit(p, yy, xx, wf, t0[sample], iterations, free, False, with_rss=True)
-    if s0 / 3 >= 0.6 and PASS0_SECOND_START and len(sample) >= 2:
+    th_s, vy_s, vx_s, n_s, rss_s = _fit(p, yy, xx, wf, t0[sample], iterations, free, False)
+    if s0 / 3 >= 0.6 and len(sample) >= 2:
         # sparse columns: radius / 2 is far wider than a column, and a few steps from it can end far from its
         # width; a second start at a third of it, kept for the whole image when its median misfit is lower (per
         # column, a bright column's fit could jump to its faint partner and back between the two)
         t1 = t0[sample].copy()
         t1[:, 3] = np.log(s0 / 3)
-        alt = _fit(p, yy, xx, wf, t1, iterations, free, False, with_rss=True)
+        alt = _fit(p, yy, xx, wf, t1, iterations, free, False)
         fine = np.isfinite(alt[4]) & np.isfinite(rss_s)
         if fine.sum() >= 2 and np.median(alt[4][fine]) < np.median(rss_s[fine]) * (1 - 1e-6):
             th_s, vy_s, vx_s, n_s, rss_s = alt
@@ -687,7 +684,7 @@ def refine_gaussian(img: np.ndarray, peaks: np.ndarray, radius: float, sigma0: f
                 wf = wf / np.maximum(others + own + bg[:, None, None], 1.0)
             last = it == passes - 1
             probe = adapt and it == 0 and not last
-            th, vy, vx, n = _fit(p, yy, xx, wf, t0, max(2, iterations // 2), fixed if last else free, poisson,
+            th, vy, vx, n, _ = _fit(p, yy, xx, wf, t0, max(2, iterations // 2), fixed if last else free, poisson,
                                  last or probe)
             good = check(th, np.where(last, vy, 0.0), np.where(last, vx, 0.0), n, oy, ox, last)
             good &= np.hypot(*(th[:, 1:3] + c - start).T) <= max_move * radius
@@ -731,9 +728,6 @@ def refine_gaussian(img: np.ndarray, peaks: np.ndarray, radius: float, sigma0: f
 #: atoms``; about 1.2, see :func:`structured_sd`)
 STRUCTURED_GAIN = 1.2
 SMALL_MIN_PX = 2.0
-#: the first, one-column-at-a-time pass also starts from a third of its default width, kept for the whole image
-#: when its median misfit is lower
-PASS0_SECOND_START = True
 
 
 def structured_sd(img: np.ndarray, positions: np.ndarray, amplitude: np.ndarray, width: np.ndarray,

@@ -211,6 +211,16 @@ def test_lattice_share_tells_crystals_from_random_bumps():
     assert np.isnan(pp.lattice_share(square[:3]))
 
 
+def test_lattice_share_does_not_count_a_pair_as_its_own_mode():
+    # a handful of random points: every vector met itself (and its mirror) in the pool, so the share was 1.0
+    rng = np.random.default_rng(8)
+    shares = [pp.lattice_share(rng.uniform(0, 12, (n, 2))) for n in (5, 6, 7, 8, 10) for _ in range(4)]
+    assert np.mean(shares) < 0.2, shares
+    # while a 3 x 3 patch of a crystal, as few atoms, is still a lattice
+    patch = _grid((8.0, 0.0), (0.0, 8.0), 1) + rng.normal(0, 0.2, (9, 2))
+    assert pp.lattice_share(patch) > 0.9
+
+
 def test_residual_columns_finds_a_faint_sublattice_but_not_random_bumps():
     rng = np.random.default_rng(5)
     bright = _grid((12.0, 0.0), (0.0, 12.0), 5, origin=(66.0, 66.0))

@@ -1,5 +1,5 @@
 """CLI command: ``scopenet atoms IMAGE... -o positions.csv [--overlay DIR] [--model NAME] [--tta N]
-[--lattice-prior]``.
+[--lattice-prior] [--dark-columns]``.
 
 Every image's atoms (:func:`scopenet.find_atoms`) go into one CSV table, one row per atom, with the
 columns ``file``, ``frame`` (for stacks), ``x``, ``y`` (px; x = column, y = row, pixel centres at
@@ -7,7 +7,9 @@ integers), ``x_m``, ``y_m`` (metres, empty when the file has no pixel size), ``s
 ``confidence`` and the rest of the table (intensity, neighbour distance, strain). ``--overlay DIR`` also
 writes ``DIR/<stem>-atoms.png`` (the image with its atoms coloured by class). ``--lattice-prior`` pulls each
 position towards the midpoints of its same-class neighbour pairs (:func:`~scopenet.tasks.atoms.postprocess.lattice_prior`:
-smaller errors on a regular lattice, but single-column displacements within about 3 sigma are shrunk too). The CSV is written to a
+smaller errors on a regular lattice, but single-column displacements within about 3 sigma are shrunk too).
+``--dark-columns`` is for images whose columns are dark on a bright background (bright-field or ABF-STEM): the
+image is turned over first (``AtomsConfig.dark_columns``). The CSV is written to a
 temporary name and renamed, and an existing one is kept unless ``--overwrite``. A file that cannot be
 read is reported at the end and the others are still done (exit code 1 if any failed)."""
 from __future__ import annotations
@@ -60,7 +62,8 @@ def overlay_png(image, table, path: Path, overwrite: bool = False, title: str = 
 
 def atoms_cmd(
     inputs: List[Path] = typer.Argument(..., metavar="IMAGE...", help="Atomic-resolution images (any format "
-                                        "scopenet reads): HAADF/ADF-STEM or SPM, bright atoms."),
+                                        "scopenet reads): HAADF/ADF-STEM or SPM, bright atoms "
+                                        "(dark ones with --dark-columns)."),
     output: Path = typer.Option(..., "--output", "-o", help="CSV file for the atom positions of every image."),
     overlay: Optional[Path] = typer.Option(None, "--overlay", help="Folder for one overlay PNG per image."),
     model: str = typer.Option("default", "--model", "-m", help="Installed model name or saved model path."),
@@ -71,6 +74,8 @@ def atoms_cmd(
     lattice_prior: bool = typer.Option(False, "--lattice-prior", help="Combine each position with its same-class "
                                        "neighbours' prediction (regular lattices; shrinks small single-column "
                                        "displacements)."),
+    dark_columns: bool = typer.Option(False, "--dark-columns", help="The columns are dark on a bright background "
+                                      "(bright-field or annular bright-field STEM): the image is turned over first."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing CSV and overlays."),
     quiet: bool = quiet_option(),
 ):
@@ -96,6 +101,8 @@ def atoms_cmd(
             est.config.threshold = threshold
         if lattice_prior:
             est.config.lattice_prior = True
+        if dark_columns:
+            est.config.dark_columns = True
 
     tables: list = []
 

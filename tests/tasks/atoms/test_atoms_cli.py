@@ -50,5 +50,10 @@ def test_cli_writes_positions_and_overlays(tmp_path):
     w = prior["prior_weight"]  # the neighbours' prediction takes part: weights below 1, positions moved a little
     assert (w < 1).mean() > 0.5 and w.between(0, 1).all()
     assert 0 < np.abs(prior["x"] - df["x"]).max() < 0.5
+    sn.write(Micrograph(a.image.max() + 40.0 - a.image, axes=mg.axes), tmp_path / "bf.tif")  # dark columns
+    r = _run("bf.tif", "-o", "bf.csv", "--dark-columns", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    bf = pd.read_csv(tmp_path / "bf.csv")
+    assert len(bf) == len(df) and np.abs(np.sort(bf["x"]) - np.sort(df["x"])).max() < 0.2
     r = _run("cu.tif", "-o", "pos.txt", cwd=tmp_path)
     assert r.returncode != 0 and ".csv" in r.stderr

@@ -90,6 +90,28 @@ def test_a_texture_without_a_lattice_is_flagged_and_a_crystal_is_not(table):
     assert find_atoms(tex, ood_lattice=0.0).attrs["ood"] is False
 
 
+def test_dark_columns_are_found_in_the_turned_over_image_and_flagged_without_it(example, table):
+    # a bright-field-like image: the same columns as dips on a bright background
+    bf = (example.image.max() + 40.0 - example.image).astype(np.float32)
+    wrong = find_atoms(bf)
+    assert wrong.attrs["ood"] is True  # the network marks the gaps between the columns
+    m = match_atoms(example.atoms, wrong[["y", "x"]].to_numpy(), 0.3 * example.spacing_px)
+    assert m.f1 < 0.2
+    dark = find_atoms(bf, dark_columns=True)
+    assert dark.attrs["ood"] is False
+    m = match_atoms(example.atoms, dark[["y", "x"]].to_numpy(), 0.3 * example.spacing_px)
+    mb = match_atoms(example.atoms, table[["y", "x"]].to_numpy(), 0.3 * example.spacing_px)
+    assert m.f1 >= mb.f1 - 0.01 and m.rms_px < mb.rms_px + 0.05
+    assert (dark["intensity"] > 0).all() and (dark["sigma_px"] > 0).all()
+
+
+def test_a_small_crop_of_noise_is_flagged():
+    # a few maxima on noise used to look like a perfect lattice (every neighbour vector its own mode)
+    rng = np.random.default_rng(0)
+    flagged = [find_atoms(rng.poisson(20, (16, 16)).astype(np.float32)).attrs["ood"] for _ in range(5)]
+    assert all(flagged)
+
+
 def test_an_image_without_atoms_gives_an_empty_flagged_table():
     # a smooth gradient: no heatmap peak at all (the refinement once failed on the empty list)
     yy, xx = np.mgrid[0:96, 0:96]

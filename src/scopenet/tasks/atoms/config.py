@@ -106,6 +106,12 @@ class AtomsConfig(BaseModel):
         ``background_gain`` and ``sigma_scale`` for the fits that used the adaptive small window (little
         noise; see :func:`~scopenet.tasks.atoms.postprocess.refine_gaussian`), which a structured
         background moves less (calibrated separately). None: the usual ones.
+    dark_columns : bool
+        The columns are dark on a bright background (bright-field or annular bright-field STEM, an HRTEM
+        image at a defocus that shows atoms dark): the image is turned over (its maximum minus it) before the
+        network and the fit, and the fit weighs its pixels uniformly (the turned image's noise does not grow
+        with its values). ``intensity`` is then the depth of each column's dip. An image of dark columns found
+        without it is flagged (the network marks the gaps between them).
     lattice_prior : bool
         Combine each fitted position with the prediction of its same-class neighbours (the midpoints of
         the neighbour pairs that bracket it; exact for a uniformly strained lattice) by inverse variance,
@@ -169,6 +175,7 @@ class AtomsConfig(BaseModel):
     sigma_scale_small: float | None = Field(None, gt=0)
     mismatch_fraction: float = Field(0.0, ge=0)
     mismatch_fraction_small: float | None = Field(None, ge=0)
+    dark_columns: bool = False
     lattice_prior: bool = False
     prior_gate: float = Field(3.0, gt=0)
     prior_sigma_scale: float = Field(1.0, gt=0)

@@ -223,6 +223,8 @@ class AtomFinder(Estimator):
         a, px = _frame(img)
         px = pixel_size_m if pixel_size_m is not None else px
         cfg = self.config
+        if cfg.dark_columns:  # dark columns on a bright background: turned over, so the columns are peaks
+            a = np.float32(a.max()) - a
         binning = self.binning(a)
         if heat is None:
             heat = self._heatmap_binned(a, check_views(tta), binning)

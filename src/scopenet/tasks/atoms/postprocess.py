@@ -1227,6 +1227,7 @@ def atom_table(img: np.ndarray, heat: np.ndarray, peaks: np.ndarray, confidence:
         wins = getattr(cfg, "windows", (2.5, 2.0, 1.25))
         locked = bool(getattr(cfg, "structured_locked", True))
         fit = refine_gaussian(img, start, radius, com_start=False,  # the heatmap's centroids: steadier at low dose
+                              weights="uniform" if getattr(cfg, "dark_columns", False) else "auto",
                               windows=None if wins is None else tuple(wins), locked=locked,
                               window_thresholds=tuple(getattr(cfg, "window_thresholds", (0.5, 1.2))))
         bm = fit.pop("background_model")

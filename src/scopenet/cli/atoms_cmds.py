@@ -8,6 +8,7 @@ integers), ``x_m``, ``y_m`` (metres, empty when the file has no pixel size), ``s
 writes ``DIR/<stem>-atoms.png`` (the image with its atoms coloured by class). ``--lattice-prior`` pulls each
 position towards the midpoints of its same-class neighbour pairs (:func:`~scopenet.tasks.atoms.postprocess.lattice_prior`:
 smaller errors on a regular lattice, but single-column displacements within about 3 sigma are shrunk too).
+A scanning-probe topograph is levelled first (``AtomsConfig.level_topographs``), and so is its overlay.
 ``--dark-columns`` is for images whose columns are dark on a bright background (bright-field or ABF-STEM): the
 image is turned over first (``AtomsConfig.dark_columns``). The CSV is written to a
 temporary name and renamed, and an existing one is kept unless ``--overwrite``. A file that cannot be
@@ -85,6 +86,7 @@ def atoms_cmd(
     import scopenet as sn
 
     from .._fileutil import atomic_output
+    from ..tasks.atoms.model import is_topograph
 
     with user_errors():
         if output.suffix.lower() != ".csv":
@@ -123,6 +125,8 @@ def atoms_cmd(
                 o = overlay / f"{src.stem}{f'-{i}' if len(frames) > 1 else ''}-atoms.png"
                 check_absent(o, overwrite)
                 frame = img[i] if len(frames) > 1 else img
+                if est.config.level_topographs and is_topograph(frame):  # show what the atoms were found in
+                    frame = sn.flatten(frame, method="auto")
                 overlay_png(frame, df, o, overwrite=overwrite, title=f"{src.name}: {len(df)} atoms",
                             warning="; ".join(df.attrs.get("ood_reasons", [])) if df.attrs.get("ood") else "")
 

@@ -105,6 +105,26 @@ def test_dark_columns_are_found_in_the_turned_over_image_and_flagged_without_it(
     assert (dark["intensity"] > 0).all() and (dark["sigma_px"] > 0).all()
 
 
+def test_a_tilted_stm_topograph_is_levelled_first():
+    from scopenet.simulate.em.atoms import spm_atom_image
+    from scopenet.tasks.atoms.model import is_topograph
+
+    ex = spm_atom_image(np.random.default_rng([5, 0]), 192, spacing_px=10.0, snr=10.0)
+    yy, xx = np.mgrid[0:192, 0:192]
+    # 20 pm of atomic corrugation on a tilt of 5 nm across the scan, as a raw STM file holds it
+    z = (ex.image - ex.image.mean()) / ex.image.std() * 20e-12 + 1e-9 * (0.03 * xx + 0.02 * yy)
+    axes = [Axis("y", 192, 0.05, unit="nm"), Axis("x", 192, 0.05, unit="nm")]
+    topo = Micrograph(z, axes=axes, signal="Z", signal_unit="m", modality="STM")
+    assert is_topograph(topo) and not is_topograph(z)
+    assert not is_topograph(Micrograph(z, axes=axes, modality="STEM"))
+    levelled = find_atoms(topo)
+    assert match_atoms(ex.atoms, levelled[["y", "x"]].to_numpy(), 3.0).f1 > 0.85
+    raw = find_atoms(topo, level_topographs=False)  # the tilt hides every atom
+    assert len(raw) < 10 and raw.attrs["ood"] is True
+    # a plain array is taken as it is
+    assert len(find_atoms(z.astype(np.float32))) == len(raw)
+
+
 def test_a_small_crop_of_noise_is_flagged():
     # a few maxima on noise used to look like a perfect lattice (every neighbour vector its own mode)
     rng = np.random.default_rng(0)

@@ -106,6 +106,11 @@ class AtomsConfig(BaseModel):
         ``background_gain`` and ``sigma_scale`` for the fits that used the adaptive small window (little
         noise; see :func:`~scopenet.tasks.atoms.postprocess.refine_gaussian`), which a structured
         background moves less (calibrated separately). None: the usual ones.
+    level_topographs : bool
+        A scanning-probe height image given as a Micrograph (STM/AFM modality, values in a length unit, as
+        :func:`scopenet.read` gives an SPM file's topography) is levelled first (:func:`scopenet.flatten`, method
+        auto: scan lines aligned, then a robust plane), as SPM software does before any analysis: a raw
+        topograph's tilt is far larger than an atom's corrugation. Plain arrays are taken as they are.
     dark_columns : bool
         The columns are dark on a bright background (bright-field or annular bright-field STEM, an HRTEM
         image at a defocus that shows atoms dark): the image is turned over (its maximum minus it) before the
@@ -175,6 +180,7 @@ class AtomsConfig(BaseModel):
     sigma_scale_small: float | None = Field(None, gt=0)
     mismatch_fraction: float = Field(0.0, ge=0)
     mismatch_fraction_small: float | None = Field(None, ge=0)
+    level_topographs: bool = True
     dark_columns: bool = False
     lattice_prior: bool = False
     prior_gate: float = Field(3.0, gt=0)

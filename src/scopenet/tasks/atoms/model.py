@@ -45,12 +45,29 @@ COLUMNS = ["x", "y", "x_m", "y_m", "sigma_px", "class", "confidence"]
 __all__ = ["AtomFinder", "find_atoms", "COLUMNS", "DEFAULT_MODEL"]
 
 
-def _frame(x: Any, what: str = "image") -> tuple[np.ndarray, float | None]:
-    """One 2-D finite image and its pixel size in metres (None when uncalibrated or anisotropic)."""
+#: units of a scanning-probe height image (a topograph), which is levelled before atoms are found
+HEIGHT_UNITS = {"m", "mm", "um", "µm", "nm", "pm", "A", "Å"}
+
+
+def is_topograph(x: Any) -> bool:
+    """Whether ``x`` is a Micrograph of heights from a scanning probe (STM/AFM modality, a length unit)."""
+    from ...report import SPM_MODALITIES
+
+    return isinstance(x, Micrograph) and (x.modality or "").upper() in SPM_MODALITIES \
+        and (x.signal_unit or "").strip() in HEIGHT_UNITS
+
+
+def _frame(x: Any, what: str = "image", level: bool = False) -> tuple[np.ndarray, float | None]:
+    """One 2-D finite image and its pixel size in metres (None when uncalibrated or anisotropic); with ``level``
+    a scanning-probe topograph (:func:`is_topograph`) is levelled first (``sn.flatten``, method auto)."""
     px = None
     if isinstance(x, Micrograph):
         if x.ndim != 2:
             raise InputError(f"{what}: a Micrograph of shape {x.shape} is not one 2-D image")
+        if level and is_topograph(x) and np.isfinite(np.asarray(x.data, float)).all():
+            from ...image.spm import flatten
+
+            x = flatten(x, method="auto")
         sy, sx = x.pixel_size_m()
         if sy is not None and sx is not None and abs(sy - sx) <= 1e-3 * max(sy, sx):
             px = float(sx)
@@ -68,18 +85,18 @@ def _frame(x: Any, what: str = "image") -> tuple[np.ndarray, float | None]:
     return a, px
 
 
-def _frames(x: Any, what: str = "image") -> tuple[list[tuple[np.ndarray, float | None]], bool]:
-    """Frames of an input and whether it was a single image."""
+def _frames(x: Any, what: str = "image", level: bool = False) -> tuple[list[tuple[np.ndarray, float | None]], bool]:
+    """Frames of an input and whether it was a single image (``level``: see :func:`_frame`)."""
     if isinstance(x, (list, tuple)):
         if not x:
             raise InputError(f"{what}: empty list")
-        return [f for xi in x for f in _frames(xi, what)[0]], False
+        return [f for xi in x for f in _frames(xi, what, level)[0]], False
     if x is None or isinstance(x, (str, bytes)):
         raise InputError(f"{what} must be an image array or a Micrograph, got {type(x).__name__}")
     if isinstance(x, Micrograph):
         if x.ndim == 3:
-            return [_frame(x[i], what) for i in range(len(x))], False
-        return [_frame(x, what)], True
+            return [_frame(x[i], what, level) for i in range(len(x))], False
+        return [_frame(x, what, level)], True
     a = np.asarray(x)
     if a.ndim == 3:
         return [_frame(f, what) for f in a], False
@@ -186,7 +203,7 @@ class AtomFinder(Estimator):
     def predict_proba(self, x: Any, *, tta: int = 1) -> Any:
         """Heatmaps of an image, a stack or a list: ``(N, H, W)`` (a list when the shapes differ)."""
         views = check_views(tta)
-        frames, _ = _frames(x)
+        frames, _ = _frames(x, level=self.config.level_topographs)
         maps = [self.heatmap(f, tta=views) for f, _ in frames]
         return np.stack(maps) if len({m.shape for m in maps}) == 1 else maps
 
@@ -220,7 +237,7 @@ class AtomFinder(Estimator):
         """The atom table of one 2-D image (see the module docstring for its columns)."""
         import pandas as pd
 
-        a, px = _frame(img)
+        a, px = _frame(img, level=self.config.level_topographs)
         px = pixel_size_m if pixel_size_m is not None else px
         cfg = self.config
         if cfg.dark_columns:  # dark columns on a bright background: turned over, so the columns are peaks
@@ -266,7 +283,7 @@ class AtomFinder(Estimator):
         DataFrame or list of DataFrame
         """
         views = check_views(tta)
-        frames, single = _frames(x)
+        frames, single = _frames(x, level=self.config.level_topographs)
         out = [self.locate(f, tta=views, pixel_size_m=p, **kw) for f, p in frames]
         return out[0] if single else out
 

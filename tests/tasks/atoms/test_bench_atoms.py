@@ -45,3 +45,24 @@ def test_noise_bound_is_the_cramer_rao_bound_of_a_gaussian_column():
     ex.clean = clean + 50.0  # a background's shot noise raises it
     assert noise_bound(ex)[0] > 1.5 * sq
     assert noise_bound(ex, np.array([1]))[1] == 1
+
+
+def test_coverage_by_intensity_splits_faint_and_bright_columns():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from scopenet.tasks.atoms.bench import FAINT_COLUMN, coverage_by_intensity, relative_intensity
+
+    truth = np.array([[10.0, 10.0], [10.0, 20.0], [20.0, 10.0], [20.0, 20.0], [30.0, 30.0]])
+    # bright columns off by 0.1 px (inside a sigma of 0.2), faint ones by 0.5 px on one axis (outside)
+    pred = truth + np.array([[0.1, 0.0], [0.0, -0.1], [0.5, 0.0], [0.0, 0.5], [0.1, 0.1]])
+    df = pd.DataFrame({"y": pred[:, 0], "x": pred[:, 1], "sigma_px": 0.2,
+                       "intensity": [100.0, 100.0, 30.0, 30.0, 100.0]})
+    assert list(relative_intensity(df["intensity"].to_numpy()) < FAINT_COLUMN) == [False, False, True, True, False]
+    acc: dict = {}
+    r = {"matched_pred": np.arange(5), "matched_true": np.arange(5)}
+    coverage_by_intensity(df, SimpleNamespace(atoms=truth), r, acc)
+    assert acc["bright"] == [6.0, 6.0] and acc["faint"] == [2.0, 4.0]
+    coverage_by_intensity(df, SimpleNamespace(atoms=truth), {"matched_pred": [], "matched_true": []}, acc)
+    assert acc["faint"] == [2.0, 4.0]  # nothing matched: nothing added

@@ -45,9 +45,12 @@ def score_images(model, images) -> tuple[dict, list]:
     from .._bench import timed
     from .baselines import BASELINES
 
+    from .bench import coverage_by_intensity
+
     acc: dict = {}
     per_image = []
     bound = [0.0, 0]
+    cover: dict = {}
     for ex in images:
         runs = {"AtomFinder": None, **BASELINES}
         for name, fn in runs.items():
@@ -61,6 +64,7 @@ def score_images(model, images) -> tuple[dict, list]:
             r = score(rc, ex, sigma)
             pool_add(acc, name, r, dt)
             if fn is None:
+                coverage_by_intensity(df, ex, r, cover)
                 sq, k = noise_bound(ex, r["matched_true"])
                 bound[0], bound[1] = bound[0] + sq, bound[1] + k
                 per_image.append({"structure": ex.params["structure"], "f1": r["f1"], "sq_err": r["sq_err"], "tp": r["tp"],
@@ -68,6 +72,8 @@ def score_images(model, images) -> tuple[dict, list]:
     out = pooled(acc)
     if "AtomFinder" in out:
         out["AtomFinder"]["rms_px_noise_bound"] = float(np.sqrt(bound[0] / bound[1])) if bound[1] else float("nan")
+        for key, (inside, axes) in cover.items():
+            out["AtomFinder"][f"inside_1sigma_{key}"] = inside / axes if axes else float("nan")
     return out, per_image
 
 
@@ -87,12 +93,14 @@ def run(a, report: Report) -> int:
         images = abtem_images(n, dose, size, seed)
         res, per_image = score_images(model, images)
         results["per_dose"][str(int(dose))] = res
-        t = Table(["method", "F1", "precision", "recall", "RMS px", "noise bound px", "inside 1 sigma", "worst image F1",
-                   "s/image", "on faint columns"],
+        t = Table(["method", "F1", "precision", "recall", "RMS px", "noise bound px", "inside 1 sigma",
+                   "inside 1 sigma, faint / bright columns", "worst image F1", "s/image", "on faint columns"],
                   title=f"abTEM images, peak dose {dose:g} counts ({res['AtomFinder']['n_atoms']} atoms)")
         for name, r in res.items():
             t.add(name, r["f1"], r["precision"], r["recall"], r["rms_px"], r.get("rms_px_noise_bound", float("nan")),
-                  r["inside_1sigma"], r["f1_min_image"], r["s_per_image"], r["on_faint_columns"])
+                  r["inside_1sigma"], f"{r.get('inside_1sigma_faint', float('nan')):.3f} / "
+                  f"{r.get('inside_1sigma_bright', float('nan')):.3f}" if name == "AtomFinder" else "",
+                  r["f1_min_image"], r["s_per_image"], r["on_faint_columns"])
         best_name, best = max(((k, v["f1"]) for k, v in res.items() if k != "AtomFinder"), key=lambda kv: kv[1])
         f1 = res["AtomFinder"]["f1"]
         t.notes.append(f"AtomFinder F1 {f1:.4f} vs best baseline {best_name} {best:.4f} "

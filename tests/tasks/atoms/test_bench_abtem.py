@@ -34,7 +34,8 @@ class _Perfect:
 
     def predict(self, image):
         rc = np.vstack([self.ex.atoms, self.ex.params["faint_columns"][:1], [[1.0, 1.0]]])
-        return pd.DataFrame({"y": rc[:, 0], "x": rc[:, 1], "sigma_px": np.full(len(rc), 0.1)})
+        return pd.DataFrame({"y": rc[:, 0], "x": rc[:, 1], "sigma_px": np.full(len(rc), 0.1),
+                             "intensity": np.full(len(rc), 100.0)})
 
 
 def test_score_images_pools_and_counts_faint_detections():
@@ -50,6 +51,7 @@ def test_score_images_pools_and_counts_faint_detections():
     assert m["on_faint_columns"] == 1
     assert m["recall"] == 1.0 and m["precision"] == len(ex.atoms) / (len(ex.atoms) + 1)
     assert m["rms_px"] == 0.0
+    assert m["inside_1sigma_bright"] == 1.0 and "inside_1sigma_faint" not in m  # equal intensities: none faint
     assert per_image[0]["structure"] == "test" and per_image[0]["tp"] == len(ex.atoms)
     assert {"LoG + CoM", "maxima + Gaussian"} <= set(res)
 

@@ -86,11 +86,13 @@ def coverage_by_intensity(df, ex, r: dict, acc: dict) -> None:
     """Add one image's 1-sigma coverage of the faint and of the bright matched columns (``df`` the model's table,
     ``r`` its :func:`score`) to ``acc``: ``{"faint": [inside, axes], "bright": [...]}`` (per axis)."""
     mp, mt = np.asarray(r["matched_pred"], int), np.asarray(r["matched_true"], int)
-    if not len(mp):
+    if not len(mp) or "intensity" not in df:
         return
     inside = np.abs(df[["y", "x"]].to_numpy()[mp] - ex.atoms[mt]) <= df["sigma_px"].to_numpy()[mp, None]
     faint = relative_intensity(df["intensity"].to_numpy()[mp]) < FAINT_COLUMN
     for key, sel in (("faint", faint), ("bright", ~faint)):
+        if not sel.any():
+            continue
         a = acc.setdefault(key, [0.0, 0.0])
         a[0] += float(inside[sel].sum())
         a[1] += 2.0 * float(sel.sum())

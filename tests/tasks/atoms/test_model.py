@@ -103,6 +103,9 @@ def test_dark_columns_are_found_in_the_turned_over_image_and_flagged_without_it(
     mb = match_atoms(example.atoms, table[["y", "x"]].to_numpy(), 0.3 * example.spacing_px)
     assert m.f1 >= mb.f1 - 0.01 and m.rms_px < mb.rms_px + 0.05
     assert (dark["intensity"] > 0).all() and (dark["sigma_px"] > 0).all()
+    # the heatmap of the turned image, as the table used
+    est = AtomFinder.pretrained(dark_columns=True)
+    np.testing.assert_allclose(est.predict_proba(bf)[0], AtomFinder.pretrained().heatmap(bf.max() - bf), atol=1e-5)
 
 
 def test_a_tilted_stm_topograph_is_levelled_first():

@@ -200,11 +200,15 @@ class AtomFinder(Estimator):
         heat = np.asarray(tta_average(run, u, views=views), np.float32)
         return np.ascontiguousarray(heat[pad:-pad, pad:-pad]) if pad > 0 else heat
 
+    def _turned(self, a: np.ndarray) -> np.ndarray:
+        """The image turned over (its maximum minus it) with ``config.dark_columns``, so dark columns are peaks."""
+        return np.float32(a.max()) - a if self.config.dark_columns else a
+
     def predict_proba(self, x: Any, *, tta: int = 1) -> Any:
         """Heatmaps of an image, a stack or a list: ``(N, H, W)`` (a list when the shapes differ)."""
         views = check_views(tta)
         frames, _ = _frames(x, level=self.config.level_topographs)
-        maps = [self.heatmap(f, tta=views) for f, _ in frames]
+        maps = [self.heatmap(self._turned(f), tta=views) for f, _ in frames]
         return np.stack(maps) if len({m.shape for m in maps}) == 1 else maps
 
     def predict_mask(self, x: Any, *, tta: int = 1, threshold: float | None = None) -> Any:
@@ -240,8 +244,7 @@ class AtomFinder(Estimator):
         a, px = _frame(img, level=self.config.level_topographs)
         px = pixel_size_m if pixel_size_m is not None else px
         cfg = self.config
-        if cfg.dark_columns:  # dark columns on a bright background: turned over, so the columns are peaks
-            a = np.float32(a.max()) - a
+        a = self._turned(a)
         binning = self.binning(a)
         if heat is None:
             heat = self._heatmap_binned(a, check_views(tta), binning)

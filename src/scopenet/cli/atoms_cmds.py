@@ -1,5 +1,5 @@
 """CLI command: ``scopenet atoms IMAGE... -o positions.csv [--overlay DIR] [--model NAME] [--tta N]
-[--lattice-prior] [--dark-columns]``.
+[--lattice-prior] [--dark-columns] [--no-second-look]``.
 
 Every image's atoms (:func:`scopenet.find_atoms`) go into one CSV table, one row per atom, with the
 columns ``file``, ``frame`` (for stacks), ``x``, ``y`` (px; x = column, y = row, pixel centres at
@@ -10,7 +10,8 @@ position towards the midpoints of its same-class neighbour pairs (:func:`~scopen
 smaller errors on a regular lattice, but single-column displacements within about 3 sigma are shrunk too).
 A scanning-probe topograph is levelled first (``AtomsConfig.level_topographs``), and so is its overlay.
 ``--dark-columns`` is for images whose columns are dark on a bright background (bright-field or ABF-STEM): the
-image is turned over first (``AtomsConfig.dark_columns``). The CSV is written to a
+image is turned over first (``AtomsConfig.dark_columns``). ``--no-second-look`` skips the search for columns the
+network missed (``residual_contrast=None``, the model's version 6). The CSV is written to a
 temporary name and renamed, and an existing one is kept unless ``--overwrite``. A file that cannot be
 read is reported at the end and the others are still done (exit code 1 if any failed)."""
 from __future__ import annotations
@@ -77,6 +78,8 @@ def atoms_cmd(
                                        "displacements)."),
     dark_columns: bool = typer.Option(False, "--dark-columns", help="The columns are dark on a bright background "
                                       "(bright-field or annular bright-field STEM): the image is turned over first."),
+    no_second_look: bool = typer.Option(False, "--no-second-look", help="Do not look for columns the network missed "
+                                        "in the image less the fitted atoms (faint partners of bright columns)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing CSV and overlays."),
     quiet: bool = quiet_option(),
 ):
@@ -105,6 +108,8 @@ def atoms_cmd(
             est.config.lattice_prior = True
         if dark_columns:
             est.config.dark_columns = True
+        if no_second_look:
+            est.config.residual_contrast = None
 
     tables: list = []
 

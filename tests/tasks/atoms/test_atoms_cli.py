@@ -70,3 +70,21 @@ def test_cli_levels_a_real_stm_topograph(tmp_path, fixtures_dir):
     # the 7x7 adatoms nearest each other are about 7.7 A apart (px 0.78 A): none closer than 6 A
     assert df["nn_px"].median() * 0.78125 > 6.0
     assert (tmp_path / "ov" / "Si_7x7_051-atoms.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_cli_second_look_finds_a_faint_partner_sublattice_and_can_be_turned_off(tmp_path):
+    from scopenet.simulate.em.lattice import render_gaussians
+
+    # bright columns 11 px apart, each with a faint partner 4.5 px away on the shoulder of its heatmap blob
+    rng = np.random.default_rng(2)
+    g = np.stack(np.meshgrid(np.arange(1, 10), np.arange(1, 10), indexing="ij"), -1).reshape(-1, 2) * 11.0
+    img = rng.poisson(20 + render_gaussians((110, 110), np.concatenate([g, g + [0.0, 4.5]]),
+                                            np.r_[np.full(81, 300.0), np.full(81, 90.0)], 1.2))
+    sn.write(Micrograph(img.astype(np.float32), axes=[Axis("y", 110, 0.02, unit="nm"), Axis("x", 110, 0.02, unit="nm")]),
+             tmp_path / "pairs.tif")
+    assert _run("pairs.tif", "-o", "v7.csv", "--quiet", cwd=tmp_path).returncode == 0
+    r = _run("pairs.tif", "-o", "v6.csv", "--no-second-look", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    with_look, without = pd.read_csv(tmp_path / "v7.csv"), pd.read_csv(tmp_path / "v6.csv")
+    assert len(without) < 130 and len(with_look) >= 160  # 162 columns: the faint ones found only by the second look

@@ -128,6 +128,29 @@ def test_a_tilted_stm_topograph_is_levelled_first():
     assert len(find_atoms(z.astype(np.float32))) == len(raw)
 
 
+def test_an_incomplete_scan_is_searched_in_its_complete_rows(example, table):
+    px = 0.2e-10
+    axes = [Axis("y", 128, 0.02, unit="nm"), Axis("x", 128, 0.02, unit="nm")]
+    for missing in (slice(100, None), slice(None, 20)):  # an aborted scan, downwards or upwards
+        img = example.image.astype(np.float32).copy()
+        img[missing] = np.nan
+        img[99 if missing.start else 20, 60:] = np.nan  # the row it stopped in, half scanned
+        df = find_atoms(Micrograph(img, axes=axes))
+        lo, hi = (0, 99) if missing.start else (21, 128)
+        assert df.attrs["rows_used"] == [lo, hi]
+        # the same atoms as in the whole image, in the whole image's coordinates, away from the cut
+        inner = table[(table["y"] > lo + 6) & (table["y"] < hi - 6)]
+        got = df[(df["y"] > lo + 6) & (df["y"] < hi - 6)]
+        m = match_atoms(inner[["y", "x"]].to_numpy(), got[["y", "x"]].to_numpy(), 1.0)
+        assert m.f1 > 0.97 and m.rms_px < 0.1
+        assert (df["y"] >= lo - 0.5).all() and (df["y"] <= hi - 0.5).all()
+        np.testing.assert_allclose(df["y_m"], df["y"] * px, rtol=1e-9)
+    holes = example.image.astype(np.float32).copy()
+    holes[40:45, 30:35] = np.nan  # not a scan that stopped: an error, as before
+    with pytest.raises(InputError, match="whole missing rows"):
+        find_atoms(holes)
+
+
 def test_a_small_crop_of_noise_is_flagged():
     # a few maxima on noise used to look like a perfect lattice (every neighbour vector its own mode)
     rng = np.random.default_rng(0)

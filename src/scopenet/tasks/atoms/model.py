@@ -57,17 +57,19 @@ def is_topograph(x: Any) -> bool:
         and (x.signal_unit or "").strip() in HEIGHT_UNITS
 
 
-def _frame(x: Any, what: str = "image", level: bool = False) -> tuple[np.ndarray, float | None]:
-    """One 2-D finite image and its pixel size in metres (None when uncalibrated or anisotropic); with ``level``
-    a scanning-probe topograph (:func:`is_topograph`) is levelled first (``sn.flatten``, method auto)."""
+def _frame(x: Any, what: str = "image", level: bool = False, partial: bool = False):
+    """One 2-D finite image and its pixel size in metres (None when uncalibrated or anisotropic): ``(a, px)``; with
+    ``level`` a scanning-probe topograph (:func:`is_topograph`) is levelled first (``sn.flatten``, method auto).
+
+    With ``partial``, an incomplete scan (rows of NaN before or after one block of complete rows, as an aborted
+    SPM or STEM scan leaves; a partly scanned row counts as missing) is cut to its complete rows, and the first
+    of them is returned too: ``(a, px, y0)``. Non-finite pixels anywhere else are an error."""
     px = None
+    topo = False
     if isinstance(x, Micrograph):
         if x.ndim != 2:
             raise InputError(f"{what}: a Micrograph of shape {x.shape} is not one 2-D image")
-        if level and is_topograph(x) and np.isfinite(np.asarray(x.data, float)).all():
-            from ...image.spm import flatten
-
-            x = flatten(x, method="auto")
+        topo = level and is_topograph(x)
         sy, sx = x.pixel_size_m()
         if sy is not None and sx is not None and abs(sy - sx) <= 1e-3 * max(sy, sx):
             px = float(sx)
@@ -80,27 +82,37 @@ def _frame(x: Any, what: str = "image", level: bool = False) -> tuple[np.ndarray
     if min(a.shape) < 8:
         raise InputError(f"{what} is too small ({a.shape}); atom finding needs at least 8x8 px")
     a = a.astype(np.float32)
+    y0 = 0
     if not np.isfinite(a).all():
-        raise InputError(f"{what} contains NaN or inf pixels")
-    return a, px
+        rows = np.flatnonzero(np.isfinite(a).all(1))
+        if not (partial and len(rows) >= 8 and np.isfinite(a[rows[0]:rows[-1] + 1]).all()):
+            raise InputError(f"{what} contains NaN or inf pixels" + (
+                " (other than whole missing rows before or after the scanned ones)" if partial else ""))
+        y0 = int(rows[0])
+        a = a[y0:rows[-1] + 1]
+    if topo:
+        from ...image.spm import flatten
+
+        a = np.asarray(flatten(a, method="auto"), np.float32)
+    return (a, px, y0) if partial else (a, px)
 
 
-def _frames(x: Any, what: str = "image", level: bool = False) -> tuple[list[tuple[np.ndarray, float | None]], bool]:
-    """Frames of an input and whether it was a single image (``level``: see :func:`_frame`)."""
+def _frames(x: Any, what: str = "image", level: bool = False, partial: bool = False) -> tuple[list[tuple], bool]:
+    """Frames of an input (:func:`_frame`'s tuples) and whether it was a single image."""
     if isinstance(x, (list, tuple)):
         if not x:
             raise InputError(f"{what}: empty list")
-        return [f for xi in x for f in _frames(xi, what, level)[0]], False
+        return [f for xi in x for f in _frames(xi, what, level, partial)[0]], False
     if x is None or isinstance(x, (str, bytes)):
         raise InputError(f"{what} must be an image array or a Micrograph, got {type(x).__name__}")
     if isinstance(x, Micrograph):
         if x.ndim == 3:
-            return [_frame(x[i], what, level) for i in range(len(x))], False
-        return [_frame(x, what, level)], True
+            return [_frame(x[i], what, level, partial) for i in range(len(x))], False
+        return [_frame(x, what, level, partial)], True
     a = np.asarray(x)
     if a.ndim == 3:
-        return [_frame(f, what) for f in a], False
-    return [_frame(a, what)], True
+        return [_frame(f, what, partial=partial) for f in a], False
+    return [_frame(a, what, partial=partial)], True
 
 
 @register
@@ -237,11 +249,17 @@ class AtomFinder(Estimator):
             pk, conf = pp.heatmap_peaks(heat, t, md)
         return pk, conf, max(1.5, 0.3 * sp) if np.isfinite(sp) else 1.5
 
-    def locate(self, img: Any, *, tta: int = 1, pixel_size_m: float | None = None, heat: np.ndarray | None = None):
-        """The atom table of one 2-D image (see the module docstring for its columns)."""
+    def locate(self, img: Any, *, tta: int = 1, pixel_size_m: float | None = None, heat: np.ndarray | None = None,
+               row_offset: int = 0):
+        """The atom table of one 2-D image (see the module docstring for its columns). An incomplete scan (whole
+        rows of NaN before or after the scanned ones) is searched in its complete rows, and ``y`` counts from the
+        image's first row (``attrs["rows_used"]``); ``row_offset`` is added to ``y`` as well."""
         import pandas as pd
 
-        a, px = _frame(img, level=self.config.level_topographs)
+        a, px, y0 = _frame(img, level=self.config.level_topographs, partial=True)
+        if heat is not None and np.shape(heat) != a.shape:
+            raise InputError(f"heat has shape {np.shape(heat)}, the image's scanned rows {a.shape}")
+        y0 += int(row_offset)
         px = pixel_size_m if pixel_size_m is not None else px
         cfg = self.config
         a = self._turned(a)
@@ -265,7 +283,12 @@ class AtomFinder(Estimator):
                                     merge_px=merge_px)
             res["residual_columns"] = int(len(extra)) if added else 0
         df = pd.DataFrame(res.pop("columns"))
+        if y0:
+            df["y"] += y0
+            if px:
+                df["y_m"] = df["y"] * px
         df.attrs.update(res)
+        df.attrs["rows_used"] = [y0, y0 + a.shape[0]]
         df.attrs["heatmap_binning"] = binning
         df.attrs["model"] = self.name
         return df
@@ -286,8 +309,8 @@ class AtomFinder(Estimator):
         DataFrame or list of DataFrame
         """
         views = check_views(tta)
-        frames, single = _frames(x, level=self.config.level_topographs)
-        out = [self.locate(f, tta=views, pixel_size_m=p, **kw) for f, p in frames]
+        frames, single = _frames(x, level=self.config.level_topographs, partial=True)
+        out = [self.locate(f, tta=views, pixel_size_m=p, row_offset=y0, **kw) for f, p, y0 in frames]
         return out[0] if single else out
 
     # ------------------------------------------------------------------------------- training

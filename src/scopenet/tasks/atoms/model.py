@@ -45,25 +45,24 @@ COLUMNS = ["x", "y", "x_m", "y_m", "sigma_px", "class", "confidence"]
 __all__ = ["AtomFinder", "find_atoms", "COLUMNS", "DEFAULT_MODEL"]
 
 
-#: units of a scanning-probe height image (a topograph), which is levelled before atoms are found
-HEIGHT_UNITS = {"m", "mm", "um", "µm", "nm", "pm", "A", "Å"}
-
-
 def is_topograph(x: Any) -> bool:
-    """Whether ``x`` is a Micrograph of heights from a scanning probe (STM/AFM modality, a length unit)."""
+    """Whether ``x`` is a Micrograph of heights from a scanning probe (STM/AFM modality, a length unit: m with
+    any prefix, or Å; a current in A is not one)."""
+    from ...image.units import split_unit
     from ...report import SPM_MODALITIES
 
     return isinstance(x, Micrograph) and (x.modality or "").upper() in SPM_MODALITIES \
-        and (x.signal_unit or "").strip() in HEIGHT_UNITS
+        and (split_unit(x.signal_unit) or ("",))[0] == "m"
 
 
 def _frame(x: Any, what: str = "image", level: bool = False, partial: bool = False):
-    """One 2-D finite image and its pixel size in metres (None when uncalibrated or anisotropic): ``(a, px)``; with
-    ``level`` a scanning-probe topograph (:func:`is_topograph`) is levelled first (``sn.flatten``, method auto).
+    """One 2-D finite image, its pixel size in metres (None when uncalibrated or anisotropic) and the row of the
+    input its first row is: ``(a, px, y0)``; with ``level`` a scanning-probe topograph (:func:`is_topograph`) is
+    levelled first (``sn.flatten``, method auto).
 
     With ``partial``, an incomplete scan (rows of NaN before or after one block of complete rows, as an aborted
-    SPM or STEM scan leaves; a partly scanned row counts as missing) is cut to its complete rows, and the first
-    of them is returned too: ``(a, px, y0)``. Non-finite pixels anywhere else are an error."""
+    SPM or STEM scan leaves; a partly scanned row counts as missing) is cut to its complete rows (``y0`` the first
+    of them; 0 otherwise). Non-finite pixels anywhere else are an error."""
     px = None
     topo = False
     if isinstance(x, Micrograph):
@@ -94,7 +93,7 @@ def _frame(x: Any, what: str = "image", level: bool = False, partial: bool = Fal
         from ...image.spm import flatten
 
         a = np.asarray(flatten(a, method="auto"), np.float32)
-    return (a, px, y0) if partial else (a, px)
+    return a, px, y0
 
 
 def _frames(x: Any, what: str = "image", level: bool = False, partial: bool = False) -> tuple[list[tuple], bool]:
@@ -173,7 +172,7 @@ class AtomFinder(Estimator):
         ndarray, float32, shape (H, W)
         """
         views = check_views(tta)
-        a, _ = _frame(img)
+        a, _, _ = _frame(img)
         return self._heatmap_binned(a, views, self.binning(a))
 
     def _heatmap_binned(self, a: np.ndarray, views, binning: int) -> np.ndarray:
@@ -220,7 +219,7 @@ class AtomFinder(Estimator):
         """Heatmaps of an image, a stack or a list: ``(N, H, W)`` (a list when the shapes differ)."""
         views = check_views(tta)
         frames, _ = _frames(x, level=self.config.level_topographs)
-        maps = [self.heatmap(self._turned(f), tta=views) for f, _ in frames]
+        maps = [self.heatmap(self._turned(f), tta=views) for f, _, _ in frames]
         return np.stack(maps) if len({m.shape for m in maps}) == 1 else maps
 
     def predict_mask(self, x: Any, *, tta: int = 1, threshold: float | None = None) -> Any:
@@ -356,7 +355,7 @@ class AtomFinder(Estimator):
         make = None
         if images is not None:
             frames, _ = _frames(images, "training image")
-            imgs = [f for f, _ in frames]
+            imgs = [f for f, _, _ in frames]
             if coordinates is None and masks is None:
                 raise InputError("fit needs coordinates or masks for the training images")
             if coordinates is not None and masks is not None:
